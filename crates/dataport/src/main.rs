@@ -1,1 +1,66 @@
-fn main() {}
+//! `dataport`: the server (`dataport serve`) and a client for every service,
+//! in one binary. This file holds only the command line; `serve` and the
+//! client modules do the work.
+
+mod client;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dataport",
+    version,
+    about = "Dataport: Python's data services over gRPC, in one Rust binary"
+)]
+struct Cli {
+    /// The server the client commands call.
+    #[arg(
+        long,
+        global = true,
+        env = "DATAPORT_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Greet NAME (helloworld.Greeter).
+    Hello {
+        name: String,
+        /// Call SayHelloAgain instead of SayHello.
+        #[arg(long)]
+        again: bool,
+    },
+    /// Query the route guide (routeguide.RouteGuide); coordinates are degrees x 1e7.
+    #[command(subcommand)]
+    Route(client::route::RouteCommand),
+    /// Read, publish and watch positions (dataport.position.v1).
+    #[command(subcommand)]
+    Position(client::position::PositionCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::main(args),
+        command => client::main(&cli.server, |channel| async move {
+            match command {
+                Command::Hello { name, again } => {
+                    client::greeter::hello(channel, name, again).await
+                }
+                Command::Route(cmd) => client::route::run(channel, cmd).await,
+                Command::Position(cmd) => client::position::run(channel, cmd).await,
+                Command::Serve(_) => unreachable!("handled above"),
+            }
+        }),
+    }
+}

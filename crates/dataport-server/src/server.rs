@@ -1,0 +1,194 @@
+//! Assembles the services, health and reflection, and runs them until a
+//! shutdown signal, then drains.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dataport_core::route::FeatureDb;
+use dataport_store::{DataDir, StoreError};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::Config;
+use crate::logging::CallLogLayer;
+use crate::position::Hub;
+use crate::{greeter, position, route};
+
+/// Why the server could not start; its `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("features = {path:?}: cannot read: {source}")]
+    FeaturesRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("features = {path:?}: {source}")]
+    FeaturesParse {
+        path: PathBuf,
+        source: dataport_core::route::FeaturesError,
+    },
+    #[error("data_dir = {path:?}: {source}")]
+    DataDir { path: PathBuf, source: StoreError },
+}
+
+/// Why a running server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("server failed: {0}")]
+pub struct ServeError(#[from] tonic::transport::Error);
+
+/// A server with everything loaded that can fail before a port is bound.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    data_dir: DataDir,
+    features: Arc<FeatureDb>,
+    hub: Arc<Hub>,
+}
+
+/// The names of every application service, as health and reflection list them.
+pub const SERVICES: &[&str] = &[
+    <dataport_proto::helloworld::greeter_server::GreeterServer<greeter::GreeterCompat> as NamedService>::NAME,
+    <dataport_proto::routeguide::route_guide_server::RouteGuideServer<route::RouteGuideCompat> as NamedService>::NAME,
+    <dataport_proto::pos_xyz::position_service_server::PositionServiceServer<position::PositionCompat> as NamedService>::NAME,
+    <dataport_proto::dataport::position::v1::position_service_server::PositionServiceServer<position::PositionV1> as NamedService>::NAME,
+];
+
+impl Server {
+    /// Opens the data directory and loads the features.
+    pub fn new(config: Config) -> Result<Server, StartError> {
+        let features = match &config.features {
+            None => FeatureDb::builtin(),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| StartError::FeaturesRead {
+                        path: path.clone(),
+                        source,
+                    })?;
+                FeatureDb::from_json(&text).map_err(|source| StartError::FeaturesParse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
+        let data_dir = DataDir::open(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let hub = Arc::new(Hub::new(config.max_entities));
+        Ok(Server {
+            config,
+            data_dir,
+            features: Arc::new(features),
+            hub,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then reports every
+    /// service NOT_SERVING, stops accepting, ends long-lived streams and
+    /// waits up to `shutdown_timeout` for in-flight calls.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let addr = listener.local_addr().ok();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let (Ok(reflection_v1), Ok(reflection_v1alpha)) =
+            (reflection().build_v1(), reflection().build_v1alpha())
+        else {
+            panic!(
+                "the descriptor sets are compiled in, so reflection must build (see reflection_builds)"
+            );
+        };
+
+        let router = tonic::transport::Server::builder()
+            .layer(CallLogLayer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(greeter::compat())
+            .add_service(route::compat(Arc::clone(&self.features)))
+            .add_service(position::compat(Arc::clone(&self.hub)))
+            .add_service(position::v1(Arc::clone(&self.hub)));
+
+        if self.config.simulate_orbit {
+            tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub)));
+        }
+        set_health(&health, ServingStatus::Serving).await;
+        tracing::info!(
+            addr = %DisplayAddr(addr),
+            data_dir = %self.data_dir.path().display(),
+            features = self.features.len(),
+            "listening"
+        );
+
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let hub = Arc::clone(&self.hub);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight calls");
+            set_health(&health, ServingStatus::NotServing).await;
+            hub.drain();
+            let _ = draining_tx.send(());
+        };
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let serve = router.serve_with_incoming_shutdown(incoming, signal);
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => result?,
+            _ = draining_rx => {
+                let grace = self.config.shutdown_timeout;
+                match tokio::time::timeout(grace, &mut serve).await {
+                    Ok(result) => result?,
+                    Err(_) => tracing::warn!(timeout = ?grace, "calls still running at the shutdown deadline were dropped"),
+                }
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dataport_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService> as NamedService>::NAME);
+    SERVICES
+        .iter()
+        .fold(builder, |b, name| b.with_service_name(*name))
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for name in std::iter::once(&"").chain(SERVICES) {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+struct DisplayAddr(Option<SocketAddr>);
+
+impl std::fmt::Display for DisplayAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => a.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reflection_builds() {
+        assert!(super::reflection().build_v1().is_ok());
+        assert!(super::reflection().build_v1alpha().is_ok());
+    }
+}
