@@ -14,6 +14,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
+use crate::drain::{Drain, EndOnDrain};
 use crate::logging::CallLogLayer;
 use crate::position::Hub;
 use crate::{greeter, position, route};
@@ -100,6 +101,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let addr = listener.local_addr().ok();
+        let drain = Drain::default();
         let (health, health_service) = tonic_health::server::health_reporter();
         let (Ok(reflection_v1), Ok(reflection_v1alpha)) =
             (reflection().build_v1(), reflection().build_v1alpha())
@@ -111,16 +113,19 @@ impl Server {
 
         let router = tonic::transport::Server::builder()
             .layer(CallLogLayer)
-            .add_service(health_service)
+            .add_service(EndOnDrain::new(health_service, drain.clone()))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(greeter::compat())
             .add_service(route::compat(Arc::clone(&self.features)))
             .add_service(position::compat(Arc::clone(&self.hub)))
-            .add_service(position::v1(Arc::clone(&self.hub)));
+            .add_service(position::v1(Arc::clone(&self.hub), drain.clone()));
 
         if self.config.simulate_orbit {
-            tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub)));
+            tokio::spawn(position::simulate_orbit(
+                Arc::clone(&self.hub),
+                drain.clone(),
+            ));
         }
         set_health(&health, ServingStatus::Serving).await;
         tracing::info!(
@@ -131,12 +136,12 @@ impl Server {
         );
 
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let hub = Arc::clone(&self.hub);
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
+            // Health watchers are told NOT_SERVING before their streams end.
             set_health(&health, ServingStatus::NotServing).await;
-            hub.drain();
+            drain.start();
             let _ = draining_tx.send(());
         };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -161,6 +166,13 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
     let builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(dataport_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Both reflection versions describe both, so either client can
+        // resolve every listed service.
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
         .with_service_name(<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService> as NamedService>::NAME);
     SERVICES
         .iter()

@@ -181,7 +181,7 @@ proptest! {
     ) {
         let (a, b) = (Point::new(a.0, a.1), Point::new(b.0, b.1));
         let d = distance_m(a, b);
-        prop_assert!(d >= 0.0 && d <= std::f64::consts::PI * EARTH_RADIUS_M + 1e-6);
+        prop_assert!((0.0..=std::f64::consts::PI * EARTH_RADIUS_M + 1e-6).contains(&d));
         prop_assert!((d - distance_m(b, a)).abs() < 1e-6);
     }
 

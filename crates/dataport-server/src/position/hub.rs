@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::SystemTime;
 
 use dataport_core::position::{DEFAULT_ENTITY, INITIAL_POSITION, Vec3};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 /// One entity's position as of one publish.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,7 +32,6 @@ pub struct TooManyEntities {
 pub struct Hub {
     state: Mutex<State>,
     max_entities: usize,
-    draining: watch::Sender<bool>,
 }
 
 #[derive(Debug)]
@@ -80,7 +79,6 @@ impl Hub {
                 watchers: Vec::new(),
             }),
             max_entities,
-            draining: watch::Sender::new(false),
         }
     }
 
@@ -140,20 +138,6 @@ impl Hub {
         state.watchers.push(Arc::downgrade(&watcher));
         drop(state);
         watcher
-    }
-
-    /// Tells long-lived calls to end: the server is shutting down.
-    pub fn drain(&self) {
-        self.draining.send_replace(true);
-    }
-
-    /// Resolves once [`Hub::drain`] has been called.
-    pub fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.draining.subscribe();
-        async move {
-            // An error means the hub is gone, which ends its calls too.
-            let _ = rx.wait_for(|draining| *draining).await;
-        }
     }
 }
 

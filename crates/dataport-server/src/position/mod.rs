@@ -13,6 +13,8 @@ use dataport_proto::pos_xyz;
 use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::drain::{Drain, EndOnDrain};
+
 pub use hub::{Hub, Snapshot, TooManyEntities};
 
 fn invalid(e: PositionError) -> Status {
@@ -23,10 +25,10 @@ fn full(e: TooManyEntities) -> Status {
     Status::resource_exhausted(e.to_string())
 }
 
-/// Moves "default" around the unit circle until the hub drains.
-pub async fn simulate_orbit(hub: Arc<Hub>) {
+/// Moves "default" around the unit circle until the drain starts.
+pub async fn simulate_orbit(hub: Arc<Hub>, drain: Drain) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let drained = hub.drained();
+    let drained = drain.signaled();
     tokio::pin!(drained);
     for step in 1.. {
         tokio::select! {
@@ -106,8 +108,15 @@ pub struct PositionV1 {
     hub: Arc<Hub>,
 }
 
-pub fn v1(hub: Arc<Hub>) -> v1::position_service_server::PositionServiceServer<PositionV1> {
-    v1::position_service_server::PositionServiceServer::new(PositionV1 { hub })
+/// The v1 service; its watches end with UNAVAILABLE when the drain starts.
+pub fn v1(
+    hub: Arc<Hub>,
+    drain: Drain,
+) -> EndOnDrain<v1::position_service_server::PositionServiceServer<PositionV1>> {
+    EndOnDrain::new(
+        v1::position_service_server::PositionServiceServer::new(PositionV1 { hub }),
+        drain,
+    )
 }
 
 fn wire(s: Snapshot) -> v1::EntityPosition {
@@ -174,50 +183,27 @@ impl v1::position_service_server::PositionService for PositionV1 {
             position::validate_entity(entity).map_err(invalid)?;
         }
         let watcher = self.hub.watch(entities);
-        let drained = self.hub.drained();
-        let stream = watch_stream(watcher, drained);
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(watch_stream(watcher))))
     }
 }
 
-/// Yields each batch the watcher takes, one snapshot at a time, until the
-/// server drains; then ends the call with UNAVAILABLE so clients reconnect.
+/// Yields each batch the watcher takes, one snapshot at a time. The stream
+/// never ends by itself: the client cancels it, or the drain ends it.
 fn watch_stream(
     watcher: Arc<hub::Watcher>,
-    drained: impl Future<Output = ()> + Send + 'static,
 ) -> impl Stream<Item = Result<v1::WatchResponse, Status>> + Send {
-    struct State<D> {
-        watcher: Arc<hub::Watcher>,
-        drained: Pin<Box<D>>,
-        batch: std::vec::IntoIter<Snapshot>,
-        done: bool,
-    }
-    let state = State {
-        watcher,
-        drained: Box::pin(drained),
-        batch: Vec::new().into_iter(),
-        done: false,
-    };
-    futures_util::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
+    let batch = Vec::new().into_iter();
+    futures_util::stream::unfold((watcher, batch), |(watcher, mut batch)| async move {
         loop {
-            if let Some(s) = st.batch.next() {
+            if let Some(s) = batch.next() {
                 return Some((
                     Ok(v1::WatchResponse {
                         position: Some(wire(s)),
                     }),
-                    st,
+                    (watcher, batch),
                 ));
             }
-            tokio::select! {
-                batch = st.watcher.next_batch() => st.batch = batch.into_iter(),
-                () = st.drained.as_mut() => {
-                    st.done = true;
-                    return Some((Err(Status::unavailable("the server is shutting down")), st));
-                }
-            }
+            batch = watcher.next_batch().await.into_iter();
         }
     })
 }
