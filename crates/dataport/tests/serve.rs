@@ -1,0 +1,268 @@
+//! `dataport serve` as a process: configuration errors, the start line, one
+//! log line per call, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn serve() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dataport"));
+    cmd.arg("serve");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DATAPORT_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs a serve command expected to refuse its settings; returns stderr.
+fn refused(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn bad_settings_exit_2_with_one_line_naming_key_value_and_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let e = refused(
+        serve()
+            .args(["--listen", "localhost"])
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(e.contains("listen = \"localhost\" (from --listen)"), "{e}");
+    let e = refused(
+        serve()
+            .env("DATAPORT_LOG_FORMAT", "xml")
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(
+        e.contains("log_format = \"xml\" (from DATAPORT_LOG_FORMAT)"),
+        "{e}"
+    );
+    let e = refused(
+        serve()
+            .args(["--shutdown-timeout", "soon"])
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(e.contains("shutdown_timeout = \"soon\""), "{e}");
+    let e = refused(
+        serve()
+            .args(["--features", "/no/such/features.json"])
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(
+        e.contains("features = \"/no/such/features.json\"") && e.contains("cannot read"),
+        "{e}"
+    );
+
+    let config = dir.path().join("dataport.toml");
+    std::fs::write(&config, "max_entities = 0\n").expect("write");
+    let e = refused(
+        serve()
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(
+        e.contains("max_entities = \"0\" (from ") && e.contains("dataport.toml"),
+        "{e}"
+    );
+    let e = refused(serve().env("DATAPORT_CONFIG", dir.path().join("absent.toml")));
+    assert!(e.contains("absent.toml"), "{e}");
+    // None of these started a server, so none created the data dir.
+    assert!(!data.exists());
+}
+
+#[test]
+fn settings_are_checked_before_the_port_is_bound() {
+    // Hold the port: a server that bound before checking would report the
+    // port as taken instead of the bad setting.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = held.local_addr().expect("addr").to_string();
+    let e = refused(serve().args(["--listen", &addr, "--log-format", "yaml"]));
+    assert!(e.contains("log_format = \"yaml\""), "{e}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = refused(
+        serve()
+            .args(["--listen", &addr])
+            .arg("--data-dir")
+            .arg(dir.path()),
+    );
+    assert!(
+        e.contains(&format!("listen = \"{addr}\": cannot bind")),
+        "{e}"
+    );
+}
+
+struct Served {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Starts `dataport serve` on an ephemeral port and reads its address from
+/// the JSON start line.
+fn start(extra: &[&str], data_dir: &std::path::Path) -> Served {
+    let mut child = serve()
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a start line");
+    let start: serde_json::Value = serde_json::from_str(&first).expect("json");
+    assert_eq!(start["fields"]["message"], "listening", "{first}");
+    assert_eq!(start["fields"]["data_dir"], data_dir.display().to_string());
+    let addr = start["fields"]["addr"].as_str().expect("addr").to_owned();
+    Served { child, addr, lines }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn serve_logs_each_call_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("new/data");
+    let mut served = start(&[], &data);
+    assert!(data.is_dir(), "the data dir is created");
+
+    let client = |args: &[&str]| {
+        Command::new(assert_cmd::cargo::cargo_bin("dataport"))
+            .arg("--server")
+            .arg(&served.addr)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    assert!(client(&["hello", "log"]).status.success());
+    assert!(
+        !client(&["position", "get", "--entity", "ghost"])
+            .status
+            .success()
+    );
+
+    let mut calls = Vec::new();
+    while calls.len() < 2 {
+        let line = served
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a call line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        if v["target"] == "dataport::call" {
+            calls.push(v["fields"].clone());
+        }
+    }
+    assert_eq!(calls[0]["method"], "/helloworld.Greeter/SayHello");
+    assert_eq!(calls[0]["code"], "OK");
+    assert!(calls[0]["duration_us"].is_u64());
+    assert_eq!(
+        calls[1]["method"],
+        "/dataport.position.v1.PositionService/Get"
+    );
+    assert_eq!(calls[1]["code"], "NOT_FOUND");
+    assert_eq!(
+        calls[1]["message"],
+        "entity \"ghost\" has never been published"
+    );
+
+    sigterm(&served.child);
+    let status = served.child.wait().expect("exits");
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = served.lines.iter().collect();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = start(&[], dir.path());
+    let e = refused(
+        serve()
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path()),
+    );
+    assert!(e.contains("in use by another dataport server"), "{e}");
+    sigterm(&first.child);
+    assert_eq!(first.child.wait().expect("exits").code(), Some(0));
+}
+
+#[test]
+fn simulate_orbit_moves_the_default_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut served = start(&["--simulate-orbit"], dir.path());
+    let out = Command::new(assert_cmd::cargo::cargo_bin("dataport"))
+        .args([
+            "--server",
+            &served.addr,
+            "position",
+            "watch",
+            "default",
+            "--count",
+            "3",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let revisions: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            l.split("revision=")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|r| r.parse().ok())
+                .expect("revision")
+        })
+        .collect();
+    assert_eq!(revisions.len(), 3);
+    assert!(revisions.windows(2).all(|w| w[1] > w[0]), "{text}");
+    for line in text.lines() {
+        let coord = |name: &str| -> f64 {
+            line.split(&format!(" {name}="))
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|v| v.parse().ok())
+                .expect("coord")
+        };
+        assert!((coord("x").hypot(coord("y")) - 1.0).abs() < 1e-9, "{line}");
+    }
+    sigterm(&served.child);
+    assert_eq!(served.child.wait().expect("exits").code(), Some(0));
+}

@@ -1,0 +1,170 @@
+"""Starts the real dataport binary and hands its address to the tests.
+
+The server picks its own port (`--listen 127.0.0.1:0`) and announces it in a
+JSON log line on stdout; we wait for that line rather than for a guessed
+amount of time. Threads keep draining stdout and stderr for the server's
+whole life, so it never blocks on a full pipe, and the last lines are kept
+for the failure message when it misbehaves.
+"""
+
+import collections
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import pytest
+
+from interop import GEN_DIR, REPO_ROOT
+
+if not (GEN_DIR / "helloworld_pb2.py").exists():
+    raise pytest.UsageError(f"no generated stubs in {GEN_DIR}: start the suite with tests/interop/python/run")
+# The stubs import each other as top-level modules (helloworld_pb2,
+# dataport.position.v1.position_pb2), as the seed clients' did.
+sys.path.insert(0, str(GEN_DIR))
+
+STARTUP_TIMEOUT_S = 30.0
+SHUTDOWN_TIMEOUT_S = 15.0
+
+
+class DataportServer:
+    """One `dataport serve` process on a loopback port of its choosing."""
+
+    def __init__(self, binary, data_dir):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.addr = None
+        self.process = None
+        self._recent = collections.deque(maxlen=200)
+        self._stdout_lines = queue.Queue()
+        self._announced = threading.Event()
+        self._drains = []
+
+    def start(self):
+        argv = [
+            str(self.binary),
+            "serve",
+            "--listen", "127.0.0.1:0",
+            "--data-dir", str(self.data_dir),
+            "--log-format", "json",
+        ]
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        self._drain(self.process.stdout, "stdout", forward=True)
+        self._drain(self.process.stderr, "stderr", forward=False)
+        self.addr = self._wait_for_listening()
+        return self
+
+    def _drain(self, pipe, name, forward):
+        def run():
+            for line in pipe:
+                self._recent.append(f"[{name}] {line.rstrip()}")
+                if forward and not self._announced.is_set():
+                    self._stdout_lines.put(line)
+            pipe.close()
+            if forward:
+                self._stdout_lines.put(None)  # end of stdout
+
+        thread = threading.Thread(target=run, name=f"dataport-{name}", daemon=True)
+        thread.start()
+        self._drains.append(thread)
+
+    def _wait_for_listening(self):
+        """Reads stdout until the line whose fields.message is "listening"."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            try:
+                line = self._stdout_lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                pytest.fail(f"dataport did not announce its address within {STARTUP_TIMEOUT_S}s\n{self.output()}")
+            if line is None:
+                code = self.process.wait()
+                pytest.fail(f"dataport exited with {code} before announcing its address\n{self.output()}")
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            fields = record.get("fields", {}) if isinstance(record, dict) else {}
+            if fields.get("message") == "listening":
+                self._announced.set()
+                return str(fields["addr"])
+
+    def stop(self):
+        """SIGTERM, then the exit status; asserts a clean exit in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"dataport was still running {SHUTDOWN_TIMEOUT_S}s after SIGTERM\n{self.output()}")
+        for thread in self._drains:
+            thread.join(timeout=5)
+        assert code == 0, f"dataport exited with {code} after SIGTERM\n{self.output()}"
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def output(self):
+        return "\n".join(self._recent)
+
+
+@pytest.fixture(scope="session")
+def dataport_bin():
+    binary = os.environ.get("DATAPORT_BIN") or str(REPO_ROOT / "target/release/dataport")
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"no executable dataport at {binary}: set DATAPORT_BIN or run tests/interop/python/run")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def server(dataport_bin, tmp_path_factory):
+    """The server the whole session shares."""
+    srv = DataportServer(dataport_bin, tmp_path_factory.mktemp("data")).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def fresh_server(dataport_bin, tmp_path_factory):
+    """A server of the test's own, for state nobody else may have touched."""
+    srv = DataportServer(dataport_bin, tmp_path_factory.mktemp("fresh-data")).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def open_channel(addr):
+    channel = grpc.insecure_channel(addr)
+    grpc.channel_ready_future(channel).result(timeout=STARTUP_TIMEOUT_S)
+    return channel
+
+
+@pytest.fixture(scope="session")
+def channel(server):
+    with open_channel(server.addr) as ch:
+        yield ch
+
+
+@pytest.fixture
+def fresh_channel(fresh_server):
+    with open_channel(fresh_server.addr) as ch:
+        yield ch
