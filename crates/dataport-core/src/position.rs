@@ -4,11 +4,7 @@
 /// The entity the seed `posXYZ.PositionService` reads and writes.
 pub const DEFAULT_ENTITY: &str = "default";
 /// Where "default" stands before anyone publishes.
-pub const INITIAL_POSITION: Vec3 = Vec3 {
-    x: 1.0,
-    y: 0.0,
-    z: 0.0,
-};
+pub const INITIAL_POSITION: Vec3 = Vec3 { x: 1.0, y: 0.0, z: 0.0 };
 /// The longest entity name, in bytes.
 pub const MAX_ENTITY_LEN: usize = 128;
 /// How far the demo orbit turns per step, in degrees.
@@ -42,10 +38,7 @@ pub fn validate_entity(name: &str) -> Result<(), PositionError> {
     }
     if name.len() > MAX_ENTITY_LEN {
         let shown: String = name.chars().take(32).collect();
-        return Err(PositionError::LongEntity {
-            name: format!("{shown}..."),
-            len: name.len(),
-        });
+        return Err(PositionError::LongEntity { name: format!("{shown}..."), len: name.len() });
     }
     if name.chars().any(char::is_control) {
         return Err(PositionError::ControlInEntity(name.to_owned()));
@@ -71,11 +64,7 @@ pub fn orbit(step: u64) -> Vec3 {
     // Reduce first so the angle stays exact however long the demo runs.
     let turns = 360.0 / ORBIT_STEP_DEG;
     let angle = ((step % turns as u64) as f64 * ORBIT_STEP_DEG).to_radians();
-    Vec3 {
-        x: angle.cos(),
-        y: angle.sin(),
-        z: 0.0,
-    }
+    Vec3 { x: angle.cos(), y: angle.sin(), z: 0.0 }
 }
 
 #[cfg(test)]
@@ -87,33 +76,15 @@ mod tests {
         assert!(validate_entity("drone-7").is_ok());
         assert!(validate_entity(&"é".repeat(64)).is_ok());
         assert_eq!(validate_entity(""), Err(PositionError::EmptyEntity));
-        assert!(matches!(
-            validate_entity(&"a".repeat(129)),
-            Err(PositionError::LongEntity { len: 129, .. })
-        ));
-        assert_eq!(
-            validate_entity("a\nb"),
-            Err(PositionError::ControlInEntity("a\nb".into()))
-        );
+        assert!(matches!(validate_entity(&"a".repeat(129)), Err(PositionError::LongEntity { len: 129, .. })));
+        assert_eq!(validate_entity("a\nb"), Err(PositionError::ControlInEntity("a\nb".into())));
     }
 
     #[test]
     fn non_finite_coordinates_are_named() {
-        let e = Vec3 {
-            x: 0.0,
-            y: f64::NAN,
-            z: 0.0,
-        }
-        .validate()
-        .unwrap_err();
+        let e = Vec3 { x: 0.0, y: f64::NAN, z: 0.0 }.validate().unwrap_err();
         assert_eq!(e.to_string(), "position.y must be finite, got NaN");
-        let e = Vec3 {
-            x: 0.0,
-            y: 0.0,
-            z: f64::NEG_INFINITY,
-        }
-        .validate()
-        .unwrap_err();
+        let e = Vec3 { x: 0.0, y: 0.0, z: f64::NEG_INFINITY }.validate().unwrap_err();
         assert_eq!(e.to_string(), "position.z must be finite, got -inf");
     }
 

@@ -55,15 +55,8 @@ impl Default for Config {
 }
 
 /// Every key, in the order `--help` and error messages list them.
-pub const KEYS: &[&str] = &[
-    "listen",
-    "data_dir",
-    "features",
-    "log_format",
-    "shutdown_timeout",
-    "simulate_orbit",
-    "max_entities",
-];
+pub const KEYS: &[&str] =
+    &["listen", "data_dir", "features", "log_format", "shutdown_timeout", "simulate_orbit", "max_entities"];
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,12 +74,7 @@ pub enum ConfigError {
     #[error("unknown key `{key}` in config file {path} (known keys: {})", KEYS.join(", "))]
     UnknownKey { key: String, path: PathBuf },
     #[error("{key} = {value:?} ({}): {reason}", origin_name(key, origin))]
-    Invalid {
-        key: &'static str,
-        value: String,
-        origin: Origin,
-        reason: String,
-    },
+    Invalid { key: &'static str, value: String, origin: Origin, reason: String },
 }
 
 fn origin_name(key: &str, origin: &Origin) -> String {
@@ -111,21 +99,14 @@ pub struct RawSettings {
 impl RawSettings {
     /// Reads a TOML config file whose top-level keys are [`KEYS`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let file_err = |reason: String| ConfigError::File {
-            path: path.to_owned(),
-            reason,
-        };
+        let file_err = |reason: String| ConfigError::File { path: path.to_owned(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| file_err(e.message().to_owned()))?;
+        let table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| file_err(e.message().to_owned()))?;
         let mut raw = RawSettings::default();
         for (key, value) in table {
             let Some(&known) = KEYS.iter().find(|k| **k == key) else {
-                return Err(ConfigError::UnknownKey {
-                    key,
-                    path: path.to_owned(),
-                });
+                return Err(ConfigError::UnknownKey { key, path: path.to_owned() });
             };
             let text = match value {
                 toml::Value::String(s) => s,
@@ -139,8 +120,7 @@ impl RawSettings {
                     )));
                 }
             };
-            raw.values
-                .insert(known, (text, Origin::File(path.to_owned())));
+            raw.values.insert(known, (text, Origin::File(path.to_owned())));
         }
         Ok(raw)
     }
@@ -185,13 +165,12 @@ impl RawSettings {
             };
             match key {
                 "listen" => {
-                    config.listen = value
-                        .parse()
-                        .map_err(|_| invalid(&"expected an IP address and port, such as 127.0.0.1:50051 or [::]:50051"))?;
+                    config.listen = value.parse().map_err(|_| {
+                        invalid(&"expected an IP address and port, such as 127.0.0.1:50051 or [::]:50051")
+                    })?;
                 }
                 "data_dir" => {
-                    config.data_dir =
-                        non_empty_path(value).ok_or_else(|| invalid(&"must not be empty"))?
+                    config.data_dir = non_empty_path(value).ok_or_else(|| invalid(&"must not be empty"))?
                 }
                 "features" => {
                     config.features =
@@ -247,8 +226,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     };
     let expected = "expected seconds such as 10, 2.5, 10s or 500ms";
     let n: f64 = number.trim().parse().map_err(|_| expected.to_owned())?;
-    Duration::try_from_secs_f64(n * scale)
-        .map_err(|_| format!("{expected}, not negative or out of range"))
+    Duration::try_from_secs_f64(n * scale).map_err(|_| format!("{expected}, not negative or out of range"))
 }
 
 #[cfg(test)]
@@ -261,12 +239,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
-        assert_eq!(
-            RawSettings::default()
-                .resolve()
-                .expect("defaults are valid"),
-            Config::default()
-        );
+        assert_eq!(RawSettings::default().resolve().expect("defaults are valid"), Config::default());
     }
 
     #[test]
@@ -276,18 +249,11 @@ mod tests {
         std::fs::write(&file, "listen = \"127.0.0.1:1\"\ndata_dir = \"from-file\"\nlog_format = \"json\"\nshutdown_timeout = 3\n")
             .expect("write");
         let from_file = RawSettings::from_file(&file).expect("parses");
-        let from_env = env(&[
-            ("DATAPORT_LISTEN", "127.0.0.1:2"),
-            ("DATAPORT_DATA_DIR", "from-env"),
-            ("PATH", "/bin"),
-        ]);
+        let from_env =
+            env(&[("DATAPORT_LISTEN", "127.0.0.1:2"), ("DATAPORT_DATA_DIR", "from-env"), ("PATH", "/bin")]);
         let mut flags = RawSettings::default();
         flags.set_flag("listen", "127.0.0.1:3");
-        let config = from_file
-            .overlay(from_env)
-            .overlay(flags)
-            .resolve()
-            .expect("valid");
+        let config = from_file.overlay(from_env).overlay(flags).resolve().expect("valid");
         assert_eq!(config.listen, "127.0.0.1:3".parse().expect("addr"));
         assert_eq!(config.data_dir, PathBuf::from("from-env"));
         assert_eq!(config.log_format, LogFormat::Json);
@@ -297,9 +263,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_key_value_and_origin() {
-        let e = env(&[("DATAPORT_LISTEN", "nowhere")])
-            .resolve()
-            .unwrap_err();
+        let e = env(&[("DATAPORT_LISTEN", "nowhere")]).resolve().unwrap_err();
         assert_eq!(
             e.to_string(),
             "listen = \"nowhere\" (from DATAPORT_LISTEN): expected an IP address and port, such as 127.0.0.1:50051 or [::]:50051"
@@ -311,28 +275,13 @@ mod tests {
             e.starts_with("shutdown_timeout = \"-1\" (from --shutdown-timeout): expected seconds"),
             "{e}"
         );
-        let e = env(&[("DATAPORT_LOG_FORMAT", "xml")])
-            .resolve()
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "log_format = \"xml\" (from DATAPORT_LOG_FORMAT): expected `text` or `json`"
-        );
-        let e = env(&[("DATAPORT_MAX_ENTITIES", "0")])
-            .resolve()
-            .unwrap_err()
-            .to_string();
+        let e = env(&[("DATAPORT_LOG_FORMAT", "xml")]).resolve().unwrap_err().to_string();
+        assert_eq!(e, "log_format = \"xml\" (from DATAPORT_LOG_FORMAT): expected `text` or `json`");
+        let e = env(&[("DATAPORT_MAX_ENTITIES", "0")]).resolve().unwrap_err().to_string();
         assert!(e.contains("max_entities = \"0\""), "{e}");
-        let e = env(&[("DATAPORT_SIMULATE_ORBIT", "maybe")])
-            .resolve()
-            .unwrap_err()
-            .to_string();
+        let e = env(&[("DATAPORT_SIMULATE_ORBIT", "maybe")]).resolve().unwrap_err().to_string();
         assert!(e.contains("simulate_orbit = \"maybe\""), "{e}");
-        let e = env(&[("DATAPORT_DATA_DIR", "")])
-            .resolve()
-            .unwrap_err()
-            .to_string();
+        let e = env(&[("DATAPORT_DATA_DIR", "")]).resolve().unwrap_err().to_string();
         assert!(e.contains("data_dir = \"\""), "{e}");
     }
 
@@ -342,33 +291,18 @@ mod tests {
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "listne = \"x\"\n").expect("write");
         let e = RawSettings::from_file(&file).unwrap_err().to_string();
-        assert!(
-            e.starts_with("unknown key `listne` in config file") && e.contains("listen"),
-            "{e}"
-        );
+        assert!(e.starts_with("unknown key `listne` in config file") && e.contains("listen"), "{e}");
         std::fs::write(&file, "listen = [1]\n").expect("write");
         let e = RawSettings::from_file(&file).unwrap_err().to_string();
-        assert!(
-            e.contains("`listen` must be a string, number or boolean, not array"),
-            "{e}"
-        );
+        assert!(e.contains("`listen` must be a string, number or boolean, not array"), "{e}");
         std::fs::write(&file, "listen = \n").expect("write");
         let e = RawSettings::from_file(&file).unwrap_err().to_string();
         assert!(e.starts_with("config file") && !e.contains('\n'), "{e}");
-        let e = RawSettings::from_file(&dir.path().join("missing.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = RawSettings::from_file(&dir.path().join("missing.toml")).unwrap_err().to_string();
         assert!(e.contains("missing.toml"), "{e}");
         std::fs::write(&file, "shutdown_timeout = \"soon\"\n").expect("write");
-        let e = RawSettings::from_file(&file)
-            .expect("parses")
-            .resolve()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("shutdown_timeout = \"soon\" (from ") && e.contains("bad.toml"),
-            "{e}"
-        );
+        let e = RawSettings::from_file(&file).expect("parses").resolve().unwrap_err().to_string();
+        assert!(e.starts_with("shutdown_timeout = \"soon\" (from ") && e.contains("bad.toml"), "{e}");
     }
 
     #[test]

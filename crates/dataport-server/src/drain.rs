@@ -78,11 +78,7 @@ where
         let drained = Box::pin(self.drain.signaled());
         Box::pin(async move {
             let response = response.await?;
-            Ok(response.map(|inner| EndOnDrainBody {
-                inner,
-                drained,
-                ended: false,
-            }))
+            Ok(response.map(|inner| EndOnDrainBody { inner, drained, ended: false }))
         })
     }
 }
@@ -117,10 +113,7 @@ impl<B: Body> Body for EndOnDrainBody<B> {
             *this.ended = true;
             let mut trailers = HeaderMap::new();
             trailers.insert("grpc-status", HeaderValue::from_static("14"));
-            trailers.insert(
-                "grpc-message",
-                HeaderValue::from_static("the%20server%20is%20shutting%20down"),
-            );
+            trailers.insert("grpc-message", HeaderValue::from_static("the%20server%20is%20shutting%20down"));
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
         Poll::Pending

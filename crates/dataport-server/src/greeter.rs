@@ -14,18 +14,12 @@ pub fn compat() -> GreeterServer<GreeterCompat> {
 
 #[tonic::async_trait]
 impl Greeter for GreeterCompat {
-    async fn say_hello(
-        &self,
-        request: Request<HelloRequest>,
-    ) -> Result<Response<HelloReply>, Status> {
+    async fn say_hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
         let message = greeter::hello(&request.get_ref().name);
         Ok(Response::new(HelloReply { message }))
     }
 
-    async fn say_hello_again(
-        &self,
-        request: Request<HelloRequest>,
-    ) -> Result<Response<HelloReply>, Status> {
+    async fn say_hello_again(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
         let message = greeter::hello_again(&request.get_ref().name);
         Ok(Response::new(HelloReply { message }))
     }

@@ -31,9 +31,7 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         .thread_name("dataport-log")
         .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
@@ -62,11 +60,7 @@ pub fn code_name(code: i32) -> &'static str {
         "DATA_LOSS",
         "UNAUTHENTICATED",
     ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .copied()
-        .unwrap_or("UNKNOWN")
+    usize::try_from(code).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or("UNKNOWN")
 }
 
 /// A tower layer that logs every call: method, status code, duration, peer.
@@ -102,17 +96,11 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let call = PendingCall {
             method: req.uri().path_and_query().cloned(),
-            peer: req
-                .extensions()
-                .get::<TcpConnectInfo>()
-                .and_then(TcpConnectInfo::remote_addr),
+            peer: req.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
             start: Instant::now(),
             done: false,
         };
-        CallLogFuture {
-            inner: self.inner.call(req),
-            call: Some(call),
-        }
+        CallLogFuture { inner: self.inner.call(req), call: Some(call) }
     }
 }
 
@@ -146,14 +134,8 @@ impl PendingCall {
         let Some(status) = headers.get("grpc-status") else {
             return Some(self);
         };
-        let code = std::str::from_utf8(status.as_bytes())
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2);
-        let message = headers
-            .get("grpc-message")
-            .and_then(|m| m.to_str().ok())
-            .filter(|_| code != 0);
+        let code = std::str::from_utf8(status.as_bytes()).ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+        let message = headers.get("grpc-message").and_then(|m| m.to_str().ok()).filter(|_| code != 0);
         self.finish(code, message);
         None
     }
@@ -162,12 +144,8 @@ impl PendingCall {
 impl Drop for PendingCall {
     fn drop(&mut self) {
         if !self.done {
-            let call = PendingCall {
-                method: self.method.take(),
-                peer: self.peer,
-                start: self.start,
-                done: false,
-            };
+            let call =
+                PendingCall { method: self.method.take(), peer: self.peer, start: self.start, done: false };
             call.finish(1, Some("the call ended before its response did"));
         }
     }
@@ -197,10 +175,7 @@ where
             Ok(response) => {
                 let (parts, inner) = response.into_parts();
                 let call = call.and_then(|c| c.finish_from(&parts.headers));
-                Ok(http::Response::from_parts(
-                    parts,
-                    CallLogBody { inner, call },
-                ))
+                Ok(http::Response::from_parts(parts, CallLogBody { inner, call }))
             }
             Err(e) => {
                 if let Some(call) = call {

@@ -37,17 +37,11 @@ fn point(p: Option<Point>, field: &dyn fmt::Display) -> Result<route::Point, Sta
 }
 
 fn wire_point(p: route::Point) -> Point {
-    Point {
-        latitude: p.latitude,
-        longitude: p.longitude,
-    }
+    Point { latitude: p.latitude, longitude: p.longitude }
 }
 
 fn wire_feature(f: &route::Feature) -> Feature {
-    Feature {
-        name: f.name.clone(),
-        location: Some(wire_point(f.location)),
-    }
+    Feature { name: f.name.clone(), location: Some(wire_point(f.location)) }
 }
 
 type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
@@ -58,10 +52,7 @@ impl RouteGuide for RouteGuideCompat {
         let p = point(Some(request.into_inner()), &"point")?;
         let feature = match self.features.at(p) {
             Some(f) => wire_feature(f),
-            None => Feature {
-                name: String::new(),
-                location: Some(wire_point(p)),
-            },
+            None => Feature { name: String::new(), location: Some(wire_point(p)) },
         };
         Ok(Response::new(feature))
     }
@@ -95,10 +86,7 @@ impl RouteGuide for RouteGuideCompat {
         let mut tally = RouteTally::default();
         let mut index = 0usize;
         while let Some(p) = points.next().await {
-            tally.add(
-                point(Some(p?), &format_args!("point {index}"))?,
-                &self.features,
-            );
+            tally.add(point(Some(p?), &format_args!("point {index}"))?, &self.features);
             index += 1;
         }
         let s = tally.summary(start.elapsed().as_secs());
@@ -126,16 +114,12 @@ impl RouteGuide for RouteGuideCompat {
                     let note = note?;
                     let at = point(note.location, &format_args!("note {index}: location"))?;
                     for message in log.earlier(at) {
-                        let earlier = RouteNote {
-                            location: Some(wire_point(at)),
-                            message: message.clone(),
-                        };
+                        let earlier = RouteNote { location: Some(wire_point(at)), message: message.clone() };
                         if tx.send(Ok(earlier)).await.is_err() {
                             return Ok(false);
                         }
                     }
-                    log.remember(at, note.message)
-                        .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+                    log.remember(at, note.message).map_err(|e| Status::resource_exhausted(e.to_string()))?;
                     Ok::<_, Status>(true)
                 };
                 match answered.await {

@@ -23,15 +23,9 @@ use crate::{greeter, position, route};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("features = {path:?}: cannot read: {source}")]
-    FeaturesRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    FeaturesRead { path: PathBuf, source: std::io::Error },
     #[error("features = {path:?}: {source}")]
-    FeaturesParse {
-        path: PathBuf,
-        source: dataport_core::route::FeaturesError,
-    },
+    FeaturesParse { path: PathBuf, source: dataport_core::route::FeaturesError },
     #[error("data_dir = {path:?}: {source}")]
     DataDir { path: PathBuf, source: StoreError },
 }
@@ -64,28 +58,16 @@ impl Server {
         let features = match &config.features {
             None => FeatureDb::builtin(),
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| StartError::FeaturesRead {
-                        path: path.clone(),
-                        source,
-                    })?;
-                FeatureDb::from_json(&text).map_err(|source| StartError::FeaturesParse {
-                    path: path.clone(),
-                    source,
-                })?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| StartError::FeaturesRead { path: path.clone(), source })?;
+                FeatureDb::from_json(&text)
+                    .map_err(|source| StartError::FeaturesParse { path: path.clone(), source })?
             }
         };
-        let data_dir = DataDir::open(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        let data_dir = DataDir::open(&config.data_dir)
+            .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
         let hub = Arc::new(Hub::new(config.max_entities));
-        Ok(Server {
-            config,
-            data_dir,
-            features: Arc::new(features),
-            hub,
-        })
+        Ok(Server { config, data_dir, features: Arc::new(features), hub })
     }
 
     pub fn config(&self) -> &Config {
@@ -106,9 +88,7 @@ impl Server {
         let (Ok(reflection_v1), Ok(reflection_v1alpha)) =
             (reflection().build_v1(), reflection().build_v1alpha())
         else {
-            panic!(
-                "the descriptor sets are compiled in, so reflection must build (see reflection_builds)"
-            );
+            panic!("the descriptor sets are compiled in, so reflection must build (see reflection_builds)");
         };
 
         let router = tonic::transport::Server::builder()
@@ -122,10 +102,7 @@ impl Server {
             .add_service(position::v1(Arc::clone(&self.hub), drain.clone()));
 
         if self.config.simulate_orbit {
-            tokio::spawn(position::simulate_orbit(
-                Arc::clone(&self.hub),
-                drain.clone(),
-            ));
+            tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));
         }
         set_health(&health, ServingStatus::Serving).await;
         tracing::info!(
@@ -174,9 +151,7 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .with_service_name("grpc.reflection.v1.ServerReflection")
         .with_service_name("grpc.reflection.v1alpha.ServerReflection")
         .with_service_name(<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService> as NamedService>::NAME);
-    SERVICES
-        .iter()
-        .fold(builder, |b, name| b.with_service_name(*name))
+    SERVICES.iter().fold(builder, |b, name| b.with_service_name(*name))
 }
 
 async fn set_health(health: &HealthReporter, status: ServingStatus) {

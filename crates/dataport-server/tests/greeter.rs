@@ -13,24 +13,8 @@ async fn greeter_answers_both_greetings_verbatim() {
         ("Zoë", "Hello, Zoë!", "Hello again, Zoë!"),
     ] {
         let request = || HelloRequest { name: name.into() };
-        assert_eq!(
-            client
-                .say_hello(request())
-                .await
-                .expect("ok")
-                .into_inner()
-                .message,
-            hello
-        );
-        assert_eq!(
-            client
-                .say_hello_again(request())
-                .await
-                .expect("ok")
-                .into_inner()
-                .message,
-            again
-        );
+        assert_eq!(client.say_hello(request()).await.expect("ok").into_inner().message, hello);
+        assert_eq!(client.say_hello_again(request()).await.expect("ok").into_inner().message, again);
     }
     server.stop().await.expect("clean stop");
 }

@@ -33,11 +33,7 @@ const EXPECTED_SERVICES: &[&str] = &[
 ];
 
 async fn check(channel: Channel, service: &str) -> Result<ServingStatus, tonic::Status> {
-    let reply = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: service.into(),
-        })
-        .await?;
+    let reply = HealthClient::new(channel).check(HealthCheckRequest { service: service.into() }).await?;
     Ok(reply.into_inner().status())
 }
 
@@ -52,9 +48,7 @@ async fn every_service_reports_serving() {
             "{service}"
         );
     }
-    let err = check(channel, "no.Such")
-        .await
-        .expect_err("unknown service");
+    let err = check(channel, "no.Such").await.expect_err("unknown service");
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -62,76 +56,40 @@ async fn every_service_reports_serving() {
 async fn health_watchers_see_not_serving_when_draining_starts() {
     let mut server = common::start().await;
     let mut watch = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
+        .watch(HealthCheckRequest { service: String::new() })
         .await
         .expect("ok")
         .into_inner();
-    assert_eq!(
-        watch.next().await.expect("first").expect("ok").status(),
-        ServingStatus::Serving
-    );
+    assert_eq!(watch.next().await.expect("first").expect("ok").status(), ServingStatus::Serving);
     server.signal_shutdown();
-    let next = tokio::time::timeout(Duration::from_secs(5), watch.next())
-        .await
-        .expect("prompt");
-    assert_eq!(
-        next.expect("an update").expect("ok").status(),
-        ServingStatus::NotServing
-    );
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("prompt");
+    assert_eq!(next.expect("an update").expect("ok").status(), ServingStatus::NotServing);
     // Then the watch ends, so it does not hold the server up until the deadline.
-    let end = watch
-        .next()
-        .await
-        .expect("a final status")
-        .expect_err("an error status");
+    let end = watch.next().await.expect("a final status").expect_err("an error status");
     assert_eq!(end.code(), Code::Unavailable);
     let started = std::time::Instant::now();
     server.stop().await.expect("clean stop");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "stop took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "stop took {:?}", started.elapsed());
 }
 
 async fn v1(channel: Channel, request: V1Request) -> V1Response {
-    let request = V1ReflectionRequest {
-        host: String::new(),
-        message_request: Some(request),
-    };
+    let request = V1ReflectionRequest { host: String::new(), message_request: Some(request) };
     let mut replies = ReflectionV1::new(channel)
         .server_reflection_info(tokio_stream::once(request))
         .await
         .expect("ok")
         .into_inner();
-    replies
-        .next()
-        .await
-        .expect("a reply")
-        .expect("ok")
-        .message_response
-        .expect("a response")
+    replies.next().await.expect("a reply").expect("ok").message_response.expect("a response")
 }
 
 async fn v1alpha(channel: Channel, request: V1AlphaRequest) -> V1AlphaResponse {
-    let request = V1AlphaReflectionRequest {
-        host: String::new(),
-        message_request: Some(request),
-    };
+    let request = V1AlphaReflectionRequest { host: String::new(), message_request: Some(request) };
     let mut replies = ReflectionV1Alpha::new(channel)
         .server_reflection_info(tokio_stream::once(request))
         .await
         .expect("ok")
         .into_inner();
-    replies
-        .next()
-        .await
-        .expect("a reply")
-        .expect("ok")
-        .message_response
-        .expect("a response")
+    replies.next().await.expect("a reply").expect("ok").message_response.expect("a response")
 }
 
 #[tokio::test]
@@ -144,10 +102,7 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
         panic!("not a service list");
     };
     let names: BTreeSet<_> = list.service.into_iter().map(|s| s.name).collect();
-    assert_eq!(
-        names.iter().map(String::as_str).collect::<Vec<_>>(),
-        EXPECTED_SERVICES
-    );
+    assert_eq!(names.iter().map(String::as_str).collect::<Vec<_>>(), EXPECTED_SERVICES);
 
     let V1AlphaResponse::ListServicesResponse(list) =
         v1alpha(channel, V1AlphaRequest::ListServices(String::new())).await
@@ -162,46 +117,34 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
 async fn reflection_resolves_symbols_and_their_well_known_imports() {
     let server = common::start().await;
     let channel = server.channel().await;
-    let V1Response::FileDescriptorResponse(files) = v1(
-        channel.clone(),
-        V1Request::FileContainingSymbol("dataport.position.v1.PositionService".into()),
-    )
-    .await
+    let V1Response::FileDescriptorResponse(files) =
+        v1(channel.clone(), V1Request::FileContainingSymbol("dataport.position.v1.PositionService".into()))
+            .await
     else {
         panic!("not a file descriptor response");
     };
-    let file = prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice())
-        .expect("decodes");
+    let file =
+        prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice()).expect("decodes");
     assert_eq!(file.name(), "dataport/position/v1/position.proto");
-    assert!(
-        file.dependency
-            .iter()
-            .any(|d| d == "google/protobuf/timestamp.proto")
-    );
+    assert!(file.dependency.iter().any(|d| d == "google/protobuf/timestamp.proto"));
 
-    let V1Response::FileDescriptorResponse(files) = v1(
-        channel.clone(),
-        V1Request::FileByFilename("google/protobuf/timestamp.proto".into()),
-    )
-    .await
+    let V1Response::FileDescriptorResponse(files) =
+        v1(channel.clone(), V1Request::FileByFilename("google/protobuf/timestamp.proto".into())).await
     else {
         panic!("the well-known import is not resolvable");
     };
-    let file = prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice())
-        .expect("decodes");
+    let file =
+        prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice()).expect("decodes");
     assert_eq!(file.package(), "google.protobuf");
 
     // Compat files keep the names their seed clients were generated from.
-    let V1AlphaResponse::FileDescriptorResponse(files) = v1alpha(
-        channel,
-        V1AlphaRequest::FileContainingSymbol("helloworld.Greeter".into()),
-    )
-    .await
+    let V1AlphaResponse::FileDescriptorResponse(files) =
+        v1alpha(channel, V1AlphaRequest::FileContainingSymbol("helloworld.Greeter".into())).await
     else {
         panic!("not a file descriptor response");
     };
-    let file = prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice())
-        .expect("decodes");
+    let file =
+        prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice()).expect("decodes");
     assert_eq!(file.name(), "helloworld.proto");
 }
 
@@ -210,44 +153,25 @@ async fn in_flight_calls_finish_during_the_drain() {
     let mut server = common::start().await;
     let mut client = RouteGuideClient::new(server.channel().await);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut replies = client
-        .route_chat(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("ok")
-        .into_inner();
+    let mut replies =
+        client.route_chat(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("ok").into_inner();
     let note = |message: &str| RouteNote {
-        location: Some(Point {
-            latitude: 1,
-            longitude: 1,
-        }),
+        location: Some(Point { latitude: 1, longitude: 1 }),
         message: message.into(),
     };
     tx.send(note("one")).await.expect("send");
     tx.send(note("two")).await.expect("send");
     // A reply proves the call is in flight on the server.
-    assert_eq!(
-        replies.next().await.expect("reply").expect("ok").message,
-        "one"
-    );
+    assert_eq!(replies.next().await.expect("reply").expect("ok").message, "one");
     let mut health = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
+        .watch(HealthCheckRequest { service: String::new() })
         .await
         .expect("ok")
         .into_inner();
-    assert_eq!(
-        health.next().await.expect("first").expect("ok").status(),
-        ServingStatus::Serving
-    );
+    assert_eq!(health.next().await.expect("first").expect("ok").status(), ServingStatus::Serving);
     server.signal_shutdown();
-    assert_eq!(
-        health.next().await.expect("update").expect("ok").status(),
-        ServingStatus::NotServing
-    );
-    tx.send(note("three"))
-        .await
-        .expect("the call is still open");
+    assert_eq!(health.next().await.expect("update").expect("ok").status(), ServingStatus::NotServing);
+    tx.send(note("three")).await.expect("the call is still open");
     drop(tx);
     let mut rest = Vec::new();
     while let Some(reply) = replies.next().await {
@@ -264,32 +188,16 @@ async fn calls_still_open_at_the_deadline_are_dropped_and_the_server_stops() {
     let server = common::start_with(config, dir).await;
     let mut client = RouteGuideClient::new(server.channel().await);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut replies = client
-        .route_chat(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("ok")
-        .into_inner();
-    let note = || RouteNote {
-        location: Some(Point {
-            latitude: 1,
-            longitude: 1,
-        }),
-        message: "hi".into(),
-    };
+    let mut replies =
+        client.route_chat(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("ok").into_inner();
+    let note = || RouteNote { location: Some(Point { latitude: 1, longitude: 1 }), message: "hi".into() };
     tx.send(note()).await.expect("send");
     tx.send(note()).await.expect("send");
-    replies
-        .next()
-        .await
-        .expect("reply")
-        .expect("the call is in flight");
+    replies.next().await.expect("reply").expect("the call is in flight");
     // The client never closes its side, so only the deadline ends the call.
     let started = std::time::Instant::now();
     server.stop().await.expect("clean stop");
     let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
-        "stopped after {took:?}"
-    );
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "stopped after {took:?}");
     drop(tx);
 }

@@ -8,28 +8,16 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
-const EIFFEL: Point = Point {
-    latitude: 488_583_701,
-    longitude: 22_944_813,
-};
-const BERLIN_GATE: Point = Point {
-    latitude: 525_162_746,
-    longitude: 133_777_041,
-};
-const COLOSSEUM: Point = Point {
-    latitude: 418_902_102,
-    longitude: 124_922_309,
-};
+const EIFFEL: Point = Point { latitude: 488_583_701, longitude: 22_944_813 };
+const BERLIN_GATE: Point = Point { latitude: 525_162_746, longitude: 133_777_041 };
+const COLOSSEUM: Point = Point { latitude: 418_902_102, longitude: 124_922_309 };
 
 async fn list(
     client: &mut RouteGuideClient<Channel>,
     lo: Option<Point>,
     hi: Option<Point>,
 ) -> Result<Vec<String>, tonic::Status> {
-    let mut stream = client
-        .list_features(Rectangle { lo, hi })
-        .await?
-        .into_inner();
+    let mut stream = client.list_features(Rectangle { lo, hi }).await?.into_inner();
     let mut names = Vec::new();
     while let Some(f) = stream.next().await {
         names.push(f?.name);
@@ -42,33 +30,17 @@ async fn get_feature_answers_the_feature_or_an_unnamed_one_at_the_point() {
     let server = common::start().await;
     let mut client = RouteGuideClient::new(server.channel().await);
     let f = client.get_feature(EIFFEL).await.expect("ok").into_inner();
-    assert_eq!(
-        (f.name.as_str(), f.location),
-        ("Eiffel Tower, Paris, France", Some(EIFFEL))
-    );
-    let off = Point {
-        latitude: EIFFEL.latitude + 1,
-        longitude: EIFFEL.longitude,
-    };
+    assert_eq!((f.name.as_str(), f.location), ("Eiffel Tower, Paris, France", Some(EIFFEL)));
+    let off = Point { latitude: EIFFEL.latitude + 1, longitude: EIFFEL.longitude };
     let f = client.get_feature(off).await.expect("ok").into_inner();
     assert_eq!((f.name.as_str(), f.location), ("", Some(off)));
     assert_status(
-        client
-            .get_feature(Point {
-                latitude: 900_000_001,
-                longitude: 0,
-            })
-            .await,
+        client.get_feature(Point { latitude: 900_000_001, longitude: 0 }).await,
         Code::InvalidArgument,
         &["point", "latitude 900000001"],
     );
     assert_status(
-        client
-            .get_feature(Point {
-                latitude: 0,
-                longitude: -1_800_000_001,
-            })
-            .await,
+        client.get_feature(Point { latitude: 0, longitude: -1_800_000_001 }).await,
         Code::InvalidArgument,
         &["longitude -1800000001"],
     );
@@ -80,22 +52,12 @@ async fn list_features_is_inclusive_whichever_corners_are_given() {
     let mut client = RouteGuideClient::new(server.channel().await);
     // The box with the Eiffel Tower and the Brandenburg Gate at its corners
     // holds both, on its edges, and Amsterdam inside; Prague lies just east.
-    let swapped = list(&mut client, Some(BERLIN_GATE), Some(EIFFEL))
-        .await
-        .expect("ok");
-    let straight = list(&mut client, Some(EIFFEL), Some(BERLIN_GATE))
-        .await
-        .expect("ok");
+    let swapped = list(&mut client, Some(BERLIN_GATE), Some(EIFFEL)).await.expect("ok");
+    let straight = list(&mut client, Some(EIFFEL), Some(BERLIN_GATE)).await.expect("ok");
     let mixed = list(
         &mut client,
-        Some(Point {
-            latitude: EIFFEL.latitude,
-            longitude: BERLIN_GATE.longitude,
-        }),
-        Some(Point {
-            latitude: BERLIN_GATE.latitude,
-            longitude: EIFFEL.longitude,
-        }),
+        Some(Point { latitude: EIFFEL.latitude, longitude: BERLIN_GATE.longitude }),
+        Some(Point { latitude: BERLIN_GATE.latitude, longitude: EIFFEL.longitude }),
     )
     .await
     .expect("ok");
@@ -110,21 +72,13 @@ async fn list_features_is_inclusive_whichever_corners_are_given() {
     assert_eq!(swapped, straight);
     assert_eq!(mixed, straight);
     assert_eq!(
-        list(&mut client, Some(COLOSSEUM), Some(COLOSSEUM))
-            .await
-            .expect("ok"),
+        list(&mut client, Some(COLOSSEUM), Some(COLOSSEUM)).await.expect("ok"),
         ["Colosseum, Rome, Italy"]
     );
     let world = list(
         &mut client,
-        Some(Point {
-            latitude: -900_000_000,
-            longitude: -1_800_000_000,
-        }),
-        Some(Point {
-            latitude: 900_000_000,
-            longitude: 1_800_000_000,
-        }),
+        Some(Point { latitude: -900_000_000, longitude: -1_800_000_000 }),
+        Some(Point { latitude: 900_000_000, longitude: 1_800_000_000 }),
     )
     .await
     .expect("ok");
@@ -132,14 +86,8 @@ async fn list_features_is_inclusive_whichever_corners_are_given() {
     assert!(
         list(
             &mut client,
-            Some(Point {
-                latitude: 1,
-                longitude: 1
-            }),
-            Some(Point {
-                latitude: 2,
-                longitude: 2
-            })
+            Some(Point { latitude: 1, longitude: 1 }),
+            Some(Point { latitude: 2, longitude: 2 })
         )
         .await
         .expect("ok")
@@ -151,26 +99,10 @@ async fn list_features_is_inclusive_whichever_corners_are_given() {
 async fn list_features_refuses_a_missing_or_impossible_corner() {
     let server = common::start().await;
     let mut client = RouteGuideClient::new(server.channel().await);
+    assert_status(list(&mut client, None, Some(EIFFEL)).await, Code::InvalidArgument, &["lo is required"]);
+    assert_status(list(&mut client, Some(EIFFEL), None).await, Code::InvalidArgument, &["hi is required"]);
     assert_status(
-        list(&mut client, None, Some(EIFFEL)).await,
-        Code::InvalidArgument,
-        &["lo is required"],
-    );
-    assert_status(
-        list(&mut client, Some(EIFFEL), None).await,
-        Code::InvalidArgument,
-        &["hi is required"],
-    );
-    assert_status(
-        list(
-            &mut client,
-            Some(EIFFEL),
-            Some(Point {
-                latitude: -900_000_001,
-                longitude: 0,
-            }),
-        )
-        .await,
+        list(&mut client, Some(EIFFEL), Some(Point { latitude: -900_000_001, longitude: 0 })).await,
         Code::InvalidArgument,
         &["hi", "latitude -900000001"],
     );
@@ -180,21 +112,8 @@ async fn list_features_refuses_a_missing_or_impossible_corner() {
 async fn record_route_counts_points_features_and_metres() {
     let server = common::start().await;
     let mut client = RouteGuideClient::new(server.channel().await);
-    let route = [
-        EIFFEL,
-        Point {
-            latitude: 1,
-            longitude: 1,
-        },
-        BERLIN_GATE,
-        COLOSSEUM,
-        COLOSSEUM,
-    ];
-    let s = client
-        .record_route(tokio_stream::iter(route))
-        .await
-        .expect("ok")
-        .into_inner();
+    let route = [EIFFEL, Point { latitude: 1, longitude: 1 }, BERLIN_GATE, COLOSSEUM, COLOSSEUM];
+    let s = client.record_route(tokio_stream::iter(route)).await.expect("ok").into_inner();
     // The haversine legs, summed as floats then truncated, from an independent
     // Python computation (R = 6371000 m, coordinates / 1e7):
     // 5437263.958 + 5971081.764 + 1183432.059 + 0 = 12591777.78
@@ -203,28 +122,10 @@ async fn record_route_counts_points_features_and_metres() {
     assert_eq!(s.distance, expected as i32);
     assert_eq!(s.distance, 12_591_777);
 
-    let empty = client
-        .record_route(tokio_stream::iter(Vec::<Point>::new()))
-        .await
-        .expect("ok")
-        .into_inner();
-    assert_eq!(
-        (
-            empty.point_count,
-            empty.feature_count,
-            empty.distance,
-            empty.elapsed_time
-        ),
-        (0, 0, 0, 0)
-    );
+    let empty = client.record_route(tokio_stream::iter(Vec::<Point>::new())).await.expect("ok").into_inner();
+    assert_eq!((empty.point_count, empty.feature_count, empty.distance, empty.elapsed_time), (0, 0, 0, 0));
 
-    let bad = [
-        EIFFEL,
-        Point {
-            latitude: 0,
-            longitude: 1_800_000_001,
-        },
-    ];
+    let bad = [EIFFEL, Point { latitude: 0, longitude: 1_800_000_001 }];
     assert_status(
         client.record_route(tokio_stream::iter(bad)).await,
         Code::InvalidArgument,
@@ -242,28 +143,18 @@ fn haversine(a: Point, b: Point) -> f64 {
 }
 
 fn note(p: Point, message: &str) -> RouteNote {
-    RouteNote {
-        location: Some(p),
-        message: message.into(),
-    }
+    RouteNote { location: Some(p), message: message.into() }
 }
 
 async fn chat(
     client: &mut RouteGuideClient<Channel>,
     notes: Vec<RouteNote>,
 ) -> Result<Vec<String>, tonic::Status> {
-    let mut replies = client
-        .route_chat(tokio_stream::iter(notes))
-        .await?
-        .into_inner();
+    let mut replies = client.route_chat(tokio_stream::iter(notes)).await?.into_inner();
     let mut got = Vec::new();
     while let Some(n) = replies.next().await {
         let n = n?;
-        got.push(format!(
-            "{}:{}",
-            n.location.map_or(0, |p| p.latitude),
-            n.message
-        ));
+        got.push(format!("{}:{}", n.location.map_or(0, |p| p.latitude), n.message));
     }
     Ok(got)
 }
@@ -272,33 +163,14 @@ async fn chat(
 async fn route_chat_answers_each_note_with_the_earlier_ones_at_its_place() {
     let server = common::start().await;
     let mut client = RouteGuideClient::new(server.channel().await);
-    let (a, b) = (
-        Point {
-            latitude: 1,
-            longitude: 1,
-        },
-        Point {
-            latitude: 2,
-            longitude: 2,
-        },
-    );
-    let got = chat(
-        &mut client,
-        vec![
-            note(a, "first"),
-            note(b, "other"),
-            note(a, "second"),
-            note(a, "third"),
-        ],
-    )
-    .await
-    .expect("ok");
+    let (a, b) = (Point { latitude: 1, longitude: 1 }, Point { latitude: 2, longitude: 2 });
+    let got =
+        chat(&mut client, vec![note(a, "first"), note(b, "other"), note(a, "second"), note(a, "third")])
+            .await
+            .expect("ok");
     assert_eq!(got, ["1:first", "1:first", "1:second"]);
     // Notes are kept per call: a new call starts with none.
-    assert_eq!(
-        chat(&mut client, vec![note(a, "again")]).await.expect("ok"),
-        Vec::<String>::new()
-    );
+    assert_eq!(chat(&mut client, vec![note(a, "again")]).await.expect("ok"), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -306,11 +178,8 @@ async fn route_chat_replies_as_notes_arrive() {
     let server = common::start().await;
     let mut client = RouteGuideClient::new(server.channel().await);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut replies = client
-        .route_chat(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("ok")
-        .into_inner();
+    let mut replies =
+        client.route_chat(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("ok").into_inner();
     tx.send(note(EIFFEL, "one")).await.expect("send");
     tx.send(note(EIFFEL, "two")).await.expect("send");
     // The reply to the second note arrives while the call is still open.
@@ -324,18 +193,8 @@ async fn route_chat_replies_as_notes_arrive() {
 async fn route_chat_refuses_a_note_without_a_location() {
     let server = common::start().await;
     let mut client = RouteGuideClient::new(server.channel().await);
-    let notes = vec![
-        note(EIFFEL, "fine"),
-        RouteNote {
-            location: None,
-            message: "lost".into(),
-        },
-    ];
-    assert_status(
-        chat(&mut client, notes).await,
-        Code::InvalidArgument,
-        &["note 1: location is required"],
-    );
+    let notes = vec![note(EIFFEL, "fine"), RouteNote { location: None, message: "lost".into() }];
+    assert_status(chat(&mut client, notes).await, Code::InvalidArgument, &["note 1: location is required"]);
 }
 
 #[tokio::test]
@@ -352,66 +211,34 @@ async fn a_features_file_replaces_the_builtin_landmarks() {
     let server = common::start_with(config, dir).await;
     let mut client = RouteGuideClient::new(server.channel().await);
     let f = client
-        .get_feature(Point {
-            latitude: 407_838_351,
-            longitude: -746_143_763,
-        })
+        .get_feature(Point { latitude: 407_838_351, longitude: -746_143_763 })
         .await
         .expect("ok")
         .into_inner();
     assert_eq!(f.name, "Patriots Path, Mendham, NJ 07945, USA");
-    assert_eq!(
-        client
-            .get_feature(EIFFEL)
-            .await
-            .expect("ok")
-            .into_inner()
-            .name,
-        ""
-    );
+    assert_eq!(client.get_feature(EIFFEL).await.expect("ok").into_inner().name, "");
     let route = [
-        Point {
-            latitude: 407_838_351,
-            longitude: -746_143_763,
-        },
-        Point {
-            latitude: 408_122_808,
-            longitude: -743_999_179,
-        },
+        Point { latitude: 407_838_351, longitude: -746_143_763 },
+        Point { latitude: 408_122_808, longitude: -743_999_179 },
     ];
-    let s = client
-        .record_route(tokio_stream::iter(route))
-        .await
-        .expect("ok")
-        .into_inner();
-    assert_eq!(
-        s.feature_count, 2,
-        "an unnamed entry is still a stored feature, as the seed servers counted"
-    );
+    let s = client.record_route(tokio_stream::iter(route)).await.expect("ok").into_inner();
+    assert_eq!(s.feature_count, 2, "an unnamed entry is still a stored feature, as the seed servers counted");
 }
 
 #[test]
 fn a_bad_features_file_stops_the_start_naming_the_file() {
     let (mut config, dir) = common::config();
     let path = dir.path().join("db.json");
-    std::fs::write(
-        &path,
-        r#"[{"location":{"latitude":999999999,"longitude":0},"name":"x"}]"#,
-    )
-    .expect("write");
+    std::fs::write(&path, r#"[{"location":{"latitude":999999999,"longitude":0},"name":"x"}]"#)
+        .expect("write");
     config.features = Some(path.clone());
     let err = Server::new(config.clone()).unwrap_err();
     assert!(matches!(err, StartError::FeaturesParse { .. }));
-    assert!(
-        err.to_string().contains("db.json") && err.to_string().contains("feature 0"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("db.json") && err.to_string().contains("feature 0"), "{err}");
     config.features = Some(dir.path().join("missing.json"));
     let err = Server::new(config).unwrap_err().to_string();
     assert!(
-        err.starts_with("features = ")
-            && err.contains("missing.json")
-            && err.contains("cannot read"),
+        err.starts_with("features = ") && err.contains("missing.json") && err.contains("cannot read"),
         "{err}"
     );
 }

@@ -10,15 +10,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create data directory {path}: {source}")]
-    Create {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Create { path: PathBuf, source: std::io::Error },
     #[error("cannot open lock file {path}: {source}")]
-    Lock {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Lock { path: PathBuf, source: std::io::Error },
     #[error("data directory {path} is in use by another dataport server")]
     InUse { path: PathBuf },
 }
@@ -38,38 +32,25 @@ impl DataDir {
 
     /// Creates `path` if missing and takes its lock.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(path).map_err(|source| StoreError::Create {
-            path: path.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(path)
+            .map_err(|source| StoreError::Create { path: path.to_owned(), source })?;
         let lock_path = path.join(Self::LOCK_FILE);
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|source| StoreError::Lock {
-                path: lock_path.clone(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Lock { path: lock_path.clone(), source })?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::InUse {
-                    path: path.to_owned(),
-                });
+                return Err(StoreError::InUse { path: path.to_owned() });
             }
             Err(TryLockError::Error(source)) => {
-                return Err(StoreError::Lock {
-                    path: lock_path,
-                    source,
-                });
+                return Err(StoreError::Lock { path: lock_path, source });
             }
         }
-        Ok(DataDir {
-            path: path.to_owned(),
-            _lock: lock,
-        })
+        Ok(DataDir { path: path.to_owned(), _lock: lock })
     }
 
     pub fn path(&self) -> &Path {
@@ -96,10 +77,7 @@ mod tests {
         let first = DataDir::open(tmp.path()).expect("opens");
         let err = DataDir::open(tmp.path()).unwrap_err();
         assert!(matches!(err, StoreError::InUse { .. }), "{err}");
-        assert!(
-            err.to_string()
-                .contains("in use by another dataport server")
-        );
+        assert!(err.to_string().contains("in use by another dataport server"));
         drop(first);
         DataDir::open(tmp.path()).expect("free again");
     }
@@ -110,9 +88,6 @@ mod tests {
         let file = tmp.path().join("taken");
         std::fs::write(&file, b"x").expect("write");
         let err = DataDir::open(&file).unwrap_err();
-        assert!(
-            err.to_string().starts_with("cannot create data directory"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("cannot create data directory"), "{err}");
     }
 }

@@ -17,12 +17,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// The server the client commands call.
-    #[arg(
-        long,
-        global = true,
-        env = "DATAPORT_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
+    #[arg(long, global = true, env = "DATAPORT_SERVER", default_value = "http://127.0.0.1:50051")]
     server: String,
 
     #[command(subcommand)]
@@ -54,9 +49,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::main(args),
         command => client::main(&cli.server, |channel| async move {
             match command {
-                Command::Hello { name, again } => {
-                    client::greeter::hello(channel, name, again).await
-                }
+                Command::Hello { name, again } => client::greeter::hello(channel, name, again).await,
                 Command::Route(cmd) => client::route::run(channel, cmd).await,
                 Command::Position(cmd) => client::position::run(channel, cmd).await,
                 Command::Serve(_) => unreachable!("handled above"),

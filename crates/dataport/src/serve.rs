@@ -78,9 +78,7 @@ fn run(args: ServeArgs) -> Result<(), String> {
         .collect();
     let config_file = args.config.clone().or_else(|| {
         let var = config::env_var("config");
-        env.iter()
-            .find(|(k, _)| *k == var)
-            .map(|(_, v)| PathBuf::from(v))
+        env.iter().find(|(k, _)| *k == var).map(|(_, v)| PathBuf::from(v))
     });
     let file = match &config_file {
         Some(path) => RawSettings::from_file(path).map_err(|e| e.to_string())?,
@@ -95,17 +93,14 @@ fn run(args: ServeArgs) -> Result<(), String> {
     let log_format = config.log_format;
     let server = Server::new(config).map_err(|e| e.to_string())?;
 
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("listen = \"{listen}\": cannot bind: {e}"))?;
         let _log = logging::init(log_format);
-        server
-            .run(listener, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
+        server.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
     })
 }
 

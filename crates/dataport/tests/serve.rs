@@ -20,12 +20,7 @@ fn serve() -> Command {
 /// Runs a serve command expected to refuse its settings; returns stderr.
 fn refused(cmd: &mut Command) -> String {
     let out = cmd.output().expect("runs");
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(2), "stdout: {}", String::from_utf8_lossy(&out.stdout));
     let stderr = String::from_utf8(out.stderr).expect("utf-8");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     stderr
@@ -35,54 +30,19 @@ fn refused(cmd: &mut Command) -> String {
 fn bad_settings_exit_2_with_one_line_naming_key_value_and_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let e = refused(
-        serve()
-            .args(["--listen", "localhost"])
-            .arg("--data-dir")
-            .arg(&data),
-    );
+    let e = refused(serve().args(["--listen", "localhost"]).arg("--data-dir").arg(&data));
     assert!(e.contains("listen = \"localhost\" (from --listen)"), "{e}");
-    let e = refused(
-        serve()
-            .env("DATAPORT_LOG_FORMAT", "xml")
-            .arg("--data-dir")
-            .arg(&data),
-    );
-    assert!(
-        e.contains("log_format = \"xml\" (from DATAPORT_LOG_FORMAT)"),
-        "{e}"
-    );
-    let e = refused(
-        serve()
-            .args(["--shutdown-timeout", "soon"])
-            .arg("--data-dir")
-            .arg(&data),
-    );
+    let e = refused(serve().env("DATAPORT_LOG_FORMAT", "xml").arg("--data-dir").arg(&data));
+    assert!(e.contains("log_format = \"xml\" (from DATAPORT_LOG_FORMAT)"), "{e}");
+    let e = refused(serve().args(["--shutdown-timeout", "soon"]).arg("--data-dir").arg(&data));
     assert!(e.contains("shutdown_timeout = \"soon\""), "{e}");
-    let e = refused(
-        serve()
-            .args(["--features", "/no/such/features.json"])
-            .arg("--data-dir")
-            .arg(&data),
-    );
-    assert!(
-        e.contains("features = \"/no/such/features.json\"") && e.contains("cannot read"),
-        "{e}"
-    );
+    let e = refused(serve().args(["--features", "/no/such/features.json"]).arg("--data-dir").arg(&data));
+    assert!(e.contains("features = \"/no/such/features.json\"") && e.contains("cannot read"), "{e}");
 
     let config = dir.path().join("dataport.toml");
     std::fs::write(&config, "max_entities = 0\n").expect("write");
-    let e = refused(
-        serve()
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data),
-    );
-    assert!(
-        e.contains("max_entities = \"0\" (from ") && e.contains("dataport.toml"),
-        "{e}"
-    );
+    let e = refused(serve().arg("--config").arg(&config).arg("--data-dir").arg(&data));
+    assert!(e.contains("max_entities = \"0\" (from ") && e.contains("dataport.toml"), "{e}");
     let e = refused(serve().env("DATAPORT_CONFIG", dir.path().join("absent.toml")));
     assert!(e.contains("absent.toml"), "{e}");
     // None of these started a server, so none created the data dir.
@@ -98,16 +58,8 @@ fn settings_are_checked_before_the_port_is_bound() {
     let e = refused(serve().args(["--listen", &addr, "--log-format", "yaml"]));
     assert!(e.contains("log_format = \"yaml\""), "{e}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let e = refused(
-        serve()
-            .args(["--listen", &addr])
-            .arg("--data-dir")
-            .arg(dir.path()),
-    );
-    assert!(
-        e.contains(&format!("listen = \"{addr}\": cannot bind")),
-        "{e}"
-    );
+    let e = refused(serve().args(["--listen", &addr]).arg("--data-dir").arg(dir.path()));
+    assert!(e.contains(&format!("listen = \"{addr}\": cannot bind")), "{e}");
 }
 
 struct Served {
@@ -137,9 +89,7 @@ fn start(extra: &[&str], data_dir: &std::path::Path) -> Served {
             }
         }
     });
-    let first = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("a start line");
+    let first = lines.recv_timeout(Duration::from_secs(30)).expect("a start line");
     let start: serde_json::Value = serde_json::from_str(&first).expect("json");
     assert_eq!(start["fields"]["message"], "listening", "{first}");
     assert_eq!(start["fields"]["data_dir"], data_dir.display().to_string());
@@ -148,10 +98,7 @@ fn start(extra: &[&str], data_dir: &std::path::Path) -> Served {
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
 }
 
@@ -171,18 +118,11 @@ fn serve_logs_each_call_and_exits_0_on_sigterm() {
             .expect("runs")
     };
     assert!(client(&["hello", "log"]).status.success());
-    assert!(
-        !client(&["position", "get", "--entity", "ghost"])
-            .status
-            .success()
-    );
+    assert!(!client(&["position", "get", "--entity", "ghost"]).status.success());
 
     let mut calls = Vec::new();
     while calls.len() < 2 {
-        let line = served
-            .lines
-            .recv_timeout(Duration::from_secs(10))
-            .expect("a call line");
+        let line = served.lines.recv_timeout(Duration::from_secs(10)).expect("a call line");
         let v: serde_json::Value = serde_json::from_str(&line).expect("json");
         if v["target"] == "dataport::call" {
             calls.push(v["fields"].clone());
@@ -191,15 +131,9 @@ fn serve_logs_each_call_and_exits_0_on_sigterm() {
     assert_eq!(calls[0]["method"], "/helloworld.Greeter/SayHello");
     assert_eq!(calls[0]["code"], "OK");
     assert!(calls[0]["duration_us"].is_u64());
-    assert_eq!(
-        calls[1]["method"],
-        "/dataport.position.v1.PositionService/Get"
-    );
+    assert_eq!(calls[1]["method"], "/dataport.position.v1.PositionService/Get");
     assert_eq!(calls[1]["code"], "NOT_FOUND");
-    assert_eq!(
-        calls[1]["message"],
-        "entity \"ghost\" has never been published"
-    );
+    assert_eq!(calls[1]["message"], "entity \"ghost\" has never been published");
 
     sigterm(&served.child);
     let status = served.child.wait().expect("exits");
@@ -212,12 +146,7 @@ fn serve_logs_each_call_and_exits_0_on_sigterm() {
 fn a_second_server_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut first = start(&[], dir.path());
-    let e = refused(
-        serve()
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.path()),
-    );
+    let e = refused(serve().args(["--listen", "127.0.0.1:0"]).arg("--data-dir").arg(dir.path()));
     assert!(e.contains("in use by another dataport server"), "{e}");
     sigterm(&first.child);
     assert_eq!(first.child.wait().expect("exits").code(), Some(0));
@@ -228,15 +157,7 @@ fn simulate_orbit_moves_the_default_position() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut served = start(&["--simulate-orbit"], dir.path());
     let out = Command::new(assert_cmd::cargo::cargo_bin("dataport"))
-        .args([
-            "--server",
-            &served.addr,
-            "position",
-            "watch",
-            "default",
-            "--count",
-            "3",
-        ])
+        .args(["--server", &served.addr, "position", "watch", "default", "--count", "3"])
         .output()
         .expect("runs");
     assert!(out.status.success());

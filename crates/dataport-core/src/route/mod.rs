@@ -34,10 +34,7 @@ pub enum CoordError {
 
 impl Point {
     pub const fn new(latitude: i32, longitude: i32) -> Self {
-        Point {
-            latitude,
-            longitude,
-        }
+        Point { latitude, longitude }
     }
 
     /// Checks that the point lies on the Earth.
@@ -93,8 +90,7 @@ impl Rect {
 
     /// True when `p` is inside the box or on its edge.
     pub fn contains(&self, p: Point) -> bool {
-        (self.lat.0..=self.lat.1).contains(&p.latitude)
-            && (self.lon.0..=self.lon.1).contains(&p.longitude)
+        (self.lat.0..=self.lat.1).contains(&p.latitude) && (self.lon.0..=self.lon.1).contains(&p.longitude)
     }
 }
 
@@ -114,11 +110,7 @@ pub enum FeaturesError {
     )]
     Json(#[from] serde_json::Error),
     #[error("feature {index} ({name:?}): {error}")]
-    Coordinate {
-        index: usize,
-        name: String,
-        error: CoordError,
-    },
+    Coordinate { index: usize, name: String, error: CoordError },
 }
 
 /// The features RouteGuide serves, indexed by location.
@@ -146,13 +138,11 @@ impl FeatureDb {
     pub fn from_json(json: &str) -> Result<Self, FeaturesError> {
         let features: Vec<Feature> = serde_json::from_str(json)?;
         for (index, f) in features.iter().enumerate() {
-            f.location
-                .validate()
-                .map_err(|error| FeaturesError::Coordinate {
-                    index,
-                    name: f.name.clone(),
-                    error,
-                })?;
+            f.location.validate().map_err(|error| FeaturesError::Coordinate {
+                index,
+                name: f.name.clone(),
+                error,
+            })?;
         }
         Ok(FeatureDb::new(features))
     }
@@ -172,9 +162,7 @@ impl FeatureDb {
 
     /// Every feature inside `rect`, in file order.
     pub fn within(&self, rect: Rect) -> impl Iterator<Item = &Feature> + '_ {
-        self.features
-            .iter()
-            .filter(move |f| rect.contains(f.location))
+        self.features.iter().filter(move |f| rect.contains(f.location))
     }
 
     pub fn len(&self) -> usize {
@@ -251,11 +239,7 @@ pub struct ChatFull {
 impl ChatLog {
     /// A log that refuses notes once their messages total more than `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
-        ChatLog {
-            notes: HashMap::new(),
-            bytes: 0,
-            max_bytes,
-        }
+        ChatLog { notes: HashMap::new(), bytes: 0, max_bytes }
     }
 
     /// The notes seen earlier at `p`, in arrival order.
@@ -266,9 +250,7 @@ impl ChatLog {
     pub fn remember(&mut self, p: Point, message: String) -> Result<(), ChatFull> {
         let bytes = self.bytes.saturating_add(message.len());
         if bytes > self.max_bytes {
-            return Err(ChatFull {
-                max_bytes: self.max_bytes,
-            });
+            return Err(ChatFull { max_bytes: self.max_bytes });
         }
         self.bytes = bytes;
         self.notes.entry(p).or_default().push(message);

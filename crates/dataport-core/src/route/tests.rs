@@ -14,21 +14,12 @@ fn close(a: f64, b: f64) -> bool {
 fn distance_matches_the_haversine_reference() {
     // Golden values from an independent Python haversine (math module, R = 6371000,
     // coordinates / 1e7), e.g. d((488583701, 22944813), (525162746, 133777041)).
+    assert!(close(distance_m(EIFFEL, BERLIN_GATE), 879_088.517_626_552_7));
     assert!(close(
-        distance_m(EIFFEL, BERLIN_GATE),
-        879_088.517_626_552_7
-    ));
-    assert!(close(
-        distance_m(
-            Point::new(409_146_138, -746_188_906),
-            Point::new(413_628_156, -749_015_468)
-        ),
+        distance_m(Point::new(409_146_138, -746_188_906), Point::new(413_628_156, -749_015_468)),
         55_173.225_407_747_93
     ));
-    assert!(close(
-        distance_m(Point::new(0, 0), Point::new(0, MAX_LONGITUDE)),
-        20_015_086.796_020_57
-    ));
+    assert!(close(distance_m(Point::new(0, 0), Point::new(0, MAX_LONGITUDE)), 20_015_086.796_020_57));
     assert_eq!(distance_m(EIFFEL, EIFFEL), 0.0);
 }
 
@@ -41,15 +32,7 @@ fn route_sums_floats_and_truncates_once() {
     }
     // 879088.5176 + 1183432.0594 = 2062520.5770 (Python reference above).
     let s = tally.summary(7);
-    assert_eq!(
-        s,
-        RouteSummary {
-            point_count: 3,
-            feature_count: 3,
-            distance_m: 2_062_520,
-            elapsed_secs: 7
-        }
-    );
+    assert_eq!(s, RouteSummary { point_count: 3, feature_count: 3, distance_m: 2_062_520, elapsed_secs: 7 });
 }
 
 #[test]
@@ -91,18 +74,10 @@ fn rect_is_inclusive_and_corner_order_free() {
 fn builtin_features_are_named_and_distinct() {
     let db = FeatureDb::builtin();
     assert_eq!(db.len(), 24);
-    assert_eq!(
-        db.at(EIFFEL).map(|f| f.name.as_str()),
-        Some("Eiffel Tower, Paris, France")
-    );
-    assert!(
-        db.at(Point::new(EIFFEL.latitude + 1, EIFFEL.longitude))
-            .is_none()
-    );
-    let europe = Rect::from_corners(
-        Point::new(350_000_000, -100_000_000),
-        Point::new(600_000_000, 400_000_000),
-    );
+    assert_eq!(db.at(EIFFEL).map(|f| f.name.as_str()), Some("Eiffel Tower, Paris, France"));
+    assert!(db.at(Point::new(EIFFEL.latitude + 1, EIFFEL.longitude)).is_none());
+    let europe =
+        Rect::from_corners(Point::new(350_000_000, -100_000_000), Point::new(600_000_000, 400_000_000));
     assert_eq!(db.within(europe).count(), 9);
 }
 
@@ -114,11 +89,7 @@ fn features_json_in_grpc_shape_parses_with_unnamed_entries() {
     )
     .expect("valid");
     assert_eq!(db.len(), 2);
-    assert_eq!(
-        db.at(Point::new(408_122_808, -743_999_179))
-            .map(|f| f.name.as_str()),
-        Some("")
-    );
+    assert_eq!(db.at(Point::new(408_122_808, -743_999_179)).map(|f| f.name.as_str()), Some(""));
 }
 
 #[test]
@@ -136,10 +107,7 @@ fn features_json_errors_say_what_is_wrong() {
 
 #[test]
 fn first_feature_at_a_location_wins() {
-    let f = |n: &str| Feature {
-        name: n.into(),
-        location: EIFFEL,
-    };
+    let f = |n: &str| Feature { name: n.into(), location: EIFFEL };
     let db = FeatureDb::new(vec![f("first"), f("second")]);
     assert_eq!(db.at(EIFFEL).map(|f| f.name.as_str()), Some("first"));
     assert_eq!(db.within(Rect::from_corners(EIFFEL, EIFFEL)).count(), 2);
@@ -153,23 +121,14 @@ fn chat_log_returns_earlier_notes_in_order_and_enforces_its_budget() {
     log.remember(BERLIN_GATE, "two".into()).expect("fits");
     log.remember(EIFFEL, "three".into()).expect("fits");
     assert_eq!(log.earlier(EIFFEL), ["one", "three"]);
-    assert_eq!(
-        log.remember(EIFFEL, "x".into()),
-        Err(ChatFull { max_bytes: 11 })
-    );
+    assert_eq!(log.remember(EIFFEL, "x".into()), Err(ChatFull { max_bytes: 11 }));
     assert_eq!(log.earlier(EIFFEL).len(), 2);
 }
 
 #[test]
 fn coordinates_outside_the_earth_are_refused() {
-    assert_eq!(
-        Point::new(MAX_LATITUDE + 1, 0).validate(),
-        Err(CoordError::Latitude(MAX_LATITUDE + 1))
-    );
-    assert_eq!(
-        Point::new(0, -MAX_LONGITUDE - 1).validate(),
-        Err(CoordError::Longitude(-MAX_LONGITUDE - 1))
-    );
+    assert_eq!(Point::new(MAX_LATITUDE + 1, 0).validate(), Err(CoordError::Latitude(MAX_LATITUDE + 1)));
+    assert_eq!(Point::new(0, -MAX_LONGITUDE - 1).validate(), Err(CoordError::Longitude(-MAX_LONGITUDE - 1)));
     assert!(Point::new(-MAX_LATITUDE, MAX_LONGITUDE).validate().is_ok());
 }
 

@@ -74,10 +74,7 @@ impl Hub {
             revision: 0,
         };
         Hub {
-            state: Mutex::new(State {
-                entities: HashMap::from([(default, initial)]),
-                watchers: Vec::new(),
-            }),
+            state: Mutex::new(State { entities: HashMap::from([(default, initial)]), watchers: Vec::new() }),
             max_entities,
         }
     }
@@ -95,18 +92,12 @@ impl Hub {
                 current.clone()
             }
             None if len >= self.max_entities => {
-                return Err(TooManyEntities {
-                    limit: self.max_entities,
-                });
+                return Err(TooManyEntities { limit: self.max_entities });
             }
             None => {
                 let entity: Arc<str> = Arc::from(entity);
-                let snapshot = Snapshot {
-                    entity: Arc::clone(&entity),
-                    position,
-                    time: SystemTime::now(),
-                    revision: 1,
-                };
+                let snapshot =
+                    Snapshot { entity: Arc::clone(&entity), position, time: SystemTime::now(), revision: 1 };
                 state.entities.insert(entity, snapshot.clone());
                 snapshot
             }
@@ -143,11 +134,7 @@ impl Hub {
 
 impl Watcher {
     fn offer(&self, snapshot: &Snapshot) {
-        if self
-            .filter
-            .as_ref()
-            .is_some_and(|f| !f.contains(&*snapshot.entity))
-        {
+        if self.filter.as_ref().is_some_and(|f| !f.contains(&*snapshot.entity)) {
             return;
         }
         let mut pending = lock(&self.pending);
@@ -201,10 +188,7 @@ mod tests {
         let hub = Hub::new(10);
         assert_eq!(hub.publish("a", at(1.0)).expect("room").revision, 1);
         assert_eq!(hub.publish("a", at(2.0)).expect("room").revision, 2);
-        assert_eq!(
-            hub.publish(DEFAULT_ENTITY, at(3.0)).expect("room").revision,
-            1
-        );
+        assert_eq!(hub.publish(DEFAULT_ENTITY, at(3.0)).expect("room").revision, 1);
         assert_eq!(hub.get("a").expect("exists").position, at(2.0));
     }
 
@@ -226,10 +210,7 @@ mod tests {
             hub.publish("b", at(f64::from(i))).expect("room");
         }
         let batch = watcher.next_batch().await;
-        let got: Vec<_> = batch
-            .iter()
-            .map(|s| (&*s.entity, s.position.x, s.revision))
-            .collect();
+        let got: Vec<_> = batch.iter().map(|s| (&*s.entity, s.position.x, s.revision)).collect();
         assert_eq!(got, [("a", 999.0, 1000), ("b", 999.0, 1000)]);
     }
 

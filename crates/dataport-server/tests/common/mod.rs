@@ -38,29 +38,18 @@ pub async fn start() -> TestServer {
 
 pub async fn start_with(config: Config, data_dir: tempfile::TempDir) -> TestServer {
     let server = Server::new(config).expect("server starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(server.run(listener, async {
         let _ = rx.await;
     }));
-    TestServer {
-        addr,
-        shutdown: Some(tx),
-        task,
-        _data_dir: data_dir,
-    }
+    TestServer { addr, shutdown: Some(tx), task, _data_dir: data_dir }
 }
 
 impl TestServer {
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connects")
+        Channel::from_shared(format!("http://{}", self.addr)).expect("uri").connect().await.expect("connects")
     }
 
     /// Sends the shutdown signal without waiting.
@@ -90,10 +79,6 @@ pub fn assert_status<T: std::fmt::Debug>(
     let status = result.expect_err("call should fail");
     assert_eq!(status.code(), code, "{status:?}");
     for part in parts {
-        assert!(
-            status.message().contains(part),
-            "{:?} should mention {part:?}",
-            status.message()
-        );
+        assert!(status.message().contains(part), "{:?} should mention {part:?}", status.message());
     }
 }

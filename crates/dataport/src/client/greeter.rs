@@ -7,11 +7,8 @@ use tonic::transport::Channel;
 pub async fn hello(channel: Channel, name: String, again: bool) -> anyhow::Result<()> {
     let mut client = GreeterClient::new(channel);
     let request = HelloRequest { name };
-    let reply = if again {
-        client.say_hello_again(request).await?
-    } else {
-        client.say_hello(request).await?
-    };
+    let reply =
+        if again { client.say_hello_again(request).await? } else { client.say_hello(request).await? };
     println!("{}", reply.into_inner().message);
     Ok(())
 }

@@ -17,10 +17,7 @@ where
     F: FnOnce(Channel) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -35,11 +32,7 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match e.downcast_ref::<tonic::Status>() {
-                Some(status) => eprintln!(
-                    "error: {}: {}",
-                    code_name(status.code() as i32),
-                    status.message()
-                ),
+                Some(status) => eprintln!("error: {}: {}", code_name(status.code() as i32), status.message()),
                 None => eprintln!("error: {e:#}"),
             }
             ExitCode::FAILURE
@@ -48,13 +41,9 @@ where
 }
 
 async fn connect(server: &str) -> anyhow::Result<Channel> {
-    let url = if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    };
-    let endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| anyhow::anyhow!("--server {server:?}: {e}"))?;
+    let url = if server.contains("://") { server.to_owned() } else { format!("http://{server}") };
+    let endpoint =
+        Endpoint::from_shared(url.clone()).map_err(|e| anyhow::anyhow!("--server {server:?}: {e}"))?;
     endpoint.connect().await.map_err(|e| {
         let cause = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
         anyhow::anyhow!("cannot reach the server at {url}: {cause} (is `dataport serve` running? set --server or DATAPORT_SERVER)")

@@ -41,35 +41,19 @@ fn show(p: &EntityPosition) -> String {
         .and_then(|t| SystemTime::try_from(t).ok())
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or_else(String::new, |d| format!(" at {:.3}", d.as_secs_f64()));
-    format!(
-        "{} x={} y={} z={} revision={}{}",
-        p.entity, v.x, v.y, v.z, p.revision, time
-    )
+    format!("{} x={} y={} z={} revision={}{}", p.entity, v.x, v.y, v.z, p.revision, time)
 }
 
 pub async fn run(channel: Channel, command: PositionCommand) -> anyhow::Result<()> {
     let mut client = PositionServiceClient::new(channel);
     match command {
         PositionCommand::Get { entity } => {
-            let p = client
-                .get(GetRequest { entity })
-                .await?
-                .into_inner()
-                .position
-                .unwrap_or_default();
+            let p = client.get(GetRequest { entity }).await?.into_inner().position.unwrap_or_default();
             println!("{}", show(&p));
         }
         PositionCommand::Pub { x, y, z, entity } => {
-            let request = PublishRequest {
-                entity,
-                position: Some(Vector3 { x, y, z }),
-            };
-            let p = client
-                .publish(request)
-                .await?
-                .into_inner()
-                .position
-                .unwrap_or_default();
+            let request = PublishRequest { entity, position: Some(Vector3 { x, y, z }) };
+            let p = client.publish(request).await?.into_inner().position.unwrap_or_default();
             println!("{}", show(&p));
         }
         PositionCommand::Watch { entities, count } => {

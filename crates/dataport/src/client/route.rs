@@ -16,12 +16,7 @@ pub enum RouteCommand {
     Feature { latitude: i32, longitude: i32 },
     /// List the features inside a rectangle given by two opposite corners.
     #[command(allow_negative_numbers = true)]
-    List {
-        lat1: i32,
-        lon1: i32,
-        lat2: i32,
-        lon2: i32,
-    },
+    List { lat1: i32, lon1: i32, lat2: i32, lon2: i32 },
     /// Record a route through POINTs (LAT,LON each), or through the points on
     /// stdin, one per line, when none are given.
     #[command(allow_negative_numbers = true)]
@@ -47,10 +42,7 @@ impl FromStr for LatLon {
         let (lat, lon) = s.split_once(',').ok_or_else(err)?;
         let latitude = lat.trim().parse().map_err(|_| err())?;
         let longitude = lon.trim().parse().map_err(|_| err())?;
-        Ok(LatLon(Point {
-            latitude,
-            longitude,
-        }))
+        Ok(LatLon(Point { latitude, longitude }))
     }
 }
 
@@ -62,67 +54,33 @@ impl FromStr for Note {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let (at, message) = s
-            .split_once(':')
-            .ok_or_else(|| format!("{s:?} is not LAT,LON:MESSAGE"))?;
+        let (at, message) = s.split_once(':').ok_or_else(|| format!("{s:?} is not LAT,LON:MESSAGE"))?;
         let LatLon(location) = at.parse()?;
-        Ok(Note(RouteNote {
-            location: Some(location),
-            message: message.to_owned(),
-        }))
+        Ok(Note(RouteNote { location: Some(location), message: message.to_owned() }))
     }
 }
 
 fn show(p: Option<&Point>) -> String {
     let p = p.copied().unwrap_or_default();
-    format!(
-        "{} ({}, {})",
-        route::Point::new(p.latitude, p.longitude),
-        p.latitude,
-        p.longitude
-    )
+    format!("{} ({}, {})", route::Point::new(p.latitude, p.longitude), p.latitude, p.longitude)
 }
 
 fn show_feature(f: &Feature) -> String {
-    let name = if f.name.is_empty() {
-        "(no feature)"
-    } else {
-        &f.name
-    };
+    let name = if f.name.is_empty() { "(no feature)" } else { &f.name };
     format!("{name} at {}", show(f.location.as_ref()))
 }
 
 pub async fn run(channel: Channel, command: RouteCommand) -> anyhow::Result<()> {
     let mut client = RouteGuideClient::new(channel);
     match command {
-        RouteCommand::Feature {
-            latitude,
-            longitude,
-        } => {
-            let feature = client
-                .get_feature(Point {
-                    latitude,
-                    longitude,
-                })
-                .await?
-                .into_inner();
+        RouteCommand::Feature { latitude, longitude } => {
+            let feature = client.get_feature(Point { latitude, longitude }).await?.into_inner();
             println!("{}", show_feature(&feature));
         }
-        RouteCommand::List {
-            lat1,
-            lon1,
-            lat2,
-            lon2,
-        } => {
+        RouteCommand::List { lat1, lon1, lat2, lon2 } => {
             let rect = Rectangle {
-                lo: Some(Point {
-                    latitude: lat1,
-                    longitude: lon1,
-                }),
-                hi: Some(Point {
-                    latitude: lat2,
-                    longitude: lon2,
-                }),
+                lo: Some(Point { latitude: lat1, longitude: lon1 }),
+                hi: Some(Point { latitude: lat2, longitude: lon2 }),
             };
             let mut features = client.list_features(rect).await?.into_inner();
             while let Some(feature) = features.next().await {
@@ -130,11 +88,7 @@ pub async fn run(channel: Channel, command: RouteCommand) -> anyhow::Result<()> 
             }
         }
         RouteCommand::Record { points } => {
-            let points = if points.is_empty() {
-                read_points()?
-            } else {
-                points
-            };
+            let points = if points.is_empty() { read_points()? } else { points };
             let stream = tokio_stream::iter(points.into_iter().map(|LatLon(p)| p));
             let s = client.record_route(stream).await?.into_inner();
             println!(
@@ -161,10 +115,7 @@ fn read_points() -> anyhow::Result<Vec<LatLon>> {
         if line.trim().is_empty() {
             continue;
         }
-        points.push(
-            line.parse()
-                .map_err(|e| anyhow::anyhow!("stdin line {}: {e}", i + 1))?,
-        );
+        points.push(line.parse().map_err(|e| anyhow::anyhow!("stdin line {}: {e}", i + 1))?);
     }
     Ok(points)
 }
