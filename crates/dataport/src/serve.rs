@@ -99,7 +99,7 @@ fn run(args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("listen = \"{listen}\": cannot bind: {e}"))?;
-        let _log = logging::init(log_format);
+        let _log = logging::init(log_format).map_err(|e| format!("cannot start the log writer: {e}"))?;
         server.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
     })
 }

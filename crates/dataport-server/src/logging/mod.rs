@@ -1,0 +1,35 @@
+//! Logs: the subscriber, the batching sink every line goes through, and the
+//! layer that writes one line per call.
+
+mod call;
+mod sink;
+
+use std::sync::OnceLock;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+pub use call::{CallLog, CallLogBody, CallLogFuture, CallLogLayer, TARGET as CALL_TARGET, code_name};
+pub use sink::{Sink, SinkGuard};
+
+/// Set by [`init`] when call lines are enabled: they then bypass tracing's
+/// formatter (see the `call` module).
+static CALL_LINES: OnceLock<call::CallLines> = OnceLock::new();
+
+/// Installs the global subscriber, writing to stdout through a [`Sink`];
+/// `RUST_LOG` filters (default `info`). Keep the guard alive until exit:
+/// dropping it flushes what is pending.
+pub fn init(format: LogFormat) -> std::io::Result<SinkGuard> {
+    let (sink, guard) = Sink::spawn(std::io::stdout())?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(sink.clone()).with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    if tracing::enabled!(target: "dataport::call", tracing::Level::INFO) {
+        let _ = CALL_LINES.set(call::CallLines { sink, format });
+    }
+    Ok(guard)
+}
