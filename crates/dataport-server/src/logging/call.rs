@@ -263,6 +263,7 @@ pub struct CallLog<S> {
 impl<S, B, ResBody> tower::Service<http::Request<B>> for CallLog<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    ResBody: Body,
 {
     type Response = http::Response<CallLogBody<ResBody>>;
     type Error = S::Error;
@@ -353,6 +354,7 @@ pin_project_lite::pin_project! {
 impl<F, ResBody, E> Future for CallLogFuture<F>
 where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
+    ResBody: Body,
 {
     type Output = Result<http::Response<CallLogBody<ResBody>>, E>;
 
@@ -363,7 +365,12 @@ where
         Poll::Ready(match result {
             Ok(response) => {
                 let (parts, inner) = response.into_parts();
-                let call = call.and_then(|c| c.finish_from(&parts.headers));
+                // Only a trailers-only response (an empty body) carries its
+                // status in the headers; others carry it in the trailers.
+                let call = match call {
+                    Some(call) if inner.is_end_stream() => call.finish_from(&parts.headers),
+                    call => call,
+                };
                 Ok(http::Response::from_parts(parts, CallLogBody { inner, call }))
             }
             Err(e) => {
