@@ -71,7 +71,12 @@ struct Served {
 /// Starts `dataport serve` on an ephemeral port and reads its address from
 /// the JSON start line.
 fn start(extra: &[&str], data_dir: &std::path::Path) -> Served {
+    start_with_filter("info", extra, data_dir)
+}
+
+fn start_with_filter(rust_log: &str, extra: &[&str], data_dir: &std::path::Path) -> Served {
     let mut child = serve()
+        .env("RUST_LOG", rust_log)
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir)
@@ -140,6 +145,22 @@ fn serve_logs_each_call_and_exits_0_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     let rest: Vec<String> = served.lines.iter().collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+}
+
+#[test]
+fn rust_log_can_turn_the_call_lines_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut served = start_with_filter("info,dataport::call=off", &[], dir.path());
+    let hello = Command::new(assert_cmd::cargo::cargo_bin("dataport"))
+        .args(["--server", &served.addr, "hello", "quiet"])
+        .output()
+        .expect("runs");
+    assert!(hello.status.success());
+    sigterm(&served.child);
+    assert_eq!(served.child.wait().expect("exits").code(), Some(0));
+    let rest: Vec<String> = served.lines.iter().collect();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    assert!(!rest.iter().any(|l| l.contains("dataport::call")), "{rest:?}");
 }
 
 #[test]
