@@ -70,10 +70,6 @@ impl Server {
         Ok(Server { config, data_dir, features: Arc::new(features), hub })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Serves on `listener` until `shutdown` resolves, then reports every
     /// service NOT_SERVING, stops accepting, ends long-lived streams and
     /// waits up to `shutdown_timeout` for in-flight calls.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
-pub use call::{CallLog, CallLogBody, CallLogFuture, CallLogLayer, TARGET as CALL_TARGET, code_name};
+pub use call::{CallLog, CallLogBody, CallLogFuture, CallLogLayer, code_name};
 pub use sink::{Sink, SinkGuard};
 
 /// Set by [`init`] when call lines are enabled: they then bypass tracing's
@@ -28,7 +28,7 @@ pub fn init(format: LogFormat) -> std::io::Result<SinkGuard> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    if tracing::enabled!(target: "dataport::call", tracing::Level::INFO) {
+    if tracing::enabled!(target: call::TARGET, tracing::Level::INFO) {
         let _ = CALL_LINES.set(call::CallLines { sink, format });
     }
     Ok(guard)
