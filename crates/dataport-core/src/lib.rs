@@ -6,5 +6,6 @@
 //! their own types to these and back.
 
 pub mod greeter;
+pub mod market;
 pub mod position;
 pub mod route;

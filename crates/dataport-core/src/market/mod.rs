@@ -2,15 +2,18 @@
 //!
 //! Every indicator takes plain `f64` series and returns series of the same
 //! length, with `f64::NAN` on the bars that have no value yet (the first
-//! `*_lookback()` bars). TA-Lib 0.8.2 (the Python wheel) is the reference: the
-//! arithmetic follows its order of operations, so on the bundled sample bars the
-//! results agree to 1e-9 relative or better (`tests/oracle/run` checks this).
+//! `*_lookback()` bars). TA-Lib 0.8.2 (the Python wheel) is the reference, and
+//! the arithmetic follows the order of operations of that build (EMAs fused
+//! multiply-add, RSI times the reciprocal of the period): on the sample bars
+//! SMA, EMA, MACD and RSI are bit for bit TA-Lib's, ATR within 2e-15 and the
+//! Bollinger Bands within 2e-11 relative (`tests/oracle/run` checks 1e-9).
 //!
 //! NaN in the input follows TA-Lib's Python wrapper: leading NaNs are skipped
 //! (the series starts at its first valid bar, with the lookback counted from
 //! there); a NaN after that poisons every later SMA, EMA, MACD and Bollinger
-//! value, turns every later RSI into 0, and in ATR a NaN high or low poisons
-//! every later value while a NaN close is ignored (see each function).
+//! value (except a 1-bar EMA, which is the input), turns every later RSI into
+//! 0, and in ATR a NaN high or low poisons every later value while a NaN close
+//! is passed over (see each function).
 
 mod indicators;
 
