@@ -1,7 +1,10 @@
-//! Dataport's storage: the data directory and everything later kept in it.
+//! Dataport's storage: the data directory and everything kept in it (the
+//! daily bars in SQLite, `bars`).
 //!
 //! This is the only crate that touches the data directory. It must never
 //! know about gRPC: it takes and returns plain types and its own errors.
+
+pub mod bars;
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! Market analytics over daily bars: technical indicators that match TA-Lib.
+//! Market analytics over daily bars: the bar itself and its CSV form
+//! (`bars`), and technical indicators that match TA-Lib.
 //!
 //! Every indicator takes plain `f64` series and returns series of the same
 //! length, with `f64::NAN` on the bars that have no value yet (the first
@@ -15,6 +16,7 @@
 //! 0, and in ATR a NaN high or low poisons every later value while a NaN close
 //! is passed over (see each function).
 
+pub mod bars;
 mod indicators;
 
 pub use indicators::*;

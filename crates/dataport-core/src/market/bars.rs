@@ -1,0 +1,324 @@
+//! Daily OHLCV bars, and reading them from CSV.
+//!
+//! A bars file has a header row naming at least `date`, `open`, `high`,
+//! `low` and `close` (any case, any order; `volume` is optional; other columns
+//! are ignored), then one row per trading day in any order. A file is taken
+//! whole or not at all: the first bad row refuses it, naming its line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// A calendar date, ordered chronologically; written `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    year: u16,
+    month: u8,
+    day: u8,
+}
+
+/// Why a date was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a date of the form YYYY-MM-DD")]
+pub struct DateError(pub String);
+
+impl Date {
+    /// The date, if it exists in the proleptic Gregorian calendar (years 1..=9999).
+    pub fn new(year: u16, month: u8, day: u8) -> Option<Date> {
+        let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        ((1..=9999).contains(&year) && (1..=days).contains(&day)).then_some(Date { year, month, day })
+    }
+
+    pub fn year(self) -> u16 {
+        self.year
+    }
+
+    pub fn month(self) -> u8 {
+        self.month
+    }
+
+    pub fn day(self) -> u8 {
+        self.day
+    }
+}
+
+impl FromStr for Date {
+    type Err = DateError;
+
+    fn from_str(s: &str) -> Result<Date, DateError> {
+        let err = || DateError(s.to_owned());
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(err());
+        }
+        let digits = |r: std::ops::Range<usize>| -> Option<u16> {
+            let part = &s[r];
+            part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
+        };
+        let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+            return Err(err());
+        };
+        let (Ok(month), Ok(day)) = (u8::try_from(month), u8::try_from(day)) else {
+            return Err(err());
+        };
+        Date::new(year, month, day).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// One trading day of one symbol.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bar {
+    pub date: Date,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    /// Shares traded, when known.
+    pub volume: Option<f64>,
+}
+
+/// The longest symbol, in bytes.
+pub const MAX_SYMBOL_LEN: usize = 32;
+
+/// Why a symbol was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SymbolError {
+    #[error("symbol must not be empty")]
+    Empty,
+    #[error("symbol {0:?} is longer than {MAX_SYMBOL_LEN} bytes")]
+    TooLong(String),
+    #[error("symbol {0:?} may hold only letters, digits, '.', '-' and '_'")]
+    BadChar(String),
+}
+
+/// Checks a ticker symbol: 1 to [`MAX_SYMBOL_LEN`] ASCII letters, digits,
+/// `.`, `-` or `_` (as in `BRK.B` or `RDS-A`).
+pub fn validate_symbol(symbol: &str) -> Result<(), SymbolError> {
+    if symbol.is_empty() {
+        return Err(SymbolError::Empty);
+    }
+    if symbol.len() > MAX_SYMBOL_LEN {
+        return Err(SymbolError::TooLong(symbol.chars().take(MAX_SYMBOL_LEN).collect()));
+    }
+    if !symbol.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) {
+        return Err(SymbolError::BadChar(symbol.to_owned()));
+    }
+    Ok(())
+}
+
+/// Why a bars file was refused; `line` counts from 1, the header being line 1.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum BarsError {
+    #[error("the file is empty: expected a header row naming date, open, high, low and close")]
+    Empty,
+    #[error("the header has no `{0}` column (it needs date, open, high, low and close; volume is optional)")]
+    MissingColumn(&'static str),
+    #[error("the header names `{0}` twice")]
+    DuplicateColumn(String),
+    #[error("line {line}: {reason}")]
+    Row { line: u64, reason: String },
+}
+
+const REQUIRED: [&str; 5] = ["date", "open", "high", "low", "close"];
+
+/// Reads a whole bars file. Rows come back sorted by date; every row is
+/// checked (a parsable date and finite numbers, high >= low, no date twice).
+pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<Bar>, BarsError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+    let row_error = |line: u64, reason: String| BarsError::Row { line, reason };
+    let headers = match reader.headers() {
+        Ok(h) if h.iter().any(|f| !f.trim().is_empty()) => h.clone(),
+        Ok(_) => return Err(BarsError::Empty),
+        Err(e) => return Err(row_error(1, e.to_string())),
+    };
+    let mut columns: HashMap<String, usize> = HashMap::new();
+    for (i, name) in headers.iter().enumerate() {
+        let name = name.trim().to_ascii_lowercase();
+        if (REQUIRED.contains(&name.as_str()) || name == "volume")
+            && columns.insert(name.clone(), i).is_some()
+        {
+            return Err(BarsError::DuplicateColumn(name));
+        }
+    }
+    let mut index = [0usize; 5];
+    for (slot, name) in index.iter_mut().zip(REQUIRED) {
+        *slot = *columns.get(name).ok_or(BarsError::MissingColumn(name))?;
+    }
+    let volume_at = columns.get("volume").copied();
+
+    let mut bars = Vec::new();
+    let mut seen: HashMap<Date, u64> = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, csv::Position::line);
+            row_error(line, e.to_string())
+        })?;
+        let line = record.position().map_or(0, csv::Position::line);
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let field = |i: usize| record.get(i).unwrap_or("").trim();
+        let date: Date = field(index[0]).parse().map_err(|e: DateError| row_error(line, e.to_string()))?;
+        let number = |name: &str, i: usize| -> Result<f64, BarsError> {
+            let text = field(i);
+            match text.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                _ => Err(row_error(line, format!("{name} {text:?} is not a finite number"))),
+            }
+        };
+        let bar = Bar {
+            date,
+            open: number("open", index[1])?,
+            high: number("high", index[2])?,
+            low: number("low", index[3])?,
+            close: number("close", index[4])?,
+            volume: match volume_at.map(field) {
+                None | Some("") => None,
+                Some(_) => Some(number("volume", volume_at.unwrap_or_default())?),
+            },
+        };
+        if bar.high < bar.low {
+            return Err(row_error(line, format!("high {} is below low {}", bar.high, bar.low)));
+        }
+        if let Some(first) = seen.insert(date, line) {
+            return Err(row_error(line, format!("date {date} already appears on line {first}")));
+        }
+        bars.push(bar);
+    }
+    bars.sort_by_key(|b| b.date);
+    Ok(bars)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<Bar>, BarsError> {
+        parse_csv(text.as_bytes())
+    }
+
+    fn row_error(text: &str) -> (u64, String) {
+        match parse(text) {
+            Err(BarsError::Row { line, reason }) => (line, reason),
+            other => panic!("expected a row error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dates_parse_strictly_and_order_chronologically() {
+        let d: Date = "2024-02-29".parse().unwrap();
+        assert_eq!((d.year(), d.month(), d.day()), (2024, 2, 29));
+        assert_eq!(d.to_string(), "2024-02-29");
+        for bad in [
+            "2023-02-29",
+            "1900-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-1-01",
+            "2024/01/01",
+            "",
+            "+024-01-01",
+            "0000-01-01",
+            "2024-04-31",
+        ] {
+            assert!(bad.parse::<Date>().is_err(), "{bad}");
+        }
+        assert!("2000-02-29".parse::<Date>().is_ok());
+        assert!("1999-12-31".parse::<Date>().unwrap() < "2000-01-01".parse().unwrap());
+    }
+
+    #[test]
+    fn headers_are_case_insensitive_in_any_order_and_extra_columns_are_ignored() {
+        let bars = parse(
+            "Ticker,Close,DATE,Low,High,Open,Adj Close\nX,2,2020-01-03,1,3,1.5,9\nX,4,2020-01-02,3,5,3.5,9\n",
+        )
+        .unwrap();
+        assert_eq!(bars.len(), 2);
+        assert_eq!(bars[0].date.to_string(), "2020-01-02", "rows come back in date order");
+        assert_eq!(
+            (bars[0].open, bars[0].high, bars[0].low, bars[0].close, bars[0].volume),
+            (3.5, 5.0, 3.0, 4.0, None)
+        );
+        let with_volume = parse("date,open,high,low,close,volume\n2020-01-02,1,2,1,2,1500\n").unwrap();
+        assert_eq!(with_volume[0].volume, Some(1500.0));
+    }
+
+    #[test]
+    fn every_bad_row_is_named_by_line_and_reason() {
+        let head = "date,open,high,low,close\n";
+        let (line, reason) = row_error(&format!("{head}2020-01-02,1,2,1,2\n2020-01-03,1,x,1,2\n"));
+        assert_eq!((line, reason.as_str()), (3, "high \"x\" is not a finite number"));
+        let (line, reason) = row_error(&format!("{head}2020-01-02,1,1,2,1\n"));
+        assert_eq!((line, reason.as_str()), (2, "high 1 is below low 2"));
+        let (line, reason) = row_error(&format!("{head}2020-01-02,1,2,1,2\n2020-01-02,1,2,1,2\n"));
+        assert_eq!((line, reason.as_str()), (3, "date 2020-01-02 already appears on line 2"));
+        let (line, reason) = row_error(&format!("{head}2020-02-30,1,2,1,2\n"));
+        assert_eq!((line, reason.as_str()), (2, "\"2020-02-30\" is not a date of the form YYYY-MM-DD"));
+        let (_, reason) = row_error(&format!("{head}2020-01-02,1,2,1,NaN\n"));
+        assert!(reason.contains("close \"NaN\""), "{reason}");
+        let (_, reason) = row_error(&format!("{head}2020-01-02,1,inf,1,2\n"));
+        assert!(reason.contains("high \"inf\""), "{reason}");
+        let (line, _) = row_error(&format!("{head}2020-01-02,1,2\n"));
+        assert_eq!(line, 2, "a short row is missing numbers");
+    }
+
+    #[test]
+    fn header_problems_are_named() {
+        assert_eq!(parse(""), Err(BarsError::Empty));
+        assert_eq!(parse("date,open,high,low\n"), Err(BarsError::MissingColumn("close")));
+        assert_eq!(
+            parse("date,open,high,low,close,Close\n"),
+            Err(BarsError::DuplicateColumn("close".into()))
+        );
+        assert_eq!(parse("date,open,high,low,close\n").unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn symbols_follow_the_rules() {
+        for ok in ["AAPL", "BRK.B", "RDS-A", "x_1", &"A".repeat(32)] {
+            assert_eq!(validate_symbol(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_symbol(""), Err(SymbolError::Empty));
+        assert!(matches!(validate_symbol(&"A".repeat(33)), Err(SymbolError::TooLong(_))));
+        for bad in ["A B", "A/B", "..\\x", "Ä", "a\n"] {
+            assert_eq!(validate_symbol(bad), Err(SymbolError::BadChar(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        let bars = parse("date,open,high,low,close\n\n2020-01-02,1,2,1,2\n\n").unwrap();
+        assert_eq!(bars.len(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn any_valid_date_round_trips(y in 1u16..=9999, m in 1u8..=12, d in 1u8..=31) {
+            if let Some(date) = Date::new(y, m, d) {
+                prop_assert_eq!(date.to_string().parse::<Date>().unwrap(), date);
+            }
+        }
+
+        #[test]
+        fn any_text_either_parses_to_a_date_that_prints_back_or_is_refused(s in "\\PC{0,12}") {
+            if let Ok(date) = s.parse::<Date>() {
+                prop_assert_eq!(date.to_string(), s);
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Daily bars per symbol: the storage interface and its SQLite implementation.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use dataport_core::market::bars::{Bar, Date};
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+/// What the store holds for one symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SymbolSummary {
+    pub symbol: String,
+    pub bars: u64,
+    pub first: Date,
+    pub last: Date,
+}
+
+/// Why the bar store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BarStoreError {
+    #[error("bar database {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("bar database {path}: schema migration failed: {source}")]
+    Migration { path: PathBuf, source: rusqlite_migration::Error },
+    #[error("bar database {path}: stored date {date:?} of {symbol} is not YYYY-MM-DD")]
+    Corrupt { path: PathBuf, symbol: String, date: String },
+}
+
+/// Daily bars per symbol. Implementations must make each import atomic: a
+/// reader sees all of it or none of it.
+pub trait BarStore: Send + Sync {
+    /// Stores `bars` (already validated) for `symbol` in one transaction;
+    /// a date already stored for the symbol is replaced. Returns how many
+    /// bars were written.
+    fn import(&self, symbol: &str, bars: &[Bar]) -> Result<usize, BarStoreError>;
+
+    /// Every symbol with its bar count and date span, by symbol.
+    fn symbols(&self) -> Result<Vec<SymbolSummary>, BarStoreError>;
+
+    /// Every bar of `symbol` in date order; `None` for an unknown symbol.
+    fn bars(&self, symbol: &str) -> Result<Option<Vec<Bar>>, BarStoreError>;
+}
+
+/// The bar store in one SQLite file, `bars.sqlite3` in the data directory.
+#[derive(Debug)]
+pub struct SqliteBarStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("schema.sql"))])
+}
+
+impl SqliteBarStore {
+    /// The file name inside the data directory.
+    pub const FILE: &str = "bars.sqlite3";
+
+    /// Opens (creating if missing) the store in `dir` and brings its schema
+    /// up to date.
+    pub fn open(dir: &Path) -> Result<Self, BarStoreError> {
+        let path = dir.join(Self::FILE);
+        let sqlite = |source| BarStoreError::Sqlite { path: path.clone(), source };
+        let mut conn = Connection::open(&path).map_err(sqlite)?;
+        // WAL lets readers run beside an import; FULL makes a committed
+        // import survive a power cut.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|source| BarStoreError::Migration { path: path.clone(), source })?;
+        Ok(SqliteBarStore { path, conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-statement leaves SQLite's own transaction to roll back.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> BarStoreError {
+        BarStoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    fn date(&self, symbol: &str, text: String) -> Result<Date, BarStoreError> {
+        text.parse().map_err(|_| BarStoreError::Corrupt {
+            path: self.path.clone(),
+            symbol: symbol.into(),
+            date: text,
+        })
+    }
+}
+
+impl BarStore for SqliteBarStore {
+    fn import(&self, symbol: &str, bars: &[Bar]) -> Result<usize, BarStoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sqlite(e))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO bars (symbol, date, open, high, low, close, volume)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|e| self.sqlite(e))?;
+            for b in bars {
+                insert
+                    .execute(params![symbol, b.date.to_string(), b.open, b.high, b.low, b.close, b.volume])
+                    .map_err(|e| self.sqlite(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.sqlite(e))?;
+        Ok(bars.len())
+    }
+
+    fn symbols(&self) -> Result<Vec<SymbolSummary>, BarStoreError> {
+        let conn = self.conn();
+        let mut query = conn
+            .prepare_cached(
+                "SELECT symbol, COUNT(*), MIN(date), MAX(date) FROM bars GROUP BY symbol ORDER BY symbol",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = query
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (symbol, count, first, last) = row.map_err(|e| self.sqlite(e))?;
+            let (first, last) = (self.date(&symbol, first)?, self.date(&symbol, last)?);
+            out.push(SymbolSummary { bars: count.unsigned_abs(), symbol, first, last });
+        }
+        Ok(out)
+    }
+
+    fn bars(&self, symbol: &str) -> Result<Option<Vec<Bar>>, BarStoreError> {
+        let conn = self.conn();
+        let known: Option<i64> = conn
+            .query_row("SELECT 1 FROM bars WHERE symbol = ?1 LIMIT 1", [symbol], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sqlite(e))?;
+        if known.is_none() {
+            return Ok(None);
+        }
+        let mut query = conn
+            .prepare_cached(
+                "SELECT date, open, high, low, close, volume FROM bars WHERE symbol = ?1 ORDER BY date",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let rows = query
+            .query_map([symbol], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (date, open, high, low, close, volume) = row.map_err(|e| self.sqlite(e))?;
+            out.push(Bar { date: self.date(symbol, date)?, open, high, low, close, volume });
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests;
