@@ -38,6 +38,10 @@ pub struct Config {
     pub simulate_orbit: bool,
     /// The most position entities kept at once.
     pub max_entities: usize,
+    /// The symbol idc.Indicator answers for when a request names none.
+    pub default_symbol: Option<String>,
+    /// Load the bundled sample bars into an empty bar store at start.
+    pub sample_data: bool,
 }
 
 impl Default for Config {
@@ -50,13 +54,24 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             simulate_orbit: false,
             max_entities: 10_000,
+            default_symbol: None,
+            sample_data: true,
         }
     }
 }
 
 /// Every key, in the order `--help` and error messages list them.
-pub const KEYS: &[&str] =
-    &["listen", "data_dir", "features", "log_format", "shutdown_timeout", "simulate_orbit", "max_entities"];
+pub const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "features",
+    "log_format",
+    "shutdown_timeout",
+    "simulate_orbit",
+    "max_entities",
+    "default_symbol",
+    "sample_data",
+];
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,6 +211,14 @@ impl RawSettings {
                         _ => return Err(invalid(&"expected a whole number of at least 1")),
                     };
                 }
+                "default_symbol" => {
+                    dataport_core::market::bars::validate_symbol(value).map_err(|e| invalid(&e))?;
+                    config.default_symbol = Some(value.clone());
+                }
+                "sample_data" => {
+                    config.sample_data =
+                        parse_bool(value).ok_or_else(|| invalid(&"expected true or false"))?;
+                }
                 _ => unreachable!("every key in KEYS is handled above; {key} is not"),
             }
         }
@@ -283,6 +306,10 @@ mod tests {
         assert!(e.contains("simulate_orbit = \"maybe\""), "{e}");
         let e = env(&[("DATAPORT_DATA_DIR", "")]).resolve().unwrap_err().to_string();
         assert!(e.contains("data_dir = \"\""), "{e}");
+        let e = env(&[("DATAPORT_DEFAULT_SYMBOL", "A B")]).resolve().unwrap_err().to_string();
+        assert!(e.starts_with("default_symbol = \"A B\" (from DATAPORT_DEFAULT_SYMBOL): symbol"), "{e}");
+        let e = env(&[("DATAPORT_SAMPLE_DATA", "nope")]).resolve().unwrap_err().to_string();
+        assert!(e.contains("sample_data = \"nope\""), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 mod drain;
 mod greeter;
 pub mod logging;
+mod market;
 mod position;
 mod route;
 mod server;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dataport_core::route::FeatureDb;
+use dataport_store::bars::{BarStore, BarStoreError, SqliteBarStore};
 use dataport_store::{DataDir, StoreError};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -16,6 +17,7 @@ use tonic_health::server::HealthReporter;
 use crate::config::Config;
 use crate::drain::{Drain, EndOnDrain};
 use crate::logging::CallLogLayer;
+use crate::market::{self, Market};
 use crate::position::Hub;
 use crate::{greeter, position, route};
 
@@ -28,6 +30,10 @@ pub enum StartError {
     FeaturesParse { path: PathBuf, source: dataport_core::route::FeaturesError },
     #[error("data_dir = {path:?}: {source}")]
     DataDir { path: PathBuf, source: StoreError },
+    #[error("{0}")]
+    Bars(#[from] BarStoreError),
+    #[error("sample_data: {0}")]
+    Sample(String),
 }
 
 /// Why a running server stopped with an error.
@@ -42,6 +48,7 @@ pub struct Server {
     data_dir: DataDir,
     features: Arc<FeatureDb>,
     hub: Arc<Hub>,
+    market: Market,
 }
 
 /// The names of every application service, as health and reflection list them.
@@ -50,6 +57,7 @@ pub const SERVICES: &[&str] = &[
     <dataport_proto::routeguide::route_guide_server::RouteGuideServer<route::RouteGuideCompat> as NamedService>::NAME,
     <dataport_proto::pos_xyz::position_service_server::PositionServiceServer<position::PositionCompat> as NamedService>::NAME,
     <dataport_proto::dataport::position::v1::position_service_server::PositionServiceServer<position::PositionV1> as NamedService>::NAME,
+    <dataport_proto::idc::indicator_server::IndicatorServer<Market> as NamedService>::NAME,
 ];
 
 impl Server {
@@ -66,8 +74,14 @@ impl Server {
         };
         let data_dir = DataDir::open(&config.data_dir)
             .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+        let bars = SqliteBarStore::open(data_dir.path())?;
+        if config.sample_data && bars.symbols()?.is_empty() {
+            let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
+            tracing::info!(symbols, bars = count, "loaded the sample bars into the empty bar store");
+        }
+        let market = Market::new(Arc::new(bars), config.default_symbol.clone());
         let hub = Arc::new(Hub::new(config.max_entities));
-        Ok(Server { config, data_dir, features: Arc::new(features), hub })
+        Ok(Server { config, data_dir, features: Arc::new(features), hub, market })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then reports every
@@ -95,7 +109,8 @@ impl Server {
             .add_service(greeter::compat())
             .add_service(route::compat(Arc::clone(&self.features)))
             .add_service(position::compat(Arc::clone(&self.hub)))
-            .add_service(position::v1(Arc::clone(&self.hub), drain.clone()));
+            .add_service(position::v1(Arc::clone(&self.hub), drain.clone()))
+            .add_service(market::indicator_compat(self.market.clone()));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

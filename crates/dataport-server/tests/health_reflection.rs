@@ -28,6 +28,7 @@ const EXPECTED_SERVICES: &[&str] = &[
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
     "helloworld.Greeter",
+    "idc.Indicator",
     "posXYZ.PositionService",
     "routeguide.RouteGuide",
 ];

@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// The most position entities kept at once [default: 10000]
     #[arg(long, value_name = "N")]
     max_entities: Option<String>,
+    /// The symbol idc.Indicator answers for when a request names none
+    #[arg(long, value_name = "SYMBOL")]
+    default_symbol: Option<String>,
+    /// Do not load the bundled sample bars into an empty bar store
+    #[arg(long)]
+    no_sample_data: bool,
 }
 
 impl ServeArgs {
@@ -48,6 +54,7 @@ impl ServeArgs {
             ("log_format", &self.log_format),
             ("shutdown_timeout", &self.shutdown_timeout),
             ("max_entities", &self.max_entities),
+            ("default_symbol", &self.default_symbol),
         ];
         for (key, value) in given {
             if let Some(value) = value {
@@ -56,6 +63,9 @@ impl ServeArgs {
         }
         if self.simulate_orbit {
             raw.set_flag("simulate_orbit", "true");
+        }
+        if self.no_sample_data {
+            raw.set_flag("sample_data", "false");
         }
         raw
     }

@@ -12,6 +12,7 @@ SERVED = [
     "routeguide.RouteGuide",
     "posXYZ.PositionService",
     "dataport.position.v1.PositionService",
+    "idc.Indicator",
 ]
 
 

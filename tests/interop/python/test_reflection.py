@@ -14,6 +14,7 @@ SERVICES = [
     "routeguide.RouteGuide",
     "posXYZ.PositionService",
     "dataport.position.v1.PositionService",
+    "idc.Indicator",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

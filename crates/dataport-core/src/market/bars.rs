@@ -5,7 +5,7 @@
 //! are ignored), then one row per trading day in any order. A file is taken
 //! whole or not at all: the first bad row refuses it, naming its line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -137,6 +137,16 @@ const REQUIRED: [&str; 5] = ["date", "open", "high", "low", "close"];
 /// Reads a whole bars file. Rows come back sorted by date; every row is
 /// checked (a parsable date and finite numbers, high >= low, no date twice).
 pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<Bar>, BarsError> {
+    Ok(read(input, false)?.into_values().next().unwrap_or_default())
+}
+
+/// Reads a whole file of several symbols' bars: as [`parse_csv`], plus a
+/// `symbol` column checked by [`validate_symbol`]; bars come back by symbol.
+pub fn parse_csv_by_symbol(input: impl std::io::Read) -> Result<BTreeMap<String, Vec<Bar>>, BarsError> {
+    read(input, true)
+}
+
+fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, Vec<Bar>>, BarsError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
     let row_error = |line: u64, reason: String| BarsError::Row { line, reason };
     let headers = match reader.headers() {
@@ -147,9 +157,8 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<Bar>, BarsError> {
     let mut columns: HashMap<String, usize> = HashMap::new();
     for (i, name) in headers.iter().enumerate() {
         let name = name.trim().to_ascii_lowercase();
-        if (REQUIRED.contains(&name.as_str()) || name == "volume")
-            && columns.insert(name.clone(), i).is_some()
-        {
+        let known = REQUIRED.contains(&name.as_str()) || name == "volume" || (by_symbol && name == "symbol");
+        if known && columns.insert(name.clone(), i).is_some() {
             return Err(BarsError::DuplicateColumn(name));
         }
     }
@@ -157,10 +166,14 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<Bar>, BarsError> {
     for (slot, name) in index.iter_mut().zip(REQUIRED) {
         *slot = *columns.get(name).ok_or(BarsError::MissingColumn(name))?;
     }
+    let symbol_at = match by_symbol {
+        true => Some(*columns.get("symbol").ok_or(BarsError::MissingColumn("symbol"))?),
+        false => None,
+    };
     let volume_at = columns.get("volume").copied();
 
-    let mut bars = Vec::new();
-    let mut seen: HashMap<Date, u64> = HashMap::new();
+    let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
+    let mut seen: HashMap<(String, Date), u64> = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, csv::Position::line);
@@ -171,6 +184,10 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<Bar>, BarsError> {
             continue;
         }
         let field = |i: usize| record.get(i).unwrap_or("").trim();
+        let symbol = symbol_at.map_or("", field).to_owned();
+        if by_symbol {
+            validate_symbol(&symbol).map_err(|e| row_error(line, e.to_string()))?;
+        }
         let date: Date = field(index[0]).parse().map_err(|e: DateError| row_error(line, e.to_string()))?;
         let number = |name: &str, i: usize| -> Result<f64, BarsError> {
             let text = field(i);
@@ -185,21 +202,23 @@ pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<Bar>, BarsError> {
             high: number("high", index[2])?,
             low: number("low", index[3])?,
             close: number("close", index[4])?,
-            volume: match volume_at.map(field) {
-                None | Some("") => None,
-                Some(_) => Some(number("volume", volume_at.unwrap_or_default())?),
+            volume: match volume_at {
+                Some(i) if !field(i).is_empty() => Some(number("volume", i)?),
+                _ => None,
             },
         };
         if bar.high < bar.low {
             return Err(row_error(line, format!("high {} is below low {}", bar.high, bar.low)));
         }
-        if let Some(first) = seen.insert(date, line) {
+        if let Some(first) = seen.insert((symbol.clone(), date), line) {
             return Err(row_error(line, format!("date {date} already appears on line {first}")));
         }
-        bars.push(bar);
+        out.entry(symbol).or_default().push(bar);
     }
-    bars.sort_by_key(|b| b.date);
-    Ok(bars)
+    for bars in out.values_mut() {
+        bars.sort_by_key(|b| b.date);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -298,6 +317,21 @@ mod tests {
         for bad in ["A B", "A/B", "..\\x", "Ä", "a\n"] {
             assert_eq!(validate_symbol(bad), Err(SymbolError::BadChar(bad.into())), "{bad}");
         }
+    }
+
+    #[test]
+    fn files_of_several_symbols_group_by_symbol() {
+        let text = "symbol,date,open,high,low,close\nB,2020-01-03,1,2,1,2\nA,2020-01-02,1,2,1,2\nB,2020-01-02,1,2,1,2\n";
+        let by = parse_csv_by_symbol(text.as_bytes()).unwrap();
+        assert_eq!(by.keys().collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(
+            by["B"].iter().map(|b| b.date.to_string()).collect::<Vec<_>>(),
+            ["2020-01-02", "2020-01-03"]
+        );
+        let missing = parse_csv_by_symbol("date,open,high,low,close\n".as_bytes());
+        assert_eq!(missing, Err(BarsError::MissingColumn("symbol")));
+        let bad = parse_csv_by_symbol("symbol,date,open,high,low,close\nA B,2020-01-02,1,2,1,2\n".as_bytes());
+        assert!(matches!(bad, Err(BarsError::Row { line: 2, .. })), "{bad:?}");
     }
 
     #[test]

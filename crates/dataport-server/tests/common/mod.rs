@@ -26,6 +26,8 @@ pub fn config() -> (Config, tempfile::TempDir) {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.path().join("data"),
         shutdown_timeout: Duration::from_secs(5),
+        // Only the market tests need bars; they turn the sample back on.
+        sample_data: false,
         ..Config::default()
     };
     (config, dir)
