@@ -47,6 +47,8 @@ enum Command {
     /// Read, publish and watch positions (dataport.position.v1).
     #[command(subcommand)]
     Position(client::position::PositionCommand),
+    /// MACD(12, 26, 9) of a symbol's stored daily bars over a date range (idc.Indicator).
+    Macd(client::market::MacdArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
                 Command::Hello { name, again } => client::greeter::hello(channel, name, again).await,
                 Command::Route(cmd) => client::route::run(channel, cmd).await,
                 Command::Position(cmd) => client::position::run(channel, cmd).await,
+                Command::Macd(args) => client::market::macd(channel, args).await,
                 Command::Serve(_) => unreachable!("handled above"),
             }
         }),

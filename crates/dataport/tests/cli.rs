@@ -149,3 +149,35 @@ fn malformed_arguments_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not LAT,LON"));
 }
+
+#[test]
+fn macd_prints_a_table_csv_or_json_lines() {
+    let s = start_server();
+    let range = ["--symbol", "AAPL", "--start", "2010-01-04", "--end", "2010-01-05"];
+    let table = stdout_of(dataport(&s).arg("macd").args(range));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("date") && lines[0].ends_with("histogram"), "{table}");
+    assert!(
+        lines[1].starts_with("2010-01-04") && lines[1].contains("214.01") && lines[1].contains("3.9265"),
+        "{table}"
+    );
+
+    let csv = stdout_of(dataport(&s).arg("macd").args(range).args(["--format", "csv"]));
+    assert_eq!(csv.lines().next(), Some("date,open,high,low,close,macd,signal,histogram"));
+    assert!(csv.lines().nth(2).is_some_and(|l| l.starts_with("2010-01-05,214.6,")), "{csv}");
+
+    let json = stdout_of(dataport(&s).arg("macd").args(range).args(["--format", "json"]));
+    let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["date"], "2010-01-05");
+
+    let out = dataport(&s).args(["macd", "--start", "2010-01-04", "--end", "2010-01-05"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: INVALID_ARGUMENT: symbol is empty")
+            && stderr.contains("AAPL, GOOG, IBM, MSFT"),
+        "{stderr}"
+    );
+}

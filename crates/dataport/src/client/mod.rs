@@ -2,6 +2,7 @@
 //! shared channel and printing plain text.
 
 pub mod greeter;
+pub mod market;
 pub mod position;
 pub mod route;
 
