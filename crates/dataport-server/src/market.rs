@@ -51,17 +51,14 @@ impl Market {
         if let Some(symbol) = &self.default_symbol {
             return Ok(symbol.clone());
         }
-        let stored = self.store.symbols().map_err(internal)?;
+        let stored = self.stored_symbols()?;
         match stored.as_slice() {
-            [only] => Ok(only.symbol.clone()),
+            [only] => Ok(only.clone()),
             [] => Err(Status::failed_precondition("symbol is empty and the bar store holds no symbols")),
-            many => {
-                let names: Vec<&str> = many.iter().map(|s| s.symbol.as_str()).collect();
-                Err(Status::invalid_argument(format!(
-                    "symbol is empty and there is no default symbol; choose one of: {}",
-                    names.join(", ")
-                )))
-            }
+            many => Err(Status::invalid_argument(format!(
+                "symbol is empty and there is no default symbol; choose one of: {}",
+                many.join(", ")
+            ))),
         }
     }
 
@@ -70,14 +67,15 @@ impl Market {
         match self.store.bars(symbol).map_err(internal)? {
             Some(bars) => Ok(bars),
             None => {
-                let stored = self.store.symbols().map_err(internal)?;
-                let names: Vec<&str> = stored.iter().map(|s| s.symbol.as_str()).collect();
-                Err(Status::not_found(format!(
-                    "symbol {symbol:?} is not stored (stored: {})",
-                    names.join(", ")
-                )))
+                let stored = self.stored_symbols()?.join(", ");
+                Err(Status::not_found(format!("symbol {symbol:?} is not stored (stored: {stored})")))
             }
         }
+    }
+
+    /// The stored symbols, by name.
+    fn stored_symbols(&self) -> Result<Vec<String>, Status> {
+        Ok(self.store.symbols().map_err(internal)?.into_iter().map(|s| s.symbol).collect())
     }
 }
 

@@ -100,7 +100,8 @@ fn run(args: ServeArgs) -> Result<(), String> {
         .resolve()
         .map_err(|e| e.to_string())?;
     let listen = config.listen;
-    let log_format = config.log_format;
+    // Before the server is built, so that what it does at start is logged.
+    let _log = logging::init(config.log_format).map_err(|e| format!("cannot start the log writer: {e}"))?;
     let server = Server::new(config).map_err(|e| e.to_string())?;
 
     let runtime =
@@ -109,7 +110,6 @@ fn run(args: ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("listen = \"{listen}\": cannot bind: {e}"))?;
-        let _log = logging::init(log_format).map_err(|e| format!("cannot start the log writer: {e}"))?;
         server.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
     })
 }

@@ -94,9 +94,14 @@ fn start_with_filter(rust_log: &str, extra: &[&str], data_dir: &std::path::Path)
             }
         }
     });
-    let first = lines.recv_timeout(Duration::from_secs(30)).expect("a start line");
-    let start: serde_json::Value = serde_json::from_str(&first).expect("json");
-    assert_eq!(start["fields"]["message"], "listening", "{first}");
+    // Start-up lines (migrations, the sample bars) come first, then this one.
+    let start = loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).expect("a start line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("every line is JSON");
+        if v["fields"]["message"] == "listening" {
+            break v;
+        }
+    };
     assert_eq!(start["fields"]["data_dir"], data_dir.display().to_string());
     let addr = start["fields"]["addr"].as_str().expect("addr").to_owned();
     Served { child, addr, lines }

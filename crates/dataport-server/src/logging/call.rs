@@ -203,7 +203,9 @@ impl LineBuf {
 /// The shape of tracing-subscriber's default text format, without colour.
 fn text(out: &mut LineBuf, line: &Line<'_>) {
     out.time(SystemTime::now());
-    out.push("  INFO dataport::call: method=");
+    out.push("  INFO ");
+    out.push(TARGET);
+    out.push(": method=");
     out.push(line.method);
     out.push(" code=");
     out.push(line.code);
@@ -239,7 +241,9 @@ fn json(out: &mut LineBuf, line: &Line<'_>) {
         out.push(",\"message\":");
         out.json_str(message);
     }
-    out.push("},\"target\":\"dataport::call\"}\n");
+    out.push("},\"target\":\"");
+    out.push(TARGET);
+    out.push("\"}\n");
 }
 
 /// A tower layer that logs every call: method, status code, duration, peer.
@@ -294,7 +298,12 @@ struct PendingCall {
 }
 
 impl PendingCall {
-    fn finish(mut self, code: i32, message: Option<&str>) {
+    fn finish(mut self, code: tonic::Code, message: Option<&str>) {
+        self.log(code as i32, message);
+    }
+
+    /// Writes the call's line, once.
+    fn log(&mut self, code: i32, message: Option<&str>) {
         self.done = true;
         let message = message.map(|m| percent_encoding::percent_decode_str(m).decode_utf8_lossy());
         let line = Line {
@@ -323,10 +332,14 @@ impl PendingCall {
         };
         let code = match status.as_bytes() {
             b"0" => 0,
-            other => std::str::from_utf8(other).ok().and_then(|s| s.parse().ok()).unwrap_or(2),
+            other => std::str::from_utf8(other)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(tonic::Code::Unknown as i32),
         };
         let message = if code == 0 { None } else { headers.get(MESSAGE).and_then(|m| m.to_str().ok()) };
-        self.finish(code, message);
+        let mut call = self;
+        call.log(code, message);
         None
     }
 }
@@ -334,9 +347,7 @@ impl PendingCall {
 impl Drop for PendingCall {
     fn drop(&mut self) {
         if !self.done {
-            let call =
-                PendingCall { method: self.method.take(), peer: self.peer, start: self.start, done: false };
-            call.finish(1, Some("the call ended before its response did"));
+            self.log(tonic::Code::Cancelled as i32, Some("the call ended before its response did"));
         }
     }
 }
@@ -375,7 +386,7 @@ where
             }
             Err(e) => {
                 if let Some(call) = call {
-                    call.finish(13, Some("the service failed before answering"));
+                    call.finish(tonic::Code::Internal, Some("the service failed before answering"));
                 }
                 Err(e)
             }
@@ -411,12 +422,12 @@ impl<B: Body> Body for CallLogBody<B> {
             }
             Some(Err(_)) => {
                 if let Some(call) = this.call.take() {
-                    call.finish(13, Some("the response body failed"));
+                    call.finish(tonic::Code::Internal, Some("the response body failed"));
                 }
             }
             None => {
                 if let Some(call) = this.call.take() {
-                    call.finish(2, Some("the response ended without a grpc-status"));
+                    call.finish(tonic::Code::Unknown, Some("the response ended without a grpc-status"));
                 }
             }
         }

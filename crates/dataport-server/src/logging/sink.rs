@@ -67,8 +67,8 @@ impl Sink {
         Ok((Sink { shared: Arc::clone(&shared) }, SinkGuard { shared, flusher: Some(flusher) }))
     }
 
-    /// Appends `line`, which should end with a newline, then lets `fill`
-    /// add more to it in place; waits while the buffer is full.
+    /// Lets `fill` append whole lines (each ending in a newline) to the
+    /// pending buffer, under its lock; waits first while the buffer is full.
     pub fn append(&self, fill: impl FnOnce(&mut Vec<u8>)) {
         let mut state = lock(&self.shared);
         while state.pending.len() >= MAX_PENDING && !state.closed {
