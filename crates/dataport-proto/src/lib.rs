@@ -46,6 +46,11 @@ pub mod file_transfer {
 
 /// The versioned `dataport.<area>.v1` APIs.
 pub mod dataport {
+    pub mod market {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/dataport.market.v1.rs"));
+        }
+    }
     pub mod position {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/dataport.position.v1.rs"));

@@ -58,6 +58,8 @@ pub const SERVICES: &[&str] = &[
     <dataport_proto::pos_xyz::position_service_server::PositionServiceServer<position::PositionCompat> as NamedService>::NAME,
     <dataport_proto::dataport::position::v1::position_service_server::PositionServiceServer<position::PositionV1> as NamedService>::NAME,
     <dataport_proto::idc::indicator_server::IndicatorServer<Market> as NamedService>::NAME,
+    <dataport_proto::idc::indicator_graph_server::IndicatorGraphServer<Market> as NamedService>::NAME,
+    <dataport_proto::dataport::market::v1::market_service_server::MarketServiceServer<Market> as NamedService>::NAME,
 ];
 
 impl Server {
@@ -110,7 +112,9 @@ impl Server {
             .add_service(route::compat(Arc::clone(&self.features)))
             .add_service(position::compat(Arc::clone(&self.hub)))
             .add_service(position::v1(Arc::clone(&self.hub), drain.clone()))
-            .add_service(market::indicator_compat(self.market.clone()));
+            .add_service(market::indicator_compat(self.market.clone()))
+            .add_service(market::indicator_graph_compat(self.market.clone()))
+            .add_service(market::v1(self.market.clone()));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

@@ -23,12 +23,14 @@ use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as 
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as V1AlphaResponse;
 
 const EXPECTED_SERVICES: &[&str] = &[
+    "dataport.market.v1.MarketService",
     "dataport.position.v1.PositionService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
     "helloworld.Greeter",
     "idc.Indicator",
+    "idc.IndicatorGraph",
     "posXYZ.PositionService",
     "routeguide.RouteGuide",
 ];

@@ -2,8 +2,9 @@ mod common;
 
 use common::assert_status;
 use dataport_core::market::bars::parse_csv;
-use dataport_proto::idc::MacdRequest;
 use dataport_proto::idc::indicator_client::IndicatorClient;
+use dataport_proto::idc::indicator_graph_client::IndicatorGraphClient;
+use dataport_proto::idc::{MacdGraphRequest, MacdRequest};
 use dataport_store::bars::{BarStore, SqliteBarStore};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -124,4 +125,62 @@ async fn an_empty_symbol_means_the_default_else_the_only_symbol_else_a_list() {
     let mut client = IndicatorClient::new(server.channel().await);
     let reply = client.get_macd(request("", "2021-01-01", "2021-12-31")).await.unwrap().into_inner();
     assert_eq!(reply.macd.len(), 56 - 33);
+}
+
+async fn graph(
+    client: &mut IndicatorGraphClient<Channel>,
+    req: MacdGraphRequest,
+) -> Result<Vec<Vec<u8>>, tonic::Status> {
+    let mut stream = client.get_macd_graph(req).await?.into_inner();
+    let mut chunks = Vec::new();
+    while let Some(reply) = stream.message().await? {
+        chunks.push(reply.macd_chunk);
+    }
+    Ok(chunks)
+}
+
+fn graph_request(symbol: &str, start: &str, end: &str) -> MacdGraphRequest {
+    MacdGraphRequest { start_date: start.into(), end_date: end.into(), symbol: symbol.into() }
+}
+
+#[tokio::test]
+async fn get_macd_graph_streams_a_1000x700_png_in_chunks_of_at_most_64_kib() {
+    let (server, _) = with_sample(Some("GOOG")).await;
+    let mut client = IndicatorGraphClient::new(server.channel().await);
+    let chunks = graph(&mut client, graph_request("", "2012-01-01", "2012-12-31")).await.unwrap();
+    assert!(
+        chunks.iter().all(|c| !c.is_empty() && c.len() <= 64 * 1024),
+        "{:?}",
+        chunks.iter().map(Vec::len)
+    );
+    let png: Vec<u8> = chunks.concat();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&png)).read_info().expect("a PNG");
+    assert_eq!((reader.info().width, reader.info().height), (1000, 700));
+    let mut pixels = vec![0; reader.output_buffer_size().expect("fits")];
+    reader.next_frame(&mut pixels).expect("the whole image decodes");
+
+    // A range without bars still answers a chart (that says so).
+    let empty = graph(&mut client, graph_request("GOOG", "2030-01-01", "2030-12-31")).await.unwrap();
+    assert!(empty.concat().starts_with(b"\x89PNG\r\n\x1a\n"));
+}
+
+#[tokio::test]
+async fn get_macd_graph_refuses_bad_requests() {
+    let (server, _) = with_sample(None).await;
+    let mut client = IndicatorGraphClient::new(server.channel().await);
+    assert_status(
+        graph(&mut client, graph_request("GOOG", "2012-01-01", "2012-13-01")).await,
+        Code::InvalidArgument,
+        &["end_date \"2012-13-01\""],
+    );
+    assert_status(
+        graph(&mut client, graph_request("NOPE", "2012-01-01", "2012-12-01")).await,
+        Code::NotFound,
+        &["\"NOPE\""],
+    );
+    assert_status(
+        graph(&mut client, graph_request("", "2012-01-01", "2012-12-01")).await,
+        Code::InvalidArgument,
+        &["symbol is empty", "AAPL, GOOG, IBM, MSFT"],
+    );
 }

@@ -49,6 +49,13 @@ enum Command {
     Position(client::position::PositionCommand),
     /// MACD(12, 26, 9) of a symbol's stored daily bars over a date range (idc.Indicator).
     Macd(client::market::MacdArgs),
+    /// Import, list and print stored daily bars (dataport.market.v1).
+    #[command(subcommand)]
+    Bars(client::market::BarsCommand),
+    /// Indicators of a symbol's stored bars over a date range, as columns (dataport.market.v1).
+    Indicators(client::market::IndicatorsArgs),
+    /// Draw candlesticks, volume and MACD of a date range to a PNG or SVG file (dataport.market.v1).
+    Chart(client::market::ChartArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +68,9 @@ fn main() -> ExitCode {
                 Command::Route(cmd) => client::route::run(channel, cmd).await,
                 Command::Position(cmd) => client::position::run(channel, cmd).await,
                 Command::Macd(args) => client::market::macd(channel, args).await,
+                Command::Bars(cmd) => client::market::bars(channel, cmd).await,
+                Command::Indicators(args) => client::market::indicators(channel, args).await,
+                Command::Chart(args) => client::market::chart(channel, args).await,
                 Command::Serve(_) => unreachable!("handled above"),
             }
         }),

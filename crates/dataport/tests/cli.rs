@@ -181,3 +181,147 @@ fn macd_prints_a_table_csv_or_json_lines() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bars_import_list_and_get() {
+    let s = start_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("acme.csv");
+    std::fs::write(
+        &file,
+        "Date,Open,High,Low,Close,Volume\n2024-01-03,11,12,10,11.5,900\n2024-01-02,10,11,9,10.5,\n",
+    )
+    .expect("write");
+    let out = stdout_of(dataport(&s).args(["bars", "import", "--symbol", "ACME"]).arg(&file));
+    assert_eq!(out, "imported 2 bars of ACME; it now holds 2 bars, 2024-01-02 to 2024-01-03\n");
+    let out = stdout_of(
+        dataport(&s)
+            .args(["bars", "import", "--symbol", "ACME", "-"])
+            .write_stdin("date,open,high,low,close\n2024-01-04,1,2,1,2\n"),
+    );
+    assert!(out.contains("it now holds 3 bars, 2024-01-02 to 2024-01-04"), "{out}");
+
+    let list = stdout_of(dataport(&s).args(["bars", "list"]));
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(lines[0].starts_with("symbol") && lines[0].contains("first"), "{list}");
+    assert!(lines[1].starts_with("AAPL") && lines[1].contains("3270"), "{list}");
+    assert!(
+        list.lines().any(|l| l.starts_with("ACME") && l.contains("2024-01-02") && l.contains("2024-01-04")),
+        "{list}"
+    );
+
+    let csv = stdout_of(dataport(&s).args([
+        "bars",
+        "get",
+        "--symbol",
+        "ACME",
+        "--end",
+        "2024-01-03",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(
+        csv,
+        "date,open,high,low,close,volume\n2024-01-02,10,11,9,10.5,\n2024-01-03,11,12,10,11.5,900\n"
+    );
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "date,open,high,low,close\n2024-01-05,1,1,2,1\n").expect("write");
+    let out = dataport(&s).args(["bars", "import", "--symbol", "ACME"]).arg(&bad).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: INVALID_ARGUMENT: csv: line 2: high 1 is below low 2\n"
+    );
+    let out = dataport(&s)
+        .args(["bars", "import", "--symbol", "ACME", "/no/such/file.csv"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: cannot read /no/such/file.csv"));
+}
+
+#[test]
+fn indicators_print_one_column_per_output() {
+    let s = start_server();
+    let args = ["indicators", "--symbol", "AAPL", "--start", "2010-01-04", "--end", "2010-01-05"];
+    let table = stdout_of(dataport(&s).args(args).args(["sma:5", "macd", "bollinger:20,2.5"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "date",
+            "sma_5",
+            "macd_12_26_9",
+            "macd_12_26_9_signal",
+            "macd_12_26_9_hist",
+            "bollinger_20_2.5_2_upper",
+            "bollinger_20_2.5_2_middle",
+            "bollinger_20_2.5_2_lower",
+        ]
+    );
+    // TA-Lib's MACD of AAPL at 2010-01-04 is 3.926500332345171 (see the server's market tests).
+    assert!(lines[1].starts_with("2010-01-04") && lines[1].contains("3.9265"), "{table}");
+
+    let json = stdout_of(dataport(&s).args([
+        "indicators",
+        "--symbol",
+        "AAPL",
+        "--end",
+        "2000-03-02",
+        "--format",
+        "json",
+        "rsi",
+    ]));
+    let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], serde_json::json!({"date": "2000-03-01", "rsi_14": null}));
+
+    let out = dataport(&s).args(args).arg("vwap:3").output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown indicator \"vwap\""));
+    let out = dataport(&s).args(args).arg("sma:0x").output().expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"0x\" in \"sma:0x\" is not a period"));
+    let out = dataport(&s).args(args).arg("sma:200000").output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT: indicators[0].sma.period"));
+}
+
+#[test]
+fn chart_writes_a_png_or_an_svg_file() {
+    let s = start_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let png = dir.path().join("goog.png");
+    let range = ["--symbol", "GOOG", "--start", "2012-01-01", "--end", "2012-12-31"];
+    let out = dataport(&s).arg("chart").args(range).arg("-o").arg(&png).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&png).expect("written");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    // The IHDR chunk holds the width and height, big-endian, at bytes 16..24.
+    assert_eq!((&bytes[16..20], &bytes[20..24]), (&1000u32.to_be_bytes()[..], &700u32.to_be_bytes()[..]));
+
+    let svg = dir.path().join("goog.svg");
+    let out = dataport(&s)
+        .arg("chart")
+        .args(range)
+        .args(["--panels", "price,macd", "-o"])
+        .arg(&svg)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(&svg).expect("written").contains("<svg"));
+
+    let out = dataport(&s)
+        .arg("chart")
+        .args(range)
+        .args(["--width", "50", "-o"])
+        .arg(dir.path().join("x.png"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: INVALID_ARGUMENT: width 50"));
+    assert!(!dir.path().join("x.png").exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "no temporary files are left: {names:?}");
+}

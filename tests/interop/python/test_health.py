@@ -13,6 +13,8 @@ SERVED = [
     "posXYZ.PositionService",
     "dataport.position.v1.PositionService",
     "idc.Indicator",
+    "idc.IndicatorGraph",
+    "dataport.market.v1.MarketService",
 ]
 
 

@@ -15,6 +15,8 @@ SERVICES = [
     "posXYZ.PositionService",
     "dataport.position.v1.PositionService",
     "idc.Indicator",
+    "idc.IndicatorGraph",
+    "dataport.market.v1.MarketService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -95,6 +97,55 @@ def test_grpcio_reflection_client_builds_position_v1_descriptors(channel):
     assert watch.input_type.full_name == "dataport.position.v1.WatchRequest"
     update_time = pool.FindMessageTypeByName("dataport.position.v1.EntityPosition").fields_by_name["update_time"]
     assert update_time.message_type.full_name == "google.protobuf.Timestamp"
+
+
+def test_indicator_graph_resolves_to_its_seed_file_with_a_server_streaming_method(reflection):
+    files = reflection.files(file_containing_symbol="idc.IndicatorGraph")
+    graph = files["indicator_graph.proto"]
+    assert graph.package == "idc"
+    (service,) = graph.service
+    (method,) = service.method
+    assert (method.name, method.input_type, method.output_type) == (
+        "GetMACDGraph",
+        ".idc.MACDGraphRequest",
+        ".idc.MACDGraphReply",
+    )
+    assert method.server_streaming and not method.client_streaming
+    request = {m.name: m for m in graph.message_type}["MACDGraphRequest"]
+    assert [(f.name, f.number) for f in request.field] == [("start_date", 1), ("end_date", 2), ("symbol", 3)]
+
+
+def test_market_v1_resolves_with_its_streaming_shapes(reflection):
+    files = reflection.files(file_containing_symbol="dataport.market.v1.MarketService")
+    market = files["dataport/market/v1/market.proto"]
+    assert market.package == "dataport.market.v1"
+    methods = {m.name: (m.client_streaming, m.server_streaming) for m in market.service[0].method}
+    assert methods == {
+        "ImportBars": (True, False),
+        "ListSymbols": (False, False),
+        "GetBars": (False, False),
+        "ComputeIndicators": (False, False),
+        "RenderChart": (False, True),
+    }
+    # A message of the file resolves to the same file.
+    by_message = reflection.files(file_containing_symbol="dataport.market.v1.ComputeIndicatorsRequest")
+    assert "dataport/market/v1/market.proto" in by_message
+
+
+def test_grpcio_reflection_client_builds_market_v1_descriptors(channel):
+    db = ProtoReflectionDescriptorDatabase(channel)
+    pool = descriptor_pool.DescriptorPool(db)
+    service = pool.FindServiceByName("dataport.market.v1.MarketService")
+    render = service.methods_by_name["RenderChart"]
+    assert render.output_type.full_name == "dataport.market.v1.RenderChartResponse"
+    indicator = pool.FindMessageTypeByName("dataport.market.v1.Indicator")
+    assert [f.name for f in indicator.oneofs_by_name["kind"].fields] == ["sma", "ema", "macd", "rsi", "bollinger", "atr"]
+    volume = pool.FindMessageTypeByName("dataport.market.v1.Bar").fields_by_name["volume"]
+    assert volume.has_presence
+    panel = pool.FindEnumTypeByName("dataport.market.v1.Panel")
+    assert [v.name for v in panel.values] == ["PANEL_UNSPECIFIED", "PANEL_PRICE", "PANEL_VOLUME", "PANEL_MACD"]
+    graph = pool.FindServiceByName("idc.IndicatorGraph").methods_by_name["GetMACDGraph"]
+    assert graph.output_type.fields_by_name["macd_chunk"].type == graph.output_type.fields_by_name["macd_chunk"].TYPE_BYTES
 
 
 def test_unknown_symbol_is_not_found(reflection):

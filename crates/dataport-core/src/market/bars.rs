@@ -119,6 +119,21 @@ pub fn validate_symbol(symbol: &str) -> Result<(), SymbolError> {
     Ok(())
 }
 
+/// Checks one bar's numbers: all finite, and high not below low. (Dates are
+/// checked when parsed.)
+pub fn check_bar(bar: &Bar) -> Result<(), String> {
+    let fields = [("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close)];
+    for (name, value) in fields.into_iter().chain(bar.volume.map(|v| ("volume", v))) {
+        if !value.is_finite() {
+            return Err(format!("{name} {value} is not a finite number"));
+        }
+    }
+    if bar.high < bar.low {
+        return Err(format!("high {} is below low {}", bar.high, bar.low));
+    }
+    Ok(())
+}
+
 /// Why a bars file was refused; `line` counts from 1, the header being line 1.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum BarsError {
@@ -207,9 +222,7 @@ fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, V
                 _ => None,
             },
         };
-        if bar.high < bar.low {
-            return Err(row_error(line, format!("high {} is below low {}", bar.high, bar.low)));
-        }
+        check_bar(&bar).map_err(|reason| row_error(line, reason))?;
         if let Some(first) = seen.insert((symbol.clone(), date), line) {
             return Err(row_error(line, format!("date {date} already appears on line {first}")));
         }

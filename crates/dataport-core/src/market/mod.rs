@@ -17,8 +17,10 @@
 //! is passed over (see each function).
 
 pub mod bars;
+mod columns;
 mod indicators;
 
+pub use columns::{Column, Indicator};
 pub use indicators::*;
 
 #[cfg(test)]

@@ -1,10 +1,16 @@
-//! `dataport macd`.
+//! `dataport macd`, `dataport bars`, `dataport indicators` and `dataport chart`.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use dataport_proto::dataport::market::v1 as pb;
+use dataport_proto::dataport::market::v1::market_service_client::MarketServiceClient;
 use dataport_proto::idc::MacdRequest;
 use dataport_proto::idc::indicator_client::IndicatorClient;
 use tonic::transport::Channel;
 
-/// How `dataport macd` prints its rows.
+/// How rows are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Aligned columns for reading.
@@ -33,37 +39,365 @@ pub struct MacdArgs {
 pub async fn macd(channel: Channel, args: MacdArgs) -> anyhow::Result<()> {
     let request = MacdRequest { start_date: args.start, end_date: args.end, symbol: args.symbol };
     let rows = IndicatorClient::new(channel).get_macd(request).await?.into_inner().macd;
-    match args.format {
+    let header = ["date", "open", "high", "low", "close", "macd", "signal", "histogram"];
+    let rows = rows.iter().map(|r| {
+        let prices = [r.open, r.high, r.low, r.close].map(|v| Cell::Number(widen(v), 2));
+        let lines = [r.macd, r.signal, r.histogram].map(|v| Cell::Number(widen(v), 4));
+        std::iter::once(Cell::Text(r.date.clone())).chain(prices).chain(lines).collect()
+    });
+    print_rows(args.format, &header, rows)
+}
+
+/// The double that prints as the shortest form of `v` (23.45, not
+/// 23.450000762939453): the seed contract carries prices as floats.
+fn widen(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::NAN)
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BarsCommand {
+    /// Import a CSV file of daily bars (date, open, high, low, close and
+    /// optionally volume); `-` reads stdin. All or nothing: a bad row refuses
+    /// the file. Dates already stored are replaced.
+    Import {
+        #[arg(long)]
+        symbol: String,
+        file: PathBuf,
+    },
+    /// List the stored symbols with their bar counts and date spans.
+    List,
+    /// Print the stored bars of a symbol.
+    Get {
+        #[arg(long)]
+        symbol: String,
+        #[command(flatten)]
+        range: Range,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// A date range; either end may be left open.
+#[derive(Debug, clap::Args)]
+pub struct Range {
+    /// The first day, YYYY-MM-DD (default: the first stored).
+    #[arg(long, default_value = "")]
+    start: String,
+    /// The last day, YYYY-MM-DD (default: the last stored).
+    #[arg(long, default_value = "")]
+    end: String,
+}
+
+/// CSV bytes per import message: well under the 4 MiB message limit.
+const IMPORT_CHUNK: usize = 256 * 1024;
+
+pub async fn bars(channel: Channel, command: BarsCommand) -> anyhow::Result<()> {
+    let mut client = MarketServiceClient::new(channel);
+    match command {
+        BarsCommand::Import { symbol, file } => {
+            let csv = read_input(&file)?;
+            let messages: Vec<pb::ImportBarsRequest> = csv
+                .chunks(IMPORT_CHUNK)
+                .enumerate()
+                .map(|(i, piece)| pb::ImportBarsRequest {
+                    symbol: if i == 0 { symbol.clone() } else { String::new() },
+                    csv: piece.to_vec(),
+                    bars: Vec::new(),
+                })
+                .collect();
+            let reply = client.import_bars(tokio_stream::iter(messages)).await?.into_inner();
+            match reply.summary {
+                Some(s) => println!(
+                    "imported {} bars of {}; it now holds {} bars, {} to {}",
+                    reply.imported, reply.symbol, s.bars, s.first_date, s.last_date
+                ),
+                None => println!("imported {} bars of {}", reply.imported, reply.symbol),
+            }
+        }
+        BarsCommand::List => {
+            let symbols = client.list_symbols(pb::ListSymbolsRequest {}).await?.into_inner().symbols;
+            let rows = symbols.into_iter().map(|s| {
+                vec![
+                    Cell::Text(s.symbol),
+                    Cell::Number(s.bars as f64, 0),
+                    Cell::Text(s.first_date),
+                    Cell::Text(s.last_date),
+                ]
+            });
+            print_rows(Format::Table, &["symbol", "bars", "first", "last"], rows)?;
+        }
+        BarsCommand::Get { symbol, range, format } => {
+            let request = pb::GetBarsRequest { symbol, start_date: range.start, end_date: range.end };
+            let bars = client.get_bars(request).await?.into_inner().bars;
+            let rows = bars.into_iter().map(|b| {
+                let prices = [b.open, b.high, b.low, b.close].map(|v| Cell::Number(v, 2));
+                std::iter::once(Cell::Text(b.date))
+                    .chain(prices)
+                    .chain([b.volume.map_or(Cell::Empty, |v| Cell::Number(v, 0))])
+                    .collect()
+            });
+            print_rows(format, &["date", "open", "high", "low", "close", "volume"], rows)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin().read_to_end(&mut bytes).context("cannot read stdin")?;
+    } else {
+        bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    Ok(bytes)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IndicatorsArgs {
+    #[arg(long)]
+    symbol: String,
+    #[command(flatten)]
+    range: Range,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// Indicators, each NAME or NAME:PARAMS: sma:PERIOD, ema:PERIOD,
+    /// macd:FAST,SLOW,SIGNAL, rsi:PERIOD, bollinger:PERIOD,DEV_UP,DEV_DOWN,
+    /// atr:PERIOD. Left out, a parameter takes TA-Lib's default (sma and ema
+    /// 30; macd 12,26,9; rsi and atr 14; bollinger 5,2,2).
+    #[arg(required = true, value_parser = parse_indicator)]
+    indicators: Vec<pb::Indicator>,
+}
+
+/// Parses `name[:p1,p2,...]` into an indicator request.
+fn parse_indicator(spec: &str) -> Result<pb::Indicator, String> {
+    use pb::indicator::Kind;
+    let (name, params) = spec.split_once(':').unwrap_or((spec, ""));
+    let numbers: Vec<&str> = if params.is_empty() { Vec::new() } else { params.split(',').collect() };
+    let at_most = |n: usize, what: &str| {
+        if numbers.len() > n {
+            return Err(format!("{name} takes at most {n} parameters ({what}), got {params:?}"));
+        }
+        Ok(())
+    };
+    let period = |i: usize| -> Result<u32, String> {
+        numbers
+            .get(i)
+            .map_or(Ok(0), |p| p.trim().parse().map_err(|_| format!("{p:?} in {spec:?} is not a period")))
+    };
+    let deviations = |i: usize| -> Result<f64, String> {
+        numbers.get(i).map_or(Ok(0.0), |p| {
+            p.trim().parse().map_err(|_| format!("{p:?} in {spec:?} is not a number of deviations"))
+        })
+    };
+    let kind = match name.to_ascii_lowercase().as_str() {
+        "sma" => at_most(1, "period").and_then(|()| Ok(Kind::Sma(pb::Sma { period: period(0)? })))?,
+        "ema" => at_most(1, "period").and_then(|()| Ok(Kind::Ema(pb::Ema { period: period(0)? })))?,
+        "rsi" => at_most(1, "period").and_then(|()| Ok(Kind::Rsi(pb::Rsi { period: period(0)? })))?,
+        "atr" => at_most(1, "period").and_then(|()| Ok(Kind::Atr(pb::Atr { period: period(0)? })))?,
+        "macd" => at_most(3, "fast, slow, signal").and_then(|()| {
+            Ok(Kind::Macd(pb::Macd {
+                fast_period: period(0)?,
+                slow_period: period(1)?,
+                signal_period: period(2)?,
+            }))
+        })?,
+        "bollinger" | "bbands" => at_most(3, "period, dev_up, dev_down").and_then(|()| {
+            Ok(Kind::Bollinger(pb::Bollinger {
+                period: period(0)?,
+                dev_up: deviations(1)?,
+                dev_down: deviations(2)?,
+            }))
+        })?,
+        _ => return Err(format!("unknown indicator {name:?}: use sma, ema, macd, rsi, bollinger or atr")),
+    };
+    Ok(pb::Indicator { kind: Some(kind) })
+}
+
+pub async fn indicators(channel: Channel, args: IndicatorsArgs) -> anyhow::Result<()> {
+    let request = pb::ComputeIndicatorsRequest {
+        symbol: args.symbol,
+        start_date: args.range.start,
+        end_date: args.range.end,
+        indicators: args.indicators,
+    };
+    let reply = MarketServiceClient::new(channel).compute_indicators(request).await?.into_inner();
+    let header: Vec<&str> =
+        std::iter::once("date").chain(reply.columns.iter().map(|c| c.name.as_str())).collect();
+    let rows = reply.dates.iter().enumerate().map(|(i, date)| {
+        std::iter::once(Cell::Text(date.clone()))
+            .chain(reply.columns.iter().map(|c| c.values.get(i).map_or(Cell::Empty, |&v| Cell::Number(v, 4))))
+            .collect()
+    });
+    print_rows(args.format, &header, rows)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChartArgs {
+    #[arg(long)]
+    symbol: String,
+    #[command(flatten)]
+    range: Range,
+    /// Where to write the image; `-` writes to stdout.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// png or svg (default: from the output's extension, else png).
+    #[arg(long, value_enum)]
+    format: Option<ImageFormat>,
+    /// Pixels (default 1000).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    width: u32,
+    /// Pixels (default 700).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    height: u32,
+    /// The panels to draw (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    panels: Vec<ChartPanel>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageFormat {
+    Png,
+    Svg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChartPanel {
+    /// Candlesticks.
+    Price,
+    Volume,
+    Macd,
+}
+
+pub async fn chart(channel: Channel, args: ChartArgs) -> anyhow::Result<()> {
+    let by_extension = match args.output.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("svg") => ImageFormat::Svg,
+        _ => ImageFormat::Png,
+    };
+    let format = match args.format.unwrap_or(by_extension) {
+        ImageFormat::Png => pb::Format::Png,
+        ImageFormat::Svg => pb::Format::Svg,
+    };
+    let panels = args.panels.iter().map(|p| match p {
+        ChartPanel::Price => pb::Panel::Price as i32,
+        ChartPanel::Volume => pb::Panel::Volume as i32,
+        ChartPanel::Macd => pb::Panel::Macd as i32,
+    });
+    let request = pb::RenderChartRequest {
+        symbol: args.symbol,
+        start_date: args.range.start,
+        end_date: args.range.end,
+        format: format as i32,
+        width: args.width,
+        height: args.height,
+        panels: panels.collect(),
+        macd: None,
+    };
+    let mut stream = MarketServiceClient::new(channel).render_chart(request).await?.into_inner();
+    let mut image = Vec::new();
+    while let Some(reply) = stream.message().await? {
+        image.extend_from_slice(&reply.chunk);
+    }
+    if args.output == Path::new("-") {
+        std::io::stdout().write_all(&image).context("cannot write to stdout")?;
+        return Ok(());
+    }
+    write_atomically(&args.output, &image)?;
+    eprintln!("wrote {} ({} bytes)", args.output.display(), image.len());
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over
+/// `path`: a reader never sees half an image.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
+    let mut temp = name.to_os_string();
+    temp.push(format!(".{}.part", std::process::id()));
+    let temp = dir.join(temp);
+    let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+/// One printed value.
+enum Cell {
+    Text(String),
+    /// A number and the decimals a table shows.
+    Number(f64, usize),
+    /// No value: blank in a table or CSV, null in JSON.
+    Empty,
+}
+
+/// Prints `rows` under `header` as a table, CSV or JSON lines. NaN prints
+/// as no value.
+fn print_rows(format: Format, header: &[&str], rows: impl Iterator<Item = Vec<Cell>>) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let text = |cell: &Cell, table: bool| match *cell {
+        Cell::Text(ref s) => s.clone(),
+        Cell::Number(v, _) if v.is_nan() => String::new(),
+        Cell::Number(v, decimals) if table => format!("{v:.decimals$}"),
+        Cell::Number(v, _) => v.to_string(),
+        Cell::Empty => String::new(),
+    };
+    match format {
         Format::Table => {
-            println!(
-                "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                "date", "open", "high", "low", "close", "macd", "signal", "histogram"
-            );
-            for r in &rows {
-                println!(
-                    "{:<10} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.4} {:>10.4} {:>10.4}",
-                    r.date, r.open, r.high, r.low, r.close, r.macd, r.signal, r.histogram
-                );
+            // Text columns (as the first row shows them) align left, numbers right.
+            let mut rows = rows.peekable();
+            let left: Vec<bool> = match rows.peek() {
+                Some(first) => first.iter().map(|c| matches!(c, Cell::Text(_))).collect(),
+                None => vec![true; header.len()],
+            };
+            let width = |name: &str| name.len().max(10);
+            let line = |cells: Vec<String>| {
+                let padded: Vec<String> = cells
+                    .iter()
+                    .zip(header)
+                    .zip(&left)
+                    .map(|((cell, h), &left)| match left {
+                        true => format!("{cell:<0$}", width(h)),
+                        false => format!("{cell:>0$}", width(h)),
+                    })
+                    .collect();
+                padded.join(" ").trim_end().to_owned()
+            };
+            writeln!(out, "{}", line(header.iter().map(|h| (*h).to_owned()).collect()))?;
+            for row in rows {
+                writeln!(out, "{}", line(row.iter().map(|c| text(c, true)).collect()))?;
             }
         }
         Format::Csv => {
-            println!("date,open,high,low,close,macd,signal,histogram");
-            for r in &rows {
-                println!(
-                    "{},{},{},{},{},{},{},{}",
-                    r.date, r.open, r.high, r.low, r.close, r.macd, r.signal, r.histogram
-                );
+            writeln!(out, "{}", header.join(","))?;
+            for row in rows {
+                let line: Vec<String> = row.iter().map(|c| text(c, false)).collect();
+                writeln!(out, "{}", line.join(","))?;
             }
         }
         Format::Json => {
-            for r in &rows {
-                let row = serde_json::json!({
-                    "date": r.date, "open": r.open, "high": r.high, "low": r.low, "close": r.close,
-                    "macd": r.macd, "signal": r.signal, "histogram": r.histogram,
-                });
-                println!("{row}");
+            for row in rows {
+                let object: serde_json::Map<String, serde_json::Value> = header
+                    .iter()
+                    .zip(&row)
+                    .map(|(h, cell)| {
+                        let value = match *cell {
+                            Cell::Text(ref s) => serde_json::Value::from(s.as_str()),
+                            Cell::Number(v, _) => {
+                                serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into)
+                            }
+                            Cell::Empty => serde_json::Value::Null,
+                        };
+                        ((*h).to_owned(), value)
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Object(object))?;
             }
         }
     }
+    out.flush()?;
     Ok(())
 }

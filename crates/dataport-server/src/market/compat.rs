@@ -1,0 +1,77 @@
+//! The seed `idc.Indicator` and `idc.IndicatorGraph` services.
+
+use dataport_chart::ChartOptions;
+use dataport_core::market::{MacdParams, macd};
+use dataport_proto::idc;
+use tonic::{Request, Response, Status};
+
+use super::{ChartRequest, DateRange, Market, blocking, chunks};
+
+pub fn indicator_compat(market: Market) -> idc::indicator_server::IndicatorServer<Market> {
+    idc::indicator_server::IndicatorServer::new(market)
+}
+
+pub fn indicator_graph_compat(market: Market) -> idc::indicator_graph_server::IndicatorGraphServer<Market> {
+    idc::indicator_graph_server::IndicatorGraphServer::new(market)
+}
+
+#[tonic::async_trait]
+impl idc::indicator_server::Indicator for Market {
+    async fn get_macd(&self, request: Request<idc::MacdRequest>) -> Result<Response<idc::MacdReply>, Status> {
+        let req = request.into_inner();
+        let range = DateRange::closed(&req.start_date, &req.end_date)?;
+        let market = self.clone();
+        let rows = blocking(move || {
+            let symbol = market.symbol(&req.symbol)?;
+            let bars = market.bars(&symbol)?;
+            // Over the whole history, so the warm-up comes from bars before start.
+            let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+            let m = macd(&closes, MacdParams::default());
+            let rows = range
+                .indices(&bars)
+                .filter(|&i| !m.macd[i].is_nan())
+                .map(|i| {
+                    let b = &bars[i];
+                    idc::MacdData {
+                        date: b.date.to_string(),
+                        open: b.open as f32,
+                        close: b.close as f32,
+                        high: b.high as f32,
+                        low: b.low as f32,
+                        macd: m.macd[i] as f32,
+                        signal: m.signal[i] as f32,
+                        histogram: m.hist[i] as f32,
+                    }
+                })
+                .collect();
+            Ok(rows)
+        })
+        .await?;
+        Ok(Response::new(idc::MacdReply { macd: rows }))
+    }
+}
+
+type GraphStream = tokio_stream::Iter<std::vec::IntoIter<Result<idc::MacdGraphReply, Status>>>;
+
+#[tonic::async_trait]
+impl idc::indicator_graph_server::IndicatorGraph for Market {
+    type GetMACDGraphStream = GraphStream;
+
+    /// A 1000x700 PNG of candlesticks, volume and MACD(12, 26, 9).
+    async fn get_macd_graph(
+        &self,
+        request: Request<idc::MacdGraphRequest>,
+    ) -> Result<Response<GraphStream>, Status> {
+        let req = request.into_inner();
+        let range = DateRange::closed(&req.start_date, &req.end_date)?;
+        let market = self.clone();
+        let png = blocking(move || {
+            let symbol = market.symbol(&req.symbol)?;
+            let options = ChartOptions::default();
+            market.chart(ChartRequest { symbol, range, macd: MacdParams::default(), options })
+        })
+        .await?;
+        let replies: Vec<_> = chunks(png).map(|macd_chunk| Ok(idc::MacdGraphReply { macd_chunk })).collect();
+        Ok(Response::new(tokio_stream::iter(replies)))
+    }
+}

@@ -1,0 +1,263 @@
+//! Market analytics over the bar store: the seed `idc.Indicator` and
+//! `idc.IndicatorGraph` (compat), `dataport.market.v1` (v1), and the bundled
+//! sample bars. Both adapters resolve symbols and ranges, read bars and draw
+//! charts through [`Market`].
+
+mod compat;
+mod v1;
+
+pub use compat::{indicator_compat, indicator_graph_compat};
+pub use v1::v1;
+
+use std::sync::Arc;
+
+use dataport_chart::{ChartError, ChartOptions, MacdLines};
+use dataport_core::market::bars::{self, Bar, Date};
+use dataport_core::market::{MacdParams, macd};
+use dataport_store::bars::{BarStore, BarStoreError};
+use tonic::Status;
+
+/// AAPL, GOOG, IBM and MSFT daily bars, 2000-2013 (see data/README.md).
+const SAMPLE_BARS: &[u8] = include_bytes!("../../../../data/sample/bars.csv.gz");
+
+/// Loads the sample bars into `store`; returns (symbols, bars) loaded.
+pub fn load_sample(store: &dyn BarStore) -> Result<(usize, usize), String> {
+    let by_symbol = bars::parse_csv_by_symbol(flate2::read::GzDecoder::new(SAMPLE_BARS))
+        .map_err(|e| format!("the bundled sample bars do not parse: {e}"))?;
+    let mut total = 0;
+    for (symbol, bars) in &by_symbol {
+        total += store.import(symbol, bars).map_err(|e| e.to_string())?;
+    }
+    Ok((by_symbol.len(), total))
+}
+
+/// What every market service shares.
+#[derive(Clone)]
+pub struct Market {
+    store: Arc<dyn BarStore>,
+    default_symbol: Option<String>,
+}
+
+impl std::fmt::Debug for Market {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Market").field("default_symbol", &self.default_symbol).finish_non_exhaustive()
+    }
+}
+
+impl Market {
+    pub fn new(store: Arc<dyn BarStore>, default_symbol: Option<String>) -> Self {
+        Market { store, default_symbol }
+    }
+
+    /// The symbol a request means: the one it names, else the configured
+    /// default, else the only stored one. Blocking (reads the store).
+    fn symbol(&self, requested: &str) -> Result<String, Status> {
+        if !requested.is_empty() {
+            bars::validate_symbol(requested).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            return Ok(requested.to_owned());
+        }
+        if let Some(symbol) = &self.default_symbol {
+            return Ok(symbol.clone());
+        }
+        let stored = self.stored_symbols()?;
+        match stored.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(Status::failed_precondition("symbol is empty and the bar store holds no symbols")),
+            many => Err(Status::invalid_argument(format!(
+                "symbol is empty and there is no default symbol; choose one of: {}",
+                many.join(", ")
+            ))),
+        }
+    }
+
+    /// Every stored bar of `symbol`, or NOT_FOUND naming the stored symbols.
+    fn bars(&self, symbol: &str) -> Result<Vec<Bar>, Status> {
+        match self.store.bars(symbol).map_err(internal)? {
+            Some(bars) => Ok(bars),
+            None => {
+                let stored = self.stored_symbols()?.join(", ");
+                Err(Status::not_found(format!("symbol {symbol:?} is not stored (stored: {stored})")))
+            }
+        }
+    }
+
+    /// The stored symbols, by name.
+    fn stored_symbols(&self) -> Result<Vec<String>, Status> {
+        Ok(self.store.symbols().map_err(internal)?.into_iter().map(|s| s.symbol).collect())
+    }
+}
+
+fn internal(e: BarStoreError) -> Status {
+    tracing::error!(error = %e, "bar store failed");
+    Status::internal(format!("the bar store failed: {e}"))
+}
+
+/// Parses a request date; `field` names it in the error.
+fn date(field: &str, value: &str) -> Result<Date, Status> {
+    value.parse().map_err(|_| {
+        Status::invalid_argument(format!("{field} {value:?} is not a date of the form YYYY-MM-DD"))
+    })
+}
+
+/// An inclusive range of dates; an open end takes every stored bar that way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DateRange {
+    start: Option<Date>,
+    end: Option<Date>,
+}
+
+impl DateRange {
+    /// Both dates required (the seed contracts).
+    fn closed(start: &str, end: &str) -> Result<DateRange, Status> {
+        DateRange::checked(Some(date("start_date", start)?), Some(date("end_date", end)?))
+    }
+
+    /// An empty date leaves that end open (dataport.market.v1).
+    fn open(start: &str, end: &str) -> Result<DateRange, Status> {
+        let optional = |field, value: &str| match value {
+            "" => Ok(None),
+            value => date(field, value).map(Some),
+        };
+        DateRange::checked(optional("start_date", start)?, optional("end_date", end)?)
+    }
+
+    fn checked(start: Option<Date>, end: Option<Date>) -> Result<DateRange, Status> {
+        if let (Some(s), Some(e)) = (start, end)
+            && s > e
+        {
+            return Err(Status::invalid_argument(format!("start_date {s} is after end_date {e}")));
+        }
+        Ok(DateRange { start, end })
+    }
+
+    /// The indices of `bars` (sorted by date) inside the range.
+    fn indices(&self, bars: &[Bar]) -> std::ops::Range<usize> {
+        let from = bars.partition_point(|b| self.start.is_some_and(|s| b.date < s));
+        let to = bars.partition_point(|b| self.end.is_none_or(|e| b.date <= e));
+        from..to.max(from)
+    }
+}
+
+/// The most bytes one chart response message carries.
+const CHART_CHUNK: usize = 64 * 1024;
+
+/// A chart request after validation.
+struct ChartRequest {
+    symbol: String,
+    range: DateRange,
+    macd: MacdParams,
+    options: ChartOptions,
+}
+
+impl Market {
+    /// Draws the chart of `req.range`, with MACD over the whole history.
+    /// Blocking (reads the store and renders).
+    fn chart(&self, req: ChartRequest) -> Result<Vec<u8>, Status> {
+        let bars = self.bars(&req.symbol)?;
+        let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
+        let m = macd(&closes, req.macd);
+        let shown = req.range.indices(&bars);
+        let lines = MacdLines {
+            macd: &m.macd[shown.clone()],
+            signal: &m.signal[shown.clone()],
+            hist: &m.hist[shown.clone()],
+        };
+        let mut options = req.options;
+        if options.title.is_empty() {
+            options.title = chart_title(&req.symbol, &bars[shown.clone()], req.range, req.macd);
+        }
+        dataport_chart::render(&bars[shown], lines, &options).map_err(|e| match e {
+            ChartError::Drawing(_) => Status::internal(e.to_string()),
+            ChartError::Size { .. } | ChartError::NoPanel | ChartError::Length { .. } => {
+                Status::invalid_argument(e.to_string())
+            }
+        })
+    }
+}
+
+/// "GOOG daily, 2012-01-03 to 2012-12-31, MACD(12, 26, 9)": the dates of the
+/// bars shown, else of the range asked for.
+fn chart_title(symbol: &str, shown: &[Bar], range: DateRange, params: MacdParams) -> String {
+    let or_open = |d: Option<Date>| d.map_or_else(|| "…".to_owned(), |d| d.to_string());
+    let (from, to) = match shown {
+        [first, .., last] => (first.date.to_string(), last.date.to_string()),
+        [only] => (only.date.to_string(), only.date.to_string()),
+        [] => (or_open(range.start), or_open(range.end)),
+    };
+    let (f, s, g) = (params.fast, params.slow, params.signal);
+    format!("{symbol} daily, {from} to {to}, MACD({f}, {s}, {g})")
+}
+
+/// Splits an image into response-sized pieces.
+fn chunks(image: Vec<u8>) -> impl Iterator<Item = Vec<u8>> {
+    let count = image.len().div_ceil(CHART_CHUNK).max(1);
+    (0..count).map(move |i| image[i * CHART_CHUNK..((i + 1) * CHART_CHUNK).min(image.len())].to_vec())
+}
+
+/// Runs blocking store work off the reactor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_sample_holds_four_symbols() {
+        let by = bars::parse_csv_by_symbol(flate2::read::GzDecoder::new(SAMPLE_BARS)).unwrap();
+        let counts: Vec<(&str, usize)> = by.iter().map(|(s, b)| (s.as_str(), b.len())).collect();
+        assert_eq!(counts, [("AAPL", 3270), ("GOOG", 2148), ("IBM", 3270), ("MSFT", 3270)]);
+    }
+
+    #[test]
+    fn ranges_name_the_bad_field() {
+        assert!(DateRange::closed("2020-01-01", "2020-01-01").is_ok());
+        let e = DateRange::closed("2020-13-01", "2020-01-01").unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (tonic::Code::InvalidArgument, "start_date \"2020-13-01\" is not a date of the form YYYY-MM-DD")
+        );
+        let e = DateRange::closed("2020-01-01", "").unwrap_err();
+        assert!(e.message().starts_with("end_date \"\""), "{}", e.message());
+        let e = DateRange::closed("2020-02-01", "2020-01-01").unwrap_err();
+        assert_eq!(e.message(), "start_date 2020-02-01 is after end_date 2020-01-01");
+        let e = DateRange::open("2020-02-01", "2020-01-01").unwrap_err();
+        assert_eq!(e.message(), "start_date 2020-02-01 is after end_date 2020-01-01");
+        let e = DateRange::open("", "2020-1-1").unwrap_err();
+        assert!(e.message().starts_with("end_date \"2020-1-1\""), "{}", e.message());
+    }
+
+    #[test]
+    fn open_ends_take_every_bar_that_way() {
+        let day = |d: u8| Bar {
+            date: Date::new(2024, 1, d).unwrap(),
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: None,
+        };
+        let bars = [day(2), day(3), day(5), day(8)];
+        let indices = |s: &str, e: &str| DateRange::open(s, e).unwrap().indices(&bars);
+        assert_eq!(indices("", ""), 0..4);
+        assert_eq!(indices("2024-01-03", ""), 1..4);
+        assert_eq!(indices("", "2024-01-04"), 0..2);
+        assert_eq!(indices("2024-01-04", "2024-01-04"), 2..2);
+        assert_eq!(indices("2024-01-09", ""), 4..4);
+        assert_eq!(DateRange::closed("2024-01-03", "2024-01-05").unwrap().indices(&bars), 1..3);
+    }
+
+    #[test]
+    fn images_split_into_chunks_of_at_most_64_kib() {
+        let sizes = |n: usize| chunks(vec![7; n]).map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(0), [0]);
+        assert_eq!(sizes(10), [10]);
+        assert_eq!(sizes(CHART_CHUNK), [CHART_CHUNK]);
+        assert_eq!(sizes(2 * CHART_CHUNK + 1), [CHART_CHUNK, CHART_CHUNK, 1]);
+    }
+}
