@@ -397,8 +397,16 @@ async fn bad_chart_requests_name_the_field_and_value() {
     let (_server, mut client) = server(true).await;
     let base = || chart("GOOG", "2012-01-01", "2012-12-31");
     let cases: Vec<(pb::RenderChartRequest, Code, &[&str])> = vec![
-        (pb::RenderChartRequest { width: 199, ..base() }, Code::InvalidArgument, &["width 199"]),
-        (pb::RenderChartRequest { height: 4001, ..base() }, Code::InvalidArgument, &["height 4001"]),
+        (
+            pb::RenderChartRequest { width: 199, ..base() },
+            Code::InvalidArgument,
+            &["width must be 200 to 4000 pixels, not 199"],
+        ),
+        (
+            pb::RenderChartRequest { height: 4001, ..base() },
+            Code::InvalidArgument,
+            &["height must be 200 to 4000 pixels, not 4001"],
+        ),
         (pb::RenderChartRequest { format: 7, ..base() }, Code::InvalidArgument, &["format 7"]),
         (pb::RenderChartRequest { panels: vec![1, 9], ..base() }, Code::InvalidArgument, &["panels[1] 9"]),
         (pb::RenderChartRequest { panels: vec![0], ..base() }, Code::InvalidArgument, &["panels[0] 0"]),

@@ -320,7 +320,10 @@ fn chart_writes_a_png_or_an_svg_file() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: INVALID_ARGUMENT: width 50"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("error: INVALID_ARGUMENT: width must be 200 to 4000 pixels, not 50")
+    );
     assert!(!dir.path().join("x.png").exists());
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "no temporary files are left: {names:?}");

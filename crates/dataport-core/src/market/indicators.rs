@@ -117,25 +117,29 @@ pub fn ema(values: &[f64], period: Period) -> Vec<f64> {
     }
     let mut out = nans(values.len());
     let start = first_valid(&[values]);
-    ema_into(&values[start..], period, period.get() - 1, &mut out[start..]);
+    ema_into(&values[start..], period, &mut out[start..]);
     out
 }
 
-/// Writes an EMA of `x` into `out[seed_at..]`, seeded at bar `seed_at` with
-/// the mean of the `period` bars ending there (MACD seeds its fast EMA late).
-fn ema_into(x: &[f64], period: Period, seed_at: usize, out: &mut [f64]) {
+/// Writes an EMA of `x` into `out[n - 1..]`, seeded at bar `n - 1` with the
+/// mean of the first `n` bars.
+fn ema_into(x: &[f64], period: Period, out: &mut [f64]) {
     let n = period.get();
-    if x.len() <= seed_at || seed_at + 1 < n {
+    if x.len() < n {
         return;
     }
-    let k = period.ema_k();
-    let seed: f64 = x[seed_at + 1 - n..=seed_at].iter().sum();
-    let mut prev = seed / period.as_f64();
-    out[seed_at] = prev;
-    for i in seed_at + 1..x.len() {
+    let seed: f64 = x[..n].iter().sum();
+    out[n - 1] = seed / period.as_f64();
+    ema_tail(&x[n..], period.ema_k(), out[n - 1], &mut out[n..]);
+}
+
+/// The EMA recurrence from `prev` on; FMA as in [`macd_tail`].
+#[multiversion::multiversion(targets("x86_64+fma"))]
+fn ema_tail(x: &[f64], k: f64, mut prev: f64, out: &mut [f64]) {
+    for (o, &v) in out.iter_mut().zip(x) {
         // Fused, as the TA-Lib build we compare with computes it: bit for bit equal.
-        prev = (x[i] - prev).mul_add(k, prev);
-        out[i] = prev;
+        prev = (v - prev).mul_add(k, prev);
+        *o = prev;
     }
 }
 
@@ -189,30 +193,89 @@ pub fn macd_lookback(params: MacdParams) -> usize {
 /// TA-Lib, all three lines start at [`macd_lookback`], though the MACD line
 /// alone would be defined `signal - 1` bars earlier.
 pub fn macd(values: &[f64], params: MacdParams) -> Macd {
+    let mut out = Macd::default();
+    macd_into(values, params, &mut out);
+    out
+}
+
+/// [`macd`] into `out`, reusing its buffers: what TA-Lib's C `TA_MACD` does
+/// with the caller's arrays. Whatever `out` held is replaced.
+///
+/// One pass: the fast, slow and signal EMAs are three independent
+/// multiply-add chains per bar, so they overlap in the CPU; no buffer but the
+/// three outputs is touched.
+pub fn macd_into(values: &[f64], params: MacdParams, out: &mut Macd) {
     let len = values.len();
-    let mut out = Macd { macd: nans(len), signal: nans(len), hist: nans(len) };
     let start = first_valid(&[values]);
     let x = &values[start..];
     let lookback = macd_lookback(params);
+    for line in [&mut out.macd, &mut out.signal, &mut out.hist] {
+        line.clear();
+        line.reserve(len);
+        line.resize(start + lookback.min(x.len()), f64::NAN);
+    }
     if x.len() <= lookback {
-        return out;
+        for line in [&mut out.macd, &mut out.signal, &mut out.hist] {
+            line.resize(len, f64::NAN);
+        }
+        return;
     }
     let (fast, slow) = params.ordered();
     let seed_at = slow.get() - 1;
-    let mut fast_ema = nans(x.len());
-    let mut slow_ema = nans(x.len());
-    ema_into(x, fast, seed_at, &mut fast_ema);
-    ema_into(x, slow, seed_at, &mut slow_ema);
-    let line: Vec<f64> = fast_ema[seed_at..].iter().zip(&slow_ema[seed_at..]).map(|(f, s)| f - s).collect();
-    let mut signal = nans(line.len());
-    ema_into(&line, params.signal, params.signal.get() - 1, &mut signal);
-    for i in lookback..x.len() {
-        let (m, s) = (line[i - seed_at], signal[i - seed_at]);
-        out.macd[start + i] = m;
-        out.signal[start + i] = s;
-        out.hist[start + i] = m - s;
+    let mean = |p: Period| x[seed_at + 1 - p.get()..=seed_at].iter().sum::<f64>() / p.as_f64();
+    let mut state = MacdState {
+        fast: mean(fast),
+        slow: mean(slow),
+        signal: 0.0,
+        k: [fast.ema_k(), slow.ema_k(), params.signal.ema_k()],
+    };
+    // The MACD line from its first bar up to the lookback only seeds the signal.
+    let mut line_sum = state.fast - state.slow;
+    for &v in &x[seed_at + 1..=lookback] {
+        state.step_line(v);
+        line_sum += state.fast - state.slow;
     }
-    out
+    state.signal = line_sum / params.signal.as_f64();
+    let line = state.fast - state.slow;
+    out.macd.push(line);
+    out.signal.push(state.signal);
+    out.hist.push(line - state.signal);
+    macd_tail(&x[lookback + 1..], &mut state, out);
+}
+
+/// The running EMAs of [`macd_into`] and their factors (fast, slow, signal).
+#[derive(Clone, Copy)]
+struct MacdState {
+    fast: f64,
+    slow: f64,
+    signal: f64,
+    k: [f64; 3],
+}
+
+impl MacdState {
+    /// Fused, as the TA-Lib build we compare with computes it: bit for bit equal.
+    #[inline(always)]
+    fn step_line(&mut self, v: f64) {
+        self.fast = (v - self.fast).mul_add(self.k[0], self.fast);
+        self.slow = (v - self.slow).mul_add(self.k[1], self.slow);
+    }
+}
+
+/// The bars after the lookback. Compiled twice on x86-64: with the FMA
+/// instruction, chosen at run time when the CPU has it, and without, where
+/// `mul_add` calls the C library's exact `fma` (same result, slower).
+#[multiversion::multiversion(targets("x86_64+fma"))]
+fn macd_tail(x: &[f64], state: &mut MacdState, out: &mut Macd) {
+    let mut s = *state;
+    for &v in x {
+        s.step_line(v);
+        let line = s.fast - s.slow;
+        s.signal = (line - s.signal).mul_add(s.k[2], s.signal);
+        out.macd.push(line);
+        out.signal.push(s.signal);
+        out.hist.push(line - s.signal);
+    }
+    *state = s;
 }
 
 // --- RSI -------------------------------------------------------------------

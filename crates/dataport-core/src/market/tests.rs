@@ -134,6 +134,24 @@ fn macd_seeds_both_emas_at_the_slow_lookback() {
     assert_same!(m.hist, [NAN, NAN, NAN, line[1] - signal3, line[2] - signal4]);
 }
 
+#[test]
+fn macd_into_replaces_whatever_the_buffers_held() {
+    let x: Vec<f64> = (0..60).map(|i| 100.0 + f64::from(i % 7) - f64::from(i % 5) * 0.5).collect();
+    let params = MacdParams::default();
+    let want = macd(&x, params);
+    let mut out = Macd { macd: vec![1.0; 500], signal: vec![2.0; 3], hist: Vec::new() };
+    macd_into(&x, params, &mut out);
+    assert_same!(out.macd, want.macd);
+    assert_same!(out.signal, want.signal);
+    assert_same!(out.hist, want.hist);
+    // A shorter input after a longer one, and one inside the lookback.
+    macd_into(&x[..40], params, &mut out);
+    assert_same!(out.macd, want.macd[..40]);
+    macd_into(&x[..10], params, &mut out);
+    assert_eq!((out.macd.len(), out.signal.len(), out.hist.len()), (10, 10, 10));
+    assert!(out.macd.iter().chain(&out.signal).chain(&out.hist).all(|v| v.is_nan()));
+}
+
 // --- Golden values ---------------------------------------------------------
 
 #[test]

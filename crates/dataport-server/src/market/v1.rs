@@ -313,17 +313,8 @@ fn chart_options(req: &pb::RenderChartRequest) -> Result<ChartOptions, Status> {
             return Err(Status::invalid_argument(format!("format {} is not a known Format", req.format)));
         }
     };
-    let size = |field: &str, value: u32, default: u32| {
-        let value = if value == 0 { default } else { value };
-        if !(dataport_chart::MIN_SIZE..=dataport_chart::MAX_SIZE).contains(&value) {
-            return Err(Status::invalid_argument(format!(
-                "{field} {value} is outside {}..={} pixels",
-                dataport_chart::MIN_SIZE,
-                dataport_chart::MAX_SIZE
-            )));
-        }
-        Ok(value)
-    };
+    // The chart checks the size; 0 takes the default.
+    let or_default = |value: u32, default: u32| if value == 0 { default } else { value };
     let panels = if req.panels.is_empty() {
         Panels::default()
     } else {
@@ -343,8 +334,8 @@ fn chart_options(req: &pb::RenderChartRequest) -> Result<ChartOptions, Status> {
         panels
     };
     Ok(ChartOptions {
-        width: size("width", req.width, defaults.width)?,
-        height: size("height", req.height, defaults.height)?,
+        width: or_default(req.width, defaults.width),
+        height: or_default(req.height, defaults.height),
         format,
         panels,
         title: String::new(),
