@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dataport_core::route::FeatureDb;
-use dataport_store::bars::{BarStore, BarStoreError, SqliteBarStore};
+use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, SqliteBarStore};
 use dataport_store::{DataDir, StoreError};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -15,6 +15,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
+use crate::deadline::DeadlineLayer;
 use crate::drain::{Drain, EndOnDrain};
 use crate::logging::CallLogLayer;
 use crate::market::{self, Market};
@@ -51,6 +52,10 @@ pub struct Server {
     market: Market,
 }
 
+/// The most bars kept in memory (about 56 MB): 20 years of daily bars for
+/// about 200 symbols.
+const BAR_CACHE_BUDGET: usize = 1_000_000;
+
 /// The names of every application service, as health and reflection list them.
 pub const SERVICES: &[&str] = &[
     <dataport_proto::helloworld::greeter_server::GreeterServer<greeter::GreeterCompat> as NamedService>::NAME,
@@ -81,6 +86,7 @@ impl Server {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
             tracing::info!(symbols, bars = count, "loaded the sample bars into the empty bar store");
         }
+        let bars = CachedBarStore::new(bars, BAR_CACHE_BUDGET);
         let market = Market::new(Arc::new(bars), config.default_symbol.clone());
         let hub = Arc::new(Hub::new(config.max_entities));
         Ok(Server { config, data_dir, features: Arc::new(features), hub, market })
@@ -105,6 +111,7 @@ impl Server {
 
         let router = tonic::transport::Server::builder()
             .layer(CallLogLayer)
+            .layer(DeadlineLayer)
             .add_service(EndOnDrain::new(health_service, drain.clone()))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -71,7 +71,7 @@ impl Market {
     }
 
     /// Every stored bar of `symbol`, or NOT_FOUND naming the stored symbols.
-    fn bars(&self, symbol: &str) -> Result<Vec<Bar>, Status> {
+    fn bars(&self, symbol: &str) -> Result<Arc<[Bar]>, Status> {
         match self.store.bars(symbol).map_err(internal)? {
             Some(bars) => Ok(bars),
             None => {

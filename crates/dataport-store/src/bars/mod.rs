@@ -1,11 +1,16 @@
-//! Daily bars per symbol: the storage interface and its SQLite implementation.
+//! Daily bars per symbol: the storage interface, its SQLite implementation
+//! and a cache in front of any implementation.
+
+mod cache;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dataport_core::market::bars::{Bar, Date};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
+
+pub use cache::CachedBarStore;
 
 /// What the store holds for one symbol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +44,7 @@ pub trait BarStore: Send + Sync {
     fn symbols(&self) -> Result<Vec<SymbolSummary>, BarStoreError>;
 
     /// Every bar of `symbol` in date order; `None` for an unknown symbol.
-    fn bars(&self, symbol: &str) -> Result<Option<Vec<Bar>>, BarStoreError>;
+    fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError>;
 }
 
 /// The bar store in one SQLite file, `bars.sqlite3` in the data directory.
@@ -131,7 +136,7 @@ impl BarStore for SqliteBarStore {
         Ok(out)
     }
 
-    fn bars(&self, symbol: &str) -> Result<Option<Vec<Bar>>, BarStoreError> {
+    fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError> {
         let conn = self.conn();
         let known: Option<i64> = conn
             .query_row("SELECT 1 FROM bars WHERE symbol = ?1 LIMIT 1", [symbol], |r| r.get(0))
@@ -155,7 +160,7 @@ impl BarStore for SqliteBarStore {
             let (date, open, high, low, close, volume) = row.map_err(|e| self.sqlite(e))?;
             out.push(Bar { date: self.date(symbol, date)?, open, high, low, close, volume });
         }
-        Ok(Some(out))
+        Ok(Some(out.into()))
     }
 }
 

@@ -21,7 +21,7 @@ fn imported_bars_come_back_in_date_order_per_symbol() {
     assert_eq!(store.import("AAPL", &aapl).unwrap(), 2);
     store.import("IBM", &bars("2020-01-02,9,9,9,9,9\n")).unwrap();
     let got = store.bars("AAPL").unwrap().unwrap();
-    assert_eq!(got, aapl);
+    assert_eq!(*got, *aapl);
     assert_eq!(got[0].volume, None);
     let symbols = store.symbols().unwrap();
     assert_eq!(

@@ -1,0 +1,203 @@
+//! The bars of recently read symbols, kept in memory in front of any
+//! [`BarStore`].
+//!
+//! Every indicator and chart reads a symbol's whole history (the warm-up
+//! needs it), so without a cache each call re-reads and re-parses thousands of
+//! rows. Imports go through the cache and drop the symbol's entry; since one
+//! process owns the data directory, no other writer can make an entry stale.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use dataport_core::market::bars::Bar;
+
+use super::{BarStore, BarStoreError, SymbolSummary};
+
+/// A [`BarStore`] that keeps up to `budget` bars in memory, evicting the
+/// least recently read symbols first.
+#[derive(Debug)]
+pub struct CachedBarStore<S> {
+    inner: S,
+    budget: usize,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    entries: HashMap<String, Entry>,
+    /// Bars held by `entries`.
+    held: usize,
+    /// Ticks on every read, to find the least recently read entry.
+    clock: u64,
+    /// Ticks on every import: a read that began before an import must not
+    /// fill the cache with what it read.
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    bars: Arc<[Bar]>,
+    last_read: u64,
+}
+
+impl<S: BarStore> CachedBarStore<S> {
+    /// `budget` is the most bars held at once (a bar is about 56 bytes).
+    pub fn new(inner: S, budget: usize) -> Self {
+        CachedBarStore { inner, budget, cache: Mutex::default() }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        // Every update leaves the cache consistent before anything can panic.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Cache {
+    fn remove(&mut self, symbol: &str) {
+        if let Some(old) = self.entries.remove(symbol) {
+            self.held -= old.bars.len();
+        }
+    }
+
+    /// Makes room for `bars` more within `budget`, least recently read first.
+    fn evict_for(&mut self, bars: usize, budget: usize) {
+        while self.held + bars > budget {
+            let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.last_read).map(|(s, _)| s.clone())
+            else {
+                return;
+            };
+            self.remove(&oldest);
+        }
+    }
+}
+
+impl<S: BarStore> BarStore for CachedBarStore<S> {
+    fn import(&self, symbol: &str, bars: &[Bar]) -> Result<usize, BarStoreError> {
+        let result = self.inner.import(symbol, bars);
+        // Dropped whether or not the import committed: a failed one changed
+        // nothing, and a reread is cheap.
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.remove(symbol);
+        result
+    }
+
+    fn symbols(&self) -> Result<Vec<SymbolSummary>, BarStoreError> {
+        self.inner.symbols()
+    }
+
+    fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError> {
+        let generation = {
+            let mut cache = self.cache();
+            cache.clock += 1;
+            let now = cache.clock;
+            if let Some(entry) = cache.entries.get_mut(symbol) {
+                entry.last_read = now;
+                return Ok(Some(Arc::clone(&entry.bars)));
+            }
+            cache.generation
+        };
+        let Some(bars) = self.inner.bars(symbol)? else {
+            return Ok(None);
+        };
+        let mut cache = self.cache();
+        if cache.generation == generation && bars.len() <= self.budget && !cache.entries.contains_key(symbol)
+        {
+            cache.evict_for(bars.len(), self.budget);
+            cache.held += bars.len();
+            let last_read = cache.clock;
+            cache.entries.insert(symbol.to_owned(), Entry { bars: Arc::clone(&bars), last_read });
+        }
+        Ok(Some(bars))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use dataport_core::market::bars::Date;
+
+    use super::*;
+
+    /// An in-memory store that counts its reads.
+    #[derive(Default)]
+    struct Counting {
+        symbols: Mutex<HashMap<String, Vec<Bar>>>,
+        reads: AtomicUsize,
+    }
+
+    impl BarStore for Counting {
+        fn import(&self, symbol: &str, bars: &[Bar]) -> Result<usize, BarStoreError> {
+            self.symbols.lock().unwrap().insert(symbol.to_owned(), bars.to_vec());
+            Ok(bars.len())
+        }
+
+        fn symbols(&self) -> Result<Vec<SymbolSummary>, BarStoreError> {
+            Ok(Vec::new())
+        }
+
+        fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Ok(self.symbols.lock().unwrap().get(symbol).map(|b| b.as_slice().into()))
+        }
+    }
+
+    fn days(n: u8, close: f64) -> Vec<Bar> {
+        (1..=n)
+            .map(|d| Bar {
+                date: Date::new(2024, 1, d).unwrap(),
+                open: close,
+                high: close,
+                low: close,
+                close,
+                volume: None,
+            })
+            .collect()
+    }
+
+    fn reads(store: &CachedBarStore<Counting>) -> usize {
+        store.inner.reads.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_symbol_is_read_from_the_store_once_until_it_is_imported_again() {
+        let store = CachedBarStore::new(Counting::default(), 100);
+        store.import("A", &days(3, 1.0)).unwrap();
+        assert_eq!(store.bars("A").unwrap().unwrap().len(), 3);
+        assert_eq!(store.bars("A").unwrap().unwrap().len(), 3);
+        assert_eq!(reads(&store), 1);
+        store.import("A", &days(5, 2.0)).unwrap();
+        let bars = store.bars("A").unwrap().unwrap();
+        assert_eq!((bars.len(), bars[0].close), (5, 2.0));
+        assert_eq!(reads(&store), 2);
+        // Unknown symbols are not cached.
+        assert!(store.bars("B").unwrap().is_none());
+        assert!(store.bars("B").unwrap().is_none());
+        assert_eq!(reads(&store), 4);
+    }
+
+    #[test]
+    fn the_least_recently_read_symbols_leave_first_and_the_budget_holds() {
+        let store = CachedBarStore::new(Counting::default(), 10);
+        for symbol in ["A", "B", "C"] {
+            store.import(symbol, &days(4, 1.0)).unwrap();
+        }
+        store.bars("A").unwrap();
+        store.bars("B").unwrap();
+        store.bars("A").unwrap(); // A is now fresher than B
+        store.bars("C").unwrap(); // 12 bars > 10: B leaves
+        assert_eq!(store.cache().held, 8);
+        assert_eq!(reads(&store), 3);
+        store.bars("A").unwrap();
+        assert_eq!(reads(&store), 3, "A stayed");
+        store.bars("B").unwrap();
+        assert_eq!(reads(&store), 4, "B was evicted");
+        // A symbol larger than the whole budget is served, not kept.
+        store.import("BIG", &days(11, 1.0)).unwrap();
+        store.bars("BIG").unwrap();
+        store.bars("BIG").unwrap();
+        assert_eq!(reads(&store), 6);
+        assert!(store.cache().held <= 10);
+    }
+}
