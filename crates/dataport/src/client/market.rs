@@ -24,7 +24,7 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct MacdArgs {
     /// The symbol (default: the server's default symbol, or its only one).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     symbol: String,
     /// The first day, YYYY-MM-DD.
     #[arg(long)]
@@ -60,6 +60,7 @@ pub enum BarsCommand {
     /// optionally volume); `-` reads stdin. All or nothing: a bad row refuses
     /// the file. Dates already stored are replaced.
     Import {
+        /// The symbol to store the bars under: 1 to 32 letters, digits, '.', '-' or '_'.
         #[arg(long)]
         symbol: String,
         file: PathBuf,
@@ -67,24 +68,29 @@ pub enum BarsCommand {
     /// List the stored symbols with their bar counts and date spans.
     List,
     /// Print the stored bars of a symbol.
-    Get {
-        #[arg(long)]
-        symbol: String,
-        #[command(flatten)]
-        range: Range,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Get(Query),
+}
+
+/// A symbol, a date range and how to print the rows.
+#[derive(Debug, clap::Args)]
+pub struct Query {
+    /// The symbol, as `dataport bars list` shows it.
+    #[arg(long)]
+    symbol: String,
+    #[command(flatten)]
+    range: Range,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 /// A date range; either end may be left open.
 #[derive(Debug, clap::Args)]
 pub struct Range {
     /// The first day, YYYY-MM-DD (default: the first stored).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     start: String,
     /// The last day, YYYY-MM-DD (default: the last stored).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     end: String,
 }
 
@@ -126,7 +132,7 @@ pub async fn bars(channel: Channel, command: BarsCommand) -> anyhow::Result<()> 
             });
             print_rows(Format::Table, &["symbol", "bars", "first", "last"], rows)?;
         }
-        BarsCommand::Get { symbol, range, format } => {
+        BarsCommand::Get(Query { symbol, range, format }) => {
             let request = pb::GetBarsRequest { symbol, start_date: range.start, end_date: range.end };
             let bars = client.get_bars(request).await?.into_inner().bars;
             let rows = bars.into_iter().map(|b| {
@@ -154,12 +160,8 @@ fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
 
 #[derive(Debug, clap::Args)]
 pub struct IndicatorsArgs {
-    #[arg(long)]
-    symbol: String,
     #[command(flatten)]
-    range: Range,
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    query: Query,
     /// Indicators, each NAME or NAME:PARAMS: sma:PERIOD, ema:PERIOD,
     /// macd:FAST,SLOW,SIGNAL, rsi:PERIOD, bollinger:PERIOD,DEV_UP,DEV_DOWN,
     /// atr:PERIOD. Left out, a parameter takes TA-Lib's default (sma and ema
@@ -214,10 +216,11 @@ fn parse_indicator(spec: &str) -> Result<pb::Indicator, String> {
 }
 
 pub async fn indicators(channel: Channel, args: IndicatorsArgs) -> anyhow::Result<()> {
+    let Query { symbol, range, format } = args.query;
     let request = pb::ComputeIndicatorsRequest {
-        symbol: args.symbol,
-        start_date: args.range.start,
-        end_date: args.range.end,
+        symbol,
+        start_date: range.start,
+        end_date: range.end,
         indicators: args.indicators,
     };
     let reply = MarketServiceClient::new(channel).compute_indicators(request).await?.into_inner();
@@ -228,11 +231,12 @@ pub async fn indicators(channel: Channel, args: IndicatorsArgs) -> anyhow::Resul
             .chain(reply.columns.iter().map(|c| c.values.get(i).map_or(Cell::Empty, |&v| Cell::Number(v, 4))))
             .collect()
     });
-    print_rows(args.format, &header, rows)
+    print_rows(format, &header, rows)
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ChartArgs {
+    /// The symbol, as `dataport bars list` shows it.
     #[arg(long)]
     symbol: String,
     #[command(flatten)]
