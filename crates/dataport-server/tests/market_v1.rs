@@ -122,6 +122,7 @@ async fn a_bad_import_names_the_problem_and_stores_nothing() {
             &["line 3: date 2024-01-02 already appears on line 2"],
         ),
         (csv_import("A", "date,open,high,low\n"), &["no `close` column"]),
+        (csv_import("A", "date,open,high,low,close\n\n"), &["csv has a header but no rows"]),
         (csv_import("A", "date,open,high,low,close\n2024-02-30,1,2,1,1\n"), &["line 2", "2024-02-30"]),
         (
             csv_import("A", "date,open,high,low,close\n2024-02-01,1,x,1,1\n"),

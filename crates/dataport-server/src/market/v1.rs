@@ -182,8 +182,12 @@ impl Upload {
     /// Parses and checks every bar; sorted by date. Blocking (CPU).
     fn into_bars(self) -> Result<Vec<Bar>, Status> {
         if self.bars.is_empty() {
-            return bars::parse_csv(self.csv.as_slice())
-                .map_err(|e| Status::invalid_argument(format!("csv: {e}")));
+            let bars = bars::parse_csv(self.csv.as_slice())
+                .map_err(|e| Status::invalid_argument(format!("csv: {e}")))?;
+            if bars.is_empty() {
+                return Err(Status::invalid_argument("csv has a header but no rows: nothing to import"));
+            }
+            return Ok(bars);
         }
         let mut out = Vec::with_capacity(self.bars.len());
         let mut seen = std::collections::HashMap::new();
