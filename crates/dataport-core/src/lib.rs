@@ -7,5 +7,6 @@
 
 pub mod greeter;
 pub mod market;
+pub mod outliers;
 pub mod position;
 pub mod route;
