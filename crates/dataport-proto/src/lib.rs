@@ -51,6 +51,11 @@ pub mod dataport {
             include!(concat!(env!("OUT_DIR"), "/dataport.market.v1.rs"));
         }
     }
+    pub mod outliers {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/dataport.outliers.v1.rs"));
+        }
+    }
     pub mod position {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/dataport.position.v1.rs"));

@@ -42,6 +42,12 @@ pub struct Config {
     pub default_symbol: Option<String>,
     /// Load the bundled sample bars into an empty bar store at start.
     pub sample_data: bool,
+    /// The largest outlier Detect request, in bytes.
+    pub max_detect_bytes: usize,
+    /// The most series one DetectStream call keeps windows for.
+    pub max_stream_series: usize,
+    /// The largest trailing window a DetectStream call may ask for.
+    pub max_stream_window: usize,
 }
 
 impl Default for Config {
@@ -56,6 +62,9 @@ impl Default for Config {
             max_entities: 10_000,
             default_symbol: None,
             sample_data: true,
+            max_detect_bytes: 64 * 1024 * 1024,
+            max_stream_series: 10_000,
+            max_stream_window: 10_000,
         }
     }
 }
@@ -71,7 +80,32 @@ pub const KEYS: &[&str] = &[
     "max_entities",
     "default_symbol",
     "sample_data",
+    "max_detect_bytes",
+    "max_stream_series",
+    "max_stream_window",
 ];
+
+const POSITIVE: &str = "expected a whole number of at least 1";
+
+fn positive(value: &str) -> Option<usize> {
+    value.parse().ok().filter(|&n| n >= 1)
+}
+
+/// A size: plain bytes (`67108864`) or a whole number of KiB, MiB or GiB
+/// (`64MiB`, `64 MiB`).
+fn bytes(value: &str) -> Option<usize> {
+    let value = value.trim();
+    let digits = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(digits);
+    let scale: usize = match unit.trim() {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.parse::<usize>().ok()?.checked_mul(scale)
+}
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,11 +239,17 @@ impl RawSettings {
                     config.simulate_orbit =
                         parse_bool(value).ok_or_else(|| invalid(&"expected true or false"))?
                 }
-                "max_entities" => {
-                    config.max_entities = match value.parse::<usize>() {
-                        Ok(n) if n >= 1 => n,
-                        _ => return Err(invalid(&"expected a whole number of at least 1")),
-                    };
+                "max_entities" => config.max_entities = positive(value).ok_or_else(|| invalid(&POSITIVE))?,
+                "max_stream_series" => {
+                    config.max_stream_series = positive(value).ok_or_else(|| invalid(&POSITIVE))?
+                }
+                "max_stream_window" => {
+                    config.max_stream_window = positive(value).ok_or_else(|| invalid(&POSITIVE))?
+                }
+                "max_detect_bytes" => {
+                    config.max_detect_bytes = bytes(value).filter(|&n| n >= 1024).ok_or_else(|| {
+                        invalid(&"expected a size of at least 1 KiB: bytes, or a number with KiB, MiB or GiB")
+                    })?
                 }
                 "default_symbol" => {
                     dataport_core::market::bars::validate_symbol(value).map_err(|e| invalid(&e))?;
@@ -258,6 +298,24 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> RawSettings {
         RawSettings::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn sizes_take_bytes_or_binary_units() {
+        let size = |v: &str| env(&[("DATAPORT_MAX_DETECT_BYTES", v)]).resolve().map(|c| c.max_detect_bytes);
+        assert_eq!(size("67108864").unwrap(), 64 << 20);
+        assert_eq!(size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(size("1 GiB").unwrap(), 1 << 30);
+        assert_eq!(size("512KiB").unwrap(), 512 << 10);
+        for bad in ["", "64MB", "1.5MiB", "-1", "1023", "MiB", "99999999999GiB"] {
+            let e = size(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("max_detect_bytes = {bad:?} (from DATAPORT_MAX_DETECT_BYTES)")),
+                "{e}"
+            );
+        }
+        let e = env(&[("DATAPORT_MAX_STREAM_SERIES", "0")]).resolve().unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
     }
 
     #[test]

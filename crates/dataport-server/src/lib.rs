@@ -12,6 +12,8 @@ mod drain;
 mod greeter;
 pub mod logging;
 mod market;
+mod message_limit;
+mod outliers;
 mod position;
 mod route;
 mod server;

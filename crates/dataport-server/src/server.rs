@@ -19,8 +19,9 @@ use crate::deadline::DeadlineLayer;
 use crate::drain::{Drain, EndOnDrain};
 use crate::logging::CallLogLayer;
 use crate::market::{self, Market};
+use crate::message_limit::MessageLimitLayer;
 use crate::position::Hub;
-use crate::{greeter, position, route};
+use crate::{greeter, outliers, position, route};
 
 /// Why the server could not start; its `Display` is one line.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,8 @@ pub const SERVICES: &[&str] = &[
     <dataport_proto::idc::indicator_server::IndicatorServer<Market> as NamedService>::NAME,
     <dataport_proto::idc::indicator_graph_server::IndicatorGraphServer<Market> as NamedService>::NAME,
     <dataport_proto::dataport::market::v1::market_service_server::MarketServiceServer<Market> as NamedService>::NAME,
+    <dataport_proto::pb::outliers_server::OutliersServer<outliers::OutliersCompat> as NamedService>::NAME,
+    <dataport_proto::dataport::outliers::v1::outliers_service_server::OutliersServiceServer<outliers::OutliersV1> as NamedService>::NAME,
 ];
 
 impl Server {
@@ -92,6 +95,14 @@ impl Server {
         Ok(Server { config, data_dir, features: Arc::new(features), hub, market })
     }
 
+    fn outlier_limits(&self) -> outliers::Limits {
+        outliers::Limits {
+            max_detect_bytes: self.config.max_detect_bytes,
+            max_stream_series: self.config.max_stream_series,
+            max_stream_window: self.config.max_stream_window,
+        }
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then reports every
     /// service NOT_SERVING, stops accepting, ends long-lived streams and
     /// waits up to `shutdown_timeout` for in-flight calls.
@@ -110,7 +121,11 @@ impl Server {
         };
 
         let router = tonic::transport::Server::builder()
+            .max_frame_size(Some(1 << 20))
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
             .layer(CallLogLayer)
+            .layer(MessageLimitLayer)
             .layer(DeadlineLayer)
             .add_service(EndOnDrain::new(health_service, drain.clone()))
             .add_service(reflection_v1)
@@ -121,7 +136,9 @@ impl Server {
             .add_service(position::v1(Arc::clone(&self.hub), drain.clone()))
             .add_service(market::indicator_compat(self.market.clone()))
             .add_service(market::indicator_graph_compat(self.market.clone()))
-            .add_service(market::v1(self.market.clone()));
+            .add_service(market::v1(self.market.clone()))
+            .add_service(outliers::compat(self.outlier_limits()))
+            .add_service(outliers::v1(self.outlier_limits(), drain.clone()));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

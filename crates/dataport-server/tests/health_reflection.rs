@@ -24,6 +24,7 @@ use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse a
 
 const EXPECTED_SERVICES: &[&str] = &[
     "dataport.market.v1.MarketService",
+    "dataport.outliers.v1.OutliersService",
     "dataport.position.v1.PositionService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
@@ -31,6 +32,7 @@ const EXPECTED_SERVICES: &[&str] = &[
     "helloworld.Greeter",
     "idc.Indicator",
     "idc.IndicatorGraph",
+    "pb.Outliers",
     "posXYZ.PositionService",
     "routeguide.RouteGuide",
 ];

@@ -56,6 +56,8 @@ enum Command {
     Indicators(client::market::IndicatorsArgs),
     /// Draw candlesticks, volume and MACD of a date range to a PNG or SVG file (dataport.market.v1).
     Chart(client::market::ChartArgs),
+    /// Print the outliers among the metrics of a CSV file (dataport.outliers.v1).
+    Outliers(client::outliers::OutliersArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
                 Command::Bars(cmd) => client::market::bars(channel, cmd).await,
                 Command::Indicators(args) => client::market::indicators(channel, args).await,
                 Command::Chart(args) => client::market::chart(channel, args).await,
+                Command::Outliers(args) => client::outliers::run(channel, args).await,
                 Command::Serve(_) => unreachable!("handled above"),
             }
         }),

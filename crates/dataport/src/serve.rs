@@ -42,6 +42,15 @@ pub struct ServeArgs {
     /// Do not load the bundled sample bars into an empty bar store
     #[arg(long)]
     no_sample_data: bool,
+    /// The largest outlier Detect request, e.g. 64MiB [default: 64MiB]
+    #[arg(long, value_name = "SIZE")]
+    max_detect_bytes: Option<String>,
+    /// The most series one DetectStream call keeps windows for [default: 10000]
+    #[arg(long, value_name = "N")]
+    max_stream_series: Option<String>,
+    /// The largest window a DetectStream call may ask for [default: 10000]
+    #[arg(long, value_name = "N")]
+    max_stream_window: Option<String>,
 }
 
 impl ServeArgs {
@@ -55,6 +64,9 @@ impl ServeArgs {
             ("shutdown_timeout", &self.shutdown_timeout),
             ("max_entities", &self.max_entities),
             ("default_symbol", &self.default_symbol),
+            ("max_detect_bytes", &self.max_detect_bytes),
+            ("max_stream_series", &self.max_stream_series),
+            ("max_stream_window", &self.max_stream_window),
         ];
         for (key, value) in given {
             if let Some(value) = value {

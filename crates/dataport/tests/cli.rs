@@ -328,3 +328,54 @@ fn chart_writes_a_png_or_an_svg_file() {
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "no temporary files are left: {names:?}");
 }
+
+#[test]
+fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
+    let s = start_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("metrics.csv");
+    let mut csv = String::from("time,name,value\n");
+    for i in 0..30 {
+        let value = if i == 25 { 90.0 } else { 10.0 + f64::from(i % 3) };
+        csv.push_str(&format!("2024-05-01T12:00:{i:02}Z,cpu,{value}\n"));
+    }
+    std::fs::write(&file, &csv).expect("write");
+
+    let out = stdout_of(dataport(&s).arg("outliers").arg(&file).args(["--format", "csv"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "index,time,name,value,score");
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].starts_with("25,2024-05-01T12:00:25"), "{out}");
+    assert!(lines[1].contains(",cpu,90,"), "{out}");
+
+    let out = stdout_of(
+        dataport(&s)
+            .args(["outliers", "--stream", "--window", "10", "--format", "json", "-"])
+            .write_stdin(csv.clone()),
+    );
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!((rows[0]["index"].as_f64(), rows[0]["value"].as_f64()), (Some(25.0), Some(90.0)));
+
+    let out = stdout_of(dataport(&s).args(["outliers", "--method", "iqr", "-"]).write_stdin(csv));
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("25 2024-05-01T12:00:25Z cpu")),
+        "{out}"
+    );
+
+    let out = dataport(&s)
+        .args(["outliers", "-"])
+        .write_stdin("time,name,value\n,cpu,1\n,cpu,oops\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: line 3: value \"oops\" is not a finite number\n"
+    );
+    let out =
+        dataport(&s).args(["outliers", "--threshold", "-1", "-"]).write_stdin(",cpu,1\n").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: INVALID_ARGUMENT: method.z_score.threshold")
+    );
+}

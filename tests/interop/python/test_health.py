@@ -15,6 +15,8 @@ SERVED = [
     "idc.Indicator",
     "idc.IndicatorGraph",
     "dataport.market.v1.MarketService",
+    "pb.Outliers",
+    "dataport.outliers.v1.OutliersService",
 ]
 
 

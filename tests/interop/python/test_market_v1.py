@@ -12,6 +12,7 @@ import datetime
 import gzip
 import io
 import math
+import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -809,3 +810,18 @@ def test_render_chart_refusals_name_the_field_and_value(stub, fields, code, word
         render(stub, **fields)
     for word in words:
         assert word in info.value.details(), info.value.details()
+
+
+@pytest.mark.parametrize("timeout", [0.001, 0.005, 0.02])
+def test_an_expired_deadline_is_deadline_exceeded_whichever_side_sees_it_first(stub, timeout):
+    # A 4000x4000 chart of the whole history takes far longer than these
+    # deadlines to draw. The client's timer and the server's race; whichever
+    # answers, the status is DEADLINE_EXCEEDED (tonic alone would answer
+    # CANCELLED "Timeout expired"; dataport's deadline layer answers first).
+    request = m.RenderChartRequest(symbol="AAPL", width=4000, height=4000)
+    for _ in range(5):
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.RenderChart(request, timeout=timeout))
+        assert time.monotonic() - start < 5
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (info.value.code(), info.value.details())

@@ -2,7 +2,9 @@
 users ask it."""
 
 import grpc
+import outliers_pb2 as seed_outliers_pb2
 import pytest
+from dataport.outliers.v1 import outliers_pb2 as outliers_v1_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
@@ -17,6 +19,8 @@ SERVICES = [
     "idc.Indicator",
     "idc.IndicatorGraph",
     "dataport.market.v1.MarketService",
+    "pb.Outliers",
+    "dataport.outliers.v1.OutliersService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -146,6 +150,75 @@ def test_grpcio_reflection_client_builds_market_v1_descriptors(channel):
     assert [v.name for v in panel.values] == ["PANEL_UNSPECIFIED", "PANEL_PRICE", "PANEL_VOLUME", "PANEL_MACD"]
     graph = pool.FindServiceByName("idc.IndicatorGraph").methods_by_name["GetMACDGraph"]
     assert graph.output_type.fields_by_name["macd_chunk"].type == graph.output_type.fields_by_name["macd_chunk"].TYPE_BYTES
+
+
+def shape(file):
+    """What a client compiles against in a FileDescriptorProto: every
+    message's fields and oneofs, every service's methods."""
+    messages = {
+        m.name: (
+            [(f.name, f.number, f.label, f.type, f.type_name, f.oneof_index if f.HasField("oneof_index") else None) for f in m.field],
+            [o.name for o in m.oneof_decl],
+        )
+        for m in file.message_type
+    }
+    services = {
+        s.name: [(m.name, m.input_type, m.output_type, m.client_streaming, m.server_streaming) for m in s.method]
+        for s in file.service
+    }
+    return file.package, list(file.dependency), messages, services
+
+
+def local_file(module):
+    """The FileDescriptorProto the Python stubs were generated from."""
+    proto = descriptor_pb2.FileDescriptorProto()
+    module.DESCRIPTOR.CopyToProto(proto)
+    return proto
+
+
+def test_seed_outliers_resolves_to_its_frozen_file_as_the_seed_clients_compile_it(reflection):
+    files = reflection.files(file_containing_symbol="pb.Outliers")
+    served = files["outliers.proto"]
+    assert shape(served) == shape(local_file(seed_outliers_pb2))
+    (service,) = served.service
+    (detect,) = service.method
+    assert (detect.name, detect.input_type, detect.output_type) == ("Detect", ".pb.OutliersRequest", ".pb.OutliersResponse")
+    assert not detect.client_streaming and not detect.server_streaming
+    metric = {m.name: m for m in served.message_type}["Metric"]
+    F = descriptor_pb2.FieldDescriptorProto
+    assert [(f.name, f.number, f.type) for f in metric.field] == [
+        ("time", 1, F.TYPE_MESSAGE),
+        ("name", 2, F.TYPE_STRING),
+        ("value", 3, F.TYPE_DOUBLE),
+    ]
+    # The messages resolve to the same file.
+    assert "outliers.proto" in reflection.files(file_containing_symbol="pb.OutliersResponse")
+
+
+def test_outliers_v1_resolves_with_its_streaming_shapes_as_the_stubs_compile_it(reflection):
+    files = reflection.files(file_containing_symbol="dataport.outliers.v1.OutliersService")
+    served = files["dataport/outliers/v1/outliers.proto"]
+    assert shape(served) == shape(local_file(outliers_v1_pb2))
+    methods = {m.name: (m.client_streaming, m.server_streaming) for m in served.service[0].method}
+    assert methods == {"Detect": (False, False), "DetectStream": (True, True)}
+    assert "google/protobuf/timestamp.proto" in served.dependency
+    by_message = reflection.files(file_containing_symbol="dataport.outliers.v1.DetectStreamRequest")
+    assert "dataport/outliers/v1/outliers.proto" in by_message
+
+
+def test_grpcio_reflection_client_builds_outliers_descriptors(channel):
+    db = ProtoReflectionDescriptorDatabase(channel)
+    pool = descriptor_pool.DescriptorPool(db)
+    seed = pool.FindServiceByName("pb.Outliers").methods_by_name["Detect"]
+    assert seed.input_type.fields_by_name["metrics"].message_type.full_name == "pb.Metric"
+    stream = pool.FindServiceByName("dataport.outliers.v1.OutliersService").methods_by_name["DetectStream"]
+    assert stream.output_type.full_name == "dataport.outliers.v1.DetectStreamResponse"
+    method = pool.FindMessageTypeByName("dataport.outliers.v1.Method")
+    assert [f.name for f in method.oneofs_by_name["kind"].fields] == ["z_score", "modified_z_score", "iqr"]
+    stats = pool.FindMessageTypeByName("dataport.outliers.v1.SeriesStats")
+    assert [f.name for f in stats.oneofs_by_name["stats"].fields] == ["z_score", "modified_z_score", "iqr"]
+    time = pool.FindMessageTypeByName("dataport.outliers.v1.Metric").fields_by_name["time"]
+    assert time.message_type.full_name == "google.protobuf.Timestamp"
 
 
 def test_unknown_symbol_is_not_found(reflection):

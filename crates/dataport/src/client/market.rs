@@ -10,16 +10,7 @@ use dataport_proto::idc::MacdRequest;
 use dataport_proto::idc::indicator_client::IndicatorClient;
 use tonic::transport::Channel;
 
-/// How rows are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned columns for reading.
-    #[default]
-    Table,
-    Csv,
-    /// One JSON object per line.
-    Json,
-}
+use super::rows::{Cell, Format, print_rows};
 
 #[derive(Debug, clap::Args)]
 pub struct MacdArgs {
@@ -326,82 +317,5 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&temp);
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
-    Ok(())
-}
-
-/// One printed value.
-enum Cell {
-    Text(String),
-    /// A number and the decimals a table shows.
-    Number(f64, usize),
-    /// No value: blank in a table or CSV, null in JSON.
-    Empty,
-}
-
-/// Prints `rows` under `header` as a table, CSV or JSON lines. NaN prints
-/// as no value.
-fn print_rows(format: Format, header: &[&str], rows: impl Iterator<Item = Vec<Cell>>) -> anyhow::Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let text = |cell: &Cell, table: bool| match *cell {
-        Cell::Text(ref s) => s.clone(),
-        Cell::Number(v, _) if v.is_nan() => String::new(),
-        Cell::Number(v, decimals) if table => format!("{v:.decimals$}"),
-        Cell::Number(v, _) => v.to_string(),
-        Cell::Empty => String::new(),
-    };
-    match format {
-        Format::Table => {
-            // Text columns (as the first row shows them) align left, numbers right.
-            let mut rows = rows.peekable();
-            let left: Vec<bool> = match rows.peek() {
-                Some(first) => first.iter().map(|c| matches!(c, Cell::Text(_))).collect(),
-                None => vec![true; header.len()],
-            };
-            let width = |name: &str| name.len().max(10);
-            let line = |cells: Vec<String>| {
-                let padded: Vec<String> = cells
-                    .iter()
-                    .zip(header)
-                    .zip(&left)
-                    .map(|((cell, h), &left)| match left {
-                        true => format!("{cell:<0$}", width(h)),
-                        false => format!("{cell:>0$}", width(h)),
-                    })
-                    .collect();
-                padded.join(" ").trim_end().to_owned()
-            };
-            writeln!(out, "{}", line(header.iter().map(|h| (*h).to_owned()).collect()))?;
-            for row in rows {
-                writeln!(out, "{}", line(row.iter().map(|c| text(c, true)).collect()))?;
-            }
-        }
-        Format::Csv => {
-            writeln!(out, "{}", header.join(","))?;
-            for row in rows {
-                let line: Vec<String> = row.iter().map(|c| text(c, false)).collect();
-                writeln!(out, "{}", line.join(","))?;
-            }
-        }
-        Format::Json => {
-            for row in rows {
-                let object: serde_json::Map<String, serde_json::Value> = header
-                    .iter()
-                    .zip(&row)
-                    .map(|(h, cell)| {
-                        let value = match *cell {
-                            Cell::Text(ref s) => serde_json::Value::from(s.as_str()),
-                            Cell::Number(v, _) => {
-                                serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into)
-                            }
-                            Cell::Empty => serde_json::Value::Null,
-                        };
-                        ((*h).to_owned(), value)
-                    })
-                    .collect();
-                writeln!(out, "{}", serde_json::Value::Object(object))?;
-            }
-        }
-    }
-    out.flush()?;
     Ok(())
 }

@@ -3,8 +3,10 @@
 
 pub mod greeter;
 pub mod market;
+pub mod outliers;
 pub mod position;
 pub mod route;
+mod rows;
 
 use std::process::ExitCode;
 

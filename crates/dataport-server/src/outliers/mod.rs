@@ -1,0 +1,44 @@
+//! Outlier detection: the seed `pb.Outliers` (compat) and
+//! `dataport.outliers.v1` (v1), both over the rules in
+//! `dataport_core::outliers`.
+
+mod compat;
+mod v1;
+mod wire;
+
+pub use compat::{OutliersCompat, compat};
+pub use v1::{OutliersV1, v1};
+
+use dataport_core::outliers::{Columns, Detection, Method, detect_columns, first_non_finite};
+use tonic::Status;
+use wire::MetricBatch;
+
+/// What the outlier services share: the limits from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest Detect request, in bytes.
+    pub max_detect_bytes: usize,
+    /// The most series one DetectStream call may keep windows for.
+    pub max_stream_series: usize,
+    /// The largest window a DetectStream call may ask for.
+    pub max_stream_window: usize,
+}
+
+/// Refuses the first value that is not finite, naming its position.
+fn check_finite(values: &[f64]) -> Result<(), Status> {
+    match first_non_finite(values.iter().copied()) {
+        None => Ok(()),
+        Some(i) => Err(Status::invalid_argument(format!("metrics[{i}].value is not a finite number"))),
+    }
+}
+
+/// Judges a batch off the reactor: a million metrics take milliseconds.
+async fn detect_batch(batch: MetricBatch, method: Method) -> Result<Detection, Status> {
+    check_finite(&batch.values)?;
+    tokio::task::spawn_blocking(move || {
+        let columns = Columns { values: &batch.values, series: &batch.series, names: &batch.names };
+        detect_columns(columns, &method)
+    })
+    .await
+    .map_err(|e| Status::internal(format!("detection task failed: {e}")))
+}

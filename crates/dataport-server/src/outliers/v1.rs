@@ -1,0 +1,209 @@
+//! `dataport.outliers.v1.OutliersService`.
+
+use dataport_core::outliers::{self, Method, Sigma, Stats, StreamDetector};
+use dataport_proto::dataport::outliers::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::wire::{BatchDetect, Lean, MetricBatch};
+use super::{Limits, detect_batch};
+use crate::drain::Drain;
+
+/// The window a DetectStream call gets when it asks for none (or the
+/// server's limit, when that is smaller).
+pub const DEFAULT_WINDOW: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct OutliersV1 {
+    limits: Limits,
+    drain: Drain,
+}
+
+/// The service; Detect reads its request with [`super::wire`].
+pub fn v1(
+    limits: Limits,
+    drain: Drain,
+) -> Lean<pb::outliers_service_server::OutliersServiceServer<OutliersV1>, OutliersV1> {
+    let service = OutliersV1 { limits, drain };
+    let generated = pb::outliers_service_server::OutliersServiceServer::new(service.clone())
+        .max_decoding_message_size(limits.max_detect_bytes);
+    Lean::new(generated, service, limits.max_detect_bytes)
+}
+
+impl BatchDetect for OutliersV1 {
+    type Response = pb::DetectResponse;
+    const PATH: &'static str = "/dataport.outliers.v1.OutliersService/Detect";
+
+    async fn detect(&self, batch: MetricBatch) -> Result<pb::DetectResponse, Status> {
+        let method = method(batch.method.as_ref())?;
+        let detection = detect_batch(batch, method).await?;
+        Ok(pb::DetectResponse {
+            // A request under the size limit holds far fewer than 2^31 metrics.
+            indices: detection.indices.into_iter().map(|i| i as i32).collect(),
+            scores: detection.scores,
+            series: detection.series.into_iter().map(series_pb).collect(),
+        })
+    }
+}
+
+type AnomalyStream = ReceiverStream<Result<pb::DetectStreamResponse, Status>>;
+
+#[tonic::async_trait]
+impl pb::outliers_service_server::OutliersService for OutliersV1 {
+    /// Reached only if [`Lean`] is bypassed; the same answer from decoded messages.
+    async fn detect(
+        &self,
+        request: Request<pb::DetectRequest>,
+    ) -> Result<Response<pb::DetectResponse>, Status> {
+        let req = request.into_inner();
+        let mut batch = MetricBatch::from_points(req.metrics.iter().map(|m| (m.name.as_str(), m.value)));
+        batch.method = req.method;
+        BatchDetect::detect(self, batch).await.map(Response::new)
+    }
+
+    type DetectStreamStream = AnomalyStream;
+
+    async fn detect_stream(
+        &self,
+        request: Request<Streaming<pb::DetectStreamRequest>>,
+    ) -> Result<Response<AnomalyStream>, Status> {
+        let input = request.into_inner();
+        // A few messages of anomalies in flight: a client that stops reading
+        // stops this call reading its metrics, nothing else.
+        let (tx, rx) = mpsc::channel(4);
+        let (limits, drain) = (self.limits, self.drain.clone());
+        tokio::spawn(async move {
+            if let Err(status) = judge_stream(input, &tx, limits, drain).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Reads metrics until the client ends the stream, sending the anomalies of
+/// each message as soon as the message is judged.
+async fn judge_stream(
+    mut input: Streaming<pb::DetectStreamRequest>,
+    tx: &mpsc::Sender<Result<pb::DetectStreamResponse, Status>>,
+    limits: Limits,
+    drain: Drain,
+) -> Result<(), Status> {
+    let drained = drain.signaled();
+    tokio::pin!(drained);
+    let mut detector: Option<StreamDetector> = None;
+    let mut index: u64 = 0;
+    loop {
+        let message = tokio::select! {
+            message = input.message() => message?,
+            () = &mut drained => {
+                return Err(Status::unavailable("the server is shutting down: reconnect and send the rest"));
+            }
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
+        let detector = match &mut detector {
+            Some(detector) => {
+                if message.method.is_some() || message.window != 0 {
+                    return Err(Status::invalid_argument(
+                        "method and window are read from the first message only: leave them unset in later ones",
+                    ));
+                }
+                detector
+            }
+            None => detector.insert(stream_detector(&message, limits)?),
+        };
+        let mut anomalies = Vec::new();
+        let mut refused = None;
+        for metric in message.metrics {
+            if !metric.value.is_finite() {
+                refused = Some(Status::invalid_argument(format!(
+                    "metric {index} of the stream (series {:?}) has a value that is not a finite number",
+                    metric.name
+                )));
+                break;
+            }
+            match detector.push(&metric.name, metric.value) {
+                Ok(Some(verdict)) if verdict.outlier => anomalies.push(pb::Anomaly {
+                    index,
+                    score: verdict.score,
+                    window_points: verdict.window_points as u32,
+                    metric: Some(metric),
+                }),
+                Ok(_) => {}
+                Err(e) => {
+                    refused = Some(Status::resource_exhausted(format!("metric {index}: {e}")));
+                    break;
+                }
+            }
+            index += 1;
+        }
+        // What was found before a refusal still goes out, first.
+        if !anomalies.is_empty() && tx.send(Ok(pb::DetectStreamResponse { anomalies })).await.is_err() {
+            return Ok(()); // the client is gone
+        }
+        if let Some(status) = refused {
+            return Err(status);
+        }
+    }
+}
+
+fn stream_detector(first: &pb::DetectStreamRequest, limits: Limits) -> Result<StreamDetector, Status> {
+    let method = method(first.method.as_ref())?;
+    let window = match first.window as usize {
+        0 => DEFAULT_WINDOW.min(limits.max_stream_window),
+        w if w > limits.max_stream_window => {
+            return Err(Status::invalid_argument(format!(
+                "window {w} is larger than the server's limit of {} points",
+                limits.max_stream_window
+            )));
+        }
+        1 => return Err(Status::invalid_argument("window 1 is too small: a window needs at least 2 points")),
+        w => w,
+    };
+    Ok(StreamDetector::new(method, window, limits.max_stream_series))
+}
+
+/// The method a request asks for: the seed's rule when unset, the documented
+/// defaults for parameters left at 0.
+fn method(requested: Option<&pb::Method>) -> Result<Method, Status> {
+    use pb::method::Kind;
+    let or = |value: f64, default: f64| if value == 0.0 { default } else { value };
+    let invalid =
+        |kind: &str, e: outliers::MethodError| Status::invalid_argument(format!("method.{kind}.{e}"));
+    match requested.and_then(|m| m.kind.as_ref()) {
+        None => Ok(Method::SEED),
+        Some(Kind::ZScore(z)) => {
+            let sigma = if z.sample { Sigma::Sample } else { Sigma::Population };
+            Method::new_z_score(or(z.threshold, outliers::DEFAULT_Z_THRESHOLD), sigma)
+                .map_err(|e| invalid("z_score", e))
+        }
+        Some(Kind::ModifiedZScore(m)) => {
+            Method::new_modified_z_score(or(m.threshold, outliers::DEFAULT_MODIFIED_Z_THRESHOLD))
+                .map_err(|e| invalid("modified_z_score", e))
+        }
+        Some(Kind::Iqr(i)) => {
+            Method::new_iqr(or(i.k, outliers::DEFAULT_IQR_K)).map_err(|e| invalid("iqr", e))
+        }
+    }
+}
+
+fn series_pb(s: outliers::SeriesResult) -> pb::SeriesStats {
+    use pb::series_stats::Stats as Wire;
+    let stats = match s.stats {
+        Stats::ZScore { mean, sigma } => Wire::ZScore(pb::ZScoreStats { mean, sigma }),
+        Stats::ModifiedZScore { median, mad, mean_abs_dev } => {
+            Wire::ModifiedZScore(pb::ModifiedZScoreStats {
+                median,
+                mad,
+                mean_absolute_deviation: mean_abs_dev,
+            })
+        }
+        Stats::Iqr { q1, q3, lower_fence, upper_fence } => {
+            Wire::Iqr(pb::IqrStats { q1, q3, lower_fence, upper_fence })
+        }
+    };
+    pb::SeriesStats { name: s.name, count: s.count as u64, outliers: s.outliers as u64, stats: Some(stats) }
+}

@@ -1,0 +1,275 @@
+//! `dataport outliers`: which metrics of a CSV file stand out, in one batch
+//! (Detect) or as they are read (DetectStream).
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use dataport_proto::dataport::outliers::v1 as pb;
+use dataport_proto::dataport::outliers::v1::outliers_service_client::OutliersServiceClient;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use super::rows::{Cell, Format, Printer};
+
+#[derive(Debug, clap::Args)]
+pub struct OutliersArgs {
+    /// A CSV file of metrics: time,name,value (a header row naming them, in
+    /// any order, is optional; time is RFC 3339 or Unix seconds, or empty);
+    /// `-` reads stdin.
+    file: PathBuf,
+    /// How points are judged.
+    #[arg(long, value_enum, default_value_t)]
+    method: MethodName,
+    /// The method's threshold: sigmas for zscore [2], the modified z-score
+    /// for modified [3.5], IQRs beyond the quartiles for iqr [1.5].
+    #[arg(long, allow_negative_numbers = true)]
+    threshold: Option<f64>,
+    /// zscore with the sample standard deviation (n - 1), not the population one.
+    #[arg(long)]
+    sample: bool,
+    /// Judge each point against the trailing window of its own series as the
+    /// metrics are read, and print each outlier at once (DetectStream).
+    #[arg(long)]
+    stream: bool,
+    /// Points of trailing window per series, with --stream [100].
+    #[arg(long, requires = "stream")]
+    window: Option<u32>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodName {
+    /// |x - mean| > threshold x sigma: the seed service's rule.
+    #[default]
+    Zscore,
+    /// Iglewicz and Hoaglin's modified z-score, from the median and MAD.
+    Modified,
+    /// Tukey's fences: beyond the quartiles by threshold x IQR.
+    Iqr,
+}
+
+impl OutliersArgs {
+    fn method(&self) -> pb::Method {
+        use pb::method::Kind;
+        let threshold = self.threshold.unwrap_or(0.0);
+        let kind = match self.method {
+            MethodName::Zscore => Kind::ZScore(pb::ZScore { threshold, sample: self.sample }),
+            MethodName::Modified => Kind::ModifiedZScore(pb::ModifiedZScore { threshold }),
+            MethodName::Iqr => Kind::Iqr(pb::Iqr { k: threshold }),
+        };
+        pb::Method { kind: Some(kind) }
+    }
+}
+
+const HEADER: [&str; 5] = ["index", "time", "name", "value", "score"];
+
+pub async fn run(channel: Channel, args: OutliersArgs) -> anyhow::Result<()> {
+    if args.sample && args.method != MethodName::Zscore {
+        bail!("--sample applies to --method zscore only");
+    }
+    let client = OutliersServiceClient::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    if args.stream { stream(client, &args).await } else { batch(client, &args).await }
+}
+
+async fn batch(mut client: OutliersServiceClient<Channel>, args: &OutliersArgs) -> anyhow::Result<()> {
+    let input = open(&args.file)?;
+    let metrics = tokio::task::spawn_blocking(move || {
+        let mut metrics = Vec::new();
+        read_metrics(input, |m| {
+            metrics.push(m);
+            Ok(())
+        })?;
+        anyhow::Ok(metrics)
+    })
+    .await??;
+    let request = pb::DetectRequest { metrics, method: Some(args.method()) };
+    // The reply repeats nothing of the request, so keep the metrics to print.
+    let reply = client.detect(request.clone()).await?.into_inner();
+    let mut printer = Printer::new(std::io::stdout().lock(), args.format, &HEADER);
+    for &i in &reply.indices {
+        let (Some(metric), Some(&score)) = (request.metrics.get(i as usize), reply.scores.get(i as usize))
+        else {
+            bail!("the server named metric {i}, but the file holds {}", request.metrics.len());
+        };
+        printer.row(&row(u64::from(i.unsigned_abs()), metric, score))?;
+    }
+    printer.finish()?;
+    Ok(())
+}
+
+/// Metrics per DetectStream message at most; fewer when the input is slow,
+/// so that a live feed is judged as it comes.
+const STREAM_BATCH: usize = 8192;
+
+async fn stream(mut client: OutliersServiceClient<Channel>, args: &OutliersArgs) -> anyhow::Result<()> {
+    let input = open(&args.file)?;
+    let (metrics_tx, mut metrics_rx) = mpsc::channel::<pb::Metric>(4 * STREAM_BATCH);
+    // The reader runs on its own thread: a file or pipe is read with blocking I/O.
+    let reader = tokio::task::spawn_blocking(move || {
+        read_metrics(input, |m| metrics_tx.blocking_send(m).context("the stream ended early"))
+    });
+    let (requests_tx, requests_rx) = mpsc::channel(4);
+    let (method, window) = (args.method(), args.window.unwrap_or(0));
+    let batcher = tokio::spawn(async move {
+        let mut first = Some((method, window));
+        while let Some(metric) = metrics_rx.recv().await {
+            let mut metrics = vec![metric];
+            while metrics.len() < STREAM_BATCH {
+                match metrics_rx.try_recv() {
+                    Ok(m) => metrics.push(m),
+                    Err(_) => break,
+                }
+            }
+            let (method, window) = first.take().map_or((None, 0), |(m, w)| (Some(m), w));
+            if requests_tx.send(pb::DetectStreamRequest { method, window, metrics }).await.is_err() {
+                return; // the call failed; its status says why
+            }
+        }
+    });
+    let mut responses = client.detect_stream(ReceiverStream::new(requests_rx)).await?.into_inner();
+    let mut printer = Printer::new(std::io::stdout().lock(), args.format, &HEADER);
+    while let Some(reply) = responses.message().await? {
+        for anomaly in reply.anomalies {
+            let metric = anomaly.metric.unwrap_or_default();
+            printer.row(&row(anomaly.index, &metric, anomaly.score))?;
+        }
+        printer.flush()?;
+    }
+    printer.finish()?;
+    batcher.await.context("the batching task failed")?;
+    reader.await.context("the reading task failed")??;
+    Ok(())
+}
+
+fn row(index: u64, metric: &pb::Metric, score: f64) -> Vec<Cell> {
+    let time = metric.time.as_ref().map_or(Cell::Empty, |t| {
+        let at = Duration::new(t.seconds.unsigned_abs(), t.nanos.unsigned_abs());
+        let at = if t.seconds < 0 { UNIX_EPOCH.checked_sub(at) } else { UNIX_EPOCH.checked_add(at) };
+        let text = |at| match t.nanos {
+            0 => humantime::format_rfc3339(at).to_string(),
+            _ => humantime::format_rfc3339_nanos(at).to_string(),
+        };
+        at.map_or(Cell::Empty, |at| Cell::Text(text(at)))
+    });
+    vec![
+        Cell::Number(index as f64, 0),
+        time,
+        Cell::Text(metric.name.clone()),
+        Cell::Number(metric.value, 4),
+        Cell::Number(score, 3),
+    ]
+}
+
+fn open(file: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
+    if file == Path::new("-") {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    let f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(Box::new(f))
+}
+
+/// Reads `time,name,value` lines, handing each metric to `each` as soon as
+/// its line is read; errors name the line.
+fn read_metrics(
+    input: impl Read,
+    mut each: impl FnMut(pb::Metric) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(256 * 1024, input));
+    let mut columns = [0usize, 1, 2];
+    let mut record = csv::StringRecord::new();
+    let mut first = true;
+    while reader.read_record(&mut record).with_context(|| "cannot read the metrics")? {
+        let line = record.position().map_or(0, csv::Position::line);
+        if std::mem::take(&mut first)
+            && let Some(header) = header_columns(&record)
+        {
+            columns = header;
+            continue;
+        }
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let field = |i: usize| record.get(columns[i]).unwrap_or("").trim();
+        let value: f64 = match field(2).parse() {
+            Ok(v) if f64::is_finite(v) => v,
+            _ => bail!("line {line}: value {:?} is not a finite number", field(2)),
+        };
+        let time = parse_time(field(0)).with_context(|| format!("line {line}"))?;
+        each(pb::Metric { time, name: field(1).to_owned(), value })?;
+    }
+    Ok(())
+}
+
+/// The positions of time, name and value when `record` is a header row.
+fn header_columns(record: &csv::StringRecord) -> Option<[usize; 3]> {
+    let at = |name: &str| record.iter().position(|f| f.trim().eq_ignore_ascii_case(name));
+    Some([at("time")?, at("name")?, at("value")?])
+}
+
+/// RFC 3339 (`2024-05-01T12:00:00Z`), Unix seconds (`1714564800.25`), or
+/// nothing.
+fn parse_time(text: &str) -> anyhow::Result<Option<prost_types::Timestamp>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(seconds) = text.parse::<f64>()
+        && seconds.is_finite()
+    {
+        let whole = seconds.floor();
+        return Ok(Some(prost_types::Timestamp {
+            seconds: whole as i64,
+            nanos: ((seconds - whole) * 1e9).round().min(999_999_999.0) as i32,
+        }));
+    }
+    let at = humantime::parse_rfc3339_weak(text)
+        .map_err(|_| anyhow::anyhow!("time {text:?} is neither RFC 3339 nor Unix seconds"))?;
+    Ok(Some(prost_types::Timestamp::from(at)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> anyhow::Result<Vec<pb::Metric>> {
+        let mut out = Vec::new();
+        read_metrics(text.as_bytes(), |m| {
+            out.push(m);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn metrics_read_with_or_without_a_header() {
+        let with = read("Value,TIME,name\n1.5,2024-05-01T12:00:00Z,cpu\n2,,mem\n").unwrap();
+        assert_eq!(with.len(), 2);
+        assert_eq!((with[0].name.as_str(), with[0].value), ("cpu", 1.5));
+        assert_eq!(with[0].time.unwrap().seconds, 1_714_564_800);
+        assert!(with[1].time.is_none());
+        let without = read("1714564800.25,cpu,3\n\n1714564801,cpu,4\n").unwrap();
+        assert_eq!(without.len(), 2);
+        assert_eq!(
+            without[0].time.unwrap(),
+            prost_types::Timestamp { seconds: 1_714_564_800, nanos: 250_000_000 }
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = read("time,name,value\n,cpu,1\n,cpu,NaN\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 3: value \"NaN\" is not a finite number");
+        let e = read(",cpu,x\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 1: value \"x\" is not a finite number");
+        let e = format!("{:#}", read("yesterday,cpu,1\n").unwrap_err());
+        assert_eq!(e, "line 1: time \"yesterday\" is neither RFC 3339 nor Unix seconds");
+    }
+}
