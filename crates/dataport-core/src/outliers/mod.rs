@@ -381,18 +381,28 @@ pub fn detect<'a>(points: impl IntoIterator<Item = (&'a str, f64)>, method: &Met
         values.push(value);
         series.push(s);
     }
-    detect_grouped(&values, &series, |s| s, &names, method)
+    detect_grouped(&values, &series, |s| s, &names, method, true)
 }
 
 /// A batch as columns: point `i` has value `values[i]` and belongs to the
 /// series named `names[series[i]]`. Each name appears once in `names`; a
-/// name no point refers to is left out of the answer.
-#[derive(Clone, Copy, Debug)]
+/// name no point refers to is left out of the answer. With one name,
+/// `series` may be empty: every point is in that series.
+#[derive(Debug)]
 pub struct Columns<'a, S: AsRef<str> = String> {
     pub values: &'a [f64],
     pub series: &'a [u32],
     pub names: &'a [S],
 }
+
+// By hand: the fields are references, so no `S: Copy` is needed.
+impl<S: AsRef<str>> Clone for Columns<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: AsRef<str>> Copy for Columns<'_, S> {}
 
 /// [`detect`] over a batch already split into columns, with the same
 /// answer: what a server that reads requests in place has, without a
@@ -403,17 +413,38 @@ pub struct Columns<'a, S: AsRef<str> = String> {
 /// When `values` and `series` differ in length, or a series number is not
 /// below `names.len()`: the caller built the columns wrong.
 pub fn detect_columns<S: AsRef<str>>(columns: Columns<'_, S>, method: &Method) -> Detection {
-    let Columns { values, series, names } = columns;
-    detect_grouped(values, series, |s| s as usize, names, method)
+    columns_grouped(columns, method, true)
 }
 
-/// [`detect_columns`] with series numbers of any type, turned into `usize` by `index`.
+/// The outliers' positions of [`detect_columns`], without a score per point:
+/// what the seed contract answers, for a fraction of the memory.
+pub fn outlier_positions<S: AsRef<str>>(columns: Columns<'_, S>, method: &Method) -> Vec<usize> {
+    columns_grouped(columns, method, false).indices
+}
+
+fn columns_grouped<S: AsRef<str>>(columns: Columns<'_, S>, method: &Method, scores: bool) -> Detection {
+    let Columns { values, series, names } = columns;
+    if let ([], [name]) = (series, names) {
+        let mut out = Detection { indices: Vec::new(), scores: Vec::new(), series: Vec::new() };
+        if !values.is_empty() {
+            out.scores = if scores { vec![0.0; values.len()] } else { Vec::new() };
+            let result = judge_series(name.as_ref(), values, None, method, &mut out, &mut Vec::new());
+            out.series.push(result);
+        }
+        return out;
+    }
+    detect_grouped(values, series, |s| s as usize, names, method, scores)
+}
+
+/// [`detect_columns`] with series numbers of any type, turned into `usize` by
+/// `index`; `scores` false leaves [`Detection::scores`] empty.
 fn detect_grouped<I: Copy, S: AsRef<str>>(
     values: &[f64],
     series: &[I],
     index: impl Fn(I) -> usize,
     names: &[S],
     method: &Method,
+    scores: bool,
 ) -> Detection {
     assert_eq!(values.len(), series.len(), "Columns: one series number per value");
     let total = values.len();
@@ -451,28 +482,48 @@ fn detect_grouped<I: Copy, S: AsRef<str>>(
     let mut order: Vec<usize> = (0..names.len()).filter(|&s| counts[s] > 0).collect();
     order.sort_unstable_by(|&a, &b| names[a].as_ref().cmp(names[b].as_ref()));
 
-    let mut scores = vec![0.0; total];
-    let mut indices = Vec::new();
-    let mut results = Vec::with_capacity(order.len());
+    let mut out = Detection {
+        indices: Vec::new(),
+        scores: if scores { vec![0.0; total] } else { Vec::new() },
+        series: Vec::with_capacity(order.len()),
+    };
     let mut scratch = Vec::new();
     for s in order {
         let range = starts[s]..starts[s + 1];
-        let x = if single { values } else { &grouped[range.clone()] };
-        let stats = stats_of(x, method, &mut scratch);
-        let mut outliers = 0;
-        for (k, &v) in x.iter().enumerate() {
-            let position = if single { k } else { positions[range.start + k] };
-            let (score, outlier) = score(&stats, method, v);
-            scores[position] = score;
-            if outlier {
-                indices.push(position);
-                outliers += 1;
-            }
-        }
-        results.push(SeriesResult { name: names[s].as_ref().to_owned(), count: x.len(), outliers, stats });
+        let (x, at) =
+            if single { (values, None) } else { (&grouped[range.clone()], Some(&positions[range])) };
+        let result = judge_series(names[s].as_ref(), x, at, method, &mut out, &mut scratch);
+        out.series.push(result);
     }
-    indices.sort_unstable();
-    Detection { indices, scores, series: results }
+    out.indices.sort_unstable();
+    out
+}
+
+/// Judges one series `x` whose points sit at `positions` in the batch (at
+/// their own index when `None`), adding its outliers to `out.indices` and
+/// its scores to `out.scores` when that holds one per point.
+fn judge_series(
+    name: &str,
+    x: &[f64],
+    positions: Option<&[usize]>,
+    method: &Method,
+    out: &mut Detection,
+    scratch: &mut Vec<f64>,
+) -> SeriesResult {
+    let stats = stats_of(x, method, scratch);
+    let mut outliers = 0;
+    for (k, &v) in x.iter().enumerate() {
+        let position = positions.map_or(k, |p| p[k]);
+        let (score, outlier) = score(&stats, method, v);
+        if let Some(slot) = out.scores.get_mut(position) {
+            *slot = score;
+        }
+        if outlier {
+            out.indices.push(position);
+            outliers += 1;
+        }
+    }
+    SeriesResult { name: name.to_owned(), count: x.len(), outliers, stats }
 }
 
 /// The position of the first value that is NaN or infinite, if any.

@@ -531,9 +531,20 @@ proptest! {
         }
         names.push(all[4].to_owned());
         let values: Vec<f64> = points.iter().map(|p| p.1).collect();
-        let got = detect_columns(Columns { values: &values, series: &series, names: &names }, &method);
+        let columns = Columns { values: &values, series: &series, names: &names };
+        let got = detect_columns(columns, &method);
         let want = detect(points.iter().map(|&(n, v)| (all[n.min(3)], v)), &method);
         prop_assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        prop_assert_eq!(outlier_positions(columns, &method), want.indices);
+    }
+
+    #[test]
+    fn one_name_needs_no_series_column(values in prop::collection::vec(-1e3f64..1e3, 0..300), method in any_method()) {
+        let names = ["cpu".to_owned()];
+        let columns = Columns { values: &values, series: &[], names: &names };
+        let want = detect(values.iter().map(|&v| ("cpu", v)), &method);
+        prop_assert_eq!(format!("{:?}", detect_columns(columns, &method)), format!("{want:?}"));
+        prop_assert_eq!(outlier_positions(columns, &method), want.indices);
     }
 
     #[test]

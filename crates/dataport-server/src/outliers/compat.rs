@@ -1,11 +1,11 @@
 //! The seed `pb.Outliers` service: the 2-sigma rule per series.
 
-use dataport_core::outliers::Method;
+use dataport_core::outliers::{Method, outlier_positions};
 use dataport_proto::pb;
 use tonic::{Request, Response, Status};
 
 use super::wire::{BatchDetect, Lean, MetricBatch};
-use super::{Limits, detect_batch};
+use super::{Limits, check_finite, columns, off_reactor};
 
 #[derive(Clone, Copy, Debug)]
 pub struct OutliersCompat;
@@ -24,9 +24,10 @@ impl BatchDetect for OutliersCompat {
     /// |x - mean| > 2 sigma (population), each series by name, as the numpy
     /// service computed it.
     async fn detect(&self, batch: MetricBatch) -> Result<pb::OutliersResponse, Status> {
-        let detection = detect_batch(batch, Method::SEED).await?;
+        check_finite(&batch)?;
+        let positions = off_reactor(move || outlier_positions(columns(&batch), &Method::SEED)).await?;
         // A request under the size limit holds far fewer than 2^31 metrics.
-        let indices = detection.indices.into_iter().map(|i| i as i32).collect();
+        let indices = positions.into_iter().map(|i| i as i32).collect();
         Ok(pb::OutliersResponse { indices })
     }
 }

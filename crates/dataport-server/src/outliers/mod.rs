@@ -9,7 +9,7 @@ mod wire;
 pub use compat::{OutliersCompat, compat};
 pub use v1::{OutliersV1, v1};
 
-use dataport_core::outliers::{Columns, Detection, Method, detect_columns, first_non_finite};
+use dataport_core::outliers::Columns;
 use tonic::Status;
 use wire::MetricBatch;
 
@@ -24,21 +24,22 @@ pub struct Limits {
     pub max_stream_window: usize,
 }
 
-/// Refuses the first value that is not finite, naming its position.
-fn check_finite(values: &[f64]) -> Result<(), Status> {
-    match first_non_finite(values.iter().copied()) {
+/// Refuses a batch with a value that is not finite, naming its position.
+fn check_finite(batch: &MetricBatch) -> Result<(), Status> {
+    match batch.first_non_finite {
         None => Ok(()),
         Some(i) => Err(Status::invalid_argument(format!("metrics[{i}].value is not a finite number"))),
     }
 }
 
-/// Judges a batch off the reactor: a million metrics take milliseconds.
-async fn detect_batch(batch: MetricBatch, method: Method) -> Result<Detection, Status> {
-    check_finite(&batch.values)?;
-    tokio::task::spawn_blocking(move || {
-        let columns = Columns { values: &batch.values, series: &batch.series, names: &batch.names };
-        detect_columns(columns, &method)
-    })
-    .await
-    .map_err(|e| Status::internal(format!("detection task failed: {e}")))
+/// Runs blocking detection work off the reactor: a million metrics take
+/// milliseconds.
+async fn off_reactor<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("detection task failed: {e}")))
+}
+
+fn columns(batch: &MetricBatch) -> Columns<'_> {
+    Columns { values: &batch.values, series: &batch.series, names: &batch.names }
 }

@@ -1,13 +1,13 @@
 //! `dataport.outliers.v1.OutliersService`.
 
-use dataport_core::outliers::{self, Method, Sigma, Stats, StreamDetector};
+use dataport_core::outliers::{self, Method, Sigma, Stats, StreamDetector, detect_columns};
 use dataport_proto::dataport::outliers::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::wire::{BatchDetect, Lean, MetricBatch};
-use super::{Limits, detect_batch};
+use super::{Limits, check_finite, columns, off_reactor};
 use crate::drain::Drain;
 
 /// The window a DetectStream call gets when it asks for none (or the
@@ -37,7 +37,8 @@ impl BatchDetect for OutliersV1 {
 
     async fn detect(&self, batch: MetricBatch) -> Result<pb::DetectResponse, Status> {
         let method = method(batch.method.as_ref())?;
-        let detection = detect_batch(batch, method).await?;
+        check_finite(&batch)?;
+        let detection = off_reactor(move || detect_columns(columns(&batch), &method)).await?;
         Ok(pb::DetectResponse {
             // A request under the size limit holds far fewer than 2^31 metrics.
             indices: detection.indices.into_iter().map(|i| i as i32).collect(),

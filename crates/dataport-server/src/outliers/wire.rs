@@ -33,9 +33,12 @@ use tonic_prost::ProstEncoder;
 #[derive(Debug, Default)]
 pub struct MetricBatch {
     pub values: Vec<f64>,
-    /// Per point, its series: an index into `names`.
+    /// Per point, its series: an index into `names`; empty while every point
+    /// is in the first series (a request of one series needs no column).
     pub series: Vec<u32>,
     pub names: Vec<String>,
+    /// The position of the first value that is NaN or infinite.
+    pub first_non_finite: Option<usize>,
     /// `DetectRequest.method` (v1); the compat request has no such field.
     pub method: Option<pb::Method>,
 }
@@ -44,7 +47,8 @@ impl MetricBatch {
     /// Every point as (series name, value), in request order.
     #[cfg(test)]
     fn points(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.series.iter().zip(&self.values).map(|(&s, &v)| (self.names[s as usize].as_str(), v))
+        let series = |i: usize| self.series.get(i).map_or(0, |&s| s as usize);
+        self.values.iter().enumerate().map(move |(i, &v)| (self.names[series(i)].as_str(), v))
     }
 
     /// Builds a batch from decoded metrics (the generated types' path).
@@ -85,8 +89,16 @@ impl<'a> Builder<'a> {
             },
         };
         self.last = Some((name, series));
-        self.batch.values.push(value);
-        self.batch.series.push(series);
+        let batch = &mut self.batch;
+        if series != 0 || !batch.series.is_empty() {
+            // The second series: from now on every point needs its number.
+            batch.series.resize(batch.values.len(), 0);
+            batch.series.push(series);
+        }
+        if !value.is_finite() && batch.first_non_finite.is_none() {
+            batch.first_non_finite = Some(batch.values.len());
+        }
+        batch.values.push(value);
         Ok(())
     }
 }
@@ -106,9 +118,8 @@ fn malformed(reason: String) -> Status {
 /// Parses the bytes of a whole request message.
 pub fn parse(mut bytes: &[u8]) -> Result<MetricBatch, Status> {
     let mut builder = Builder::default();
-    // Sized for the common shape: about 20 bytes a metric.
+    // Sized for the common shape: about 24 bytes a metric.
     builder.batch.values.reserve(bytes.len() / 20);
-    builder.batch.series.reserve(bytes.len() / 20);
     while !bytes.is_empty() {
         let (field, wire) = key(&mut bytes)?;
         match (field, wire) {
@@ -136,7 +147,27 @@ const I32: u64 = 5;
 /// A Metric's name and value (proto3 defaults when absent; the last
 /// occurrence wins), skipping its time.
 #[inline(always)]
-fn metric_fields(mut bytes: &[u8]) -> Result<(&[u8], f64), Status> {
+fn metric_fields(bytes: &[u8]) -> Result<(&[u8], f64), Status> {
+    // What every encoder writes for a named metric: time (short), name
+    // (short), value, in field order. Anything else takes the general path.
+    let mut b = bytes;
+    if let [0x0a, len, rest @ ..] = b
+        && *len < 0x80
+        && let Some(after) = rest.get(usize::from(*len)..)
+    {
+        b = after;
+    }
+    if let [0x12, len, rest @ ..] = b
+        && *len < 0x80
+        && let Some((name, [0x19, v0, v1, v2, v3, v4, v5, v6, v7])) = rest.split_at_checked(usize::from(*len))
+    {
+        return Ok((name, f64::from_le_bytes([*v0, *v1, *v2, *v3, *v4, *v5, *v6, *v7])));
+    }
+    any_metric_fields(bytes)
+}
+
+/// [`metric_fields`] for any field order and encoding.
+fn any_metric_fields(mut bytes: &[u8]) -> Result<(&[u8], f64), Status> {
     let (mut name, mut value): (&[u8], f64) = (b"", 0.0);
     while !bytes.is_empty() {
         match key(&mut bytes)? {
@@ -347,6 +378,36 @@ mod tests {
         assert_eq!(batch.names, ["cpu", "mem", ""]);
         assert!(batch.method.is_none());
         assert!(parse(&[]).unwrap().values.is_empty());
+    }
+
+    #[test]
+    fn metrics_in_any_field_order_or_encoding_parse_as_prost_decodes_them() {
+        let long = "n".repeat(300); // a two-byte length
+        let mut bytes = compat::OutliersRequest {
+            metrics: vec![metric(&long, 4.0, 1), metric("a", 5.0, i64::MIN), metric("a", 6.0, 0)],
+        }
+        .encode_to_vec();
+        // value, then name, then a second value (the last wins), then time: hand-written.
+        let odd: &[u8] = &[
+            0x19, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x12, 0x01, b'b', 0x19, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x0a, 0x00,
+        ];
+        bytes.extend_from_slice(&[0x0a, odd.len() as u8]);
+        bytes.extend_from_slice(odd);
+        let decoded = compat::OutliersRequest::decode(bytes.as_slice()).unwrap();
+        let want: Vec<(&str, f64)> = decoded.metrics.iter().map(|m| (m.name.as_str(), m.value)).collect();
+        let batch = parse(&bytes).unwrap();
+        assert_eq!(batch.points().collect::<Vec<_>>(), want);
+        assert_eq!(want[3], ("b", 2.0));
+        assert_eq!(batch.series, [0, 1, 1, 2]);
+    }
+
+    #[test]
+    fn one_series_needs_no_series_column_and_bad_values_are_found_while_parsing() {
+        let metrics =
+            vec![metric("cpu", 1.0, 1), metric("cpu", f64::NAN, 2), metric("cpu", f64::INFINITY, 3)];
+        let batch = parse(&compat::OutliersRequest { metrics }.encode_to_vec()).unwrap();
+        assert!(batch.series.is_empty());
+        assert_eq!(batch.first_non_finite, Some(1));
     }
 
     #[test]
