@@ -1,5 +1,6 @@
 //! SplitMix64: a tiny deterministic generator, so that every run (and the
-//! Python side, which reads what this writes) sees the same numbers.
+//! Python side, which reads what this writes) sees the same numbers. The
+//! outlier benchmarks include this file too.
 
 #[derive(Debug)]
 pub struct SplitMix64(u64);

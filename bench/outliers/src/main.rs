@@ -8,6 +8,9 @@
 //! script's, computed from both sides of one run.
 
 mod detect;
+// The same generator as the market benchmarks (which also use `signed`).
+#[path = "../../market/src/rng.rs"]
+#[allow(dead_code)]
 mod rng;
 mod stream;
 
