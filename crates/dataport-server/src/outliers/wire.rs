@@ -1,33 +1,35 @@
-//! Detect requests read straight from the wire into columns.
+//! Detect requests read straight from the wire into columns, as they arrive.
 //!
 //! A Detect request of a million metrics is 24 MB. Decoded into the generated
 //! types it becomes a million `Metric`s, each with its own `String` name and
 //! `Timestamp`: in a profile of the Detect benchmark that decoding was more
 //! than half the server's time, and the rule itself 5%. Detection needs only
-//! each point's value and which series it is in, so [`BatchCodec`] parses the
+//! each point's value and which series it is in, so [`Parser`] reads the
 //! protobuf bytes in place: a value column, a series number per point (the
 //! name is compared in place with the previous point's and looked up only
 //! when it changes), the names once each, and times skipped. It reads exactly
 //! the wire format of `pb.OutliersRequest` and `dataport.outliers.v1.DetectRequest`
 //! (metrics = 1, method = 2; Metric: time = 1, name = 2, value = 3).
 //!
-//! [`Lean`] puts that codec in front of a generated service for its Detect
-//! method only; every other method goes to the generated code.
+//! [`Lean`] serves the Detect method of a generated service itself: it feeds
+//! each HTTP/2 data frame to the parser as it arrives, so parsing overlaps
+//! the transfer instead of following it (tonic buffers a whole message before
+//! decoding it), then answers with one gRPC message and its trailers. Every
+//! other method goes to the generated code.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::marker::PhantomData;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use dataport_proto::dataport::outliers::v1 as pb;
 use futures_util::future::BoxFuture;
+use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame};
 use prost::Message;
-use prost::bytes::Buf;
+use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::server::NamedService;
-use tonic_prost::ProstEncoder;
 
 /// A Detect request as columns.
 #[derive(Debug, Default)]
@@ -63,32 +65,27 @@ impl MetricBatch {
 }
 
 #[derive(Default)]
-struct Builder<'a> {
+struct Builder {
     batch: MetricBatch,
-    by_name: HashMap<&'a [u8], u32>,
-    last: Option<(&'a [u8], u32)>,
+    by_name: HashMap<Box<[u8]>, u32>,
+    /// The previous point's name and series: runs of one name skip the lookup.
+    last: Option<(Vec<u8>, u32)>,
 }
 
-impl<'a> Builder<'a> {
+impl Builder {
     #[inline(always)]
-    fn push(&mut self, name: &'a [u8], value: f64) -> Result<(), Status> {
-        let series = match self.last {
-            Some((last, s)) if same(last, name) => s,
-            _ => match self.by_name.get(name) {
-                Some(&s) => s,
-                None => {
-                    let text = std::str::from_utf8(name).map_err(|_| {
-                        malformed(format!("metric {}: name is not UTF-8", self.batch.values.len()))
-                    })?;
-                    let s = u32::try_from(self.batch.names.len())
-                        .map_err(|_| malformed("more than 2^32 series".to_owned()))?;
-                    self.batch.names.push(text.to_owned());
-                    self.by_name.insert(name, s);
-                    s
-                }
-            },
+    fn push(&mut self, name: &[u8], value: f64) -> Result<(), Status> {
+        let series = match &self.last {
+            Some((last, s)) if same(last, name) => *s,
+            _ => {
+                let s = self.series_of(name)?;
+                let last = self.last.get_or_insert_with(|| (Vec::new(), 0));
+                last.0.clear();
+                last.0.extend_from_slice(name);
+                last.1 = s;
+                s
+            }
         };
-        self.last = Some((name, series));
         let batch = &mut self.batch;
         if series != 0 || !batch.series.is_empty() {
             // The second series: from now on every point needs its number.
@@ -100,6 +97,61 @@ impl<'a> Builder<'a> {
         }
         batch.values.push(value);
         Ok(())
+    }
+
+    #[inline(never)]
+    fn series_of(&mut self, name: &[u8]) -> Result<u32, Status> {
+        if let Some(&s) = self.by_name.get(name) {
+            return Ok(s);
+        }
+        let text = std::str::from_utf8(name)
+            .map_err(|_| malformed(format!("metric {}: name is not UTF-8", self.batch.values.len())))?;
+        let s = u32::try_from(self.batch.names.len())
+            .map_err(|_| malformed("more than 2^32 series".to_owned()))?;
+        self.batch.names.push(text.to_owned());
+        self.by_name.insert(name.into(), s);
+        Ok(s)
+    }
+
+    /// One whole top-level field of the request.
+    fn field(&mut self, mut bytes: &[u8]) -> Result<(), Status> {
+        match key(&mut bytes)? {
+            (1, LEN) => {
+                let (name, value) = metric_fields(delimited(&mut bytes)?)?;
+                self.push(name, value)
+            }
+            (2, LEN) => {
+                let method = delimited(&mut bytes)?;
+                self.batch.method =
+                    Some(pb::Method::decode(method).map_err(|e| malformed(format!("method: {e}")))?);
+                Ok(())
+            }
+            (_, wire) => skip(wire, &mut bytes),
+        }
+    }
+
+    /// Takes every whole field at the start of `bytes`; answers how many
+    /// bytes that was (the rest is the start of a field still arriving).
+    fn fields(&mut self, bytes: &[u8]) -> Result<usize, Status> {
+        let mut at = 0;
+        loop {
+            let rest = &bytes[at..];
+            // A metric of under 128 bytes, nearly every field: key and length
+            // are one byte each.
+            if let [0x0a, len, body @ ..] = rest
+                && *len < 0x80
+            {
+                let Some(metric) = body.get(..usize::from(*len)) else { break };
+                let (name, value) = metric_fields(metric)?;
+                self.push(name, value)?;
+                at += 2 + metric.len();
+                continue;
+            }
+            let Some(n) = field_len(rest)? else { break };
+            self.field(&rest[..n])?;
+            at += n;
+        }
+        Ok(at)
     }
 }
 
@@ -116,27 +168,124 @@ fn malformed(reason: String) -> Status {
 }
 
 /// Parses the bytes of a whole request message.
-pub fn parse(mut bytes: &[u8]) -> Result<MetricBatch, Status> {
+#[cfg(test)]
+fn parse(bytes: &[u8]) -> Result<MetricBatch, Status> {
     let mut builder = Builder::default();
-    // Sized for the common shape: about 24 bytes a metric.
-    builder.batch.values.reserve(bytes.len() / 20);
-    while !bytes.is_empty() {
-        let (field, wire) = key(&mut bytes)?;
-        match (field, wire) {
-            (1, LEN) => {
-                let metric = delimited(&mut bytes)?;
-                let (name, value) = metric_fields(metric)?;
-                builder.push(name, value)?;
-            }
-            (2, LEN) => {
-                let method = delimited(&mut bytes)?;
-                builder.batch.method =
-                    Some(pb::Method::decode(method).map_err(|e| malformed(format!("method: {e}")))?);
-            }
-            (_, wire) => skip(wire, &mut bytes)?,
-        }
+    let used = builder.fields(bytes)?;
+    if used != bytes.len() {
+        return Err(malformed("a field is cut short".into()));
     }
     Ok(builder.batch)
+}
+
+/// Reads one request message from the gRPC frames of a request body, fed
+/// in pieces of any size.
+#[derive(Default)]
+struct Parser {
+    builder: Builder,
+    /// The 5-byte gRPC message prefix (compressed flag, big-endian length).
+    prefix: Vec<u8>,
+    len: Option<usize>,
+    /// Message bytes received so far.
+    received: usize,
+    /// The start of a field whose end has not arrived yet.
+    carry: Vec<u8>,
+}
+
+impl Parser {
+    fn feed(&mut self, mut data: &[u8], limit: usize) -> Result<(), Status> {
+        if self.len.is_none() {
+            let take = data.len().min(5 - self.prefix.len());
+            self.prefix.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            let [flag, a, b, c, d] = self.prefix[..] else {
+                return Ok(());
+            };
+            if flag != 0 {
+                return Err(Status::unimplemented(
+                    "compressed requests are not supported: send them uncompressed",
+                ));
+            }
+            let len = u32::from_be_bytes([a, b, c, d]) as usize;
+            if len > limit {
+                return Err(Status::resource_exhausted(format!(
+                    "the request message is {len} bytes, over this service's limit of {limit} bytes"
+                )));
+            }
+            // Sized for the usual shape, about 24 bytes a metric.
+            self.builder.batch.values.reserve(len / 24);
+            self.len = Some(len);
+        }
+        let Some(len) = self.len else { return Ok(()) };
+        if data.len() > len - self.received {
+            return Err(malformed("the call carries more than one request message".into()));
+        }
+        self.received += data.len();
+        // Finish a field split across pieces, a little at a time (its length
+        // is known once its first bytes are in).
+        while !self.carry.is_empty() && !data.is_empty() {
+            let before = self.carry.len();
+            let take = data.len().min(256);
+            self.carry.extend_from_slice(&data[..take]);
+            match field_len(&self.carry)? {
+                Some(n) => {
+                    let carry = std::mem::take(&mut self.carry);
+                    self.builder.field(&carry[..n])?;
+                    self.carry = carry;
+                    self.carry.clear();
+                    data = &data[n - before..];
+                }
+                None => data = &data[take..],
+            }
+        }
+        let used = self.builder.fields(data)?;
+        self.carry.extend_from_slice(&data[used..]);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<MetricBatch, Status> {
+        match self.len {
+            None => Err(malformed("the call carries no request message".into())),
+            Some(len) if self.received < len || !self.carry.is_empty() => {
+                Err(malformed("the request message is cut short".into()))
+            }
+            Some(_) => Ok(self.builder.batch),
+        }
+    }
+}
+
+/// The length of the field at the start of `bytes` when all of it is there,
+/// `None` while some of it is still to come.
+fn field_len(bytes: &[u8]) -> Result<Option<usize>, Status> {
+    let Some((key, key_len)) = peek_varint(bytes)? else { return Ok(None) };
+    let rest = &bytes[key_len..];
+    let body = match key & 7 {
+        VARINT => match peek_varint(rest)? {
+            Some((_, n)) => n,
+            None => return Ok(None),
+        },
+        I64 => 8,
+        I32 => 4,
+        LEN => match peek_varint(rest)? {
+            Some((len, n)) => n.saturating_add(usize::try_from(len).unwrap_or(usize::MAX)),
+            None => return Ok(None),
+        },
+        other => return Err(malformed(format!("wire type {other} is not used by proto3"))),
+    };
+    Ok((body <= rest.len()).then_some(key_len + body))
+}
+
+/// A varint and its length; `None` when `bytes` ends inside it.
+#[inline(always)]
+fn peek_varint(bytes: &[u8]) -> Result<Option<(u64, usize)>, Status> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    if bytes.len() >= 10 { Err(malformed("a varint is longer than 10 bytes".into())) } else { Ok(None) }
 }
 
 const VARINT: u64 = 0;
@@ -239,50 +388,6 @@ fn skip(wire: u64, bytes: &mut &[u8]) -> Result<(), Status> {
     Ok(())
 }
 
-/// Decodes a [`MetricBatch`]; encodes the response with prost.
-#[derive(Debug)]
-pub struct BatchCodec<R>(PhantomData<fn(R)>);
-
-impl<R> Default for BatchCodec<R> {
-    fn default() -> Self {
-        BatchCodec(PhantomData)
-    }
-}
-
-impl<R: Message + Send + 'static> Codec for BatchCodec<R> {
-    type Encode = R;
-    type Decode = MetricBatch;
-    type Encoder = ProstEncoder<R>;
-    type Decoder = BatchDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::new(BufferSettings::default())
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        BatchDecoder
-    }
-}
-
-#[derive(Debug)]
-pub struct BatchDecoder;
-
-impl Decoder for BatchDecoder {
-    type Item = MetricBatch;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<MetricBatch>, Status> {
-        // tonic hands over the whole message; it is one contiguous buffer.
-        let len = src.remaining();
-        let batch =
-            if src.chunk().len() == len { parse(src.chunk())? } else { parse(&src.copy_to_bytes(len))? };
-        if src.remaining() == len {
-            src.advance(len);
-        }
-        Ok(Some(batch))
-    }
-}
-
 /// A Detect implementation over a [`MetricBatch`].
 pub trait BatchDetect: Clone + Send + Sync + 'static {
     type Response: Message + Send + 'static;
@@ -291,7 +396,7 @@ pub trait BatchDetect: Clone + Send + Sync + 'static {
     fn detect(&self, batch: MetricBatch) -> impl Future<Output = Result<Self::Response, Status>> + Send;
 }
 
-/// Serves `D::PATH` through [`BatchCodec`] and everything else through `inner`.
+/// Serves `D::PATH` through [`Parser`] and everything else through `inner`.
 #[derive(Clone, Debug)]
 pub struct Lean<S, D> {
     inner: S,
@@ -331,22 +436,79 @@ where
         }
         let (detect, limit) = (self.detect.clone(), self.max_decoding_message_size);
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(BatchCodec::<D::Response>::default())
-                .apply_max_message_size_config(Some(limit), None);
-            Ok(grpc.unary(Unary(Arc::new(detect)), req).await)
+            let answer = match read_batch(req.into_body(), limit).await {
+                Ok(batch) => detect.detect(batch).await,
+                Err(status) => Err(status),
+            };
+            Ok(match answer {
+                Ok(reply) => grpc_response(&reply),
+                Err(status) => status.into_http(),
+            })
         })
     }
 }
 
-struct Unary<D>(Arc<D>);
+/// Feeds the request body to a [`Parser`] frame by frame.
+async fn read_batch<B>(body: B, limit: usize) -> Result<MetricBatch, Status>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut parser = Parser::default();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| Status::internal(format!("reading the request failed: {}", e.into())))?;
+        if let Ok(mut data) = frame.into_data() {
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                let n = chunk.len();
+                parser.feed(chunk, limit)?;
+                data.advance(n);
+            }
+        }
+    }
+    parser.finish()
+}
 
-impl<D: BatchDetect> tonic::server::UnaryService<MetricBatch> for Unary<D> {
-    type Response = D::Response;
-    type Future = BoxFuture<'static, Result<tonic::Response<D::Response>, Status>>;
+/// A gRPC response of one message: headers, the framed message, trailers
+/// with grpc-status 0.
+fn grpc_response(reply: &impl Message) -> http::Response<tonic::body::Body> {
+    let len = reply.encoded_len();
+    let mut frame = BytesMut::with_capacity(5 + len);
+    frame.put_u8(0);
+    frame.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+    reply.encode_raw(&mut frame);
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let body = OneMessage { data: Some(frame.freeze()), trailers: Some(trailers) };
+    let mut response = http::Response::new(tonic::body::Body::new(body));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    response
+}
 
-    fn call(&mut self, request: tonic::Request<MetricBatch>) -> Self::Future {
-        let detect = Arc::clone(&self.0);
-        Box::pin(async move { detect.detect(request.into_inner()).await.map(tonic::Response::new) })
+/// A body of one data frame, then trailers.
+struct OneMessage {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Body for OneMessage {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
     }
 }
 
@@ -399,6 +561,58 @@ mod tests {
         assert_eq!(batch.points().collect::<Vec<_>>(), want);
         assert_eq!(want[3], ("b", 2.0));
         assert_eq!(batch.series, [0, 1, 1, 2]);
+    }
+
+    #[test]
+    fn a_request_fed_in_pieces_of_any_size_parses_as_a_whole() {
+        let metrics: Vec<_> =
+            (0..40).map(|i| metric(["a", "bb", "ccc"][i % 3], i as f64, i as i64)).collect();
+        let method = pb::Method { kind: Some(pb::method::Kind::Iqr(pb::Iqr { k: 2.0 })) };
+        let mut message = compat::OutliersRequest { metrics }.encode_to_vec();
+        // The v1 method field, and an unknown field longer than a piece.
+        message.extend_from_slice(&[0x12, method.encoded_len() as u8]);
+        message.extend_from_slice(&method.encode_to_vec());
+        message.extend_from_slice(&[0x3a, 0x90, 0x03]);
+        message.extend_from_slice(&[7; 400]);
+        let whole = parse(&message).unwrap();
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        for piece in [1, 2, 3, 5, 7, 64, 255, 256, 257, 1000, framed.len()] {
+            let mut parser = Parser::default();
+            for chunk in framed.chunks(piece) {
+                parser.feed(chunk, usize::MAX).unwrap();
+            }
+            let batch = parser.finish().unwrap();
+            assert_eq!(
+                (&batch.values, &batch.series, &batch.names),
+                (&whole.values, &whole.series, &whole.names)
+            );
+            assert_eq!(batch.method, Some(method), "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn framing_errors_are_named() {
+        let message = compat::OutliersRequest { metrics: vec![metric("a", 1.0, 1)] }.encode_to_vec();
+        let frame = |flag: u8, len: usize| {
+            let mut f = vec![flag];
+            f.extend_from_slice(&(len as u32).to_be_bytes());
+            f.extend_from_slice(&message);
+            f
+        };
+        let fed = |bytes: &[u8], limit: usize| {
+            let mut parser = Parser::default();
+            parser.feed(bytes, limit).and_then(|()| parser.finish())
+        };
+        let e = fed(&frame(0, message.len()), 10).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(e.message().contains("limit of 10 bytes"), "{e:?}");
+        assert_eq!(fed(&frame(1, message.len()), 1000).unwrap_err().code(), tonic::Code::Unimplemented);
+        assert!(fed(&frame(0, message.len() + 5), 1000).unwrap_err().message().contains("cut short"));
+        assert!(fed(&frame(0, message.len() - 1), 1000).unwrap_err().message().contains("more than one"));
+        assert!(fed(&[], 1000).unwrap_err().message().contains("no request message"));
+        assert_eq!(fed(&frame(0, message.len()), 1000).unwrap().values, [1.0]);
     }
 
     #[test]
