@@ -5,6 +5,7 @@
 //! tasks or know about protobuf or tonic: servers, stores and clients convert
 //! their own types to these and back.
 
+pub mod files;
 pub mod greeter;
 pub mod market;
 pub mod outliers;

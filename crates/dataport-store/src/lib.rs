@@ -1,10 +1,11 @@
 //! Dataport's storage: the data directory and everything kept in it (the
-//! daily bars in SQLite, `bars`).
+//! daily bars in SQLite, `bars`; stored files, `files`).
 //!
 //! This is the only crate that touches the data directory. It must never
 //! know about gRPC: it takes and returns plain types and its own errors.
 
 pub mod bars;
+pub mod files;
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};

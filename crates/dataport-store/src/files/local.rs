@@ -1,0 +1,323 @@
+//! [`LocalFileStore`]: files under `<data dir>/files/`.
+//!
+//! ```text
+//! files/index.sqlite3        name -> object, size, sha256, times (index.rs)
+//! files/objects/<object>     file contents, never changed once written
+//! files/.tmp/<random>        plain uploads in progress (deleted at open)
+//! files/.tmp/resumable/<id>  resumable uploads in progress
+//! ```
+//!
+//! Names never become paths: an object is named by the store, so no client
+//! string reaches the file system except a resumable upload id, which is
+//! checked like a file name.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use dataport_core::files::{Sha256Digest, validate_name};
+
+use super::index::{Index, Locked};
+use super::upload::{ActiveGuard, LocalUpload};
+use super::{FileError, FileInfo, FileStore, FileStoreConfig};
+
+/// Files on the local disk. Cheap to clone: clones share one store.
+#[derive(Clone, Debug)]
+pub struct LocalFileStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub config: FileStoreConfig,
+    root: PathBuf,
+    objects: PathBuf,
+    pub tmp: PathBuf,
+    resumable: PathBuf,
+    index: Index,
+    /// Object names are `<open time>-<counter>`, unique without asking the
+    /// disk; a clash (a clock set back) only makes the commit try the next.
+    epoch: u128,
+    next_object: AtomicU64,
+    /// Resumable uploads being written, with how much of each is durable.
+    active: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+/// A stored file opened for reading: its content as it was when opened,
+/// whatever is committed or deleted meanwhile.
+#[derive(Debug)]
+pub struct LocalReader {
+    file: File,
+}
+
+impl Read for LocalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl Seek for LocalReader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
+fn create_dir(path: &Path) -> Result<(), FileError> {
+    std::fs::create_dir_all(path).map_err(|e| FileError::io(path, e))
+}
+
+/// Makes the entries of `dir` (created, renamed, removed) durable.
+pub(super) fn sync_dir(dir: &Path) -> Result<(), FileError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| FileError::io(dir, e))
+}
+
+/// Removes a file or a directory tree; one already gone is fine.
+fn remove_any(path: &Path) -> io::Result<()> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl LocalFileStore {
+    /// The directory inside the data directory.
+    pub const DIR: &str = "files";
+
+    /// Opens the store in `data_dir` with the default configuration.
+    pub fn open(data_dir: &Path) -> Result<Self, FileError> {
+        Self::open_with(data_dir, FileStoreConfig::default())
+    }
+
+    /// Opens (creating if missing) the store in `data_dir` and cleans up after
+    /// a crash: plain uploads in progress, resumable ones past
+    /// `config.resumable_max_age`, and objects no name refers to (written by
+    /// a commit that did not finish, or replaced by one that did) are
+    /// deleted. The data directory's lock must be held.
+    pub fn open_with(data_dir: &Path, config: FileStoreConfig) -> Result<Self, FileError> {
+        let root = data_dir.join(Self::DIR);
+        let (objects, tmp) = (root.join("objects"), root.join(".tmp"));
+        let resumable = tmp.join("resumable");
+        for dir in [&root, &objects, &tmp, &resumable] {
+            create_dir(dir)?;
+        }
+        sync_dir(&root)?;
+        sync_dir(&tmp)?;
+        let index = Index::open(root.join("index.sqlite3"))?;
+        let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let shared = Shared {
+            config,
+            root,
+            objects,
+            tmp,
+            resumable,
+            index,
+            epoch,
+            next_object: AtomicU64::new(0),
+            active: Mutex::new(HashMap::new()),
+        };
+        shared.remove_plain_temp_files()?;
+        shared.remove_orphan_objects()?;
+        let store = LocalFileStore { shared: Arc::new(shared) };
+        store.remove_stale_resumable()?;
+        Ok(store)
+    }
+
+    /// The directory holding everything of this store.
+    pub fn path(&self) -> &Path {
+        &self.shared.root
+    }
+
+    /// Deletes resumable uploads not written to for longer than
+    /// `resumable_max_age` (none if it is `None`), except those being
+    /// written now; answers how many. A server calls it now and then.
+    pub fn remove_stale_resumable(&self) -> Result<usize, FileError> {
+        let Some(max_age) = self.shared.config.resumable_max_age else { return Ok(0) };
+        let dir = &self.shared.resumable;
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
+            let entry = entry.map_err(|e| FileError::io(dir, e))?;
+            let path = entry.path();
+            let modified =
+                entry.metadata().and_then(|m| m.modified()).map_err(|e| FileError::io(&path, e))?;
+            let stale = now.duration_since(modified).is_ok_and(|age| age > max_age);
+            // Held while removing, so nobody claims the upload meanwhile.
+            let active = self.shared.active();
+            if stale && !active.contains_key(&*entry.file_name().to_string_lossy()) {
+                remove_any(&path).map_err(|e| FileError::io(&path, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl Shared {
+    pub fn active(&self) -> MutexGuard<'_, HashMap<String, Arc<AtomicU64>>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn resumable_path(&self, id: &str) -> PathBuf {
+        self.resumable.join(id)
+    }
+
+    /// Everything in `.tmp` but the resumable uploads: no upload is in
+    /// progress while the store opens, so these are left by a crash.
+    fn remove_plain_temp_files(&self) -> Result<(), FileError> {
+        let dir = &self.tmp;
+        for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
+            let path = entry.map_err(|e| FileError::io(dir, e))?.path();
+            if path != self.resumable {
+                remove_any(&path).map_err(|e| FileError::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_orphan_objects(&self) -> Result<(), FileError> {
+        let index = self.index.lock();
+        let named = index.objects()?;
+        let dir = &self.objects;
+        for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
+            let entry = entry.map_err(|e| FileError::io(dir, e))?;
+            if !named.contains(&*entry.file_name().to_string_lossy()) {
+                let path = entry.path();
+                remove_any(&path).map_err(|e| FileError::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn object_path(&self, object: &str) -> PathBuf {
+        self.objects.join(object)
+    }
+
+    /// Makes the durable file at `temp` the content of `info.name`: moves it
+    /// into `objects/` under a new name (never over another object), makes
+    /// that durable, then switches the name to it in one index transaction.
+    /// The commit point is that transaction: a crash before it leaves an
+    /// object no name refers to, deleted at the next open.
+    pub fn commit(&self, temp: tempfile::TempPath, info: FileInfo) -> Result<FileInfo, FileError> {
+        let mut temp = temp;
+        let mut attempts = 0;
+        let (object, path) = loop {
+            let object = format!("{:x}-{:x}", self.epoch, self.next_object.fetch_add(1, Ordering::Relaxed));
+            let path = self.object_path(&object);
+            match temp.persist_noclobber(&path) {
+                Ok(()) => break (object, path),
+                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
+                    attempts += 1;
+                    temp = e.path;
+                }
+                Err(e) => return Err(FileError::io(&path, e.error)),
+            }
+        };
+        let placed = sync_dir(&self.objects).and_then(|()| {
+            let mut index = self.index.lock();
+            let (row, old) = index.put(&object, &info)?;
+            self.remove_replaced(&index, old);
+            Ok(row.info)
+        });
+        if placed.is_err() {
+            // Not committed: nothing refers to the object.
+            let _ = std::fs::remove_file(&path);
+        }
+        placed
+    }
+
+    /// Deletes the object a commit or a delete replaced. Done under the index
+    /// lock so that no reader can have looked the name up and not opened it
+    /// yet; if it fails, the next open deletes the orphan.
+    fn remove_replaced(&self, _held: &Locked<'_>, old: Option<String>) {
+        if let Some(old) = old {
+            let _ = std::fs::remove_file(self.object_path(&old));
+        }
+    }
+}
+
+impl FileStore for LocalFileStore {
+    type Upload = LocalUpload;
+    type Reader = LocalReader;
+
+    fn begin_upload(&self, name: &str, expected: Option<Sha256Digest>) -> Result<LocalUpload, FileError> {
+        validate_name(name)?;
+        let temp = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempfile_in(&self.shared.tmp)
+            .map_err(|e| FileError::io(&self.shared.tmp, e))?;
+        Ok(LocalUpload::plain(Arc::clone(&self.shared), name, expected, temp))
+    }
+
+    fn resumable(
+        &self,
+        id: &str,
+        name: &str,
+        expected: Option<Sha256Digest>,
+    ) -> Result<LocalUpload, FileError> {
+        validate_name(id)?;
+        validate_name(name)?;
+        let guard = ActiveGuard::claim(&self.shared, id)?;
+        LocalUpload::resume(Arc::clone(&self.shared), name, expected, guard)
+    }
+
+    fn resumable_size(&self, id: &str) -> Result<Option<u64>, FileError> {
+        validate_name(id)?;
+        if let Some(durable) = self.shared.active().get(id) {
+            return Ok(Some(durable.load(Ordering::Acquire)));
+        }
+        let path = self.shared.resumable_path(id);
+        match std::fs::metadata(&path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FileError::io(&path, e)),
+        }
+    }
+
+    fn discard_resumable(&self, id: &str) -> Result<bool, FileError> {
+        validate_name(id)?;
+        let _guard = ActiveGuard::claim(&self.shared, id)?;
+        let path = self.shared.resumable_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(FileError::io(&path, e)),
+        }
+    }
+
+    fn open(&self, name: &str) -> Result<(FileInfo, LocalReader), FileError> {
+        validate_name(name)?;
+        let index = self.shared.index.lock();
+        let row = index.get(name)?.ok_or_else(|| FileError::NotFound { name: name.to_owned() })?;
+        let path = self.shared.object_path(&row.object);
+        let file = File::open(&path).map_err(|e| FileError::io(&path, e))?;
+        drop(index);
+        Ok((row.info, LocalReader { file }))
+    }
+
+    fn stat(&self, name: &str) -> Result<FileInfo, FileError> {
+        validate_name(name)?;
+        let row = self.shared.index.lock().get(name)?;
+        row.map(|row| row.info).ok_or_else(|| FileError::NotFound { name: name.to_owned() })
+    }
+
+    fn list(&self) -> Result<Vec<FileInfo>, FileError> {
+        Ok(self.shared.index.lock().all()?.into_iter().map(|row| row.info).collect())
+    }
+
+    fn delete(&self, name: &str) -> Result<FileInfo, FileError> {
+        validate_name(name)?;
+        let mut index = self.shared.index.lock();
+        let row = index.remove(name)?.ok_or_else(|| FileError::NotFound { name: name.to_owned() })?;
+        self.shared.remove_replaced(&index, Some(row.object));
+        Ok(row.info)
+    }
+}
