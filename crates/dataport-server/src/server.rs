@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use dataport_core::route::FeatureDb;
 use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, SqliteBarStore};
+use dataport_store::files::{FileError, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -21,7 +22,7 @@ use crate::logging::CallLogLayer;
 use crate::market::{self, Market};
 use crate::message_limit::MessageLimitLayer;
 use crate::position::Hub;
-use crate::{greeter, outliers, position, route};
+use crate::{files, greeter, outliers, position, route};
 
 /// Why the server could not start; its `Display` is one line.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub enum StartError {
     DataDir { path: PathBuf, source: StoreError },
     #[error("{0}")]
     Bars(#[from] BarStoreError),
+    #[error("file store: {0}")]
+    Files(#[from] FileError),
     #[error("sample_data: {0}")]
     Sample(String),
 }
@@ -51,6 +54,7 @@ pub struct Server {
     features: Arc<FeatureDb>,
     hub: Arc<Hub>,
     market: Market,
+    files: LocalFileStore,
 }
 
 /// The most bars kept in memory (about 56 MB): 20 years of daily bars for
@@ -68,6 +72,7 @@ pub const SERVICES: &[&str] = &[
     <dataport_proto::dataport::market::v1::market_service_server::MarketServiceServer<Market> as NamedService>::NAME,
     <dataport_proto::pb::outliers_server::OutliersServer<outliers::OutliersCompat> as NamedService>::NAME,
     <dataport_proto::dataport::outliers::v1::outliers_service_server::OutliersServiceServer<outliers::OutliersV1> as NamedService>::NAME,
+    <dataport_proto::file_srv::file_srv_server::FileSrvServer<files::FileSrvCompat> as NamedService>::NAME,
 ];
 
 impl Server {
@@ -84,6 +89,8 @@ impl Server {
         };
         let data_dir = DataDir::open(&config.data_dir)
             .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+        // The default limits (16 GiB files) until the config has a key for them.
+        let files = LocalFileStore::open(data_dir.path())?;
         let bars = SqliteBarStore::open(data_dir.path())?;
         if config.sample_data && bars.symbols()?.is_empty() {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
@@ -92,7 +99,7 @@ impl Server {
         let bars = CachedBarStore::new(bars, BAR_CACHE_BUDGET);
         let market = Market::new(Arc::new(bars), config.default_symbol.clone());
         let hub = Arc::new(Hub::new(config.max_entities));
-        Ok(Server { config, data_dir, features: Arc::new(features), hub, market })
+        Ok(Server { config, data_dir, features: Arc::new(features), hub, market, files })
     }
 
     fn outlier_limits(&self) -> outliers::Limits {
@@ -138,7 +145,8 @@ impl Server {
             .add_service(market::indicator_graph_compat(self.market.clone()))
             .add_service(market::v1(self.market.clone()))
             .add_service(outliers::compat(self.outlier_limits()))
-            .add_service(outliers::v1(self.outlier_limits(), drain.clone()));
+            .add_service(outliers::v1(self.outlier_limits(), drain.clone()))
+            .add_service(files::compat(self.files.clone()));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

@@ -23,6 +23,7 @@ use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as 
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as V1AlphaResponse;
 
 const EXPECTED_SERVICES: &[&str] = &[
+    "FileSrv",
     "dataport.market.v1.MarketService",
     "dataport.outliers.v1.OutliersService",
     "dataport.position.v1.PositionService",

@@ -17,6 +17,7 @@ SERVED = [
     "dataport.market.v1.MarketService",
     "pb.Outliers",
     "dataport.outliers.v1.OutliersService",
+    "FileSrv",
 ]
 
 

@@ -21,6 +21,7 @@ SERVICES = [
     "dataport.market.v1.MarketService",
     "pb.Outliers",
     "dataport.outliers.v1.OutliersService",
+    "FileSrv",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

@@ -1,0 +1,198 @@
+//! The seed `FileSrv` service: UploadFile (a header, then chunks) and
+//! DownloadFile, over the local file store.
+
+use std::io::Read;
+
+use dataport_core::files::stored_name;
+use dataport_proto::file_srv::{self, upload_request};
+use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, Upload};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::status;
+
+/// Chunks received but not yet written, per upload: with the largest
+/// message tonic accepts (4 MiB), at most 32 MiB are held per upload.
+const UPLOAD_QUEUE: usize = 8;
+
+/// Bytes per DownloadFile message. 256 KiB: large enough that per-message
+/// costs (a protobuf frame, an HTTP/2 DATA frame header per 1 MiB frame, a
+/// channel hop, a wakeup) are small next to copying the bytes, small enough
+/// to stay far below the 4 MiB a default gRPC client accepts, and with
+/// [`DOWNLOAD_QUEUE`] a download holds about 1 MiB. Not yet tuned by the
+/// bench (issue 5, item 8).
+const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+/// Chunks read ahead of the client, per download.
+const DOWNLOAD_QUEUE: usize = 4;
+
+pub fn compat(store: LocalFileStore) -> file_srv::file_srv_server::FileSrvServer<FileSrvCompat> {
+    file_srv::file_srv_server::FileSrvServer::new(FileSrvCompat { store })
+}
+
+#[derive(Clone, Debug)]
+pub struct FileSrvCompat {
+    store: LocalFileStore,
+}
+
+/// What the upload thread receives.
+enum Piece {
+    Data(Vec<u8>),
+    /// The client's stream ended cleanly: commit. A channel closed without
+    /// it means the call failed, and the upload is dropped.
+    End,
+}
+
+/// Writes `name` from `rx` on the calling (blocking) thread; `None` when the
+/// call ended without [`Piece::End`] and the upload was discarded.
+fn write_upload(
+    store: &LocalFileStore,
+    name: &str,
+    mut rx: mpsc::Receiver<Piece>,
+) -> Result<Option<FileInfo>, FileError> {
+    let mut upload = store.begin_upload(name, None)?;
+    while let Some(piece) = rx.blocking_recv() {
+        match piece {
+            Piece::Data(data) => upload.write(&data)?,
+            Piece::End => return upload.commit().map(Some),
+        }
+    }
+    Ok(None)
+}
+
+/// The stored name a header asks for.
+fn header_name(header: &file_srv::FileHeader) -> Result<String, Status> {
+    stored_name(&header.filename, &header.extension)
+        .map_err(|e| Status::invalid_argument(format!("header: {e} (filename + extension)")))
+}
+
+#[tonic::async_trait]
+impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
+    async fn upload_file(
+        &self,
+        request: Request<Streaming<file_srv::UploadRequest>>,
+    ) -> Result<Response<file_srv::StringResponse>, Status> {
+        let mut stream = request.into_inner();
+        let name = match stream.message().await? {
+            None => {
+                return Err(Status::invalid_argument(
+                    "empty stream: UploadFile needs a header message first, then chunk_data messages",
+                ));
+            }
+            Some(file_srv::UploadRequest { request: Some(upload_request::Request::Header(header)) }) => {
+                header_name(&header)?
+            }
+            Some(file_srv::UploadRequest { request: Some(upload_request::Request::ChunkData(_)) }) => {
+                return Err(Status::invalid_argument(
+                    "message 1 is chunk_data; the first message must be a header naming the file",
+                ));
+            }
+            Some(file_srv::UploadRequest { request: None }) => {
+                return Err(Status::invalid_argument(
+                    "message 1 has neither header nor chunk_data; the first message must be a header",
+                ));
+            }
+        };
+
+        let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+        let store = self.store.clone();
+        let writer = {
+            let name = name.clone();
+            tokio::task::spawn_blocking(move || write_upload(&store, &name, rx))
+        };
+        // If this future is dropped (the call is cancelled), `tx` goes with
+        // it and the writer discards the upload.
+        let mut index = 1u64;
+        let ended = loop {
+            index += 1;
+            let piece = match stream.message().await {
+                Ok(None) => Piece::End,
+                Ok(Some(file_srv::UploadRequest {
+                    request: Some(upload_request::Request::ChunkData(data)),
+                })) => Piece::Data(data),
+                Ok(Some(file_srv::UploadRequest { request: Some(upload_request::Request::Header(_)) })) => {
+                    break Err(Status::invalid_argument(format!(
+                        "message {index} is a second header; an upload has one header, then chunk_data"
+                    )));
+                }
+                Ok(Some(file_srv::UploadRequest { request: None })) => {
+                    break Err(Status::invalid_argument(format!(
+                        "message {index} has neither header nor chunk_data"
+                    )));
+                }
+                Err(e) => break Err(e),
+            };
+            let end = matches!(piece, Piece::End);
+            if tx.send(piece).await.is_err() {
+                // The writer stopped early: its error is the answer.
+                break Ok(());
+            }
+            if end {
+                break Ok(());
+            }
+        };
+        drop(tx);
+        let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
+        match (ended, written) {
+            (_, Err(e)) => Err(status(e)),
+            (Err(e), Ok(_)) => {
+                tracing::debug!(name, error = %e, "upload discarded");
+                Err(e)
+            }
+            (Ok(()), Ok(Some(info))) => Ok(Response::new(file_srv::StringResponse {
+                code: 0,
+                message: format!("stored {:?}: {} bytes, sha256 {}", info.name, info.size, info.sha256),
+            })),
+            (Ok(()), Ok(None)) => {
+                Err(Status::internal("the upload ended without a commit although the stream ended cleanly"))
+            }
+        }
+    }
+
+    type DownloadFileStream = ReceiverStream<Result<file_srv::FileResponse, Status>>;
+
+    async fn download_file(
+        &self,
+        request: Request<file_srv::FileHeader>,
+    ) -> Result<Response<Self::DownloadFileStream>, Status> {
+        let name = header_name(request.get_ref())?;
+        let store = self.store.clone();
+        let (_, mut reader) = tokio::task::spawn_blocking(move || store.open(&name))
+            .await
+            .map_err(|e| Status::internal(format!("download task failed: {e}")))?
+            .map_err(status)?;
+        let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let mut chunk = vec![0; DOWNLOAD_CHUNK];
+                let mut filled = 0;
+                while filled < DOWNLOAD_CHUNK {
+                    match reader.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading a stored file failed");
+                            let _ = tx.blocking_send(Err(Status::internal(format!(
+                                "reading the file failed: {e}"
+                            ))));
+                            return;
+                        }
+                    }
+                }
+                if filled == 0 {
+                    return;
+                }
+                chunk.truncate(filled);
+                // A closed channel means the client went away.
+                if tx.blocking_send(Ok(file_srv::FileResponse { chunk_data: chunk })).is_err()
+                    || filled < DOWNLOAD_CHUNK
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

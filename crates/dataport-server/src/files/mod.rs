@@ -1,0 +1,62 @@
+//! Stored files over the file store: the seed `FileSrv` (compat). Every
+//! adapter maps store errors through [`status`] and moves data between the
+//! request or response stream and the blocking store through a bounded
+//! channel, so memory stays bounded whatever the file size.
+
+mod compat;
+
+pub use compat::{FileSrvCompat, compat};
+
+use dataport_store::files::FileError;
+use tonic::Status;
+
+/// The one mapping from a store error to the status a client sees.
+pub fn status(e: FileError) -> Status {
+    match e {
+        FileError::BadName(_) => Status::invalid_argument(e.to_string()),
+        FileError::NotFound { .. } => Status::not_found(e.to_string()),
+        FileError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+        FileError::DiskFull { ref path } => {
+            tracing::warn!(path = %path.display(), "disk full: upload refused");
+            Status::resource_exhausted("the server's disk is full; nothing was stored")
+        }
+        FileError::ChecksumMismatch { .. } => Status::data_loss(e.to_string()),
+        // Caused by the client's offsets or concurrent calls, not by the
+        // server: named as such rather than logged as failures.
+        FileError::BadOffset { .. } => Status::out_of_range(e.to_string()),
+        FileError::InUse { .. } => Status::aborted(e.to_string()),
+        FileError::Abandoned { .. } => Status::failed_precondition(e.to_string()),
+        FileError::Io { .. }
+        | FileError::Index { .. }
+        | FileError::Migration { .. }
+        | FileError::Corrupt { .. } => {
+            tracing::error!(error = %e, "file store failed");
+            Status::internal(format!("the file store failed: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataport_core::files::validate_name;
+    use tonic::Code;
+
+    #[test]
+    fn store_errors_map_to_the_codes_clients_act_on() {
+        let code = |e: FileError| status(e).code();
+        assert_eq!(code(FileError::BadName(validate_name("").unwrap_err())), Code::InvalidArgument);
+        assert_eq!(code(FileError::NotFound { name: "a".into() }), Code::NotFound);
+        let too_large = status(FileError::TooLarge { limit: 42 });
+        assert_eq!(too_large.code(), Code::ResourceExhausted);
+        assert!(too_large.message().contains("42"), "{}", too_large.message());
+        assert_eq!(code(FileError::DiskFull { path: "/x".into() }), Code::ResourceExhausted);
+        let digest = dataport_core::files::Sha256Digest([0; 32]);
+        assert_eq!(code(FileError::ChecksumMismatch { expected: digest, actual: digest }), Code::DataLoss);
+        assert_eq!(code(FileError::BadOffset { expected: 1, got: 2 }), Code::OutOfRange);
+        assert_eq!(code(FileError::InUse { id: "a".into() }), Code::Aborted);
+        assert_eq!(code(FileError::Abandoned { name: "a".into() }), Code::FailedPrecondition);
+        let io = FileError::Io { path: "/x".into(), source: std::io::Error::other("boom") };
+        assert_eq!(code(io), Code::Internal);
+    }
+}

@@ -1,0 +1,259 @@
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::assert_status;
+use dataport_proto::file_srv::file_srv_client::FileSrvClient;
+use dataport_proto::file_srv::upload_request::Request as Part;
+use dataport_proto::file_srv::{FileHeader, UploadRequest};
+use sha2::{Digest, Sha256};
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// A server, a client, and where the server keeps its files.
+async fn start() -> (common::TestServer, FileSrvClient<Channel>, PathBuf) {
+    let (config, dir) = common::config();
+    let files = config.data_dir.join("files");
+    let server = common::start_with(config, dir).await;
+    let client = FileSrvClient::new(server.channel().await);
+    (server, client, files)
+}
+
+fn header(filename: &str, extension: &str) -> UploadRequest {
+    UploadRequest {
+        request: Some(Part::Header(FileHeader { filename: filename.into(), extension: extension.into() })),
+    }
+}
+
+fn chunk(data: &[u8]) -> UploadRequest {
+    UploadRequest { request: Some(Part::ChunkData(data.to_vec())) }
+}
+
+/// Deterministic bytes that do not repeat in any short period.
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A header for `name`, then `data` in chunks of odd sizes.
+fn upload_messages(filename: &str, extension: &str, data: &[u8]) -> Vec<UploadRequest> {
+    let sizes = [1, 7_777, 65_539, 300_001, 3];
+    let mut messages = vec![header(filename, extension)];
+    let mut rest = data;
+    for size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (now, later) = rest.split_at((*size).min(rest.len()));
+        messages.push(chunk(now));
+        rest = later;
+    }
+    messages
+}
+
+async fn upload(
+    client: &mut FileSrvClient<Channel>,
+    messages: Vec<UploadRequest>,
+) -> Result<String, tonic::Status> {
+    client.upload_file(tokio_stream::iter(messages)).await.map(|r| r.into_inner().message)
+}
+
+/// The file's content and the sizes of the messages it came in.
+async fn download(
+    client: &mut FileSrvClient<Channel>,
+    filename: &str,
+    extension: &str,
+) -> Result<(Vec<u8>, Vec<usize>), tonic::Status> {
+    let request = FileHeader { filename: filename.into(), extension: extension.into() };
+    let mut stream = client.download_file(request).await?.into_inner();
+    let (mut data, mut sizes) = (Vec::new(), Vec::new());
+    while let Some(message) = stream.message().await? {
+        sizes.push(message.chunk_data.len());
+        data.extend_from_slice(&message.chunk_data);
+    }
+    Ok((data, sizes))
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every file under `dir` (recursively), but the store's index.
+fn stored_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("index.sqlite3")) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn uploaded_bytes_download_unchanged_with_size_and_sha256_in_the_answer() {
+    let (_server, mut client, _) = start().await;
+    let data = bytes(3 * 1024 * 1024 + 12_345, 1);
+    let message = upload(&mut client, upload_messages("report", ".pdf", &data)).await.unwrap();
+    assert_eq!(message, format!("stored \"report.pdf\": {} bytes, sha256 {}", data.len(), hex_sha256(&data)));
+
+    let (got, sizes) = download(&mut client, "report", ".pdf").await.unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "downloaded bytes differ");
+    assert!(sizes.iter().all(|&s| s > 0 && s <= 256 * 1024), "{sizes:?}");
+    // The same name, split differently, is the same file.
+    assert_eq!(download(&mut client, "repo", "rt.pdf").await.unwrap().0.len(), data.len());
+}
+
+#[tokio::test]
+async fn a_header_alone_stores_an_empty_file() {
+    let (_server, mut client, _) = start().await;
+    let message = upload(&mut client, vec![header("empty", "")]).await.unwrap();
+    assert_eq!(message, format!("stored \"empty\": 0 bytes, sha256 {}", hex_sha256(b"")));
+    assert_eq!(download(&mut client, "empty", "").await.unwrap(), (vec![], vec![]));
+}
+
+#[tokio::test]
+async fn a_second_upload_replaces_the_first() {
+    let (_server, mut client, _) = start().await;
+    upload(&mut client, upload_messages("data", ".bin", &bytes(500_000, 2))).await.unwrap();
+    let second = bytes(70_000, 3);
+    let message = upload(&mut client, upload_messages("data", ".bin", &second)).await.unwrap();
+    assert!(message.contains("70000 bytes"), "{message}");
+    assert!(download(&mut client, "data", ".bin").await.unwrap().0 == second);
+}
+
+#[tokio::test]
+async fn a_missing_file_is_not_found_naming_it() {
+    let (_server, mut client, _) = start().await;
+    assert_status(download(&mut client, "nothing", ".txt").await, Code::NotFound, &["nothing.txt"]);
+}
+
+#[tokio::test]
+async fn a_chunk_before_the_header_is_refused_and_nothing_stored() {
+    let (_server, mut client, files) = start().await;
+    let messages = vec![chunk(b"early"), header("a", ".txt"), chunk(b"late")];
+    assert_status(upload(&mut client, messages).await, Code::InvalidArgument, &["chunk_data", "header"]);
+    assert_status(download(&mut client, "a", ".txt").await, Code::NotFound, &["a.txt"]);
+    assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_second_header_is_refused_and_nothing_stored() {
+    let (_server, mut client, files) = start().await;
+    let messages = vec![header("a", ".txt"), chunk(b"some"), header("b", ".txt"), chunk(b"more")];
+    assert_status(
+        upload(&mut client, messages).await,
+        Code::InvalidArgument,
+        &["message 3", "second header"],
+    );
+    assert_status(download(&mut client, "a", ".txt").await, Code::NotFound, &[]);
+    assert_status(download(&mut client, "b", ".txt").await, Code::NotFound, &[]);
+    assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn an_empty_stream_is_refused() {
+    let (_server, mut client, files) = start().await;
+    assert_status(upload(&mut client, vec![]).await, Code::InvalidArgument, &["empty stream", "header"]);
+    assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn hostile_names_are_refused_naming_the_problem_and_nothing_stored() {
+    let (_server, mut client, files) = start().await;
+    let cases: &[(&str, &str, &str)] = &[
+        ("../x", "", "path separator"),
+        ("..", "/x", "path separator"),
+        ("a/b", "", "path separator"),
+        ("a\\b", "", "path separator"),
+        ("", "", "must not be empty"),
+        (".", "", "names a directory"),
+        ("..", "", "names a directory"),
+        ("\0", "", "NUL"),
+        ("a", "\n", "control character"),
+    ];
+    for &(filename, extension, problem) in cases {
+        let messages = vec![header(filename, extension), chunk(b"payload")];
+        assert_status(
+            upload(&mut client, messages).await,
+            Code::InvalidArgument,
+            &["header: file name", problem],
+        );
+        assert_status(download(&mut client, filename, extension).await, Code::InvalidArgument, &[problem]);
+    }
+    let long = "n".repeat(256);
+    assert_status(
+        upload(&mut client, vec![header(&long, ""), chunk(b"x")]).await,
+        Code::InvalidArgument,
+        &["256 bytes", "255"],
+    );
+    assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
+    // Nothing escaped the data dir either.
+    let data_dir = files.parent().expect("files is inside the data dir");
+    assert!(!data_dir.join("x").exists() && !data_dir.parent().expect("tempdir").join("x").exists());
+}
+
+/// Forwards one connection to `server` until the returned task is aborted,
+/// which cuts both sockets as a dying client or network would.
+async fn cuttable_proxy(server: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let task = tokio::spawn(async move {
+        let Ok((mut client, _)) = listener.accept().await else { return };
+        let Ok(mut upstream) = tokio::net::TcpStream::connect(server).await else { return };
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_client_cut_off_mid_upload_leaves_nothing_visible() {
+    let (server, mut client, files) = start().await;
+    let (proxy, cut) = cuttable_proxy(server.addr).await;
+    let channel =
+        Channel::from_shared(format!("http://{proxy}")).expect("uri").connect().await.expect("connects");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let call = tokio::spawn(async move {
+        FileSrvClient::new(channel).upload_file(tokio_stream::wrappers::ReceiverStream::new(rx)).await
+    });
+    tx.send(header("partial", ".bin")).await.unwrap();
+    for i in 0..8 {
+        tx.send(chunk(&bytes(100_000, i))).await.unwrap();
+    }
+    // Wait until the upload's temporary file exists, so the server has begun it.
+    let tmp = files.join(".tmp");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stored_files(&tmp).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The request stream never ends cleanly: the connection is cut under it.
+    cut.abort();
+    let _ = cut.await;
+    assert!(call.await.expect("call task joins").is_err(), "a cut-off upload must not succeed");
+    drop(tx);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_status(download(&mut client, "partial", ".bin").await, Code::NotFound, &["partial.bin"]);
+        if stored_files(&files).is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "left behind: {:?}", stored_files(&files));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
