@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::ended::{BodyEnd, WatchEnd};
 use super::status;
 
 /// Chunks received but not yet written, per upload: with the largest
@@ -27,8 +28,10 @@ const DOWNLOAD_CHUNK: usize = 256 * 1024;
 /// Chunks read ahead of the client, per download.
 const DOWNLOAD_QUEUE: usize = 4;
 
-pub fn compat(store: LocalFileStore) -> file_srv::file_srv_server::FileSrvServer<FileSrvCompat> {
-    file_srv::file_srv_server::FileSrvServer::new(FileSrvCompat { store })
+/// The service; each upload can tell a finished stream from a reset one
+/// ([`super::ended`]).
+pub fn compat(store: LocalFileStore) -> WatchEnd<file_srv::file_srv_server::FileSrvServer<FileSrvCompat>> {
+    WatchEnd(file_srv::file_srv_server::FileSrvServer::new(FileSrvCompat { store }))
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +76,7 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
         &self,
         request: Request<Streaming<file_srv::UploadRequest>>,
     ) -> Result<Response<file_srv::StringResponse>, Status> {
+        let end = request.extensions().get::<BodyEnd>().cloned();
         let mut stream = request.into_inner();
         let name = match stream.message().await? {
             None => {
@@ -107,6 +111,13 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
         let ended = loop {
             index += 1;
             let piece = match stream.message().await {
+                // tonic ends a reset stream as if it had finished: commit
+                // only what the client really finished sending.
+                Ok(None) if end.as_ref().is_some_and(BodyEnd::failed) => {
+                    break Err(Status::cancelled(
+                        "the upload stream was reset before it ended; nothing was stored",
+                    ));
+                }
                 Ok(None) => Piece::End,
                 Ok(Some(file_srv::UploadRequest {
                     request: Some(upload_request::Request::ChunkData(data)),

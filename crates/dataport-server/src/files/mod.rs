@@ -4,6 +4,7 @@
 //! channel, so memory stays bounded whatever the file size.
 
 mod compat;
+mod ended;
 
 pub use compat::{FileSrvCompat, compat};
 

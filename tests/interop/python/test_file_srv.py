@@ -1,0 +1,111 @@
+"""FileSrv (the seed file service, no package), called as the seed client
+calls it: UploadFile with a header and then chunks, DownloadFile appending
+each chunk to a file."""
+
+import asyncio
+import hashlib
+import os
+import time
+import uuid
+
+import file_pb2 as f
+import file_pb2_grpc as f_grpc
+import grpc
+import pytest
+
+from interop import RPC_TIMEOUT, expect_status
+
+
+@pytest.fixture
+def stub(channel):
+    return f_grpc.FileSrvStub(channel)
+
+
+def uploads(filename, extension, data, chunk=64 * 1024):
+    yield f.UploadRequest(header=f.FileHeader(filename=filename, extension=extension))
+    for i in range(0, len(data), chunk):
+        yield f.UploadRequest(chunk_data=data[i : i + chunk])
+
+
+def download(stub, filename, extension, path):
+    with open(path, "wb") as out:
+        for reply in stub.DownloadFile(f.FileHeader(filename=filename, extension=extension), timeout=RPC_TIMEOUT):
+            out.write(reply.chunk_data)
+    return path.read_bytes()
+
+
+def test_an_uploaded_file_downloads_unchanged_and_the_answer_names_it(stub, tmp_path):
+    name = f"report-{uuid.uuid4().hex[:8]}"
+    data = os.urandom(3 * 1024 * 1024 + 4321)
+    reply = stub.UploadFile(uploads(name, ".pdf", data, chunk=100_003), timeout=RPC_TIMEOUT)
+    assert reply.code == 0
+    assert reply.message == f'stored "{name}.pdf": {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}'
+    assert download(stub, name, ".pdf", tmp_path / "copy.pdf") == data
+    # A second upload replaces the first.
+    stub.UploadFile(uploads(name, ".pdf", b"short"), timeout=RPC_TIMEOUT)
+    assert download(stub, name, ".pdf", tmp_path / "again.pdf") == b"short"
+
+
+def test_an_upload_from_grpc_aio_is_stored(server, tmp_path):
+    name = f"aio-{uuid.uuid4().hex[:8]}"
+    data = os.urandom(200_000)
+
+    async def main():
+        async with grpc.aio.insecure_channel(server.addr) as ch:
+            stub = f_grpc.FileSrvStub(ch)
+
+            async def requests():
+                for r in uploads(name, ".bin", data, chunk=7_000):
+                    yield r
+
+            reply = await stub.UploadFile(requests(), timeout=RPC_TIMEOUT)
+            chunks = [r.chunk_data async for r in stub.DownloadFile(f.FileHeader(filename=name, extension=".bin"))]
+            return reply, b"".join(chunks)
+
+    reply, back = asyncio.run(main())
+    assert reply.code == 0 and back == data
+
+
+def test_a_missing_file_is_not_found(stub, tmp_path):
+    with expect_status(grpc.StatusCode.NOT_FOUND, "nothing-here.txt"):
+        download(stub, "nothing-here", ".txt", tmp_path / "x")
+
+
+@pytest.mark.parametrize("filename", ["../etc/passwd", "a/b", "a\\b", "", ".", "..", "x\x00y", "\x07"])
+def test_hostile_names_are_refused(stub, filename):
+    with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "header"):
+        stub.UploadFile(uploads(filename, "", b"data"), timeout=RPC_TIMEOUT)
+
+
+def test_a_chunk_before_the_header_or_a_second_header_is_refused(stub, tmp_path):
+    with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "message 1 is chunk_data"):
+        stub.UploadFile(iter([f.UploadRequest(chunk_data=b"x")]), timeout=RPC_TIMEOUT)
+    name = f"twice-{uuid.uuid4().hex[:8]}"
+    twice = list(uploads(name, ".txt", b"abc")) + [f.UploadRequest(header=f.FileHeader(filename=name))]
+    with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "second header"):
+        stub.UploadFile(iter(twice), timeout=RPC_TIMEOUT)
+    with expect_status(grpc.StatusCode.NOT_FOUND):
+        download(stub, name, ".txt", tmp_path / "x")
+
+
+def test_a_cancelled_upload_stores_nothing(stub, tmp_path):
+    # grpcio resets the stream (RST_STREAM CANCEL); tonic reports that to a
+    # handler as a clean end, which must not commit the part received.
+    name = f"cancelled-{uuid.uuid4().hex[:8]}"
+    sent = []
+
+    def requests():
+        yield from uploads(name, ".bin", os.urandom(100_000), chunk=10_000)
+        sent.append(True)
+        time.sleep(30)  # until the call is cancelled
+
+    future = stub.UploadFile.future(requests(), timeout=RPC_TIMEOUT)
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    future.cancel()
+    with pytest.raises(grpc.FutureCancelledError):
+        future.result()
+    time.sleep(0.2)
+    with expect_status(grpc.StatusCode.NOT_FOUND):
+        download(stub, name, ".bin", tmp_path / "x")
