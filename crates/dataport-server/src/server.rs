@@ -73,6 +73,7 @@ pub const SERVICES: &[&str] = &[
     <dataport_proto::pb::outliers_server::OutliersServer<outliers::OutliersCompat> as NamedService>::NAME,
     <dataport_proto::dataport::outliers::v1::outliers_service_server::OutliersServiceServer<outliers::OutliersV1> as NamedService>::NAME,
     <dataport_proto::file_srv::file_srv_server::FileSrvServer<files::FileSrvCompat> as NamedService>::NAME,
+    <dataport_proto::file_transfer::file_service_server::FileServiceServer<files::FileTransferCompat> as NamedService>::NAME,
 ];
 
 impl Server {
@@ -146,7 +147,8 @@ impl Server {
             .add_service(market::v1(self.market.clone()))
             .add_service(outliers::compat(self.outlier_limits()))
             .add_service(outliers::v1(self.outlier_limits(), drain.clone()))
-            .add_service(files::compat(self.files.clone()));
+            .add_service(files::compat(self.files.clone()))
+            .add_service(files::file_transfer(self.files.clone()));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

@@ -257,3 +257,26 @@ async fn a_client_cut_off_mid_upload_leaves_nothing_visible() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn file_transfer_upload_stores_under_a_generated_name_it_answers() {
+    use dataport_proto::file_transfer::Chunk;
+    use dataport_proto::file_transfer::file_service_client::FileServiceClient;
+
+    let (server, mut files, _) = start().await;
+    let mut client = FileServiceClient::new(server.channel().await);
+    let data = bytes(500_000, 9);
+    let chunks: Vec<Chunk> = data.chunks(65_536).map(|c| Chunk { data: c.to_vec() }).collect();
+    let first = client.upload(tokio_stream::iter(chunks.clone())).await.unwrap().into_inner().message;
+    let second = client.upload(tokio_stream::iter(chunks)).await.unwrap().into_inner().message;
+    assert_ne!(first, second, "every upload gets a name of its own");
+    // stored "upload-...": 500000 bytes, sha256 ...
+    let name = first.split('"').nth(1).expect("the answer quotes the name");
+    assert!(name.starts_with("upload-"), "{first}");
+    assert_eq!(first, format!("stored {name:?}: 500000 bytes, sha256 {}", hex_sha256(&data)));
+    // The seed FileSrv downloads it (no extension).
+    assert_eq!(download(&mut files, name, "").await.unwrap().0, data);
+    // An empty upload is an empty file, like a header-only UploadFile.
+    let empty = client.upload(tokio_stream::iter(Vec::<Chunk>::new())).await.unwrap().into_inner().message;
+    assert!(empty.contains(": 0 bytes"), "{empty}");
+}

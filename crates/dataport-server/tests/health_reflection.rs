@@ -24,6 +24,7 @@ use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse a
 
 const EXPECTED_SERVICES: &[&str] = &[
     "FileSrv",
+    "FileTransfer.FileService",
     "dataport.market.v1.MarketService",
     "dataport.outliers.v1.OutliersService",
     "dataport.position.v1.PositionService",

@@ -109,3 +109,16 @@ def test_a_cancelled_upload_stores_nothing(stub, tmp_path):
     time.sleep(0.2)
     with expect_status(grpc.StatusCode.NOT_FOUND):
         download(stub, name, ".bin", tmp_path / "x")
+
+
+def test_file_transfer_upload_answers_the_generated_name_and_file_srv_downloads_it(channel, stub, tmp_path):
+    import uploadfile_pb2 as u
+    import uploadfile_pb2_grpc as u_grpc
+
+    data = os.urandom(300_000)
+    transfer = u_grpc.FileServiceStub(channel)
+    chunks = (u.Chunk(data=data[i : i + 50_000]) for i in range(0, len(data), 50_000))
+    reply = transfer.Upload(chunks, timeout=RPC_TIMEOUT)
+    name = reply.message.split('"')[1]
+    assert reply.message == f'stored "{name}": {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}'
+    assert download(stub, name, "", tmp_path / "copy") == data

@@ -18,6 +18,7 @@ SERVED = [
     "pb.Outliers",
     "dataport.outliers.v1.OutliersService",
     "FileSrv",
+    "FileTransfer.FileService",
 ]
 
 

@@ -22,6 +22,7 @@ SERVICES = [
     "pb.Outliers",
     "dataport.outliers.v1.OutliersService",
     "FileSrv",
+    "FileTransfer.FileService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

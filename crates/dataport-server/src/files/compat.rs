@@ -1,10 +1,14 @@
-//! The seed `FileSrv` service: UploadFile (a header, then chunks) and
-//! DownloadFile, over the local file store.
+//! The seed `FileSrv` service (UploadFile: a header, then chunks;
+//! DownloadFile) and `FileTransfer.FileService` (Upload), over the local
+//! file store.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use dataport_core::files::stored_name;
 use dataport_proto::file_srv::{self, upload_request};
+use dataport_proto::file_transfer;
 use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, Upload};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -64,6 +68,66 @@ fn write_upload(
     Ok(None)
 }
 
+/// Writes the rest of `stream` into a new upload of `name` on a blocking
+/// thread, each message turned into bytes by `chunk` (given the message and
+/// its number in the call), and commits it only when the stream really
+/// ended (not a reset, see [`BodyEnd`]). On any error, or if this future is
+/// dropped (the call is cancelled), the writer discards the upload.
+pub(super) async fn store_stream<T: Send + 'static>(
+    store: &LocalFileStore,
+    name: String,
+    end: Option<BodyEnd>,
+    (mut stream, mut index): (Streaming<T>, u64),
+    mut chunk: impl FnMut(T, u64) -> Result<Vec<u8>, Status> + Send,
+) -> Result<FileInfo, Status> {
+    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+    let writer = {
+        let (store, name) = (store.clone(), name.clone());
+        tokio::task::spawn_blocking(move || write_upload(&store, &name, rx))
+    };
+    let ended = loop {
+        index += 1;
+        let piece = match stream.message().await {
+            // tonic ends a reset stream as if it had finished: commit only
+            // what the client really finished sending.
+            Ok(None) if end.as_ref().is_some_and(BodyEnd::failed) => {
+                break Err(Status::cancelled(
+                    "the upload stream was reset before it ended; nothing was stored",
+                ));
+            }
+            Ok(None) => Piece::End,
+            Ok(Some(message)) => match chunk(message, index) {
+                Ok(data) => Piece::Data(data),
+                Err(e) => break Err(e),
+            },
+            Err(e) => break Err(e),
+        };
+        let end = matches!(piece, Piece::End);
+        // A closed channel means the writer stopped early: its error is the answer.
+        if tx.send(piece).await.is_err() || end {
+            break Ok(());
+        }
+    };
+    drop(tx);
+    let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
+    match (ended, written) {
+        (_, Err(e)) => Err(status(e)),
+        (Err(e), Ok(_)) => {
+            tracing::debug!(name, error = %e, "upload discarded");
+            Err(e)
+        }
+        (Ok(()), Ok(Some(info))) => Ok(info),
+        (Ok(()), Ok(None)) => {
+            Err(Status::internal("the upload ended without a commit although the stream ended cleanly"))
+        }
+    }
+}
+
+/// What an upload answers once it is durable.
+pub(super) fn stored_message(info: &FileInfo) -> String {
+    format!("stored {:?}: {} bytes, sha256 {}", info.name, info.size, info.sha256)
+}
+
 /// The stored name a header asks for.
 fn header_name(header: &file_srv::FileHeader) -> Result<String, Status> {
     stored_name(&header.filename, &header.extension)
@@ -99,66 +163,19 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
             }
         };
 
-        let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
-        let store = self.store.clone();
-        let writer = {
-            let name = name.clone();
-            tokio::task::spawn_blocking(move || write_upload(&store, &name, rx))
-        };
-        // If this future is dropped (the call is cancelled), `tx` goes with
-        // it and the writer discards the upload.
-        let mut index = 1u64;
-        let ended = loop {
-            index += 1;
-            let piece = match stream.message().await {
-                // tonic ends a reset stream as if it had finished: commit
-                // only what the client really finished sending.
-                Ok(None) if end.as_ref().is_some_and(BodyEnd::failed) => {
-                    break Err(Status::cancelled(
-                        "the upload stream was reset before it ended; nothing was stored",
-                    ));
-                }
-                Ok(None) => Piece::End,
-                Ok(Some(file_srv::UploadRequest {
-                    request: Some(upload_request::Request::ChunkData(data)),
-                })) => Piece::Data(data),
-                Ok(Some(file_srv::UploadRequest { request: Some(upload_request::Request::Header(_)) })) => {
-                    break Err(Status::invalid_argument(format!(
-                        "message {index} is a second header; an upload has one header, then chunk_data"
-                    )));
-                }
-                Ok(Some(file_srv::UploadRequest { request: None })) => {
-                    break Err(Status::invalid_argument(format!(
-                        "message {index} has neither header nor chunk_data"
-                    )));
-                }
-                Err(e) => break Err(e),
-            };
-            let end = matches!(piece, Piece::End);
-            if tx.send(piece).await.is_err() {
-                // The writer stopped early: its error is the answer.
-                break Ok(());
+        let info = store_stream(&self.store, name, end, (stream, 1), |message, index| match message {
+            file_srv::UploadRequest { request: Some(upload_request::Request::ChunkData(data)) } => Ok(data),
+            file_srv::UploadRequest { request: Some(upload_request::Request::Header(_)) } => {
+                Err(Status::invalid_argument(format!(
+                    "message {index} is a second header; an upload has one header, then chunk_data"
+                )))
             }
-            if end {
-                break Ok(());
+            file_srv::UploadRequest { request: None } => {
+                Err(Status::invalid_argument(format!("message {index} has neither header nor chunk_data")))
             }
-        };
-        drop(tx);
-        let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
-        match (ended, written) {
-            (_, Err(e)) => Err(status(e)),
-            (Err(e), Ok(_)) => {
-                tracing::debug!(name, error = %e, "upload discarded");
-                Err(e)
-            }
-            (Ok(()), Ok(Some(info))) => Ok(Response::new(file_srv::StringResponse {
-                code: 0,
-                message: format!("stored {:?}: {} bytes, sha256 {}", info.name, info.size, info.sha256),
-            })),
-            (Ok(()), Ok(None)) => {
-                Err(Status::internal("the upload ended without a commit although the stream ended cleanly"))
-            }
-        }
+        })
+        .await?;
+        Ok(Response::new(file_srv::StringResponse { code: 0, message: stored_message(&info) }))
     }
 
     type DownloadFileStream = ReceiverStream<Result<file_srv::FileResponse, Status>>;
@@ -205,5 +222,40 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// The seed `FileTransfer.FileService`: Upload stores a stream of chunks
+/// under a name the server makes up, and answers it.
+#[derive(Clone, Debug)]
+pub struct FileTransferCompat {
+    store: LocalFileStore,
+}
+
+pub fn file_transfer(
+    store: LocalFileStore,
+) -> WatchEnd<file_transfer::file_service_server::FileServiceServer<FileTransferCompat>> {
+    WatchEnd(file_transfer::file_service_server::FileServiceServer::new(FileTransferCompat { store }))
+}
+
+/// A name no other upload of this server has: the time in nanoseconds since
+/// 1970 and a per-process counter, so also unique across restarts.
+fn generated_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("upload-{nanos}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[tonic::async_trait]
+impl file_transfer::file_service_server::FileService for FileTransferCompat {
+    async fn upload(
+        &self,
+        request: Request<Streaming<file_transfer::Chunk>>,
+    ) -> Result<Response<file_transfer::Response>, Status> {
+        let end = request.extensions().get::<BodyEnd>().cloned();
+        let stream = request.into_inner();
+        let info =
+            store_stream(&self.store, generated_name(), end, (stream, 0), |chunk, _| Ok(chunk.data)).await?;
+        Ok(Response::new(file_transfer::Response { message: stored_message(&info) }))
     }
 }

@@ -6,7 +6,7 @@
 mod compat;
 mod ended;
 
-pub use compat::{FileSrvCompat, compat};
+pub use compat::{FileSrvCompat, FileTransferCompat, compat, file_transfer};
 
 use dataport_store::files::FileError;
 use tonic::Status;
