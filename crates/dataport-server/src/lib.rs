@@ -9,6 +9,7 @@
 pub mod config;
 mod deadline;
 mod drain;
+mod ended;
 mod files;
 mod greeter;
 pub mod logging;

@@ -825,3 +825,26 @@ def test_an_expired_deadline_is_deadline_exceeded_whichever_side_sees_it_first(s
             list(stub.RenderChart(request, timeout=timeout))
         assert time.monotonic() - start < 5
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (info.value.code(), info.value.details())
+
+
+def test_a_cancelled_import_stores_nothing(stub):
+    # grpcio's cancel resets the stream; tonic reports that as a clean end,
+    # which must not import the bars received so far.
+    symbol = new_symbol("cancel")
+    sent = []
+
+    def requests():
+        yield m.ImportBarsRequest(symbol=symbol, bars=[bar("2024-01-02", 1, 2, 1, 1.5), bar("2024-01-03", 1, 2, 1, 1.6)])
+        sent.append(True)
+        time.sleep(30)  # until the call is cancelled
+
+    future = stub.ImportBars.future(requests(), timeout=RPC_TIMEOUT)
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    future.cancel()
+    with pytest.raises(grpc.FutureCancelledError):
+        future.result()
+    time.sleep(0.3)
+    assert symbol not in summaries(stub)

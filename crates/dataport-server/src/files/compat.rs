@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::ended::{BodyEnd, WatchEnd};
 use super::status;
+use crate::ended::{BodyEnd, WatchEnd};
 
 /// Chunks received but not yet written, per upload: with the largest
 /// message tonic accepts (4 MiB), at most 32 MiB are held per upload.
@@ -33,7 +33,7 @@ const DOWNLOAD_CHUNK: usize = 256 * 1024;
 const DOWNLOAD_QUEUE: usize = 4;
 
 /// The service; each upload can tell a finished stream from a reset one
-/// ([`super::ended`]).
+/// ([`crate::ended`]).
 pub fn compat(store: LocalFileStore) -> WatchEnd<file_srv::file_srv_server::FileSrvServer<FileSrvCompat>> {
     WatchEnd(file_srv::file_srv_server::FileSrvServer::new(FileSrvCompat { store }))
 }

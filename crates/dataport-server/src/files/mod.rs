@@ -4,7 +4,6 @@
 //! channel, so memory stays bounded whatever the file size.
 
 mod compat;
-mod ended;
 
 pub use compat::{FileSrvCompat, FileTransferCompat, compat, file_transfer};
 

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{ChartRequest, DateRange, Market, blocking, chunks, internal};
+use crate::ended::{BodyEnd, WatchEnd};
 
 /// The most CSV bytes one import takes.
 pub const MAX_IMPORT_CSV_BYTES: usize = 64 * 1024 * 1024;
@@ -17,8 +18,10 @@ pub const MAX_IMPORT_BARS: usize = 1_000_000;
 /// The most indicators one ComputeIndicators call asks for.
 pub const MAX_INDICATORS: usize = 64;
 
-pub fn v1(market: Market) -> pb::market_service_server::MarketServiceServer<Market> {
-    pb::market_service_server::MarketServiceServer::new(market)
+/// The service; ImportBars can tell a finished stream from a reset one
+/// ([`crate::ended`]).
+pub fn v1(market: Market) -> WatchEnd<pb::market_service_server::MarketServiceServer<Market>> {
+    WatchEnd(pb::market_service_server::MarketServiceServer::new(market))
 }
 
 type ChartStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::RenderChartResponse, Status>>>;
@@ -29,7 +32,11 @@ impl pb::market_service_server::MarketService for Market {
         &self,
         request: Request<Streaming<pb::ImportBarsRequest>>,
     ) -> Result<Response<pb::ImportBarsResponse>, Status> {
+        let end = request.extensions().get::<BodyEnd>().cloned();
         let upload = Upload::receive(request.into_inner()).await?;
+        if end.is_some_and(|e| e.failed()) {
+            return Err(Status::cancelled("the import stream was reset before it ended; nothing was stored"));
+        }
         let market = self.clone();
         let response = blocking(move || {
             let symbol = upload.symbol.clone();

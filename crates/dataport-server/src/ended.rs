@@ -4,9 +4,11 @@
 //! RST_STREAM with CANCEL) as its clean end: `Streaming::message` answers
 //! `Ok(None)`, exactly as when the client finished sending. An upload that
 //! trusted that would commit the part received before the client gave up,
-//! the very thing the seed service did wrong. [`WatchEnd`] wraps the request
-//! body below tonic and records how it really ended in a [`BodyEnd`] put in
-//! the request's extensions, where the handler checks it before committing.
+//! the very thing the seed service did wrong; an import would store part of
+//! a file. [`WatchEnd`] wraps the request body below tonic and records how it
+//! really ended in a [`BodyEnd`] put in the request's extensions, where every
+//! handler that commits a client stream (UploadFile, Upload, ImportBars)
+//! checks it before committing.
 
 use std::pin::Pin;
 use std::sync::Arc;
