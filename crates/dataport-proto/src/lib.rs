@@ -44,8 +44,20 @@ pub mod file_transfer {
     include!(concat!(env!("OUT_DIR"), "/file_transfer.rs"));
 }
 
+/// Public Google APIs served as published: `google.bytestream.ByteStream`.
+pub mod google {
+    pub mod bytestream {
+        include!(concat!(env!("OUT_DIR"), "/google.bytestream.rs"));
+    }
+}
+
 /// The versioned `dataport.<area>.v1` APIs.
 pub mod dataport {
+    pub mod files {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/dataport.files.v1.rs"));
+        }
+    }
     pub mod market {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/dataport.market.v1.rs"));

@@ -48,6 +48,8 @@ pub struct Config {
     pub max_stream_series: usize,
     /// The largest trailing window a DetectStream call may ask for.
     pub max_stream_window: usize,
+    /// The largest file an upload may store, in bytes.
+    pub max_file_size: u64,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             max_detect_bytes: 64 * 1024 * 1024,
             max_stream_series: 10_000,
             max_stream_window: 10_000,
+            max_file_size: 16 << 30,
         }
     }
 }
@@ -83,6 +86,7 @@ pub const KEYS: &[&str] = &[
     "max_detect_bytes",
     "max_stream_series",
     "max_stream_window",
+    "max_file_size",
 ];
 
 const POSITIVE: &str = "expected a whole number of at least 1";
@@ -251,6 +255,12 @@ impl RawSettings {
                         invalid(&"expected a size of at least 1 KiB: bytes, or a number with KiB, MiB or GiB")
                     })?
                 }
+                "max_file_size" => config.max_file_size =
+                    bytes(value).filter(|&n| n >= 1).map(|n| n as u64).ok_or_else(|| {
+                        invalid(
+                            &"expected a size of at least 1 byte: bytes, or a number with KiB, MiB or GiB",
+                        )
+                    })?,
                 "default_symbol" => {
                     dataport_core::market::bars::validate_symbol(value).map_err(|e| invalid(&e))?;
                     config.default_symbol = Some(value.clone());
@@ -316,6 +326,11 @@ mod tests {
         }
         let e = env(&[("DATAPORT_MAX_STREAM_SERIES", "0")]).resolve().unwrap_err().to_string();
         assert!(e.contains("at least 1"), "{e}");
+        let file_size = |v: &str| env(&[("DATAPORT_MAX_FILE_SIZE", v)]).resolve().map(|c| c.max_file_size);
+        assert_eq!(file_size("20GiB").unwrap(), 20 << 30);
+        assert_eq!(file_size("1").unwrap(), 1);
+        let e = file_size("0").unwrap_err().to_string();
+        assert!(e.starts_with("max_file_size = \"0\" (from DATAPORT_MAX_FILE_SIZE)"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use dataport_core::route::FeatureDb;
 use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, SqliteBarStore};
-use dataport_store::files::{FileError, LocalFileStore};
+use dataport_store::files::{FileError, FileStoreConfig, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -74,6 +74,8 @@ pub const SERVICES: &[&str] = &[
     <dataport_proto::dataport::outliers::v1::outliers_service_server::OutliersServiceServer<outliers::OutliersV1> as NamedService>::NAME,
     <dataport_proto::file_srv::file_srv_server::FileSrvServer<files::FileSrvCompat> as NamedService>::NAME,
     <dataport_proto::file_transfer::file_service_server::FileServiceServer<files::FileTransferCompat> as NamedService>::NAME,
+    <dataport_proto::google::bytestream::byte_stream_server::ByteStreamServer<files::ByteStreamFiles> as NamedService>::NAME,
+    <dataport_proto::dataport::files::v1::files_service_server::FilesServiceServer<files::FilesV1> as NamedService>::NAME,
 ];
 
 impl Server {
@@ -90,8 +92,10 @@ impl Server {
         };
         let data_dir = DataDir::open(&config.data_dir)
             .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
-        // The default limits (16 GiB files) until the config has a key for them.
-        let files = LocalFileStore::open(data_dir.path())?;
+        let files = LocalFileStore::open_with(
+            data_dir.path(),
+            FileStoreConfig { max_file_size: config.max_file_size, ..FileStoreConfig::default() },
+        )?;
         let bars = SqliteBarStore::open(data_dir.path())?;
         if config.sample_data && bars.symbols()?.is_empty() {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
@@ -148,7 +152,9 @@ impl Server {
             .add_service(outliers::compat(self.outlier_limits()))
             .add_service(outliers::v1(self.outlier_limits(), drain.clone()))
             .add_service(files::compat(self.files.clone()))
-            .add_service(files::file_transfer(self.files.clone()));
+            .add_service(files::file_transfer(self.files.clone()))
+            .add_service(files::bytestream(self.files.clone()))
+            .add_service(files::v1(self.files.clone()));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

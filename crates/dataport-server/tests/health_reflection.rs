@@ -25,9 +25,11 @@ use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse a
 const EXPECTED_SERVICES: &[&str] = &[
     "FileSrv",
     "FileTransfer.FileService",
+    "dataport.files.v1.FilesService",
     "dataport.market.v1.MarketService",
     "dataport.outliers.v1.OutliersService",
     "dataport.position.v1.PositionService",
+    "google.bytestream.ByteStream",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

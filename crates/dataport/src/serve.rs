@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// The largest window a DetectStream call may ask for [default: 10000]
     #[arg(long, value_name = "N")]
     max_stream_window: Option<String>,
+    /// The largest file an upload may store, e.g. 2GiB [default: 16GiB]
+    #[arg(long, value_name = "SIZE")]
+    max_file_size: Option<String>,
 }
 
 impl ServeArgs {
@@ -67,6 +70,7 @@ impl ServeArgs {
             ("max_detect_bytes", &self.max_detect_bytes),
             ("max_stream_series", &self.max_stream_series),
             ("max_stream_window", &self.max_stream_window),
+            ("max_file_size", &self.max_file_size),
         ];
         for (key, value) in given {
             if let Some(value) = value {

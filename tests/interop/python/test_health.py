@@ -19,6 +19,8 @@ SERVED = [
     "dataport.outliers.v1.OutliersService",
     "FileSrv",
     "FileTransfer.FileService",
+    "google.bytestream.ByteStream",
+    "dataport.files.v1.FilesService",
 ]
 
 

@@ -23,6 +23,8 @@ SERVICES = [
     "dataport.outliers.v1.OutliersService",
     "FileSrv",
     "FileTransfer.FileService",
+    "google.bytestream.ByteStream",
+    "dataport.files.v1.FilesService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

@@ -1,11 +1,17 @@
-//! Stored files over the file store: the seed `FileSrv` (compat). Every
+//! Stored files over the file store: the seed `FileSrv` and
+//! `FileTransfer.FileService` (compat), `google.bytestream.ByteStream` and
+//! `dataport.files.v1.FilesService`. Every
 //! adapter maps store errors through [`status`] and moves data between the
 //! request or response stream and the blocking store through a bounded
 //! channel, so memory stays bounded whatever the file size.
 
+mod bytestream;
 mod compat;
+mod v1;
 
+pub use bytestream::{ByteStreamFiles, bytestream};
 pub use compat::{FileSrvCompat, FileTransferCompat, compat, file_transfer};
+pub use v1::{FilesV1, v1};
 
 use dataport_store::files::FileError;
 use tonic::Status;
