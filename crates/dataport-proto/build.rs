@@ -24,7 +24,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
 
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    // File data is `bytes::Bytes`: a received chunk is a slice of the buffer
+    // tonic decoded it from, not a copy.
+    let bytes = [
+        ".UploadRequest.chunk_data",
+        ".FileResponse.chunk_data",
+        ".FileTransfer.Chunk.data",
+        ".google.bytestream",
+        ".dataport.files.v1",
+    ];
+    bytes
+        .iter()
+        .fold(tonic_prost_build::configure(), |config, path| config.bytes(path))
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
     Ok(())
 }
 

@@ -27,7 +27,7 @@ fn header(filename: &str, extension: &str) -> UploadRequest {
 }
 
 fn chunk(data: &[u8]) -> UploadRequest {
-    UploadRequest { request: Some(Part::ChunkData(data.to_vec())) }
+    UploadRequest { request: Some(Part::ChunkData(data.to_vec().into())) }
 }
 
 /// Deterministic bytes that do not repeat in any short period.
@@ -266,7 +266,7 @@ async fn file_transfer_upload_stores_under_a_generated_name_it_answers() {
     let (server, mut files, _) = start().await;
     let mut client = FileServiceClient::new(server.channel().await);
     let data = bytes(500_000, 9);
-    let chunks: Vec<Chunk> = data.chunks(65_536).map(|c| Chunk { data: c.to_vec() }).collect();
+    let chunks: Vec<Chunk> = data.chunks(65_536).map(|c| Chunk { data: c.to_vec().into() }).collect();
     let first = client.upload(tokio_stream::iter(chunks.clone())).await.unwrap().into_inner().message;
     let second = client.upload(tokio_stream::iter(chunks)).await.unwrap().into_inner().message;
     assert_ne!(first, second, "every upload gets a name of its own");

@@ -10,6 +10,7 @@ use dataport_core::files::stored_name;
 use dataport_proto::file_srv::{self, upload_request};
 use dataport_proto::file_transfer;
 use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, Upload};
+use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -45,7 +46,7 @@ pub struct FileSrvCompat {
 
 /// What the upload thread receives.
 enum Piece {
-    Data(Vec<u8>),
+    Data(Bytes),
     /// The client's stream ended cleanly: commit. A channel closed without
     /// it means the call failed, and the upload is dropped.
     End,
@@ -78,7 +79,7 @@ pub(super) async fn store_stream<T: Send + 'static>(
     name: String,
     end: Option<BodyEnd>,
     (mut stream, mut index): (Streaming<T>, u64),
-    mut chunk: impl FnMut(T, u64) -> Result<Vec<u8>, Status> + Send,
+    mut chunk: impl FnMut(T, u64) -> Result<Bytes, Status> + Send,
 ) -> Result<FileInfo, Status> {
     let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
     let writer = {
@@ -214,7 +215,7 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
                 }
                 chunk.truncate(filled);
                 // A closed channel means the client went away.
-                if tx.blocking_send(Ok(file_srv::FileResponse { chunk_data: chunk })).is_err()
+                if tx.blocking_send(Ok(file_srv::FileResponse { chunk_data: chunk.into() })).is_err()
                     || filled < DOWNLOAD_CHUNK
                 {
                     return;
