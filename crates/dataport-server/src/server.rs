@@ -94,7 +94,15 @@ impl Server {
             .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
         let files = LocalFileStore::open_with(
             data_dir.path(),
-            FileStoreConfig { max_file_size: config.max_file_size, ..FileStoreConfig::default() },
+            FileStoreConfig {
+                max_file_size: config.max_file_size,
+                sync_every: std::env::var("DP_SYNC_MIB")
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(16)
+                    << 20,
+                ..FileStoreConfig::default()
+            },
         )?;
         let bars = SqliteBarStore::open(data_dir.path())?;
         if config.sample_data && bars.symbols()?.is_empty() {
@@ -134,8 +142,14 @@ impl Server {
 
         let router = tonic::transport::Server::builder()
             .max_frame_size(Some(1 << 20))
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(16 << 20))
+            .initial_stream_window_size(Some(
+                std::env::var("DP_SWIN_KIB").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(8 << 10)
+                    << 10,
+            ))
+            .initial_connection_window_size(Some(
+                std::env::var("DP_CWIN_KIB").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(16 << 10)
+                    << 10,
+            ))
             .layer(CallLogLayer)
             .layer(MessageLimitLayer)
             .layer(DeadlineLayer)

@@ -58,6 +58,14 @@ enum Command {
     Chart(client::market::ChartArgs),
     /// Print the outliers among the metrics of a CSV file (dataport.outliers.v1).
     Outliers(client::outliers::OutliersArgs),
+    /// Upload files, each stored under its base name (dataport.files.v1;
+    /// google.bytestream with --resume).
+    Upload(client::files::UploadArgs),
+    /// Download stored files into a directory, checked against their sha256 (dataport.files.v1).
+    Download(client::files::DownloadArgs),
+    /// List, show and delete stored files (dataport.files.v1).
+    #[command(subcommand)]
+    Files(client::files::FilesCommand),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +82,9 @@ fn main() -> ExitCode {
                 Command::Indicators(args) => client::market::indicators(channel, args).await,
                 Command::Chart(args) => client::market::chart(channel, args).await,
                 Command::Outliers(args) => client::outliers::run(channel, args).await,
+                Command::Upload(args) => client::files::upload(channel, args).await,
+                Command::Download(args) => client::files::download(channel, args).await,
+                Command::Files(cmd) => client::files::files(channel, cmd).await,
                 Command::Serve(_) => unreachable!("handled above"),
             }
         }),

@@ -35,9 +35,10 @@ SHUTDOWN_TIMEOUT_S = 15.0
 class DataportServer:
     """One `dataport serve` process on a loopback port of its choosing."""
 
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, extra_args=()):
         self.binary = binary
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.addr = None
         self.process = None
         self._recent = collections.deque(maxlen=200)
@@ -52,6 +53,7 @@ class DataportServer:
             "--listen", "127.0.0.1:0",
             "--data-dir", str(self.data_dir),
             "--log-format", "json",
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
             argv,
@@ -168,3 +170,44 @@ def channel(server):
 def fresh_channel(fresh_server):
     with open_channel(fresh_server.addr) as ch:
         yield ch
+
+
+@pytest.fixture
+def start_server(dataport_bin, tmp_path_factory):
+    """Starts servers of the test's own with extra `serve` flags:
+    `start_server("--max-file-size", "1MiB")`. Each has a fresh data dir
+    and is stopped, cleanly, after the test."""
+    started = []
+
+    def start(*args):
+        srv = DataportServer(dataport_bin, tmp_path_factory.mktemp("args-data"), extra_args=args).start()
+        started.append(srv)
+        return srv
+
+    try:
+        yield start
+    finally:
+        for srv in started:
+            srv.stop()
+
+
+@pytest.fixture
+def servers_on_one_data_dir(dataport_bin, tmp_path_factory):
+    """Starts servers one after another on one data dir of the test's own,
+    as a restart does: `start()` gives a running server (`.data_dir`,
+    `.kill()` for SIGKILL); start the next once the last is gone. Those still
+    running after the test are stopped cleanly."""
+    data_dir = tmp_path_factory.mktemp("restart-data")
+    started = []
+
+    def start():
+        srv = DataportServer(dataport_bin, data_dir).start()
+        started.append(srv)
+        return srv
+
+    try:
+        yield start
+    finally:
+        for srv in started:
+            if srv.process.poll() is None:
+                srv.stop()

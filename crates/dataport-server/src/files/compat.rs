@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dataport_core::files::stored_name;
+use dataport_core::files::{Sha256Digest, stored_name};
 use dataport_proto::file_srv::{self, upload_request};
 use dataport_proto::file_transfer;
 use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, Upload};
@@ -20,7 +20,7 @@ use crate::ended::{BodyEnd, WatchEnd};
 
 /// Chunks received but not yet written, per upload: with the largest
 /// message tonic accepts (4 MiB), at most 32 MiB are held per upload.
-const UPLOAD_QUEUE: usize = 8;
+pub(super) const UPLOAD_QUEUE: usize = 8;
 
 /// Bytes per DownloadFile message. 256 KiB: large enough that per-message
 /// costs (a protobuf frame, an HTTP/2 DATA frame header per 1 MiB frame, a
@@ -31,7 +31,7 @@ const UPLOAD_QUEUE: usize = 8;
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
 
 /// Chunks read ahead of the client, per download.
-const DOWNLOAD_QUEUE: usize = 4;
+pub(super) const DOWNLOAD_QUEUE: usize = 4;
 
 /// The service; each upload can tell a finished stream from a reset one
 /// ([`crate::ended`]).
@@ -44,9 +44,23 @@ pub struct FileSrvCompat {
     store: LocalFileStore,
 }
 
+/// What one request message adds to an upload.
+pub(super) enum Part {
+    Data(Bytes),
+    /// The sha256 the whole upload must have, known only once the data was
+    /// sent (a dataport.files.v1 trailer).
+    Expect(Sha256Digest),
+}
+
+impl From<Bytes> for Part {
+    fn from(data: Bytes) -> Self {
+        Part::Data(data)
+    }
+}
+
 /// What the upload thread receives.
 enum Piece {
-    Data(Bytes),
+    Part(Part),
     /// The client's stream ended cleanly: commit. A channel closed without
     /// it means the call failed, and the upload is dropped.
     End,
@@ -57,12 +71,14 @@ enum Piece {
 fn write_upload(
     store: &LocalFileStore,
     name: &str,
+    expected: Option<Sha256Digest>,
     mut rx: mpsc::Receiver<Piece>,
 ) -> Result<Option<FileInfo>, FileError> {
-    let mut upload = store.begin_upload(name, None)?;
+    let mut upload = store.begin_upload(name, expected)?;
     while let Some(piece) = rx.blocking_recv() {
         match piece {
-            Piece::Data(data) => upload.write(&data)?,
+            Piece::Part(Part::Data(data)) => upload.write(&data)?,
+            Piece::Part(Part::Expect(digest)) => upload.expect_sha256(digest),
             Piece::End => return upload.commit().map(Some),
         }
     }
@@ -70,21 +86,22 @@ fn write_upload(
 }
 
 /// Writes the rest of `stream` into a new upload of `name` on a blocking
-/// thread, each message turned into bytes by `chunk` (given the message and
-/// its number in the call), and commits it only when the stream really
-/// ended (not a reset, see [`BodyEnd`]). On any error, or if this future is
-/// dropped (the call is cancelled), the writer discards the upload.
-pub(super) async fn store_stream<T: Send + 'static>(
+/// thread, each message turned into bytes (or a [`Part`]) by `chunk` (given
+/// the message and its number in the call), and commits it only when the
+/// stream really ended (not a reset, see [`BodyEnd`]) and the data has the
+/// `expected` sha256. On any error, or if this future is dropped (the call
+/// is cancelled), the writer discards the upload.
+pub(super) async fn store_stream<T: Send + 'static, P: Into<Part>>(
     store: &LocalFileStore,
-    name: String,
+    (name, expected): (String, Option<Sha256Digest>),
     end: Option<BodyEnd>,
     (mut stream, mut index): (Streaming<T>, u64),
-    mut chunk: impl FnMut(T, u64) -> Result<Bytes, Status> + Send,
+    mut chunk: impl FnMut(T, u64) -> Result<P, Status> + Send,
 ) -> Result<FileInfo, Status> {
     let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
     let writer = {
         let (store, name) = (store.clone(), name.clone());
-        tokio::task::spawn_blocking(move || write_upload(&store, &name, rx))
+        tokio::task::spawn_blocking(move || write_upload(&store, &name, expected, rx))
     };
     let ended = loop {
         index += 1;
@@ -98,7 +115,7 @@ pub(super) async fn store_stream<T: Send + 'static>(
             }
             Ok(None) => Piece::End,
             Ok(Some(message)) => match chunk(message, index) {
-                Ok(data) => Piece::Data(data),
+                Ok(part) => Piece::Part(part.into()),
                 Err(e) => break Err(e),
             },
             Err(e) => break Err(e),
@@ -164,18 +181,21 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
             }
         };
 
-        let info = store_stream(&self.store, name, end, (stream, 1), |message, index| match message {
-            file_srv::UploadRequest { request: Some(upload_request::Request::ChunkData(data)) } => Ok(data),
-            file_srv::UploadRequest { request: Some(upload_request::Request::Header(_)) } => {
-                Err(Status::invalid_argument(format!(
-                    "message {index} is a second header; an upload has one header, then chunk_data"
-                )))
-            }
-            file_srv::UploadRequest { request: None } => {
-                Err(Status::invalid_argument(format!("message {index} has neither header nor chunk_data")))
-            }
-        })
-        .await?;
+        let info =
+            store_stream(&self.store, (name, None), end, (stream, 1), |message, index| match message {
+                file_srv::UploadRequest { request: Some(upload_request::Request::ChunkData(data)) } => {
+                    Ok(data)
+                }
+                file_srv::UploadRequest { request: Some(upload_request::Request::Header(_)) } => {
+                    Err(Status::invalid_argument(format!(
+                        "message {index} is a second header; an upload has one header, then chunk_data"
+                    )))
+                }
+                file_srv::UploadRequest { request: None } => Err(Status::invalid_argument(format!(
+                    "message {index} has neither header nor chunk_data"
+                ))),
+            })
+            .await?;
         Ok(Response::new(file_srv::StringResponse { code: 0, message: stored_message(&info) }))
     }
 
@@ -193,36 +213,49 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
             .map_err(status)?;
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
         tokio::task::spawn_blocking(move || {
-            loop {
-                let mut chunk = vec![0; DOWNLOAD_CHUNK];
-                let mut filled = 0;
-                while filled < DOWNLOAD_CHUNK {
-                    match reader.read(&mut chunk[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "reading a stored file failed");
-                            let _ = tx.blocking_send(Err(Status::internal(format!(
-                                "reading the file failed: {e}"
-                            ))));
-                            return;
-                        }
-                    }
-                }
-                if filled == 0 {
-                    return;
-                }
-                chunk.truncate(filled);
-                // A closed channel means the client went away.
-                if tx.blocking_send(Ok(file_srv::FileResponse { chunk_data: chunk.into() })).is_err()
-                    || filled < DOWNLOAD_CHUNK
-                {
-                    return;
-                }
-            }
+            send_chunks(&mut reader, &tx, |chunk_data| file_srv::FileResponse { chunk_data });
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Sends the rest of `reader` into `tx` on the calling (blocking) thread, in
+/// messages of [`DOWNLOAD_CHUNK`] bytes made by `message`, and answers how
+/// many bytes it sent; `None` when the client went away or reading failed
+/// (then INTERNAL is sent, and the download should stop).
+pub(super) fn send_chunks<M>(
+    reader: &mut impl Read,
+    tx: &mpsc::Sender<Result<M, Status>>,
+    message: impl Fn(Bytes) -> M,
+) -> Option<u64> {
+    let mut sent = 0;
+    loop {
+        let mut chunk = vec![0; DOWNLOAD_CHUNK];
+        let mut filled = 0;
+        while filled < DOWNLOAD_CHUNK {
+            match reader.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a stored file failed");
+                    let _ = tx.blocking_send(Err(Status::internal(format!("reading the file failed: {e}"))));
+                    return None;
+                }
+            }
+        }
+        if filled == 0 {
+            return Some(sent);
+        }
+        chunk.truncate(filled);
+        sent += filled as u64;
+        // A closed channel means the client went away.
+        if tx.blocking_send(Ok(message(chunk.into()))).is_err() {
+            return None;
+        }
+        if filled < DOWNLOAD_CHUNK {
+            return Some(sent);
+        }
     }
 }
 
@@ -256,7 +289,8 @@ impl file_transfer::file_service_server::FileService for FileTransferCompat {
         let end = request.extensions().get::<BodyEnd>().cloned();
         let stream = request.into_inner();
         let info =
-            store_stream(&self.store, generated_name(), end, (stream, 0), |chunk, _| Ok(chunk.data)).await?;
+            store_stream(&self.store, (generated_name(), None), end, (stream, 0), |chunk, _| Ok(chunk.data))
+                .await?;
         Ok(Response::new(file_transfer::Response { message: stored_message(&info) }))
     }
 }

@@ -31,6 +31,7 @@ pub fn status(e: FileError) -> Status {
         // server: named as such rather than logged as failures.
         FileError::BadOffset { .. } => Status::out_of_range(e.to_string()),
         FileError::InUse { .. } => Status::aborted(e.to_string()),
+        FileError::UploadFinished { .. } => Status::already_exists(e.to_string()),
         FileError::Abandoned { .. } => Status::failed_precondition(e.to_string()),
         FileError::Io { .. }
         | FileError::Index { .. }
@@ -61,6 +62,16 @@ mod tests {
         assert_eq!(code(FileError::ChecksumMismatch { expected: digest, actual: digest }), Code::DataLoss);
         assert_eq!(code(FileError::BadOffset { expected: 1, got: 2 }), Code::OutOfRange);
         assert_eq!(code(FileError::InUse { id: "a".into() }), Code::Aborted);
+        let info = dataport_store::files::FileInfo {
+            name: "f".into(),
+            size: 3,
+            sha256: digest,
+            created: std::time::UNIX_EPOCH,
+            modified: std::time::UNIX_EPOCH,
+        };
+        let finished = status(FileError::UploadFinished { id: "u".into(), info: Box::new(info) });
+        assert_eq!(finished.code(), Code::AlreadyExists);
+        assert!(finished.message().contains("\"u\" was already finished"), "{}", finished.message());
         assert_eq!(code(FileError::Abandoned { name: "a".into() }), Code::FailedPrecondition);
         let io = FileError::Io { path: "/x".into(), source: std::io::Error::other("boom") };
         assert_eq!(code(io), Code::Internal);

@@ -1,11 +1,35 @@
 //! `dataport.files.v1.FilesService` over the file store.
+//!
+//! Upload shares the seed services' writer ([`store_stream`]): a header,
+//! chunks, an optional trailer, committed only when the stream really ended
+//! and the data has every sha256 the client gave. Download opens every file
+//! before it sends anything and streams from the open readers, so a file
+//! replaced or deleted meanwhile still arrives whole as it was. List pages
+//! through the store's name-ordered listing with a token naming the last
+//! file answered.
 
-use dataport_proto::dataport::files::v1::{self, files_service_server};
-use dataport_store::files::LocalFileStore;
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom};
+
+use dataport_core::files::{Sha256Digest, validate_name};
+use dataport_proto::dataport::files::v1::{self, download_response, files_service_server, upload_request};
+use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::ended::WatchEnd;
+use super::compat::{DOWNLOAD_QUEUE, Part, send_chunks, store_stream};
+use super::status;
+use crate::ended::{BodyEnd, WatchEnd};
+
+/// Files a List page holds when the request says 0.
+const DEFAULT_PAGE_SIZE: usize = 1000;
+/// The most files a List page holds, whatever the request says.
+const MAX_PAGE_SIZE: usize = 10_000;
+/// The most distinct files one Download may name: each stays open until it
+/// is sent, and open files are a limited resource of the whole server.
+const MAX_DOWNLOAD_FILES: usize = 1000;
+/// How much of a refused value a message quotes, in characters.
+const SHOWN_CHARS: usize = 80;
 
 /// The service; each Upload can tell a finished stream from a reset one.
 pub fn v1(store: LocalFileStore) -> WatchEnd<files_service_server::FilesServiceServer<FilesV1>> {
@@ -17,37 +41,369 @@ pub struct FilesV1 {
     store: LocalFileStore,
 }
 
+/// A stored file as the wire shows it.
+fn file(info: &FileInfo) -> v1::File {
+    v1::File {
+        name: info.name.clone(),
+        size: info.size,
+        sha256: info.sha256.to_hex(),
+        create_time: Some(info.created.into()),
+        update_time: Some(info.modified.into()),
+    }
+}
+
+/// `value` quoted and escaped for a message, cut to its first characters.
+fn shown(value: &str) -> String {
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
+    if chars.next().is_some() { format!("{head:?}...") } else { format!("{head:?}") }
+}
+
+/// Checks the file name in `field`; the refusal names the field and the name.
+fn checked_name(field: &str, name: &str) -> Result<(), Status> {
+    validate_name(name).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
+}
+
+/// The digest in `field`; `None` when it is empty (nothing to check).
+fn digest(field: &str, text: &str) -> Result<Option<Sha256Digest>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| Status::invalid_argument(format!("{field} = {}: {e}", shown(text))))
+}
+
+/// Runs a store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| Status::internal(format!("file store task failed: {e}")))?
+        .map_err(status)
+}
+
+/// What an upload message is, for refusals.
+fn kind_name(kind: &Option<upload_request::Kind>) -> &'static str {
+    match kind {
+        Some(upload_request::Kind::Header(_)) => "a header",
+        Some(upload_request::Kind::Chunk(_)) => "a chunk",
+        Some(upload_request::Kind::Trailer(_)) => "a trailer",
+        None => "empty (no header, chunk or trailer)",
+    }
+}
+
+/// What an upload's messages after the header add to it, checked in order:
+/// chunks, then at most one trailer, which ends the upload.
+struct UploadRest {
+    header_sha256: Option<Sha256Digest>,
+    trailer_seen: bool,
+}
+
+impl UploadRest {
+    fn part(&mut self, message: v1::UploadRequest, index: u64) -> Result<Part, Status> {
+        if self.trailer_seen {
+            return Err(Status::invalid_argument(format!(
+                "message {index} is {} after the trailer; the trailer is the last message",
+                kind_name(&message.kind)
+            )));
+        }
+        match message.kind {
+            Some(upload_request::Kind::Chunk(data)) => Ok(Part::Data(data)),
+            Some(upload_request::Kind::Trailer(trailer)) => {
+                self.trailer_seen = true;
+                let field = format!("message {index}: trailer.sha256");
+                match (digest(&field, &trailer.sha256)?, self.header_sha256) {
+                    (Some(given), Some(header)) if given != header => Err(Status::invalid_argument(format!(
+                        "{field} = {given} differs from header.sha256 = {header}; give one digest, or the same in both"
+                    ))),
+                    (Some(given), _) => Ok(Part::Expect(given)),
+                    // Nothing to check: adds no data.
+                    (None, _) => Ok(Part::Data(Default::default())),
+                }
+            }
+            Some(upload_request::Kind::Header(_)) => Err(Status::invalid_argument(format!(
+                "message {index} is a second header; an upload has one header, then chunks, then optionally a trailer"
+            ))),
+            None => Err(Status::invalid_argument(format!(
+                "message {index} is {}; after the header come chunks, then optionally a trailer",
+                kind_name(&None)
+            ))),
+        }
+    }
+}
+
+/// The token that continues a listing after `name`: its UTF-8 in hex.
+fn token_for(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The name a page token continues after.
+fn token_name(token: &str) -> Result<String, Status> {
+    let bad = || {
+        Status::invalid_argument(format!(
+            "page_token = {} is not a token from a previous ListResponse; leave it empty for the first page",
+            shown(token)
+        ))
+    };
+    let digit = |b: &u8| char::from(*b).to_digit(16);
+    let bytes = token
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => Some((digit(high)? << 4 | digit(low)?) as u8),
+            _ => None,
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let name = String::from_utf8(bytes).map_err(|_| bad())?;
+    validate_name(&name).map_err(|_| bad())?;
+    Ok(name)
+}
+
+/// The files a List page answers, and whether more follow.
+fn page(files: Vec<FileInfo>, prefix: &str, after: Option<&str>, size: usize) -> (Vec<FileInfo>, bool) {
+    let mut matching = files
+        .into_iter()
+        .filter(|f| f.name.starts_with(prefix) && after.is_none_or(|after| f.name.as_str() > after));
+    let page: Vec<FileInfo> = matching.by_ref().take(size).collect();
+    let more = matching.next().is_some();
+    (page, more)
+}
+
+/// The page size a request asks for, within the limits.
+fn page_size(requested: i32) -> Result<usize, Status> {
+    match usize::try_from(requested) {
+        Err(_) => Err(Status::invalid_argument(format!(
+            "page_size = {requested} is negative; give 0 for the default of {DEFAULT_PAGE_SIZE}, or up to {MAX_PAGE_SIZE}"
+        ))),
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(n) => Ok(n.min(MAX_PAGE_SIZE)),
+    }
+}
+
 #[tonic::async_trait]
 impl files_service_server::FilesService for FilesV1 {
     async fn upload(
         &self,
-        _request: Request<Streaming<v1::UploadRequest>>,
+        request: Request<Streaming<v1::UploadRequest>>,
     ) -> Result<Response<v1::UploadResponse>, Status> {
-        let _ = &self.store;
-        Err(Status::unimplemented("Upload is not served yet"))
+        let end = request.extensions().get::<BodyEnd>().cloned();
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            None => {
+                return Err(Status::invalid_argument(
+                    "empty stream: Upload needs a header message first, then chunks, then optionally a trailer",
+                ));
+            }
+            Some(v1::UploadRequest { kind: Some(upload_request::Kind::Header(header)) }) => header,
+            Some(v1::UploadRequest { kind }) => {
+                return Err(Status::invalid_argument(format!(
+                    "message 1 is {}; the first message must be a header naming the file",
+                    kind_name(&kind)
+                )));
+            }
+        };
+        checked_name("header.name", &header.name)?;
+        let header_sha256 = digest("header.sha256", &header.sha256)?;
+        let mut rest = UploadRest { header_sha256, trailer_seen: false };
+        let info =
+            store_stream(&self.store, (header.name, header_sha256), end, (stream, 1), |message, index| {
+                rest.part(message, index)
+            })
+            .await?;
+        Ok(Response::new(v1::UploadResponse { file: Some(file(&info)) }))
     }
 
     type DownloadStream = ReceiverStream<Result<v1::DownloadResponse, Status>>;
 
     async fn download(
         &self,
-        _request: Request<v1::DownloadRequest>,
+        request: Request<v1::DownloadRequest>,
     ) -> Result<Response<Self::DownloadStream>, Status> {
-        Err(Status::unimplemented("Download is not served yet"))
+        let names = request.into_inner().names;
+        if names.is_empty() {
+            return Err(Status::invalid_argument("names is empty; name at least one file to download"));
+        }
+        // Each distinct name is opened once; a name given twice is read twice
+        // from the same open file.
+        let mut distinct: Vec<String> = Vec::new();
+        let mut slots: HashMap<&str, usize> = HashMap::new();
+        let mut order = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            checked_name(&format!("names[{i}]"), name)?;
+            let slot = *slots.entry(name).or_insert_with(|| {
+                distinct.push(name.clone());
+                distinct.len() - 1
+            });
+            order.push(slot);
+        }
+        if distinct.len() > MAX_DOWNLOAD_FILES {
+            return Err(Status::invalid_argument(format!(
+                "names holds {} distinct files; one Download sends at most {MAX_DOWNLOAD_FILES}",
+                distinct.len()
+            )));
+        }
+        let store = self.store.clone();
+        let mut opened = blocking(move || {
+            distinct.iter().map(|name| store.open(name)).collect::<Result<Vec<_>, FileError>>()
+        })
+        .await?;
+
+        let (tx, rx) = tokio::sync::mpsc::channel(DOWNLOAD_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            for slot in order {
+                let (info, reader) = &mut opened[slot];
+                if let Err(e) = reader.seek(SeekFrom::Start(0)) {
+                    tracing::error!(name = info.name, error = %e, "rewinding a stored file failed");
+                    let _ = tx
+                        .blocking_send(Err(Status::internal(format!("reading {:?} failed: {e}", info.name))));
+                    return;
+                }
+                let start = v1::DownloadResponse { kind: Some(download_response::Kind::File(file(info))) };
+                // A closed channel means the client went away.
+                if tx.blocking_send(Ok(start)).is_err() {
+                    return;
+                }
+                let chunk = |data| v1::DownloadResponse { kind: Some(download_response::Kind::Chunk(data)) };
+                match send_chunks(reader, &tx, chunk) {
+                    None => return,
+                    Some(sent) if sent != info.size => {
+                        // Objects never change once written: a broken invariant.
+                        tracing::error!(
+                            name = info.name,
+                            size = info.size,
+                            sent,
+                            "stored file has the wrong size"
+                        );
+                        let _ = tx.blocking_send(Err(Status::data_loss(format!(
+                            "{:?} holds {sent} bytes, but was stored with {}",
+                            info.name, info.size
+                        ))));
+                        return;
+                    }
+                    Some(_) => {}
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn list(&self, _request: Request<v1::ListRequest>) -> Result<Response<v1::ListResponse>, Status> {
-        Err(Status::unimplemented("List is not served yet"))
+    async fn list(&self, request: Request<v1::ListRequest>) -> Result<Response<v1::ListResponse>, Status> {
+        let v1::ListRequest { prefix, page_size: requested, page_token } = request.into_inner();
+        let size = page_size(requested)?;
+        let after = if page_token.is_empty() { None } else { Some(token_name(&page_token)?) };
+        let store = self.store.clone();
+        let (files, more) =
+            blocking(move || Ok(page(store.list()?, &prefix, after.as_deref(), size))).await?;
+        let next_page_token = match files.last() {
+            Some(last) if more => token_for(&last.name),
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListResponse { files: files.iter().map(file).collect(), next_page_token }))
     }
 
-    async fn stat(&self, _request: Request<v1::StatRequest>) -> Result<Response<v1::StatResponse>, Status> {
-        Err(Status::unimplemented("Stat is not served yet"))
+    async fn stat(&self, request: Request<v1::StatRequest>) -> Result<Response<v1::StatResponse>, Status> {
+        let name = request.into_inner().name;
+        checked_name("name", &name)?;
+        let store = self.store.clone();
+        let info = blocking(move || store.stat(&name)).await?;
+        Ok(Response::new(v1::StatResponse { file: Some(file(&info)) }))
     }
 
     async fn delete(
         &self,
-        _request: Request<v1::DeleteRequest>,
+        request: Request<v1::DeleteRequest>,
     ) -> Result<Response<v1::DeleteResponse>, Status> {
-        Err(Status::unimplemented("Delete is not served yet"))
+        let name = request.into_inner().name;
+        checked_name("name", &name)?;
+        let store = self.store.clone();
+        let info = blocking(move || store.delete(&name)).await?;
+        Ok(Response::new(v1::DeleteResponse { file: Some(file(&info)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use tonic::Code;
+
+    use super::*;
+
+    fn info(name: &str) -> FileInfo {
+        FileInfo {
+            name: name.into(),
+            size: 3,
+            sha256: Sha256Digest([0xab; 32]),
+            created: UNIX_EPOCH + Duration::new(1_700_000_000, 5),
+            modified: UNIX_EPOCH + Duration::new(1_700_000_001, 6),
+        }
+    }
+
+    #[test]
+    fn a_file_shows_its_digest_in_hex_and_its_times_as_timestamps() {
+        let f = file(&info("a.txt"));
+        assert_eq!((f.name.as_str(), f.size), ("a.txt", 3));
+        assert_eq!(f.sha256, "ab".repeat(32));
+        assert_eq!(f.create_time, Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 5 }));
+        assert_eq!(f.update_time, Some(prost_types::Timestamp { seconds: 1_700_000_001, nanos: 6 }));
+        let back: SystemTime = f.update_time.unwrap().try_into().unwrap();
+        assert_eq!(back, info("x").modified);
+    }
+
+    #[test]
+    fn page_tokens_round_trip_every_valid_name() {
+        for name in ["a", "report.pdf", "日本 .txt", &"é".repeat(127)] {
+            assert_eq!(token_name(&token_for(name)).unwrap(), name);
+        }
+        assert_eq!(token_for("ab"), "6162");
+    }
+
+    #[test]
+    fn malformed_page_tokens_are_refused_naming_the_field() {
+        for token in ["6", "zz", "+6", "6162é", "2f", "00", "c3", "é1"] {
+            let e = token_name(token).unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "{token}");
+            assert!(e.message().starts_with("page_token = "), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn page_sizes_take_the_default_and_the_cap() {
+        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(7).unwrap(), 7);
+        assert_eq!(page_size(10_000).unwrap(), 10_000);
+        assert_eq!(page_size(i32::MAX).unwrap(), MAX_PAGE_SIZE);
+        let e = page_size(-1).unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains("page_size = -1"), "{}", e.message());
+    }
+
+    #[test]
+    fn pages_follow_the_prefix_and_the_last_name() {
+        let files = || ["a1", "a2", "a3", "b1"].map(info).to_vec();
+        let names = |(page, more): (Vec<FileInfo>, bool)| {
+            (page.into_iter().map(|f| f.name).collect::<Vec<_>>(), more)
+        };
+        assert_eq!(names(page(files(), "a", None, 2)), (vec!["a1".into(), "a2".into()], true));
+        assert_eq!(names(page(files(), "a", Some("a2"), 2)), (vec!["a3".into()], false));
+        assert_eq!(names(page(files(), "", Some("a3"), 1)), (vec!["b1".into()], false));
+        assert_eq!(names(page(files(), "a", None, 3)), (vec!["a1".into(), "a2".into(), "a3".into()], false));
+        assert_eq!(names(page(files(), "c", None, 3)), (vec![], false));
+        // A token naming a file deleted since still continues after it.
+        assert_eq!(names(page(files(), "", Some("a25"), 1)), (vec!["a3".into()], true));
+    }
+
+    #[test]
+    fn bad_digests_are_refused_naming_the_field_and_the_value() {
+        assert_eq!(digest("header.sha256", "").unwrap(), None);
+        let hex = "0f".repeat(32);
+        assert_eq!(digest("header.sha256", &hex).unwrap(), Some(Sha256Digest([0x0f; 32])));
+        let e = digest("header.sha256", "xyz").unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().starts_with("header.sha256 = \"xyz\": "), "{}", e.message());
+        let long = "g".repeat(10_000);
+        let e = digest("header.sha256", &long).unwrap_err();
+        assert!(e.message().len() < 300, "a refusal quotes only the start: {}", e.message());
     }
 }

@@ -1,6 +1,8 @@
 //! The file index: which object holds each name's content, and its
 //! metadata, in one SQLite table. A row changes in one transaction, so the
-//! name, its content and its metadata change together.
+//! name, its content and its metadata change together. A second table
+//! remembers which resumable uploads were finished, written in the
+//! transaction that commits the file.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,25 @@ use rusqlite_migration::{M, Migrations};
 
 use super::{FileError, FileInfo};
 
+/// Version 2: resumable uploads that were finished, so a client whose Write
+/// ended in the commit can still learn that it did. A row is written in the
+/// transaction that commits the file (so an upload is never both lost and
+/// unfinished), and deleted like a resumable upload's data, after
+/// `resumable_max_age`. The columns are those of `files`, with the upload id
+/// in place of the object.
+const FINISHED_UPLOADS: &str = "
+CREATE TABLE finished_uploads (
+    id       TEXT PRIMARY KEY NOT NULL,  -- the upload id, checked by validate_name
+    name     TEXT NOT NULL,              -- the file it was committed as
+    size     INTEGER NOT NULL,
+    sha256   TEXT NOT NULL,              -- 64 lowercase hex digits
+    created  INTEGER NOT NULL,           -- nanoseconds since the Unix epoch
+    modified INTEGER NOT NULL            -- when it was committed
+) STRICT, WITHOUT ROWID;
+";
+
 pub(super) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("schema.sql"))])
+    Migrations::new(vec![M::up(include_str!("schema.sql")), M::up(FINISHED_UPLOADS)])
 }
 
 /// A stored file: its metadata and the object holding its content.
@@ -74,6 +93,9 @@ fn from_nanos(nanos: i64) -> SystemTime {
 
 const COLUMNS: &str = "name, object, size, sha256, created, modified";
 
+/// The columns of `finished_uploads`, in the places of [`COLUMNS`].
+const FINISHED_COLUMNS: &str = "name, id, size, sha256, created, modified";
+
 impl Locked<'_> {
     fn sqlite(&self, source: rusqlite::Error) -> FileError {
         index_error(self.path, source)
@@ -127,9 +149,15 @@ impl Locked<'_> {
     }
 
     /// Makes `object` the content of `info.name` in one transaction, keeping
-    /// the name's creation time if it existed. Answers the row as stored and
-    /// the object it replaced.
-    pub fn put(&mut self, object: &str, info: &FileInfo) -> Result<(Row, Option<String>), FileError> {
+    /// the name's creation time if it existed, and records the resumable
+    /// upload `finished` (if any) as finished with it. Answers the row as
+    /// stored and the object it replaced.
+    pub fn put(
+        &mut self,
+        object: &str,
+        info: &FileInfo,
+        finished: Option<&str>,
+    ) -> Result<(Row, Option<String>), FileError> {
         let path = self.path;
         let sqlite = |source| index_error(path, source);
         let tx = self.conn.transaction().map_err(sqlite)?;
@@ -146,6 +174,15 @@ impl Locked<'_> {
             params![info.name, object, size, info.sha256.to_hex(), created, to_nanos(info.modified)],
         )
         .map_err(sqlite)?;
+        if let Some(id) = finished {
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO finished_uploads ({FINISHED_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
+                params![info.name, id, size, info.sha256.to_hex(), created, to_nanos(info.modified)],
+            )
+            .map_err(sqlite)?;
+        }
         tx.commit().map_err(sqlite)?;
         let info = FileInfo {
             created: from_nanos(created),
@@ -160,5 +197,32 @@ impl Locked<'_> {
         let Some(row) = self.get(name)? else { return Ok(None) };
         self.conn.execute("DELETE FROM files WHERE name = ?1", [name]).map_err(|e| self.sqlite(e))?;
         Ok(Some(row))
+    }
+
+    /// The file the resumable upload `id` was committed as, if it was
+    /// finished (and not forgotten since).
+    pub fn finished(&self, id: &str) -> Result<Option<FileInfo>, FileError> {
+        let mut query = self
+            .conn
+            .prepare_cached(&format!("SELECT {FINISHED_COLUMNS} FROM finished_uploads WHERE id = ?1"))
+            .map_err(|e| self.sqlite(e))?;
+        let row = query.query_row([id], |r| self.row(r)).optional().map_err(|e| self.sqlite(e))?;
+        Ok(row.transpose()?.map(|row| row.info))
+    }
+
+    /// Forgets that the upload `id` was finished; false if it was not.
+    pub fn forget_finished(&self, id: &str) -> Result<bool, FileError> {
+        let deleted = self
+            .conn
+            .execute("DELETE FROM finished_uploads WHERE id = ?1", [id])
+            .map_err(|e| self.sqlite(e))?;
+        Ok(deleted > 0)
+    }
+
+    /// Forgets the uploads finished before `cutoff`; answers how many.
+    pub fn forget_finished_before(&self, cutoff: SystemTime) -> Result<usize, FileError> {
+        self.conn
+            .execute("DELETE FROM finished_uploads WHERE modified < ?1", [to_nanos(cutoff)])
+            .map_err(|e| self.sqlite(e))
     }
 }

@@ -1,7 +1,8 @@
 //! [`LocalFileStore`]: files under `<data dir>/files/`.
 //!
 //! ```text
-//! files/index.sqlite3        name -> object, size, sha256, times (index.rs)
+//! files/index.sqlite3        name -> object, size, sha256, times; finished
+//!                            resumable upload ids (index.rs)
 //! files/objects/<object>     file contents, never changed once written
 //! files/.tmp/<random>        plain uploads in progress (deleted at open)
 //! files/.tmp/resumable/<id>  resumable uploads in progress
@@ -23,7 +24,7 @@ use dataport_core::files::{Sha256Digest, validate_name};
 
 use super::index::{Index, Locked};
 use super::upload::{ActiveGuard, LocalUpload};
-use super::{FileError, FileInfo, FileStore, FileStoreConfig};
+use super::{FileError, FileInfo, FileStore, FileStoreConfig, UploadState};
 
 /// Files on the local disk. Cheap to clone: clones share one store.
 #[derive(Clone, Debug)]
@@ -138,12 +139,16 @@ impl LocalFileStore {
 
     /// Deletes resumable uploads not written to for longer than
     /// `resumable_max_age` (none if it is `None`), except those being
-    /// written now; answers how many. A server calls it now and then.
+    /// written now, and forgets the uploads finished longer ago than that;
+    /// answers how many. A server calls it now and then.
     pub fn remove_stale_resumable(&self) -> Result<usize, FileError> {
         let Some(max_age) = self.shared.config.resumable_max_age else { return Ok(0) };
         let dir = &self.shared.resumable;
         let now = SystemTime::now();
-        let mut removed = 0;
+        let mut removed = match now.checked_sub(max_age) {
+            Some(cutoff) => self.shared.index.lock().forget_finished_before(cutoff)?,
+            None => 0,
+        };
         for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
             let entry = entry.map_err(|e| FileError::io(dir, e))?;
             let path = entry.path();
@@ -206,7 +211,14 @@ impl Shared {
     /// that durable, then switches the name to it in one index transaction.
     /// The commit point is that transaction: a crash before it leaves an
     /// object no name refers to, deleted at the next open.
+    ///
+    /// The data of a resumable upload is committed from its own file,
+    /// `.tmp/resumable/<id>`; its id is recorded as finished in that same
+    /// transaction.
     pub fn commit(&self, temp: tempfile::TempPath, info: FileInfo) -> Result<FileInfo, FileError> {
+        let finished = (temp.parent() == Some(self.resumable.as_path()))
+            .then(|| temp.file_name().map(|id| id.to_string_lossy().into_owned()))
+            .flatten();
         let mut temp = temp;
         let mut attempts = 0;
         let (object, path) = loop {
@@ -223,7 +235,7 @@ impl Shared {
         };
         let placed = sync_dir(&self.objects).and_then(|()| {
             let mut index = self.index.lock();
-            let (row, old) = index.put(&object, &info)?;
+            let (row, old) = index.put(&object, &info, finished.as_deref())?;
             self.remove_replaced(&index, old);
             Ok(row.info)
         });
@@ -266,6 +278,11 @@ impl FileStore for LocalFileStore {
         validate_name(id)?;
         validate_name(name)?;
         let guard = ActiveGuard::claim(&self.shared, id)?;
+        // Checked once claimed: a commit of `id` holds the claim until its
+        // finished record is written.
+        if let Some(info) = self.shared.index.lock().finished(id)? {
+            return Err(FileError::UploadFinished { id: id.to_owned(), info: Box::new(info) });
+        }
         LocalUpload::resume(Arc::clone(&self.shared), name, expected, guard)
     }
 
@@ -282,13 +299,32 @@ impl FileStore for LocalFileStore {
         }
     }
 
+    fn upload_state(&self, id: &str) -> Result<Option<UploadState>, FileError> {
+        validate_name(id)?;
+        // Held throughout, so no writer claims or releases `id` meanwhile: a
+        // commit moves the data away before it records the id as finished,
+        // but it holds its claim until then.
+        let active = self.shared.active();
+        if let Some(durable) = active.get(id) {
+            return Ok(Some(UploadState::InProgress { durable: durable.load(Ordering::Acquire) }));
+        }
+        let path = self.shared.resumable_path(id);
+        match std::fs::metadata(&path) {
+            Ok(meta) => return Ok(Some(UploadState::InProgress { durable: meta.len() })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FileError::io(&path, e)),
+        }
+        Ok(self.shared.index.lock().finished(id)?.map(UploadState::Finished))
+    }
+
     fn discard_resumable(&self, id: &str) -> Result<bool, FileError> {
         validate_name(id)?;
         let _guard = ActiveGuard::claim(&self.shared, id)?;
+        let forgotten = self.shared.index.lock().forget_finished(id)?;
         let path = self.shared.resumable_path(id);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(forgotten),
             Err(e) => Err(FileError::io(&path, e)),
         }
     }

@@ -75,6 +75,10 @@ pub enum FileError {
     BadOffset { expected: u64, got: u64 },
     #[error("upload {id:?} is already being written by another call")]
     InUse { id: String },
+    /// A resumable upload that was finished is not written again (its id
+    /// is remembered as long as an unfinished upload's data is kept).
+    #[error("upload {id:?} was already finished: committed as {:?}, {} bytes", .info.name, .info.size)]
+    UploadFinished { id: String, info: Box<FileInfo> },
     #[error("upload of {name:?} was abandoned after an earlier error; start it again")]
     Abandoned { name: String },
     #[error("{path}: {source}")]
@@ -98,6 +102,17 @@ impl FileError {
             _ => FileError::Io { path, source },
         }
     }
+}
+
+/// Where a resumable upload stands ([`FileStore::upload_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadState {
+    /// Started and not finished: a Write continues at `durable`, the bytes
+    /// durably stored.
+    InProgress { durable: u64 },
+    /// Finished: committed as this file (as it was then; the name may have
+    /// been replaced or deleted since).
+    Finished(FileInfo),
 }
 
 /// Files stored by name. Every name is checked with
@@ -124,7 +139,9 @@ pub trait FileStore: Send + Sync {
     /// which becomes `name` when committed. Its data survives the upload
     /// being dropped and the process restarting, and continues at
     /// [`Upload::committed_size`]; one call at a time may write it
-    /// ([`FileError::InUse`]).
+    /// ([`FileError::InUse`]). Once committed, the id stays finished
+    /// ([`FileError::UploadFinished`]) until it is discarded or as old as
+    /// an unfinished upload would be deleted at.
     fn resumable(
         &self,
         id: &str,
@@ -137,7 +154,13 @@ pub trait FileStore: Send + Sync {
     /// discarded).
     fn resumable_size(&self, id: &str) -> Result<Option<u64>, FileError>;
 
-    /// Deletes the resumable upload `id`; false if there was none.
+    /// Whether the resumable upload `id` is in progress (and how much of it
+    /// is durable) or finished; `None` if it was never started, or was
+    /// discarded or removed as stale.
+    fn upload_state(&self, id: &str) -> Result<Option<UploadState>, FileError>;
+
+    /// Deletes the resumable upload `id`, or forgets that it was finished so
+    /// the id can start a new upload; false if there was neither.
     fn discard_resumable(&self, id: &str) -> Result<bool, FileError>;
 
     /// Opens `name` for reading, with what the store knows about it.
@@ -182,6 +205,11 @@ pub trait Upload: Send {
 
     /// Makes everything written so far durable and answers its size.
     fn sync(&mut self) -> Result<u64, FileError>;
+
+    /// Requires the data to have the sha256 `expected` at commit, in place of
+    /// any digest given when the upload began: for a client that knows the
+    /// digest only once it has sent the data.
+    fn expect_sha256(&mut self, expected: Sha256Digest);
 
     /// Checks the sha256, makes the file durable and visible under its name
     /// (replacing any file of that name), and answers what was stored.

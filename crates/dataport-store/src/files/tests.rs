@@ -171,6 +171,11 @@ fn periodic_flushes_advance_the_committed_size() {
     for chunk in data.chunks(1000) {
         up.write(chunk).unwrap();
     }
+    // The flushes run beside the upload: wait for them to catch up.
+    let start = Instant::now();
+    while up.committed_size() < 80_000 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(up.committed_size() >= 80_000 && up.committed_size() <= 95_000, "{}", up.committed_size());
     assert_eq!(up.sync().unwrap(), 95_000);
     assert_eq!(up.committed_size(), 95_000);
@@ -515,4 +520,72 @@ fn one_gib_durable_upload_against_dd() {
             median(&mut cpus[i])
         );
     }
+}
+
+#[test]
+fn a_digest_given_after_the_data_is_checked_at_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let old = upload(&store, "f", b"old");
+    let wrong = sha(b"something else");
+    let mut up = store.begin_upload("f", None).unwrap();
+    up.write(b"data").unwrap();
+    up.expect_sha256(wrong);
+    let err = up.commit().unwrap_err();
+    let FileError::ChecksumMismatch { expected, actual } = &err else { panic!("{err}") };
+    assert_eq!((*expected, *actual), (wrong, sha(b"data")));
+    assert_eq!(store.stat("f").unwrap(), old);
+    assert_eq!(read_all(&store, "f"), b"old");
+    assert_eq!(entries(&store, ".tmp"), ["resumable"]);
+
+    // It replaces a digest given when the upload began.
+    let mut up = store.begin_upload("f", Some(wrong)).unwrap();
+    up.write(b"data").unwrap();
+    up.expect_sha256(sha(b"data"));
+    assert_eq!(up.commit().unwrap().sha256, sha(b"data"));
+    assert_eq!(read_all(&store, "f"), b"data");
+}
+
+#[test]
+fn a_finished_resumable_upload_is_remembered_until_discarded_or_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    assert_eq!(store.upload_state("up").unwrap(), None);
+    let mut up = store.resumable("up", "done.bin", None).unwrap();
+    up.write(b"hello").unwrap();
+    // Being written: only what is durable counts.
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::InProgress { durable: 0 }));
+    up.sync().unwrap();
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::InProgress { durable: 5 }));
+    let info = up.commit().unwrap();
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info.clone())));
+    assert_eq!(store.resumable_size("up").unwrap(), None);
+    // A finished id is not written again, and no data file comes back for it.
+    let again = store.resumable("up", "done.bin", None).unwrap_err();
+    assert!(
+        matches!(&again, FileError::UploadFinished { id, info: i } if id == "up" && **i == info),
+        "{again}"
+    );
+    assert_eq!(again.to_string(), "upload \"up\" was already finished: committed as \"done.bin\", 5 bytes");
+    assert!(entries(&store, ".tmp/resumable").is_empty());
+    // The record is committed with the file, and survives a restart.
+    drop(store);
+    let store = self::store(dir.path());
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info.clone())));
+    // Deleting the file does not forget the upload; discarding it does.
+    store.delete("done.bin").unwrap();
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info)));
+    assert!(store.discard_resumable("up").unwrap());
+    assert_eq!(store.upload_state("up").unwrap(), None);
+    assert!(!store.discard_resumable("up").unwrap());
+    let mut up = store.resumable("up", "second.bin", None).unwrap();
+    up.write(b"x").unwrap();
+    up.commit().unwrap();
+    // Kept as long as an unfinished upload would be.
+    drop(store);
+    let config = FileStoreConfig { resumable_max_age: Some(Duration::ZERO), ..Default::default() };
+    let store = LocalFileStore::open_with(dir.path(), config).unwrap();
+    assert_eq!(store.upload_state("up").unwrap(), None);
+    assert_eq!(read_all(&store, "second.bin"), b"x");
+    assert!(matches!(store.upload_state("a/b"), Err(FileError::BadName(_))));
 }

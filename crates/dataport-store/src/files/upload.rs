@@ -1,19 +1,33 @@
 //! [`LocalUpload`]: one upload streaming into a temporary file.
 //!
-//! Memory is one buffer of [`BUFFER`] bytes whatever the file size. Data is
-//! hashed as it is written (on a second thread for large writes), so the
-//! sha256 costs no extra pass. Every `sync_every` bytes the data written so
-//! far is flushed to disk on a helper thread while the upload keeps
-//! receiving (an `fdatasync` of a duplicate descriptor), and the next flush
-//! waits for the previous one; so the disk works during the upload, at most
-//! two intervals are ever unflushed, and the flush at commit is short.
+//! An upload is a pipeline of three threads besides the caller's, so that
+//! receiving, hashing and writing overlap: the caller copies the data into
+//! [`BLOCKS`] reused blocks of [`BLOCK`] bytes (memory stays that whatever
+//! the file size); a hashing thread adds each full block to the sha256, so
+//! it costs no extra pass; a writing thread writes it; and every
+//! `sync_every` bytes a flushing thread makes what is written so far
+//! durable (`fdatasync`) while the upload goes on. A flush waits for the
+//! one before, so at most two intervals are ever unflushed, and the flush at
+//! commit is short.
+//!
+//! Blocks are written with direct I/O (`O_DIRECT`) where the file system
+//! allows it: the bytes go from the block to the disk, not through the page
+//! cache. That saves a copy, and on a virtual machine it saves far more:
+//! every page the cache takes for a new file is memory the guest must
+//! fault in from the host, which measured at 0.5-1 GB/s here, slower than
+//! the disk (see bench/README.md, files). A block is placed in memory at the
+//! same offset modulo [`ALIGN`] as its data has in the file, so that all its
+//! whole aligned pages can go direct; the ragged ends of a file (and all
+//! writes, on a file system without direct I/O) go through the page cache.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -24,13 +38,30 @@ use tempfile::{NamedTempFile, TempPath};
 use super::local::Shared;
 use super::{FileError, FileInfo, Upload};
 
-/// Bytes gathered before a `write(2)`: big enough that small client chunks
-/// do not cost a system call each.
-const BUFFER: usize = 256 << 10;
+/// Bytes per block: what the caller hands the hashing and writing threads
+/// at a time, and the size of a direct write.
+const BLOCK_DEFAULT: usize = 1 << 20;
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+#[allow(non_snake_case)]
+fn BLOCK() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| knob("DP_BLOCK_KIB", BLOCK_DEFAULT >> 10) << 10)
+}
+#[allow(non_snake_case)]
+fn BLOCKS() -> usize {
+    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *V.get_or_init(|| knob("DP_BLOCKS", BLOCKS_DEFAULT))
+}
 
-/// The smallest write worth hashing on a second thread: a thread costs tens
-/// of microseconds, hashing this much about a hundred.
-const PARALLEL_MIN: usize = 128 << 10;
+/// Blocks per upload, being filled, hashed, written or free: an upload holds
+/// this many blocks of memory.
+const BLOCKS_DEFAULT: usize = 4;
+
+/// The alignment of direct I/O (memory, file offsets, lengths): the page
+/// size, which every Linux file system that does direct I/O accepts.
+const ALIGN: usize = 4096;
 
 /// A file being uploaded to a [`super::LocalFileStore`]. Dropping it before
 /// [`Upload::commit`] deletes a plain upload's data, and makes a resumable
@@ -41,13 +72,27 @@ pub struct LocalUpload {
     expected: Option<Sha256Digest>,
     path: PathBuf,
     file: File,
-    buf: Vec<u8>,
-    hasher: Sha256,
+    /// The block being filled.
+    block: Option<Block>,
+    /// The running pipeline; `None` before the first write, and after a
+    /// sync until the next write.
+    pipeline: Option<Pipeline>,
+    /// The hasher while no pipeline runs (its thread holds it meanwhile).
+    hasher: Option<Sha256>,
+    /// The writer's descriptors, opened by the first write, held by the
+    /// writing thread while a pipeline runs.
+    disk: Option<Disk>,
+    /// Free blocks kept while no pipeline runs.
+    spare: Vec<Block>,
     written: u64,
-    durable: u64,
-    /// `written` when the last background flush started.
-    flush_mark: u64,
-    pending: Option<PendingSync>,
+    /// `written` at which the block being filled goes to the pipeline even
+    /// if not full.
+    next_handover: u64,
+    /// Bytes known durable; shared with the flushing thread and, for a
+    /// resumable upload, with the store.
+    durable: Arc<AtomicU64>,
+    /// The first error of a pipeline thread.
+    failure: Arc<Mutex<Option<io::Error>>>,
     kind: Kind,
     state: State,
 }
@@ -55,7 +100,8 @@ pub struct LocalUpload {
 enum Kind {
     /// Deleted when dropped.
     Plain(Option<TempPath>),
-    Resumable(ActiveGuard),
+    /// Kept for its claim on the id, released when dropped.
+    Resumable { _claim: ActiveGuard },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,12 +109,6 @@ enum State {
     Open,
     Failed,
     Committed,
-}
-
-/// A flush running on a helper thread, of the first `upto` bytes.
-struct PendingSync {
-    upto: u64,
-    thread: JoinHandle<io::Result<()>>,
 }
 
 /// Marks a resumable upload id as being written, so a second writer is
@@ -103,8 +143,219 @@ impl fmt::Debug for LocalUpload {
             .field("name", &self.name)
             .field("path", &self.path)
             .field("written", &self.written)
-            .field("durable", &self.durable)
+            .field("durable", &self.durable.load(Ordering::Acquire))
             .finish_non_exhaustive()
+    }
+}
+
+/// Up to [`BLOCK`] bytes of the file, from `pos` on, held at the offset
+/// modulo [`ALIGN`] they have in the file (see the module docs).
+struct Block {
+    /// Never resized, so `base` stays aligned.
+    buf: Vec<u8>,
+    /// The first [`ALIGN`]-aligned index of `buf`; `None` if the memory
+    /// cannot be aligned, and then the block is written through the cache.
+    base: Option<usize>,
+    pos: u64,
+    len: usize,
+}
+
+impl Block {
+    fn new() -> Block {
+        let buf = vec![0; BLOCK() + 2 * ALIGN];
+        let base = Some(buf.as_ptr().align_offset(ALIGN)).filter(|&b| b < ALIGN);
+        Block { buf, base, pos: 0, len: 0 }
+    }
+
+    /// Empties the block for the data at `pos` on.
+    fn reset(&mut self, pos: u64) {
+        self.pos = pos;
+        self.len = 0;
+    }
+
+    fn lead(&self) -> usize {
+        (self.pos % ALIGN as u64) as usize
+    }
+
+    fn start(&self) -> usize {
+        self.base.unwrap_or(0) + self.lead()
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start()..self.start() + self.len]
+    }
+
+    /// Bytes the block can still take; a full block ends on an aligned file
+    /// offset, so the next one starts on one.
+    fn room(&self) -> usize {
+        BLOCK() - self.lead() - self.len
+    }
+
+    /// Copies as much of `data` as fits; answers how much.
+    fn push(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.room());
+        let at = self.start() + self.len;
+        self.buf[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        n
+    }
+
+    /// The part of `data()` that direct I/O can write: whole aligned pages,
+    /// also aligned in memory.
+    fn direct_range(&self) -> std::ops::Range<usize> {
+        if self.base.is_none() {
+            return 0..0;
+        }
+        let head = (ALIGN - self.lead()) % ALIGN;
+        if head >= self.len {
+            return 0..0;
+        }
+        let end = head + (self.len - head) / ALIGN * ALIGN;
+        head..end
+    }
+}
+
+/// Where blocks are written: the upload's file, and a second descriptor of
+/// it opened for direct I/O where the file system allows.
+struct Disk {
+    file: File,
+    direct: Option<File>,
+}
+
+impl Disk {
+    fn open(file: &File, path: &Path) -> io::Result<Disk> {
+        let direct = if std::env::var_os("DP_NODIRECT").is_some() {
+            None
+        } else {
+            File::options().write(true).custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32).open(path).ok()
+        };
+        Ok(Disk { file: file.try_clone()?, direct })
+    }
+
+    fn write(&mut self, block: &Block) -> io::Result<()> {
+        let (data, pos) = (block.data(), block.pos);
+        let range = block.direct_range();
+        let Some(direct) = self.direct.as_ref().filter(|_| !range.is_empty()) else {
+            return self.file.write_all_at(data, pos);
+        };
+        self.file.write_all_at(&data[..range.start], pos)?;
+        match direct.write_all_at(&data[range.clone()], pos + range.start as u64) {
+            Ok(()) => {}
+            // Alignment this file system does not take: through the cache from now on.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                self.direct = None;
+                self.file.write_all_at(&data[range.clone()], pos + range.start as u64)?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.file.write_all_at(&data[range.end..], pos + range.end as u64)
+    }
+}
+
+/// The threads of an upload in progress: blocks go to `to_hash`, then to
+/// the writing thread, and come back through `free`.
+struct Pipeline {
+    to_hash: SyncSender<Block>,
+    free: Receiver<Block>,
+    /// Blocks in the pipeline or in `free`, and the one being filled.
+    blocks: usize,
+    hashing: JoinHandle<Sha256>,
+    writing: JoinHandle<(Disk, Vec<Block>)>,
+}
+
+/// Records the first error of a pipeline thread.
+fn record(failure: &Mutex<Option<io::Error>>, e: io::Error) {
+    failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+}
+
+fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> io::Result<JoinHandle<T>> {
+    std::thread::Builder::new().name(name.into()).spawn(f)
+}
+
+/// The writing thread: writes each block, hands it back, and every
+/// `sync_every` bytes starts a flush of what is written; at the end waits
+/// for the last flush and answers the disk and the blocks it still has.
+fn write_blocks(
+    blocks: Receiver<Block>,
+    free: SyncSender<Block>,
+    mut disk: Disk,
+    (sync_every, mut mark): (u64, u64),
+    durable: Arc<AtomicU64>,
+    failure: Arc<Mutex<Option<io::Error>>>,
+) -> (Disk, Vec<Block>) {
+    let mut flusher = Flusher::spawn(&disk.file, durable, Arc::clone(&failure));
+    let mut kept = Vec::new();
+    for block in blocks.iter() {
+        if let Err(e) = disk.write(&block) {
+            record(&failure, e);
+            kept.push(block);
+            break;
+        }
+        let end = block.pos + block.len as u64;
+        if end - mark >= sync_every {
+            mark = end;
+            if let Err(e) = flusher.flush(&disk.file, end) {
+                record(&failure, e);
+                kept.push(block);
+                break;
+            }
+        }
+        // The receiver gone means the upload stopped; keep the block.
+        if let Err(TrySendError::Full(block) | TrySendError::Disconnected(block)) = free.try_send(block) {
+            kept.push(block);
+        }
+    }
+    drop(free);
+    flusher.finish();
+    kept.extend(blocks.try_iter());
+    (disk, kept)
+}
+
+/// Flushes on its own thread: each request waits for the flush before it.
+struct Flusher {
+    thread: Option<(SyncSender<u64>, JoinHandle<()>)>,
+    durable: Arc<AtomicU64>,
+}
+
+impl Flusher {
+    fn spawn(file: &File, durable: Arc<AtomicU64>, failure: Arc<Mutex<Option<io::Error>>>) -> Flusher {
+        let thread = file.try_clone().ok().and_then(|file| {
+            let (tx, rx) = sync_channel::<u64>(0);
+            let durable = Arc::clone(&durable);
+            let thread = spawn("dataport-fsync", move || {
+                for upto in rx.iter() {
+                    match file.sync_data() {
+                        Ok(()) => _ = durable.fetch_max(upto, Ordering::AcqRel),
+                        Err(e) => return record(&failure, e),
+                    }
+                }
+            });
+            thread.ok().map(|thread| (tx, thread))
+        });
+        Flusher { thread, durable }
+    }
+
+    /// Has the first `upto` bytes flushed: on the thread, once the flush
+    /// before has finished; here, if there is no thread (or it stopped,
+    /// having recorded why).
+    fn flush(&mut self, file: &File, upto: u64) -> io::Result<()> {
+        if let Some((tx, _)) = &self.thread
+            && tx.send(upto).is_ok()
+        {
+            return Ok(());
+        }
+        self.thread = None;
+        file.sync_data()?;
+        self.durable.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Waits for the flush in progress.
+    fn finish(self) {
+        if let Some((tx, thread)) = self.thread {
+            drop(tx);
+            let _ = thread.join();
+        }
     }
 }
 
@@ -116,7 +367,8 @@ impl LocalUpload {
         temp: NamedTempFile,
     ) -> Self {
         let (file, temp) = temp.into_parts();
-        LocalUpload::new(shared, name, expected, temp.to_path_buf(), file, Kind::Plain(Some(temp)))
+        let durable = Arc::new(AtomicU64::new(0));
+        LocalUpload::new(shared, name, expected, temp.to_path_buf(), file, Kind::Plain(Some(temp)), durable)
     }
 
     /// Opens (or creates) the data of a resumable upload and reads it once to
@@ -142,21 +394,24 @@ impl LocalUpload {
             return Err(FileError::TooLarge { limit: shared.config.max_file_size });
         }
         let mut hasher = Sha256::new();
-        let mut buf = vec![0; BUFFER];
+        let mut block = Block::new();
+        let buf = &mut block.buf[..BLOCK()];
         let mut left = len;
         while left > 0 {
-            let want = usize::try_from(left).unwrap_or(BUFFER).min(BUFFER);
+            let want = usize::try_from(left).unwrap_or(BLOCK()).min(BLOCK());
             file.read_exact(&mut buf[..want]).map_err(io_error)?;
             hasher.update(&buf[..want]);
             left -= want as u64;
         }
         file.seek(SeekFrom::Start(len)).map_err(io_error)?;
         guard.durable.store(len, Ordering::Release);
-        let mut upload = LocalUpload::new(shared, name, expected, path, file, Kind::Resumable(guard));
-        upload.buf = buf;
-        upload.buf.clear();
-        upload.hasher = hasher;
-        (upload.written, upload.durable, upload.flush_mark) = (len, len, len);
+        let durable = Arc::clone(&guard.durable);
+        let mut upload =
+            LocalUpload::new(shared, name, expected, path, file, Kind::Resumable { _claim: guard }, durable);
+        upload.spare.push(block);
+        upload.hasher = Some(hasher);
+        upload.written = len;
+        upload.next_handover = len.saturating_add(upload.shared.config.sync_every);
         Ok(upload)
     }
 
@@ -167,19 +422,24 @@ impl LocalUpload {
         path: PathBuf,
         file: File,
         kind: Kind,
+        durable: Arc<AtomicU64>,
     ) -> Self {
+        let next_handover = shared.config.sync_every;
         LocalUpload {
             shared,
             name: name.to_owned(),
             expected,
             path,
             file,
-            buf: Vec::with_capacity(BUFFER),
-            hasher: Sha256::new(),
+            block: None,
+            pipeline: None,
+            hasher: Some(Sha256::new()),
+            disk: None,
+            spare: Vec::new(),
             written: 0,
-            durable: 0,
-            flush_mark: 0,
-            pending: None,
+            next_handover,
+            durable,
+            failure: Arc::new(Mutex::new(None)),
             kind,
             state: State::Open,
         }
@@ -197,22 +457,21 @@ impl LocalUpload {
         }
     }
 
-    fn set_durable(&mut self, upto: u64) {
-        self.durable = upto;
-        if let Kind::Resumable(guard) = &self.kind {
-            guard.durable.store(upto, Ordering::Release);
-        }
+    fn set_durable(&self, upto: u64) {
+        self.durable.fetch_max(upto, Ordering::AcqRel);
     }
 
     /// Gives up after an I/O error: a plain upload's data is deleted, a
     /// resumable one is cut back to what is known durable.
     fn fail(&mut self, source: io::Error) -> FileError {
         self.state = State::Failed;
+        self.stop();
         let err = FileError::io(&self.path, source);
         match &mut self.kind {
             Kind::Plain(temp) => drop(temp.take()),
-            Kind::Resumable(_) => {
-                let _ = self.file.set_len(self.durable).and_then(|()| self.file.sync_data());
+            Kind::Resumable { .. } => {
+                let durable = self.durable.load(Ordering::Acquire);
+                let _ = self.file.set_len(durable).and_then(|()| self.file.sync_data());
             }
         }
         err
@@ -221,82 +480,147 @@ impl LocalUpload {
     /// Deletes the upload's data, resumable or not.
     fn discard(&mut self) {
         self.state = State::Failed;
+        self.stop();
         match &mut self.kind {
             Kind::Plain(temp) => drop(temp.take()),
-            Kind::Resumable(_) => {
+            Kind::Resumable { .. } => {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
     }
 
-    fn flush_buffer(&mut self) -> Result<(), FileError> {
-        if !self.buf.is_empty() {
-            let result = put(&mut self.file, &mut self.hasher, &self.buf);
-            self.buf.clear();
-            result.map_err(|e| self.fail(e))?;
-        }
-        Ok(())
-    }
-
-    /// Waits for the flush in progress, if any.
-    fn wait_pending(&mut self) -> Result<(), FileError> {
-        let Some(pending) = self.pending.take() else { return Ok(()) };
-        match pending.thread.join() {
-            Ok(Ok(())) => {
-                self.set_durable(pending.upto);
-                Ok(())
-            }
-            Ok(Err(e)) => Err(self.fail(e)),
-            Err(_) => Err(self.fail(io::Error::other("the fsync thread panicked"))),
+    /// Stops the pipeline, dropping the block being filled, and waits for its
+    /// threads (which finish the few blocks already handed to them), so
+    /// that nothing writes to the file after.
+    fn stop(&mut self) {
+        self.block = None;
+        if let Some(pipeline) = self.pipeline.take() {
+            let Pipeline { to_hash, free, hashing, writing, .. } = pipeline;
+            drop((to_hash, free));
+            let _ = hashing.join();
+            let _ = writing.join();
         }
     }
 
-    /// Starts flushing what is written so far, beside the upload.
-    fn flush_ahead(&mut self) -> Result<(), FileError> {
-        self.flush_buffer()?;
-        self.wait_pending()?;
-        let upto = self.written;
-        self.flush_mark = upto;
-        let clone = self.file.try_clone().map_err(|e| self.fail(e))?;
-        let spawned =
-            std::thread::Builder::new().name("dataport-fsync".into()).spawn(move || clone.sync_data());
-        match spawned {
-            Ok(thread) => self.pending = Some(PendingSync { upto, thread }),
-            // No thread to spare: flush here instead.
-            Err(_) => {
-                self.file.sync_data().map_err(|e| self.fail(e))?;
-                self.set_durable(upto);
-            }
-        }
-        Ok(())
+    /// The first error of a pipeline thread, if any, taken.
+    fn pipeline_error(&self) -> Option<io::Error> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
-}
 
-/// Writes `data` to `file` and adds it to `hasher`, side by side on two
-/// threads when it is big enough to be worth a thread: either alone keeps a
-/// core busy at about 1 GB/s, together they would halve the upload rate.
-fn put(file: &mut File, hasher: &mut Sha256, data: &[u8]) -> io::Result<()> {
-    if data.len() < PARALLEL_MIN {
-        hasher.update(data);
-        return file.write_all(data);
+    /// A failure of the pipeline: its recorded error, else `otherwise`.
+    fn broken(&mut self, otherwise: &str) -> FileError {
+        let e = self.pipeline_error().unwrap_or_else(|| io::Error::other(otherwise.to_owned()));
+        self.fail(e)
     }
-    let (written, hashed) = std::thread::scope(|scope| {
-        let hashing = std::thread::Builder::new().name("dataport-sha256".into()).spawn_scoped(scope, || {
-            hasher.update(data);
-            true
-        });
-        let written = file.write_all(data);
-        let hashed = match hashing {
-            Ok(thread) => thread.join().map_err(|_| io::Error::other("the sha256 thread panicked"))?,
-            // No thread to spare: hash below instead.
-            Err(_) => false,
+
+    /// Starts the hashing and writing threads.
+    fn start(&mut self) -> Result<(), FileError> {
+        let Some(hasher) = self.hasher.take() else {
+            return Err(self.broken("the upload's hasher went missing"));
         };
-        Ok::<_, io::Error>((written, hashed))
-    })?;
-    if !hashed {
-        hasher.update(data);
+        let disk = match self.disk.take() {
+            Some(disk) => disk,
+            None => Disk::open(&self.file, &self.path).map_err(|e| self.fail(e))?,
+        };
+        let (to_hash, hash_rx) = sync_channel::<Block>(BLOCKS());
+        let (to_write, write_rx) = sync_channel::<Block>(BLOCKS());
+        let (free_tx, free) = sync_channel::<Block>(BLOCKS());
+        let blocks = self.spare.len();
+        for block in self.spare.drain(..) {
+            let _ = free_tx.try_send(block);
+        }
+        let hashing = spawn("dataport-sha256", move || {
+            let mut hasher = hasher;
+            for block in hash_rx.iter() {
+                hasher.update(block.data());
+                if to_write.send(block).is_err() {
+                    break;
+                }
+            }
+            hasher
+        });
+        let hashing = match hashing {
+            Ok(thread) => thread,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let sync = (self.shared.config.sync_every, self.durable.load(Ordering::Acquire));
+        let (durable, failure) = (Arc::clone(&self.durable), Arc::clone(&self.failure));
+        let writing =
+            spawn("dataport-write", move || write_blocks(write_rx, free_tx, disk, sync, durable, failure));
+        let writing = match writing {
+            Ok(thread) => thread,
+            Err(e) => {
+                drop(to_hash);
+                let _ = hashing.join();
+                return Err(self.fail(e));
+            }
+        };
+        self.pipeline = Some(Pipeline { to_hash, free, blocks, hashing, writing });
+        Ok(())
     }
-    written
+
+    /// A free block for the data from `written` on: a returned one, a new
+    /// one while the upload has fewer than [`BLOCKS`], else the next one
+    /// the writing thread hands back.
+    fn next_block(&mut self) -> Result<Block, FileError> {
+        if self.pipeline.is_none() {
+            self.start()?;
+        }
+        let block = match self.pipeline.as_mut() {
+            None => Err(()),
+            Some(pipeline) => match pipeline.free.try_recv() {
+                Ok(block) => Ok(block),
+                Err(TryRecvError::Empty) if pipeline.blocks < BLOCKS() => {
+                    pipeline.blocks += 1;
+                    Ok(Block::new())
+                }
+                Err(_) => pipeline.free.recv().map_err(|_| ()),
+            },
+        };
+        match block {
+            Ok(mut block) => {
+                block.reset(self.written);
+                Ok(block)
+            }
+            Err(()) => Err(self.broken("the upload's writing thread stopped")),
+        }
+    }
+
+    /// Hands the block being filled to the pipeline.
+    fn send_block(&mut self) -> Result<(), FileError> {
+        let Some(block) = self.block.take() else { return Ok(()) };
+        if block.len == 0 {
+            self.spare.push(block);
+            return Ok(());
+        }
+        let sent = self.pipeline.as_ref().is_some_and(|pipeline| pipeline.to_hash.send(block).is_ok());
+        if sent { Ok(()) } else { Err(self.broken("the upload's hashing thread stopped")) }
+    }
+
+    /// Writes everything handed over so far and stops the threads, taking
+    /// back the hasher, the disk and the blocks.
+    fn drain(&mut self) -> Result<(), FileError> {
+        self.send_block()?;
+        let Some(Pipeline { to_hash, free, hashing, writing, .. }) = self.pipeline.take() else {
+            return Ok(());
+        };
+        drop(to_hash);
+        let hashed = hashing.join();
+        let written = writing.join();
+        self.spare.extend(free.try_iter());
+        match (hashed, written) {
+            (Ok(hasher), Ok((disk, blocks))) => {
+                self.hasher = Some(hasher);
+                self.disk = Some(disk);
+                self.spare.extend(blocks);
+            }
+            _ => return Err(self.fail(io::Error::other("an upload thread panicked"))),
+        }
+        match self.pipeline_error() {
+            Some(e) => Err(self.fail(e)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Upload for LocalUpload {
@@ -308,20 +632,28 @@ impl Upload for LocalUpload {
             self.discard();
             return Err(FileError::TooLarge { limit });
         }
-        if self.buf.len() + data.len() > BUFFER {
-            self.flush_buffer()?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let block = match self.block.take() {
+                Some(block) => block,
+                None => self.next_block()?,
+            };
+            let block = self.block.insert(block);
+            let n = block.push(rest);
+            let full = block.room() == 0;
+            rest = &rest[n..];
+            self.written += n as u64;
+            // A block also goes at every `sync_every` bytes, lest a small
+            // interval wait for a block to fill before being flushed.
+            if self.written >= self.next_handover {
+                self.next_handover = self.written.saturating_add(self.shared.config.sync_every);
+                self.send_block()?;
+            } else if full {
+                self.send_block()?;
+            }
         }
-        if data.len() >= BUFFER {
-            put(&mut self.file, &mut self.hasher, data).map_err(|e| self.fail(e))?;
-        } else {
-            self.buf.extend_from_slice(data);
-        }
-        self.written = end;
-        if self.pending.as_ref().is_some_and(|p| p.thread.is_finished()) {
-            self.wait_pending()?;
-        }
-        if self.written - self.flush_mark >= self.shared.config.sync_every {
-            self.flush_ahead()?;
+        if let Some(e) = self.pipeline_error() {
+            return Err(self.fail(e));
         }
         Ok(())
     }
@@ -331,36 +663,41 @@ impl Upload for LocalUpload {
     }
 
     fn committed_size(&self) -> u64 {
-        self.durable
+        self.durable.load(Ordering::Acquire)
     }
 
     fn sync(&mut self) -> Result<u64, FileError> {
         self.check_open()?;
-        self.flush_buffer()?;
-        self.wait_pending()?;
+        self.drain()?;
         self.file.sync_data().map_err(|e| self.fail(e))?;
         self.set_durable(self.written);
         Ok(self.written)
     }
 
+    fn expect_sha256(&mut self, expected: Sha256Digest) {
+        self.expected = Some(expected);
+    }
+
     fn commit(mut self) -> Result<FileInfo, FileError> {
         self.check_open()?;
-        self.flush_buffer()?;
-        let actual = Sha256Digest(std::mem::take(&mut self.hasher).finalize().into());
+        self.drain()?;
+        let Some(hasher) = self.hasher.take() else {
+            return Err(self.broken("the upload's hasher went missing"));
+        };
+        let actual = Sha256Digest(hasher.finalize().into());
         if let Some(expected) = self.expected
             && expected != actual
         {
             self.discard();
             return Err(FileError::ChecksumMismatch { expected, actual });
         }
-        self.wait_pending()?;
         self.file.sync_data().map_err(|e| self.fail(e))?;
         self.set_durable(self.written);
         let temp = match &mut self.kind {
             Kind::Plain(temp) => temp.take(),
             // From here the resumable data is the commit's: if the commit
             // fails, it is deleted like a plain upload's.
-            Kind::Resumable(_) => {
+            Kind::Resumable { .. } => {
                 Some(TempPath::try_from_path(&self.path).map_err(|e| FileError::io(&self.path, e))?)
             }
         };
@@ -382,8 +719,9 @@ impl Drop for LocalUpload {
     fn drop(&mut self) {
         // A plain upload's TempPath deletes its data as it drops; a resumable
         // upload keeps what it has, durably, for the next call.
-        if self.state == State::Open && matches!(self.kind, Kind::Resumable(_)) {
+        if self.state == State::Open && matches!(self.kind, Kind::Resumable { .. }) {
             let _ = self.sync();
         }
+        self.stop();
     }
 }

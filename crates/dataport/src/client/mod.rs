@@ -1,6 +1,7 @@
 //! Client commands: one module per area, each calling the server over a
 //! shared channel and printing plain text.
 
+pub mod files;
 pub mod greeter;
 pub mod market;
 pub mod outliers;
