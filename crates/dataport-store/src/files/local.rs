@@ -22,6 +22,7 @@ use std::time::SystemTime;
 
 use dataport_core::files::{Sha256Digest, validate_name};
 
+use super::direct::{self, DirectReader};
 use super::index::{Index, Locked};
 use super::upload::{ActiveGuard, LocalUpload};
 use super::{FileError, FileInfo, FileStore, FileStoreConfig, UploadState};
@@ -49,21 +50,36 @@ pub(super) struct Shared {
 }
 
 /// A stored file opened for reading: its content as it was when opened,
-/// whatever is committed or deleted meanwhile.
+/// whatever is committed or deleted meanwhile. A large file is read with
+/// direct I/O where the file system allows ([`super::direct`]).
 #[derive(Debug)]
 pub struct LocalReader {
     file: File,
+    direct: Option<DirectReader>,
 }
 
 impl Read for LocalReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(direct) = &mut self.direct {
+            match direct.read(buf) {
+                // Alignment this file system does not take: through the cache from here.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    self.file.seek(SeekFrom::Start(direct.position()))?;
+                    self.direct = None;
+                }
+                read => return read,
+            }
+        }
         self.file.read(buf)
     }
 }
 
 impl Seek for LocalReader {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
+        match &mut self.direct {
+            Some(direct) => direct.seek(pos),
+            None => self.file.seek(pos),
+        }
     }
 }
 
@@ -336,7 +352,8 @@ impl FileStore for LocalFileStore {
         let path = self.shared.object_path(&row.object);
         let file = File::open(&path).map_err(|e| FileError::io(&path, e))?;
         drop(index);
-        Ok((row.info, LocalReader { file }))
+        let direct = if row.info.size >= direct::READ_MIN { DirectReader::open(&path) } else { None };
+        Ok((row.info, LocalReader { file, direct }))
     }
 
     fn stat(&self, name: &str) -> Result<FileInfo, FileError> {

@@ -6,6 +6,7 @@
 //! recorded in one step. Until then, and if it is dropped or fails, nobody
 //! sees it and nothing of it stays behind.
 
+mod direct;
 mod index;
 mod local;
 mod upload;

@@ -10,20 +10,17 @@
 //! one before, so at most two intervals are ever unflushed, and the flush at
 //! commit is short.
 //!
-//! Blocks are written with direct I/O (`O_DIRECT`) where the file system
-//! allows it: the bytes go from the block to the disk, not through the page
-//! cache. That saves a copy, and on a virtual machine it saves far more:
-//! every page the cache takes for a new file is memory the guest must
-//! fault in from the host, which measured at 0.5-1 GB/s here, slower than
-//! the disk (see bench/README.md, files). A block is placed in memory at the
-//! same offset modulo [`ALIGN`] as its data has in the file, so that all its
-//! whole aligned pages can go direct; the ragged ends of a file (and all
-//! writes, on a file system without direct I/O) go through the page cache.
+//! Blocks are written with direct I/O where the file system allows it
+//! ([`super::direct`]): the bytes go from the block to the disk, not through
+//! the page cache. A block is placed in memory at the same offset modulo
+//! [`ALIGN`] as its data has in the file, so that all its whole aligned
+//! pages can go direct; the ragged ends of a file (and all writes, on a file
+//! system without direct I/O) go through the page cache.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
@@ -35,33 +32,21 @@ use dataport_core::files::Sha256Digest;
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempPath};
 
+use super::direct::{self, ALIGN};
 use super::local::Shared;
 use super::{FileError, FileInfo, Upload};
 
 /// Bytes per block: what the caller hands the hashing and writing threads
-/// at a time, and the size of a direct write.
-const BLOCK_DEFAULT: usize = 1 << 20;
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-#[allow(non_snake_case)]
-fn BLOCK() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| knob("DP_BLOCK_KIB", BLOCK_DEFAULT >> 10) << 10)
-}
-#[allow(non_snake_case)]
-fn BLOCKS() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| knob("DP_BLOCKS", BLOCKS_DEFAULT))
-}
+/// at a time, and the size of a direct write. Measured with 1 GiB uploads
+/// from the CLI (bench/run files): the server spent about 1.6, 1.3, 1.1
+/// and 1.1 s of CPU per GiB with blocks of 256 KiB, 1, 2 and 4 MiB, and
+/// with 4 MiB its peak RSS passed 100 MB.
+const BLOCK: usize = 2 << 20;
 
 /// Blocks per upload, being filled, hashed, written or free: an upload holds
-/// this many blocks of memory.
-const BLOCKS_DEFAULT: usize = 4;
-
-/// The alignment of direct I/O (memory, file offsets, lengths): the page
-/// size, which every Linux file system that does direct I/O accepts.
-const ALIGN: usize = 4096;
+/// this many blocks of memory. Three stages need three to overlap; a fourth
+/// lets the caller fill one while a slow write holds another.
+const BLOCKS: usize = 4;
 
 /// A file being uploaded to a [`super::LocalFileStore`]. Dropping it before
 /// [`Upload::commit`] deletes a plain upload's data, and makes a resumable
@@ -162,8 +147,8 @@ struct Block {
 
 impl Block {
     fn new() -> Block {
-        let buf = vec![0; BLOCK() + 2 * ALIGN];
-        let base = Some(buf.as_ptr().align_offset(ALIGN)).filter(|&b| b < ALIGN);
+        let buf = vec![0; BLOCK + 2 * ALIGN];
+        let base = direct::aligned_start(&buf);
         Block { buf, base, pos: 0, len: 0 }
     }
 
@@ -188,7 +173,7 @@ impl Block {
     /// Bytes the block can still take; a full block ends on an aligned file
     /// offset, so the next one starts on one.
     fn room(&self) -> usize {
-        BLOCK() - self.lead() - self.len
+        BLOCK - self.lead() - self.len
     }
 
     /// Copies as much of `data` as fits; answers how much.
@@ -224,12 +209,7 @@ struct Disk {
 
 impl Disk {
     fn open(file: &File, path: &Path) -> io::Result<Disk> {
-        let direct = if std::env::var_os("DP_NODIRECT").is_some() {
-            None
-        } else {
-            File::options().write(true).custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32).open(path).ok()
-        };
-        Ok(Disk { file: file.try_clone()?, direct })
+        Ok(Disk { file: file.try_clone()?, direct: direct::open(path, true) })
     }
 
     fn write(&mut self, block: &Block) -> io::Result<()> {
@@ -395,10 +375,10 @@ impl LocalUpload {
         }
         let mut hasher = Sha256::new();
         let mut block = Block::new();
-        let buf = &mut block.buf[..BLOCK()];
+        let buf = &mut block.buf[..BLOCK];
         let mut left = len;
         while left > 0 {
-            let want = usize::try_from(left).unwrap_or(BLOCK()).min(BLOCK());
+            let want = usize::try_from(left).unwrap_or(BLOCK).min(BLOCK);
             file.read_exact(&mut buf[..want]).map_err(io_error)?;
             hasher.update(&buf[..want]);
             left -= want as u64;
@@ -522,9 +502,9 @@ impl LocalUpload {
             Some(disk) => disk,
             None => Disk::open(&self.file, &self.path).map_err(|e| self.fail(e))?,
         };
-        let (to_hash, hash_rx) = sync_channel::<Block>(BLOCKS());
-        let (to_write, write_rx) = sync_channel::<Block>(BLOCKS());
-        let (free_tx, free) = sync_channel::<Block>(BLOCKS());
+        let (to_hash, hash_rx) = sync_channel::<Block>(BLOCKS);
+        let (to_write, write_rx) = sync_channel::<Block>(BLOCKS);
+        let (free_tx, free) = sync_channel::<Block>(BLOCKS);
         let blocks = self.spare.len();
         for block in self.spare.drain(..) {
             let _ = free_tx.try_send(block);
@@ -570,7 +550,7 @@ impl LocalUpload {
             None => Err(()),
             Some(pipeline) => match pipeline.free.try_recv() {
                 Ok(block) => Ok(block),
-                Err(TryRecvError::Empty) if pipeline.blocks < BLOCKS() => {
+                Err(TryRecvError::Empty) if pipeline.blocks < BLOCKS => {
                     pipeline.blocks += 1;
                     Ok(Block::new())
                 }

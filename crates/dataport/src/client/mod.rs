@@ -46,8 +46,13 @@ where
 
 async fn connect(server: &str) -> anyhow::Result<Channel> {
     let url = if server.contains("://") { server.to_owned() } else { format!("http://{server}") };
-    let endpoint =
-        Endpoint::from_shared(url.clone()).map_err(|e| anyhow::anyhow!("--server {server:?}: {e}"))?;
+    // The same HTTP/2 frames and windows the server uses, so large messages
+    // (file chunks, Detect batches) cross in few frames and window updates.
+    let endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|e| anyhow::anyhow!("--server {server:?}: {e}"))?
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20)
+        .max_frame_size(1 << 20);
     endpoint.connect().await.map_err(|e| {
         let cause = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
         anyhow::anyhow!("cannot reach the server at {url}: {cause} (is `dataport serve` running? set --server or DATAPORT_SERVER)")

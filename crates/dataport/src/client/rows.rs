@@ -19,6 +19,8 @@ pub enum Cell {
     Text(String),
     /// A number and the decimals a table shows.
     Number(f64, usize),
+    /// A count or a size: exact, and an integer in JSON.
+    Integer(u64),
     /// No value: blank in a table or CSV, null in JSON.
     Empty,
 }
@@ -78,6 +80,7 @@ impl<W: Write> Printer<W> {
                                 Cell::Text(ref s) => serde_json::Value::from(s.as_str()),
                                 Cell::Number(v, _) => serde_json::Number::from_f64(v)
                                     .map_or(serde_json::Value::Null, Into::into),
+                                Cell::Integer(n) => n.into(),
                                 Cell::Empty => serde_json::Value::Null,
                             };
                             (h.clone(), value)
@@ -136,6 +139,7 @@ fn text(cell: &Cell, table: bool) -> String {
         Cell::Number(v, _) if v.is_nan() => String::new(),
         Cell::Number(v, decimals) if table => format!("{v:.decimals$}"),
         Cell::Number(v, _) => v.to_string(),
+        Cell::Integer(n) => n.to_string(),
         Cell::Empty => String::new(),
     }
 }

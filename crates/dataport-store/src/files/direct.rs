@@ -1,0 +1,129 @@
+//! Direct I/O (`O_DIRECT`): file data moved between the disk and our own
+//! aligned buffers rather than through the page cache, for the bulk of
+//! uploads ([`super::upload`]) and for reading large stored files
+//! ([`DirectReader`]).
+//!
+//! Why: a large transfer through the page cache makes the kernel take a
+//! fresh page for every 4 KiB, and on a virtual machine a fresh page is
+//! memory the guest must fault in from the host, measured at 0.5-1 GB/s here,
+//! slower than the disk, which the host caches (see bench/README.md, files).
+//! Direct I/O also saves the copy into or out of the cache. Like nginx's
+//! `directio`, it is kept for large files: small ones, often read again,
+//! stay cached.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The alignment of direct I/O (memory, file offsets, lengths): the page
+/// size, which every Linux file system that does direct I/O accepts.
+pub(super) const ALIGN: usize = 4096;
+
+/// Stored files at least this large are read with direct I/O.
+pub(super) const READ_MIN: u64 = 16 << 20;
+
+/// Bytes a [`DirectReader`] reads from the disk at a time.
+const READ_BLOCK: usize = 2 << 20;
+
+/// Opens `path` for direct reading or writing; `None` where the file
+/// system does not do direct I/O.
+pub(super) fn open(path: &Path, write: bool) -> Option<File> {
+    File::options()
+        .read(!write)
+        .write(write)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+        .open(path)
+        .ok()
+}
+
+/// The first index of `buf` at an [`ALIGN`]-aligned address, if there is
+/// one within the first [`ALIGN`] bytes.
+pub(super) fn aligned_start(buf: &[u8]) -> Option<usize> {
+    Some(buf.as_ptr().align_offset(ALIGN)).filter(|&b| b < ALIGN && b <= buf.len())
+}
+
+/// Reads a file with direct I/O through one aligned buffer of
+/// [`READ_BLOCK`] bytes. A read the file system refuses
+/// ([`io::ErrorKind::InvalidInput`]) is the caller's cue to read through
+/// the page cache instead, from [`DirectReader::position`].
+pub(super) struct DirectReader {
+    file: File,
+    /// Never resized, so `base` stays aligned.
+    buf: Vec<u8>,
+    base: usize,
+    /// The buffer holds the file's bytes `start..start + len`.
+    start: u64,
+    len: usize,
+    pos: u64,
+}
+
+impl fmt::Debug for DirectReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectReader").field("pos", &self.pos).finish_non_exhaustive()
+    }
+}
+
+impl DirectReader {
+    pub fn open(path: &Path) -> Option<Self> {
+        let file = open(path, false)?;
+        let buf = vec![0; READ_BLOCK + ALIGN];
+        let base = aligned_start(&buf)?;
+        Some(DirectReader { file, buf, base, start: 0, len: 0, pos: 0 })
+    }
+
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Reads the aligned block around `pos` into the buffer.
+    fn fill(&mut self) -> io::Result<()> {
+        let start = self.pos / ALIGN as u64 * ALIGN as u64;
+        let buf = &mut self.buf[self.base..self.base + READ_BLOCK];
+        let mut got = 0;
+        // Short of the end of the file, reads come in whole pages.
+        while got < READ_BLOCK && got % ALIGN == 0 {
+            match self.file.read_at(&mut buf[got..], start + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        (self.start, self.len) = (start, got);
+        Ok(())
+    }
+}
+
+impl Read for DirectReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let end = self.start + self.len as u64;
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.pos < self.start || self.pos >= end {
+            self.fill()?;
+            if self.pos >= self.start + self.len as u64 {
+                return Ok(0);
+            }
+        }
+        let from = (self.pos - self.start) as usize;
+        let n = out.len().min(self.len - from);
+        out[..n].copy_from_slice(&self.buf[self.base + from..self.base + from + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for DirectReader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
