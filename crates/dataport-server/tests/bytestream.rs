@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::assert_status;
+use common::files::{bytes, cuttable_proxy, hex_sha256, stored_files};
 use dataport_proto::google::bytestream::byte_stream_client::ByteStreamClient;
 use dataport_proto::google::bytestream::{QueryWriteStatusRequest, ReadRequest, WriteRequest};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -28,23 +28,6 @@ async fn start() -> (common::TestServer, Client, PathBuf) {
 
 fn upload(id: &str, name: &str) -> String {
     format!("uploads/{id}/files/{name}")
-}
-
-fn hex_sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Deterministic bytes that do not repeat in any short period.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// `data` as it goes from `offset`, in `chunk`-byte messages: the first names
@@ -104,23 +87,6 @@ async fn read_parts(
 
 async fn read(client: &mut Client, name: &str) -> Result<Vec<u8>, tonic::Status> {
     read_parts(client, &format!("files/{name}"), 0, 0).await.map(|(data, _)| data)
-}
-
-/// Every file under `dir` (recursively), but the store's index.
-fn stored_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("index.sqlite3")) {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 /// Waits until the server has written some of upload `id` to its data file.
@@ -491,19 +457,6 @@ async fn hostile_resource_names_are_refused_and_nothing_stored() {
     assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
     let data_dir = files.parent().expect("files is inside the data dir");
     assert!(!data_dir.join("x").exists() && !data_dir.parent().expect("tempdir").join("x").exists());
-}
-
-/// Forwards one connection to `server` until the returned task is aborted,
-/// which cuts both sockets as a dying client or network would.
-async fn cuttable_proxy(server: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-    let addr = listener.local_addr().expect("proxy addr");
-    let task = tokio::spawn(async move {
-        let Ok((mut client, _)) = listener.accept().await else { return };
-        let Ok(mut upstream) = tokio::net::TcpStream::connect(server).await else { return };
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-    });
-    (addr, task)
 }
 
 /// Starts a Write of `data` through `channel` whose stream stays open after

@@ -1,13 +1,13 @@
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::assert_status;
+use common::files::{bytes, cuttable_proxy, hex_sha256, stored_files};
 use dataport_proto::file_srv::file_srv_client::FileSrvClient;
 use dataport_proto::file_srv::upload_request::Request as Part;
 use dataport_proto::file_srv::{FileHeader, UploadRequest};
-use sha2::{Digest, Sha256};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -28,19 +28,6 @@ fn header(filename: &str, extension: &str) -> UploadRequest {
 
 fn chunk(data: &[u8]) -> UploadRequest {
     UploadRequest { request: Some(Part::ChunkData(data.to_vec().into())) }
-}
-
-/// Deterministic bytes that do not repeat in any short period.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// A header for `name`, then `data` in chunks of odd sizes.
@@ -80,27 +67,6 @@ async fn download(
         data.extend_from_slice(&message.chunk_data);
     }
     Ok((data, sizes))
-}
-
-fn hex_sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Every file under `dir` (recursively), but the store's index.
-fn stored_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("index.sqlite3")) {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test]
@@ -206,19 +172,6 @@ async fn hostile_names_are_refused_naming_the_problem_and_nothing_stored() {
     // Nothing escaped the data dir either.
     let data_dir = files.parent().expect("files is inside the data dir");
     assert!(!data_dir.join("x").exists() && !data_dir.parent().expect("tempdir").join("x").exists());
-}
-
-/// Forwards one connection to `server` until the returned task is aborted,
-/// which cuts both sockets as a dying client or network would.
-async fn cuttable_proxy(server: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-    let addr = listener.local_addr().expect("proxy addr");
-    let task = tokio::spawn(async move {
-        let Ok((mut client, _)) = listener.accept().await else { return };
-        let Ok(mut upstream) = tokio::net::TcpStream::connect(server).await else { return };
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-    });
-    (addr, task)
 }
 
 #[tokio::test]

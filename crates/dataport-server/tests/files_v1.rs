@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::assert_status;
+use common::files::{bytes, cuttable_proxy, hex_sha256, stored_files};
 use dataport_proto::dataport::files::v1::files_service_client::FilesServiceClient;
 use dataport_proto::dataport::files::v1::{
     DeleteRequest, DownloadRequest, File, ListRequest, ListResponse, StatRequest, UploadHeader,
     UploadRequest, UploadTrailer, download_response, upload_request,
 };
-use sha2::{Digest, Sha256};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -49,19 +49,6 @@ fn trailer(sha256: &str) -> UploadRequest {
 
 fn empty() -> UploadRequest {
     UploadRequest { kind: None }
-}
-
-/// Deterministic bytes that do not repeat in any short period.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// `data` in chunks of odd sizes.
@@ -152,27 +139,6 @@ async fn list(
 
 fn names(files: &[File]) -> Vec<&str> {
     files.iter().map(|f| f.name.as_str()).collect()
-}
-
-fn hex_sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Every file under `dir` (recursively), but the store's index.
-fn stored_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("index.sqlite3")) {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 /// Waits until `dir` holds exactly `count` stored files.
@@ -388,19 +354,6 @@ async fn a_file_over_the_size_limit_is_resource_exhausted_and_nothing_stored() {
     assert!(content(&mut client, "limit.bin").await.unwrap() == fits, "the old file is untouched");
     assert_status(stat(&mut client, "other.bin").await, Code::NotFound, &[]);
     assert_eq!(stored_files(&files).len(), 1);
-}
-
-/// Forwards one connection to `server` until the returned task is aborted,
-/// which cuts both sockets as a dying client or network would.
-async fn cuttable_proxy(server: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-    let addr = listener.local_addr().expect("proxy addr");
-    let task = tokio::spawn(async move {
-        let Ok((mut client, _)) = listener.accept().await else { return };
-        let Ok(mut upstream) = tokio::net::TcpStream::connect(server).await else { return };
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-    });
-    (addr, task)
 }
 
 /// Starts an upload of `name` on `channel` that sends a header and some

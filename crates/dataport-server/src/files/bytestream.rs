@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::compat::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
 use super::status;
+use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
 use crate::ended::{BodyEnd, WatchEnd};
 
 /// The service; each Write can tell a finished stream from a reset one.

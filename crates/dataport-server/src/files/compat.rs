@@ -2,39 +2,20 @@
 //! DownloadFile) and `FileTransfer.FileService` (Upload), over the local
 //! file store.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dataport_core::files::{Sha256Digest, stored_name};
+use dataport_core::files::stored_name;
 use dataport_proto::file_srv::{self, upload_request};
 use dataport_proto::file_transfer;
-use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, Upload};
-use prost::bytes::Bytes;
+use dataport_store::files::{FileInfo, FileStore, LocalFileStore};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::status;
+use super::stream::{DOWNLOAD_QUEUE, send_chunks, store_stream};
 use crate::ended::{BodyEnd, WatchEnd};
-
-/// Chunks received but not yet written, per upload: with the largest
-/// message tonic accepts (4 MiB), at most 16 MiB are held per upload. The
-/// store buffers a few MiB of its own, so a deeper queue buys nothing:
-/// 1 GiB uploads in 1 MiB messages ran as fast with 2, 4 and 8 (bench/run
-/// files), and 8 raised the server's peak RSS by about 10 MB over 2.
-pub(super) const UPLOAD_QUEUE: usize = 4;
-
-/// Bytes per DownloadFile message. 1 MiB: measured with 1 GiB downloads
-/// over loopback (bench/run files), the server spent 0.85 s of CPU per GiB
-/// at 1 MiB against 1.29 s at 256 KiB and 1.47 s at 64 KiB (fewer messages
-/// to frame, hop through the channel and wake the connection for), at the
-/// same or lower peak RSS; still a quarter of the 4 MiB a default gRPC
-/// client accepts. With [`DOWNLOAD_QUEUE`] a download holds about 5 MiB.
-const DOWNLOAD_CHUNK: usize = 1024 * 1024;
-
-/// Chunks read ahead of the client, per download.
-pub(super) const DOWNLOAD_QUEUE: usize = 4;
 
 /// The service; each upload can tell a finished stream from a reset one
 /// ([`crate::ended`]).
@@ -45,103 +26,6 @@ pub fn compat(store: LocalFileStore) -> WatchEnd<file_srv::file_srv_server::File
 #[derive(Clone, Debug)]
 pub struct FileSrvCompat {
     store: LocalFileStore,
-}
-
-/// What one request message adds to an upload.
-pub(super) enum Part {
-    Data(Bytes),
-    /// The sha256 the whole upload must have, known only once the data was
-    /// sent (a dataport.files.v1 trailer).
-    Expect(Sha256Digest),
-}
-
-impl From<Bytes> for Part {
-    fn from(data: Bytes) -> Self {
-        Part::Data(data)
-    }
-}
-
-/// What the upload thread receives.
-enum Piece {
-    Part(Part),
-    /// The client's stream ended cleanly: commit. A channel closed without
-    /// it means the call failed, and the upload is dropped.
-    End,
-}
-
-/// Writes `name` from `rx` on the calling (blocking) thread; `None` when the
-/// call ended without [`Piece::End`] and the upload was discarded.
-fn write_upload(
-    store: &LocalFileStore,
-    name: &str,
-    expected: Option<Sha256Digest>,
-    mut rx: mpsc::Receiver<Piece>,
-) -> Result<Option<FileInfo>, FileError> {
-    let mut upload = store.begin_upload(name, expected)?;
-    while let Some(piece) = rx.blocking_recv() {
-        match piece {
-            Piece::Part(Part::Data(data)) => upload.write(&data)?,
-            Piece::Part(Part::Expect(digest)) => upload.expect_sha256(digest),
-            Piece::End => return upload.commit().map(Some),
-        }
-    }
-    Ok(None)
-}
-
-/// Writes the rest of `stream` into a new upload of `name` on a blocking
-/// thread, each message turned into bytes (or a [`Part`]) by `chunk` (given
-/// the message and its number in the call), and commits it only when the
-/// stream really ended (not a reset, see [`BodyEnd`]) and the data has the
-/// `expected` sha256. On any error, or if this future is dropped (the call
-/// is cancelled), the writer discards the upload.
-pub(super) async fn store_stream<T: Send + 'static, P: Into<Part>>(
-    store: &LocalFileStore,
-    (name, expected): (String, Option<Sha256Digest>),
-    end: Option<BodyEnd>,
-    (mut stream, mut index): (Streaming<T>, u64),
-    mut chunk: impl FnMut(T, u64) -> Result<P, Status> + Send,
-) -> Result<FileInfo, Status> {
-    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
-    let writer = {
-        let (store, name) = (store.clone(), name.clone());
-        tokio::task::spawn_blocking(move || write_upload(&store, &name, expected, rx))
-    };
-    let ended = loop {
-        index += 1;
-        let piece = match stream.message().await {
-            // tonic ends a reset stream as if it had finished: commit only
-            // what the client really finished sending.
-            Ok(None) if end.as_ref().is_some_and(BodyEnd::failed) => {
-                break Err(Status::cancelled(
-                    "the upload stream was reset before it ended; nothing was stored",
-                ));
-            }
-            Ok(None) => Piece::End,
-            Ok(Some(message)) => match chunk(message, index) {
-                Ok(part) => Piece::Part(part.into()),
-                Err(e) => break Err(e),
-            },
-            Err(e) => break Err(e),
-        };
-        let end = matches!(piece, Piece::End);
-        // A closed channel means the writer stopped early: its error is the answer.
-        if tx.send(piece).await.is_err() || end {
-            break Ok(());
-        }
-    };
-    drop(tx);
-    let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
-    match (ended, written) {
-        (_, Err(e)) => Err(status(e)),
-        (Err(e), Ok(_)) => {
-            tracing::debug!(name, error = %e, "upload discarded");
-            Err(e)
-        }
-        (Ok(()), Ok(Some(info))) => Ok(info),
-        (Ok(()), Ok(None)) => {
-            Err(Status::internal("the upload ended without a commit although the stream ended cleanly"))
-        }
-    }
 }
 
 /// What an upload answers once it is durable.
@@ -219,46 +103,6 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
             send_chunks(&mut reader, &tx, |chunk_data| file_srv::FileResponse { chunk_data });
         });
         Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-/// Sends the rest of `reader` into `tx` on the calling (blocking) thread, in
-/// messages of [`DOWNLOAD_CHUNK`] bytes made by `message`, and answers how
-/// many bytes it sent; `None` when the client went away or reading failed
-/// (then INTERNAL is sent, and the download should stop).
-pub(super) fn send_chunks<M>(
-    reader: &mut impl Read,
-    tx: &mpsc::Sender<Result<M, Status>>,
-    message: impl Fn(Bytes) -> M,
-) -> Option<u64> {
-    let mut sent = 0;
-    loop {
-        let mut chunk = vec![0; DOWNLOAD_CHUNK];
-        let mut filled = 0;
-        while filled < DOWNLOAD_CHUNK {
-            match reader.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a stored file failed");
-                    let _ = tx.blocking_send(Err(Status::internal(format!("reading the file failed: {e}"))));
-                    return None;
-                }
-            }
-        }
-        if filled == 0 {
-            return Some(sent);
-        }
-        chunk.truncate(filled);
-        sent += filled as u64;
-        // A closed channel means the client went away.
-        if tx.blocking_send(Ok(message(chunk.into()))).is_err() {
-            return None;
-        }
-        if filled < DOWNLOAD_CHUNK {
-            return Some(sent);
-        }
     }
 }
 

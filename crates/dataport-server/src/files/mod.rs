@@ -7,6 +7,7 @@
 
 mod bytestream;
 mod compat;
+mod stream;
 mod v1;
 
 pub use bytestream::{ByteStreamFiles, bytestream};

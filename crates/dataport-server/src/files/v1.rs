@@ -17,8 +17,8 @@ use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::compat::{DOWNLOAD_QUEUE, Part, send_chunks, store_stream};
 use super::status;
+use super::stream::{DOWNLOAD_QUEUE, Part, send_chunks, store_stream};
 use crate::ended::{BodyEnd, WatchEnd};
 
 /// Files a List page holds when the request says 0.

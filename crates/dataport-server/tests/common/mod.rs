@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod files;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,0 +1,55 @@
+//! What the file tests share: test data, digests, what the store holds on
+//! disk, and a connection that can be cut.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Deterministic bytes that do not repeat in any short period.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn hex_sha256(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every file under `dir` (recursively), but the store's index.
+pub fn stored_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("index.sqlite3")) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Forwards one connection to `server` until the returned task is aborted,
+/// which cuts both sockets as a dying client or network would.
+pub async fn cuttable_proxy(
+    server: std::net::SocketAddr,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let task = tokio::spawn(async move {
+        let Ok((mut client, _)) = listener.accept().await else { return };
+        let Ok(mut upstream) = tokio::net::TcpStream::connect(server).await else { return };
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    });
+    (addr, task)
+}
