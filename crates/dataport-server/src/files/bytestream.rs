@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status;
 use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
+use super::{shown, status};
 use crate::ended::{BodyEnd, WatchEnd};
 
 /// The service; each Write can tell a finished stream from a reset one.
@@ -42,16 +42,6 @@ struct UploadResource {
     id: String,
     name: String,
     expected: Option<Sha256Digest>,
-}
-
-/// A client's string as an error shows it: quoted, escaped, and cut short,
-/// since a refused resource name may be megabytes long.
-fn shown(value: &str) -> String {
-    const SHOWN_CHARS: usize = 100;
-    let mut chars = value.chars();
-    let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
-    let more = if chars.next().is_some() { "..." } else { "" };
-    format!("{head:?}{more}")
 }
 
 fn bad_resource(resource: &str, problem: &str, form: &str) -> Status {

@@ -17,6 +17,15 @@ pub use v1::{FilesV1, v1};
 use dataport_store::files::FileError;
 use tonic::Status;
 
+/// A client's string as an error message quotes it: escaped, and cut short,
+/// since a refused value may be megabytes long.
+fn shown(value: &str) -> String {
+    const SHOWN_CHARS: usize = 100;
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
+    if chars.next().is_some() { format!("{head:?}...") } else { format!("{head:?}") }
+}
+
 /// The one mapping from a store error to the status a client sees.
 pub fn status(e: FileError) -> Status {
     match e {

@@ -17,8 +17,8 @@ use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status;
 use super::stream::{DOWNLOAD_QUEUE, Part, send_chunks, store_stream};
+use super::{shown, status};
 use crate::ended::{BodyEnd, WatchEnd};
 
 /// Files a List page holds when the request says 0.
@@ -28,8 +28,6 @@ const MAX_PAGE_SIZE: usize = 10_000;
 /// The most distinct files one Download may name: each stays open until it
 /// is sent, and open files are a limited resource of the whole server.
 const MAX_DOWNLOAD_FILES: usize = 1000;
-/// How much of a refused value a message quotes, in characters.
-const SHOWN_CHARS: usize = 80;
 
 /// The service; each Upload can tell a finished stream from a reset one.
 pub fn v1(store: LocalFileStore) -> WatchEnd<files_service_server::FilesServiceServer<FilesV1>> {
@@ -50,13 +48,6 @@ fn file(info: &FileInfo) -> v1::File {
         create_time: Some(info.created.into()),
         update_time: Some(info.modified.into()),
     }
-}
-
-/// `value` quoted and escaped for a message, cut to its first characters.
-fn shown(value: &str) -> String {
-    let mut chars = value.chars();
-    let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
-    if chars.next().is_some() { format!("{head:?}...") } else { format!("{head:?}") }
 }
 
 /// Checks the file name in `field`; the refusal names the field and the name.
