@@ -128,15 +128,25 @@ impl Locked<'_> {
         query.query_row([name], |r| self.row(r)).optional().map_err(|e| self.sqlite(e))?.transpose()
     }
 
-    pub fn all(&self) -> Result<Vec<Row>, FileError> {
+    /// At most `limit` rows in name order whose names start with `prefix`
+    /// and sort after `after`. Names compare as bytes, in SQLite as in Rust,
+    /// so the names with a prefix are one run of the primary key: the scan
+    /// starts at the run and stops at its end.
+    pub fn page(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<Row>, FileError> {
         let mut query = self
             .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM files ORDER BY name"))
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM files WHERE name > ?1 AND name >= ?2 ORDER BY name"
+            ))
             .map_err(|e| self.sqlite(e))?;
-        let rows = query.query_map([], |r| self.row(r)).map_err(|e| self.sqlite(e))?;
+        let rows = query.query_map([after, prefix], |r| self.row(r)).map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();
         for row in rows {
-            out.push(row.map_err(|e| self.sqlite(e))??);
+            let row = row.map_err(|e| self.sqlite(e))??;
+            if out.len() == limit || !row.info.name.starts_with(prefix) {
+                break;
+            }
+            out.push(row);
         }
         Ok(out)
     }

@@ -362,8 +362,9 @@ impl FileStore for LocalFileStore {
         row.map(|row| row.info).ok_or_else(|| FileError::NotFound { name: name.to_owned() })
     }
 
-    fn list(&self) -> Result<Vec<FileInfo>, FileError> {
-        Ok(self.shared.index.lock().all()?.into_iter().map(|row| row.info).collect())
+    fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<FileInfo>, FileError> {
+        let rows = self.shared.index.lock().page(prefix, after.unwrap_or(""), limit)?;
+        Ok(rows.into_iter().map(|row| row.info).collect())
     }
 
     fn delete(&self, name: &str) -> Result<FileInfo, FileError> {

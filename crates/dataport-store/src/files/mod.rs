@@ -169,8 +169,15 @@ pub trait FileStore: Send + Sync {
 
     fn stat(&self, name: &str) -> Result<FileInfo, FileError>;
 
+    /// At most `limit` stored files whose names start with `prefix` and
+    /// sort after `after` (as bytes), in name order: a page of a listing
+    /// that costs the page, not the whole store.
+    fn list_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<FileInfo>, FileError>;
+
     /// Every stored file, by name.
-    fn list(&self) -> Result<Vec<FileInfo>, FileError>;
+    fn list(&self) -> Result<Vec<FileInfo>, FileError> {
+        self.list_page("", None, usize::MAX)
+    }
 
     /// Deletes `name` and answers what it was. Readers that have it open
     /// keep reading it.

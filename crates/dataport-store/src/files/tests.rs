@@ -88,6 +88,29 @@ fn an_upload_reads_back_with_its_size_and_sha256() {
 }
 
 #[test]
+fn pages_list_one_prefix_after_a_name_in_byte_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    // "a\u{e9}" sorts after "az" as bytes (0xC3 > 'z'), and "b" ends the run.
+    for name in ["a1", "a2", "a3", "az", "a\u{e9}", "b1", "A"] {
+        upload(&store, name, name.as_bytes());
+    }
+    let page = |prefix: &str, after: Option<&str>, limit: usize| -> Vec<String> {
+        store.list_page(prefix, after, limit).unwrap().into_iter().map(|i| i.name).collect()
+    };
+    assert_eq!(page("a", None, 2), ["a1", "a2"]);
+    assert_eq!(page("a", Some("a2"), 10), ["a3", "az", "a\u{e9}"]);
+    assert_eq!(page("", Some("a\u{e9}"), 10), ["b1"]);
+    assert_eq!(page("", None, 1), ["A"]);
+    assert_eq!(page("c", None, 10), Vec::<String>::new());
+    assert_eq!(page("a", None, 0), Vec::<String>::new());
+    // A name deleted since it was the last of a page still continues after it.
+    assert_eq!(page("", Some("a25"), 1), ["a3"]);
+    let all: Vec<String> = store.list().unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(all, ["A", "a1", "a2", "a3", "az", "a\u{e9}", "b1"]);
+}
+
+#[test]
 fn a_reader_seeks_to_any_offset() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
