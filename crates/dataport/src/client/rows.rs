@@ -48,16 +48,24 @@ pub struct Printer<W: Write> {
     /// Per column, whether it aligns left; known once the first row is seen
     /// (text columns align left, numbers right), when a table prints its header.
     left: Option<Vec<bool>>,
+    /// Per column, the table's width: at least 10, the header's and the
+    /// first row's; set with `left`.
+    widths: Vec<usize>,
 }
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, format: Format, header: &[&str]) -> Self {
-        Printer { out, format, header: header.iter().map(|h| (*h).to_owned()).collect(), left: None }
+        let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+        let widths = header.iter().map(|h| h.len().max(10)).collect();
+        Printer { out, format, header, left: None, widths }
     }
 
     pub fn row(&mut self, row: &[Cell]) -> std::io::Result<()> {
         if self.left.is_none() {
             self.left = Some(row.iter().map(|c| matches!(c, Cell::Text(_))).collect());
+            for (width, cell) in self.widths.iter_mut().zip(row) {
+                *width = (*width).max(text(cell, true).chars().count());
+            }
             self.print_header()?;
         }
         match self.format {
@@ -119,14 +127,11 @@ impl<W: Write> Printer<W> {
         let left = self.left.as_deref().unwrap_or_default();
         let padded: Vec<String> = cells
             .iter()
-            .zip(&self.header)
+            .zip(&self.widths)
             .enumerate()
-            .map(|(i, (cell, h))| {
-                let width = h.len().max(10);
-                match left.get(i).copied().unwrap_or(true) {
-                    true => format!("{cell:<width$}"),
-                    false => format!("{cell:>width$}"),
-                }
+            .map(|(i, (cell, &width))| match left.get(i).copied().unwrap_or(true) {
+                true => format!("{cell:<width$}"),
+                false => format!("{cell:>width$}"),
             })
             .collect();
         padded.join(" ").trim_end().to_owned()
