@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::assert_status;
-use common::files::{bytes, cuttable_proxy, hex_sha256, stored_files};
+use common::files::{bytes, cuttable_proxy, hex_sha256, odd_pieces, stored_files};
 use dataport_proto::file_srv::file_srv_client::FileSrvClient;
 use dataport_proto::file_srv::upload_request::Request as Part;
 use dataport_proto::file_srv::{FileHeader, UploadRequest};
@@ -32,18 +32,7 @@ fn chunk(data: &[u8]) -> UploadRequest {
 
 /// A header for `name`, then `data` in chunks of odd sizes.
 fn upload_messages(filename: &str, extension: &str, data: &[u8]) -> Vec<UploadRequest> {
-    let sizes = [1, 7_777, 65_539, 300_001, 3];
-    let mut messages = vec![header(filename, extension)];
-    let mut rest = data;
-    for size in sizes.iter().cycle() {
-        if rest.is_empty() {
-            break;
-        }
-        let (now, later) = rest.split_at((*size).min(rest.len()));
-        messages.push(chunk(now));
-        rest = later;
-    }
-    messages
+    std::iter::once(header(filename, extension)).chain(odd_pieces(data).into_iter().map(chunk)).collect()
 }
 
 async fn upload(

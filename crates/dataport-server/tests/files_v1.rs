@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::assert_status;
-use common::files::{bytes, cuttable_proxy, hex_sha256, stored_files};
+use common::files::{bytes, cuttable_proxy, hex_sha256, odd_pieces, stored_files};
 use dataport_proto::dataport::files::v1::files_service_client::FilesServiceClient;
 use dataport_proto::dataport::files::v1::{
     DeleteRequest, DownloadRequest, File, ListRequest, ListResponse, StatRequest, UploadHeader,
@@ -53,18 +53,7 @@ fn empty() -> UploadRequest {
 
 /// `data` in chunks of odd sizes.
 fn chunks(data: &[u8]) -> Vec<UploadRequest> {
-    let sizes = [1, 7_777, 65_539, 300_001, 3];
-    let mut messages = Vec::new();
-    let mut rest = data;
-    for size in sizes.iter().cycle() {
-        if rest.is_empty() {
-            break;
-        }
-        let (now, later) = rest.split_at((*size).min(rest.len()));
-        messages.push(chunk(now));
-        rest = later;
-    }
-    messages
+    odd_pieces(data).into_iter().map(chunk).collect()
 }
 
 /// A header for `name`, then `data` in chunks.

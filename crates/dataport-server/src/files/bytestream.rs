@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
-use super::{shown, status};
+use super::{blocking, shown, status};
 use crate::ended::{BodyEnd, WatchEnd};
 
 /// The service; each Write can tell a finished stream from a reset one.
@@ -302,10 +302,7 @@ impl byte_stream_server::ByteStream for ByteStreamFiles {
     ) -> Result<Response<bytestream::QueryWriteStatusResponse>, Status> {
         let resource = upload_resource(&request.get_ref().resource_name)?;
         let (store, id) = (self.store.clone(), resource.id.clone());
-        let state = tokio::task::spawn_blocking(move || store.upload_state(&id))
-            .await
-            .map_err(|e| Status::internal(format!("status task failed: {e}")))?
-            .map_err(status)?;
+        let state = blocking(move || store.upload_state(&id)).await?;
         let (committed, complete) = match state {
             Some(UploadState::InProgress { durable }) => (durable, false),
             Some(UploadState::Finished(info)) => (finished_size(&resource, &info)?, true),

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::status;
+use super::blocking;
 use super::stream::{DOWNLOAD_QUEUE, send_chunks, store_stream};
 use crate::ended::{BodyEnd, WatchEnd};
 
@@ -94,10 +94,7 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
     ) -> Result<Response<Self::DownloadFileStream>, Status> {
         let name = header_name(request.get_ref())?;
         let store = self.store.clone();
-        let (_, mut reader) = tokio::task::spawn_blocking(move || store.open(&name))
-            .await
-            .map_err(|e| Status::internal(format!("download task failed: {e}")))?
-            .map_err(status)?;
+        let (_, mut reader) = blocking(move || store.open(&name)).await?;
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
         tokio::task::spawn_blocking(move || {
             send_chunks(&mut reader, &tx, |chunk_data| file_srv::FileResponse { chunk_data });

@@ -26,6 +26,16 @@ fn shown(value: &str) -> String {
     if chars.next().is_some() { format!("{head:?}...") } else { format!("{head:?}") }
 }
 
+/// Runs a store call on the blocking pool, its error mapped by [`status`].
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| Status::internal(format!("file store task failed: {e}")))?
+        .map_err(status)
+}
+
 /// The one mapping from a store error to the status a client sees.
 pub fn status(e: FileError) -> Status {
     match e {

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, Part, send_chunks, store_stream};
-use super::{shown, status};
+use super::{blocking, shown};
 use crate::ended::{BodyEnd, WatchEnd};
 
 /// Files a List page holds when the request says 0.
@@ -61,16 +61,6 @@ fn digest(field: &str, text: &str) -> Result<Option<Sha256Digest>, Status> {
         return Ok(None);
     }
     text.parse().map(Some).map_err(|e| Status::invalid_argument(format!("{field} = {}: {e}", shown(text))))
-}
-
-/// Runs a store call on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, FileError> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|e| Status::internal(format!("file store task failed: {e}")))?
-        .map_err(status)
 }
 
 /// What an upload message is, for refusals.

@@ -18,6 +18,23 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `data` cut into pieces of odd sizes (1 byte to 300,001), as a client
+/// with no fixed chunk size might send it.
+pub fn odd_pieces(data: &[u8]) -> Vec<&[u8]> {
+    let sizes = [1, 7_777, 65_539, 300_001, 3];
+    let mut pieces = Vec::new();
+    let mut rest = data;
+    for size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (now, later) = rest.split_at((*size).min(rest.len()));
+        pieces.push(now);
+        rest = later;
+    }
+    pieces
+}
+
 pub fn hex_sha256(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
