@@ -44,7 +44,13 @@ fn chunk(data: &[u8]) -> UploadRequest {
 }
 
 fn trailer(sha256: &str) -> UploadRequest {
-    UploadRequest { kind: Some(upload_request::Kind::Trailer(UploadTrailer { sha256: sha256.into() })) }
+    let trailer = UploadTrailer { sha256: sha256.into(), crc32c: None };
+    UploadRequest { kind: Some(upload_request::Kind::Trailer(trailer)) }
+}
+
+fn crc32c_trailer(crc32c: u32) -> UploadRequest {
+    let trailer = UploadTrailer { sha256: String::new(), crc32c: Some(crc32c) };
+    UploadRequest { kind: Some(upload_request::Kind::Trailer(trailer)) }
 }
 
 fn empty() -> UploadRequest {
@@ -234,6 +240,35 @@ async fn a_trailer_sha256_is_checked_and_a_mismatch_leaves_the_old_file() {
     upload(&mut client, messages).await.unwrap();
     upload(&mut client, vec![header("none", ""), chunk(b"y"), trailer("")]).await.unwrap();
     assert_eq!(content(&mut client, "none").await.unwrap(), b"y");
+}
+
+#[tokio::test]
+async fn a_trailer_crc32c_is_checked_and_a_mismatch_leaves_the_old_file() {
+    let (_server, mut client, files) = start().await;
+    // The CRC-32C (Castagnoli) check value: the server computes that CRC and no other.
+    let messages = vec![header("check", ""), chunk(b"1234"), chunk(b"56789"), crc32c_trailer(0xe306_9283)];
+    assert_eq!(upload(&mut client, messages).await.unwrap().size, 9);
+
+    let old = bytes(100_000, 7);
+    let old_file = upload(&mut client, upload_messages("c.bin", &old)).await.unwrap();
+    let data = bytes(700_000, 8);
+    let crc = crc32c::crc32c(&data);
+    let mut messages = upload_messages("c.bin", &data);
+    messages.push(crc32c_trailer(crc ^ 1));
+    assert_status(
+        upload(&mut client, messages).await,
+        Code::DataLoss,
+        &["trailer.crc32c", &format!("{:#010x}", crc ^ 1), &format!("{crc:#010x}")],
+    );
+    assert_eq!(stat(&mut client, "c.bin").await.unwrap(), old_file);
+    assert!(content(&mut client, "c.bin").await.unwrap() == old);
+    assert_eq!(stored_files(&files).len(), 2, "nothing of the refused upload is left");
+
+    let mut messages = upload_messages("c.bin", &data);
+    messages.push(crc32c_trailer(crc));
+    let stored = upload(&mut client, messages).await.unwrap();
+    assert_eq!((stored.size, stored.sha256), (data.len() as u64, hex_sha256(&data)));
+    assert!(content(&mut client, "c.bin").await.unwrap() == data);
 }
 
 #[tokio::test]

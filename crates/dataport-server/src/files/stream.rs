@@ -6,7 +6,7 @@
 use std::io::Read;
 
 use dataport_core::files::Sha256Digest;
-use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, Upload};
+use dataport_store::files::{FileInfo, FileStore, LocalFileStore, Upload};
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
@@ -35,9 +35,17 @@ pub(super) const DOWNLOAD_QUEUE: usize = 4;
 /// What one request message adds to an upload.
 pub(super) enum Part {
     Data(Bytes),
-    /// The sha256 the whole upload must have, known only once the data was
-    /// sent (a dataport.files.v1 trailer).
-    Expect(Sha256Digest),
+    /// Checks the whole upload must pass, known only once the data was sent
+    /// (a dataport.files.v1 trailer).
+    Expect(Expect),
+}
+
+/// The checksums a client gives after its data.
+#[derive(Debug, Default)]
+pub(super) struct Expect {
+    pub sha256: Option<Sha256Digest>,
+    /// `(field, crc)`: the CRC-32C, and the field that gave it, for the refusal.
+    pub crc32c: Option<(String, u32)>,
 }
 
 impl From<Bytes> for Part {
@@ -55,19 +63,41 @@ enum Piece {
 }
 
 /// Writes `name` from `rx` on the calling (blocking) thread; `None` when the
-/// call ended without [`Piece::End`] and the upload was discarded.
+/// call ended without [`Piece::End`] and the upload was discarded. The data's
+/// CRC-32C is computed on the way (a few percent of the sha256 the store
+/// computes), since a client may give one only after the data.
 fn write_upload(
     store: &LocalFileStore,
     name: &str,
     expected: Option<Sha256Digest>,
     mut rx: mpsc::Receiver<Piece>,
-) -> Result<Option<FileInfo>, FileError> {
-    let mut upload = store.begin_upload(name, expected)?;
+) -> Result<Option<FileInfo>, Status> {
+    let mut upload = store.begin_upload(name, expected).map_err(status)?;
+    let mut crc = 0;
+    let mut expected_crc = None;
     while let Some(piece) = rx.blocking_recv() {
         match piece {
-            Piece::Part(Part::Data(data)) => upload.write(&data)?,
-            Piece::Part(Part::Expect(digest)) => upload.expect_sha256(digest),
-            Piece::End => return upload.commit().map(Some),
+            Piece::Part(Part::Data(data)) => {
+                crc = crc32c::crc32c_append(crc, &data);
+                upload.write(&data).map_err(status)?;
+            }
+            Piece::Part(Part::Expect(expect)) => {
+                if let Some(digest) = expect.sha256 {
+                    upload.expect_sha256(digest);
+                }
+                expected_crc = expect.crc32c.or(expected_crc);
+            }
+            Piece::End => {
+                // Dropping the upload discards it.
+                if let Some((field, given)) = expected_crc
+                    && given != crc
+                {
+                    return Err(Status::data_loss(format!(
+                        "{field} = {given:#010x}, but the data received has CRC-32C {crc:#010x}; nothing was stored"
+                    )));
+                }
+                return upload.commit().map(Some).map_err(status);
+            }
         }
     }
     Ok(None)
@@ -117,7 +147,7 @@ pub(super) async fn store_stream<T: Send + 'static, P: Into<Part>>(
     drop(tx);
     let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
     match (ended, written) {
-        (_, Err(e)) => Err(status(e)),
+        (_, Err(e)) => Err(e),
         (Err(e), Ok(_)) => {
             tracing::debug!(name, error = %e, "upload discarded");
             Err(e)

@@ -2,7 +2,7 @@
 //!
 //! Upload shares the seed services' writer ([`store_stream`]): a header,
 //! chunks, an optional trailer, committed only when the stream really ended
-//! and the data has every sha256 the client gave. Download opens every file
+//! and the data has every checksum the client gave. Download opens every file
 //! before it sends anything and streams from the open readers, so a file
 //! replaced or deleted meanwhile still arrives whole as it was. List pages
 //! through the store's name-ordered listing with a token naming the last
@@ -17,7 +17,7 @@ use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::stream::{DOWNLOAD_QUEUE, Part, send_chunks, store_stream};
+use super::stream::{DOWNLOAD_QUEUE, Expect, Part, send_chunks, store_stream};
 use super::{blocking, shown};
 use crate::ended::{BodyEnd, WatchEnd};
 
@@ -93,14 +93,16 @@ impl UploadRest {
             Some(upload_request::Kind::Trailer(trailer)) => {
                 self.trailer_seen = true;
                 let field = format!("message {index}: trailer.sha256");
-                match (digest(&field, &trailer.sha256)?, self.header_sha256) {
-                    (Some(given), Some(header)) if given != header => Err(Status::invalid_argument(format!(
-                        "{field} = {given} differs from header.sha256 = {header}; give one digest, or the same in both"
-                    ))),
-                    (Some(given), _) => Ok(Part::Expect(given)),
-                    // Nothing to check: adds no data.
-                    (None, _) => Ok(Part::Data(Default::default())),
-                }
+                let sha256 = match (digest(&field, &trailer.sha256)?, self.header_sha256) {
+                    (Some(given), Some(header)) if given != header => {
+                        return Err(Status::invalid_argument(format!(
+                            "{field} = {given} differs from header.sha256 = {header}; give one digest, or the same in both"
+                        )));
+                    }
+                    (given, _) => given,
+                };
+                let crc32c = trailer.crc32c.map(|crc| (format!("message {index}: trailer.crc32c"), crc));
+                Ok(Part::Expect(Expect { sha256, crc32c }))
             }
             Some(upload_request::Kind::Header(_)) => Err(Status::invalid_argument(format!(
                 "message {index} is a second header; an upload has one header, then chunks, then optionally a trailer"
