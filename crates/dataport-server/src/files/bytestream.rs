@@ -9,7 +9,7 @@
 //! its size, a reset or broken one keeps what the writer had. Only a stream
 //! that really ended after `finish_write` commits ([`BodyEnd`]).
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 
 use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_proto::google::bytestream::{self, byte_stream_server};
@@ -242,13 +242,13 @@ impl byte_stream_server::ByteStream for ByteStreamFiles {
                 tracing::error!(name, error = %e, "seeking in a stored file failed");
                 Status::internal(format!("seeking in the file failed: {e}"))
             })?;
-            Ok(reader.take(limit))
+            Ok(reader)
         })
         .await
         .map_err(|e| Status::internal(format!("read task failed: {e}")))??;
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
         tokio::task::spawn_blocking(move || {
-            send_chunks(&mut reader, &tx, |data| bytestream::ReadResponse { data });
+            send_chunks(&mut reader, limit, &tx, |data| bytestream::ReadResponse { data });
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

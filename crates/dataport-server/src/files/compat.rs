@@ -97,7 +97,7 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
         let (_, mut reader) = blocking(move || store.open(&name)).await?;
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
         tokio::task::spawn_blocking(move || {
-            send_chunks(&mut reader, &tx, |chunk_data| file_srv::FileResponse { chunk_data });
+            send_chunks(&mut reader, u64::MAX, &tx, |chunk_data| file_srv::FileResponse { chunk_data });
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

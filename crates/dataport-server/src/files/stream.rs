@@ -3,10 +3,8 @@
 //! writer thread, downloads from a reader thread through a bounded channel,
 //! so memory stays bounded whatever the file size.
 
-use std::io::Read;
-
 use dataport_core::files::Sha256Digest;
-use dataport_store::files::{FileInfo, FileStore, LocalFileStore, Upload};
+use dataport_store::files::{FileInfo, FileStore, LocalFileStore, LocalReader, Upload};
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
@@ -159,42 +157,40 @@ pub(super) async fn store_stream<T: Send + 'static, P: Into<Part>>(
     }
 }
 
-/// Sends the rest of `reader` into `tx` on the calling (blocking) thread, in
-/// messages of [`DOWNLOAD_CHUNK`] bytes made by `message`, and answers how
-/// many bytes it sent; `None` when the client went away or reading failed
-/// (then INTERNAL is sent, and the download should stop).
+/// Sends `reader` from its position on, at most `limit` bytes, into `tx`
+/// on the calling (blocking) thread, in messages of [`DOWNLOAD_CHUNK`] bytes
+/// made by `message`, and answers how many bytes it sent; `None` when the
+/// client went away or reading failed (then INTERNAL is sent, and the
+/// download should stop).
 pub(super) fn send_chunks<M>(
-    reader: &mut impl Read,
+    reader: &mut LocalReader,
+    limit: u64,
     tx: &mpsc::Sender<Result<M, Status>>,
     message: impl Fn(Bytes) -> M,
 ) -> Option<u64> {
     let mut sent = 0;
-    loop {
-        let mut chunk = vec![0; DOWNLOAD_CHUNK];
-        let mut filled = 0;
-        while filled < DOWNLOAD_CHUNK {
-            match reader.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a stored file failed");
-                    let _ = tx.blocking_send(Err(Status::internal(format!("reading the file failed: {e}"))));
-                    return None;
-                }
+    while sent < limit {
+        let want = usize::try_from(limit - sent).map_or(DOWNLOAD_CHUNK, |left| left.min(DOWNLOAD_CHUNK));
+        let chunk = match reader.read_chunk(want) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                tracing::error!(error = %e, "reading a stored file failed");
+                let _ = tx.blocking_send(Err(Status::internal(format!("reading the file failed: {e}"))));
+                return None;
             }
+        };
+        let len = chunk.len();
+        if len == 0 {
+            break;
         }
-        if filled == 0 {
-            return Some(sent);
-        }
-        chunk.truncate(filled);
-        sent += filled as u64;
+        sent += len as u64;
         // A closed channel means the client went away.
         if tx.blocking_send(Ok(message(chunk.into()))).is_err() {
             return None;
         }
-        if filled < DOWNLOAD_CHUNK {
-            return Some(sent);
+        if len < want {
+            break;
         }
     }
+    Some(sent)
 }

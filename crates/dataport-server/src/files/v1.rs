@@ -238,7 +238,7 @@ impl files_service_server::FilesService for FilesV1 {
                     return;
                 }
                 let chunk = |data| v1::DownloadResponse { kind: Some(download_response::Kind::Chunk(data)) };
-                match send_chunks(reader, &tx, chunk) {
+                match send_chunks(reader, u64::MAX, &tx, chunk) {
                     None => return,
                     Some(sent) if sent != info.size => {
                         // Objects never change once written: a broken invariant.

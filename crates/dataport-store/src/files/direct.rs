@@ -96,21 +96,44 @@ impl DirectReader {
     }
 }
 
+impl DirectReader {
+    /// The buffered bytes from the position on, reading the block around it
+    /// first if need be; empty at the end of the file.
+    fn buffered(&mut self) -> io::Result<&[u8]> {
+        if self.pos < self.start || self.pos >= self.start + self.len as u64 {
+            self.fill()?;
+            if self.pos >= self.start + self.len as u64 {
+                return Ok(&[]);
+            }
+        }
+        let from = self.base + (self.pos - self.start) as usize;
+        Ok(&self.buf[from..self.base + self.len])
+    }
+
+    /// Appends bytes to `out` until it holds `max`, or the file ends.
+    pub fn append_to(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+        while out.len() < max {
+            let want = max - out.len();
+            let data = self.buffered()?;
+            let n = data.len().min(want);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&data[..n]);
+            self.pos += n as u64;
+        }
+        Ok(())
+    }
+}
+
 impl Read for DirectReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let end = self.start + self.len as u64;
         if out.is_empty() {
             return Ok(0);
         }
-        if self.pos < self.start || self.pos >= end {
-            self.fill()?;
-            if self.pos >= self.start + self.len as u64 {
-                return Ok(0);
-            }
-        }
-        let from = (self.pos - self.start) as usize;
-        let n = out.len().min(self.len - from);
-        out[..n].copy_from_slice(&self.buf[self.base + from..self.base + from + n]);
+        let data = self.buffered()?;
+        let n = out.len().min(data.len());
+        out[..n].copy_from_slice(&data[..n]);
         self.pos += n as u64;
         Ok(n)
     }

@@ -74,6 +74,30 @@ impl Read for LocalReader {
     }
 }
 
+impl LocalReader {
+    /// Reads up to `max` bytes into a new vector, fewer only at the end of
+    /// the file. Unlike `read` into a buffer, nothing is zeroed first: a
+    /// download that zeroed each 1 MiB chunk before reading into it spent a
+    /// ninth of its server CPU time doing so.
+    pub fn read_chunk(&mut self, max: usize) -> io::Result<Vec<u8>> {
+        let mut chunk = Vec::with_capacity(max);
+        if let Some(direct) = &mut self.direct {
+            match direct.append_to(&mut chunk, max) {
+                // Alignment this file system does not take: through the cache from here.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    self.file.seek(SeekFrom::Start(direct.position()))?;
+                    self.direct = None;
+                }
+                done => return done.map(|()| chunk),
+            }
+        }
+        // `File` reads into the spare capacity without zeroing it.
+        let rest = (max - chunk.len()) as u64;
+        (&mut self.file).take(rest).read_to_end(&mut chunk)?;
+        Ok(chunk)
+    }
+}
+
 impl Seek for LocalReader {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         match &mut self.direct {
