@@ -3,6 +3,7 @@ module github.com/dataport/dataport/clients/go
 go 1.26.0
 
 require (
+	google.golang.org/genproto/googleapis/bytestream v0.0.0-20261005182115-fad411399dd8
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )

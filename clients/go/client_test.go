@@ -1,0 +1,48 @@
+package dataport
+
+import (
+	"testing"
+
+	"github.com/dataport/dataport/clients/go/compat/helloworld"
+)
+
+func TestDialDefaultsToPlaintextOnlyForThisMachine(t *testing.T) {
+	for target, want := range map[string]bool{
+		"127.0.0.1:50051":              true,
+		"127.3.4.5:1":                  true,
+		"[::1]:50051":                  true,
+		"localhost:50051":              true,
+		"LOCALHOST":                    true,
+		"dns:///localhost:50051":       true,
+		"passthrough:///127.0.0.1:80":  true,
+		"unix:///run/dataport.sock":    true,
+		"unix-abstract:dataport":       true,
+		"dataport.example.com:443":     false,
+		"10.0.0.7:50051":               false,
+		"dns:///dataport.internal:443": false,
+		"dns://8.8.8.8/localhost:1":    true,
+		"localhost.example.com:1":      false,
+	} {
+		if got := isLocal(target); got != want {
+			t.Errorf("isLocal(%q) = %v, want %v", target, got, want)
+		}
+	}
+}
+
+func TestDialedClientsReachTheServer(t *testing.T) {
+	c, err := Dial(testAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reply, err := c.Greeter.SayHello(testContext(t), &helloworld.HelloRequest{Name: "gopher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.GetMessage() != "Hello, gopher!" {
+		t.Fatalf("SayHello answered %q", reply.GetMessage())
+	}
+	if c.Conn() == nil {
+		t.Fatal("Conn is nil")
+	}
+}

@@ -1,0 +1,245 @@
+"""The Client: one channel, a typed stub per service, and the helpers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from dataport_client import files as _files
+from dataport_client import market as _market
+from dataport_client import outliers as _outliers
+from dataport_client.compat import (
+    file_pb2_grpc,
+    helloworld_pb2_grpc,
+    indicator_graph_pb2_grpc,
+    indicator_pb2_grpc,
+    outliers_pb2,
+    outliers_pb2_grpc,
+    position_pb2_grpc,
+    route_guide_pb2_grpc,
+    uploadfile_pb2_grpc,
+)
+from dataport_client.dataport.files.v1 import files_pb2, files_pb2_grpc
+from dataport_client.dataport.market.v1 import market_pb2, market_pb2_grpc
+from dataport_client.dataport.outliers.v1 import outliers_pb2 as outliers_v1_pb2
+from dataport_client.dataport.outliers.v1 import outliers_pb2_grpc as outliers_v1_pb2_grpc
+from dataport_client.dataport.position.v1 import position_pb2_grpc as position_v1_pb2_grpc
+from dataport_client.google.bytestream import bytestream_pb2_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+# The largest message the channel sends or takes. A Detect of a million
+# values is 24 MB and the server takes up to max_detect_bytes (64 MiB by
+# default); grpc's own default receive limit is 4 MiB. Past the server's
+# limit the call is RESOURCE_EXHAUSTED, naming the limit.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# Chunks of file transfers.
+CHUNK_SIZE = 1024 * 1024
+
+
+def channel_options(extra: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+    """The channel options a Client uses, with `extra` overriding them."""
+    options: dict[str, Any] = {
+        "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+        "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    }
+    options.update(extra)
+    return list(options.items())
+
+
+class Client:
+    """A connection to one Dataport server.
+
+        with Client("127.0.0.1:50051") as client:
+            print(client.greeter.SayHello(helloworld_pb2.HelloRequest(name="you")).message)
+            client.upload_file("report.pdf")
+
+    Every failed call raises grpc.RpcError, whose code() and details() say
+    why. `timeout` is the deadline in seconds of each unary call the helpers
+    make (None: none); transfers take their own `timeout`, None by default,
+    as a big file may take long.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Iterable[tuple[str, Any]] = (),
+        timeout: float | None = 60.0,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        opts = channel_options(options)
+        self.channel: grpc.Channel = (
+            grpc.secure_channel(address, credentials, options=opts)
+            if credentials is not None
+            else grpc.insecure_channel(address, options=opts)
+        )
+        ch = self.channel
+        # The seed services.
+        self.greeter = helloworld_pb2_grpc.GreeterStub(ch)
+        self.route_guide = route_guide_pb2_grpc.RouteGuideStub(ch)
+        self.pos_xyz = position_pb2_grpc.PositionServiceStub(ch)
+        self.indicator = indicator_pb2_grpc.IndicatorStub(ch)
+        self.indicator_graph = indicator_graph_pb2_grpc.IndicatorGraphStub(ch)
+        self.pb_outliers = outliers_pb2_grpc.OutliersStub(ch)
+        self.file_srv = file_pb2_grpc.FileSrvStub(ch)
+        self.file_service = uploadfile_pb2_grpc.FileServiceStub(ch)
+        # Dataport's versioned APIs, and the Google API it serves.
+        self.position = position_v1_pb2_grpc.PositionServiceStub(ch)
+        self.market = market_pb2_grpc.MarketServiceStub(ch)
+        self.outliers = outliers_v1_pb2_grpc.OutliersServiceStub(ch)
+        self.files = files_pb2_grpc.FilesServiceStub(ch)
+        self.bytestream = bytestream_pb2_grpc.ByteStreamStub(ch)
+        # Detect with requests encoded by encode_metrics.
+        self._detect_raw: grpc.UnaryUnaryMultiCallable[bytes, outliers_v1_pb2.DetectResponse] = ch.unary_unary(
+            "/dataport.outliers.v1.OutliersService/Detect",
+            request_serializer=None,
+            response_deserializer=outliers_v1_pb2.DetectResponse.FromString,
+        )
+        self._detect_compat_raw: grpc.UnaryUnaryMultiCallable[bytes, outliers_pb2.OutliersResponse] = ch.unary_unary(
+            "/pb.Outliers/Detect",
+            request_serializer=None,
+            response_deserializer=outliers_pb2.OutliersResponse.FromString,
+        )
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Waits until the channel is connected; grpc.FutureTimeoutError
+        when it is not within `timeout` seconds."""
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Files
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        resume: bool = False,
+        progress: _files.Progress | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        timeout: float | None = None,
+    ) -> _files.FileInfo:
+        """Stores the file at `path` under `name` (its base name by default)
+        and answers it as stored, once durable.
+
+        Without resume: one dataport.files.v1 Upload, the sha256 computed
+        while sending and checked by the server before it commits
+        (DATA_LOSS on a mismatch); a cut upload stores nothing.
+
+        With resume: the file is hashed first, then written through
+        google.bytestream from what the server already holds of this upload
+        (its id derives from the name and the sha256, see `upload_id`), so
+        calling again after a cut continues where the server's committed
+        size stands; a file the server already holds with this content is not
+        sent again.
+
+        progress(done, total) is called before the first chunk and after
+        each one. An exception it raises aborts the upload and is raised
+        here."""
+        p = Path(path)
+        stored = name if name is not None else p.name
+        if resume:
+            return _files.upload_resumable(
+                self.bytestream, self.files, p, stored, progress=progress, chunk_size=chunk_size, timeout=timeout
+            )
+        return _files.upload(self.files, p, stored, progress=progress, chunk_size=chunk_size, timeout=timeout)
+
+    def download_file(
+        self,
+        name: str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: _files.Progress | None = None,
+        timeout: float | None = None,
+    ) -> _files.FileInfo:
+        """Downloads the stored file `name` to `dest` (a file path, or a
+        folder to put it in under its name), atomically: written to a
+        temporary file beside it, checked against the announced size and
+        sha256 (TransferError otherwise), fsynced, renamed into place."""
+        return _files.download(self.files, name, Path(dest), progress=progress, timeout=timeout)
+
+    def stat_file(self, name: str) -> _files.FileInfo:
+        """The stored file `name`; grpc.RpcError NOT_FOUND when there is none."""
+        reply = self.files.Stat(files_pb2.StatRequest(name=name), timeout=self.timeout)
+        return _files.FileInfo.from_pb(reply.file)
+
+    # Market
+
+    def indicators(
+        self,
+        symbol: str,
+        indicators: Sequence[str | market_pb2.Indicator],
+        start: _market.DateLike | None = None,
+        end: _market.DateLike | None = None,
+    ) -> _market.IndicatorTable:
+        """ComputeIndicators over the stored bars of `symbol` from `start` to
+        `end` (dates or YYYY-MM-DD, inclusive; None leaves that end open).
+        Each indicator is an Indicator message or a spec such as "sma:20",
+        "rsi", "macd:12,26,9" or "bollinger:20,2,2"."""
+        request = _market.indicators_request(symbol, indicators, start, end)
+        return _market.IndicatorTable.from_pb(self.market.ComputeIndicators(request, timeout=self.timeout))
+
+    def macd(
+        self,
+        symbol: str,
+        start: _market.DateLike | None = None,
+        end: _market.DateLike | None = None,
+        *,
+        fast: int = 12,
+        slow: int = 26,
+        signal: int = 9,
+    ) -> _market.MacdRows:
+        """MACD(fast, slow, signal) of closes, one row per stored day of the
+        range, equal to TA-Lib's; NaN inside the warm-up. `.to_dataframe()`
+        on the result gives a DataFrame (with pandas)."""
+        spec = market_pb2.Indicator(
+            macd=market_pb2.Macd(fast_period=fast, slow_period=slow, signal_period=signal)
+        )
+        table = self.indicators(symbol, [spec], start, end)
+        return _market.macd_rows(table, fast, slow, signal)
+
+    # Outliers
+
+    def detect_outliers(
+        self,
+        values: Iterable[float],
+        *,
+        name: str = "",
+        method: _outliers.Method = "zscore",
+        threshold: float | None = None,
+        sample: bool = False,
+    ) -> _outliers.OutlierResult:
+        """dataport.outliers.v1 Detect of one series (a list or a numpy
+        array): the positions of its outliers, every value's score and the
+        series' statistics. method: "zscore" (|x - mean| > threshold * sigma,
+        threshold 2, population sigma unless sample), "modified" (Iglewicz
+        and Hoaglin, 3.5) or "iqr" (Tukey's fences, k = threshold, 1.5).
+        Values must be finite (INVALID_ARGUMENT otherwise)."""
+        method_bytes = outliers_v1_pb2.DetectRequest(
+            method=_outliers.method_message(method, threshold, sample)
+        ).SerializeToString()
+        request = _outliers.encode_metrics(values, name) + method_bytes
+        reply: outliers_v1_pb2.DetectResponse = self._detect_raw(request, timeout=self.timeout)
+        return _outliers.OutlierResult.from_pb(reply)
+
+    def detect_outliers_compat(self, values: Iterable[float], *, name: str = "") -> list[int]:
+        """The seed's pb.Outliers Detect: the positions of the values with
+        |x - mean| > 2 sigma (population sigma), as numpy computes it."""
+        reply: outliers_pb2.OutliersResponse = self._detect_compat_raw(
+            _outliers.encode_metrics(values, name), timeout=self.timeout
+        )
+        return list(reply.indices)
