@@ -17,15 +17,20 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use dataport_core::files::{Sha256Digest, validate_name};
 
 use super::direct::{self, DirectReader};
 use super::index::{Index, Locked};
-use super::upload::{ActiveGuard, LocalUpload};
+use super::upload::{Active, ActiveGuard, LocalUpload};
 use super::{FileError, FileInfo, FileStore, FileStoreConfig, UploadState};
+
+/// How long a question about a resumable upload waits for its writer to
+/// finish (to flush what a cut call sent, or to commit) before it answers
+/// with what is known so far.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
 /// Files on the local disk. Cheap to clone: clones share one store.
 #[derive(Clone, Debug)]
@@ -45,8 +50,10 @@ pub(super) struct Shared {
     /// disk; a clash (a clock set back) only makes the commit try the next.
     epoch: u128,
     next_object: AtomicU64,
-    /// Resumable uploads being written, with how much of each is durable.
-    active: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    /// Resumable uploads being written.
+    active: Mutex<HashMap<String, Arc<Active>>>,
+    /// Notified whenever an upload leaves `active`.
+    pub released: Condvar,
 }
 
 /// A stored file opened for reading: its content as it was when opened,
@@ -134,6 +141,12 @@ impl LocalFileStore {
     pub const DIR: &str = "files";
 
     /// Opens the store in `data_dir` with the default configuration.
+    /// Marks the writer of `id` as finishing, as a writer whose call ended does.
+    #[cfg(test)]
+    pub(super) fn mark_closing(&self, id: &str) {
+        self.shared.active()[id].closing.store(true, Ordering::Release);
+    }
+
     pub fn open(data_dir: &Path) -> Result<Self, FileError> {
         Self::open_with(data_dir, FileStoreConfig::default())
     }
@@ -164,6 +177,7 @@ impl LocalFileStore {
             epoch,
             next_object: AtomicU64::new(0),
             active: Mutex::new(HashMap::new()),
+            released: Condvar::new(),
         };
         shared.remove_plain_temp_files()?;
         shared.remove_orphan_objects()?;
@@ -207,8 +221,20 @@ impl LocalFileStore {
 }
 
 impl Shared {
-    pub fn active(&self) -> MutexGuard<'_, HashMap<String, Arc<AtomicU64>>> {
+    pub fn active(&self) -> MutexGuard<'_, HashMap<String, Arc<Active>>> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// [`Shared::active`], once no writer of `id` is finishing (waiting at
+    /// most [`SETTLE_WAIT`]): what it makes durable or commits is then on
+    /// disk and in the index.
+    pub fn active_settled(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Active>>> {
+        let closing = |active: &mut HashMap<String, Arc<Active>>| {
+            active.get(id).is_some_and(|entry| entry.closing.load(Ordering::Acquire))
+        };
+        self.released
+            .wait_timeout_while(self.active(), SETTLE_WAIT, closing)
+            .map_or_else(|poisoned| poisoned.into_inner().0, |(active, _)| active)
     }
 
     pub fn resumable_path(&self, id: &str) -> PathBuf {
@@ -328,8 +354,8 @@ impl FileStore for LocalFileStore {
 
     fn resumable_size(&self, id: &str) -> Result<Option<u64>, FileError> {
         validate_name(id)?;
-        if let Some(durable) = self.shared.active().get(id) {
-            return Ok(Some(durable.load(Ordering::Acquire)));
+        if let Some(entry) = self.shared.active_settled(id).get(id) {
+            return Ok(Some(entry.durable.load(Ordering::Acquire)));
         }
         let path = self.shared.resumable_path(id);
         match std::fs::metadata(&path) {
@@ -344,9 +370,9 @@ impl FileStore for LocalFileStore {
         // Held throughout, so no writer claims or releases `id` meanwhile: a
         // commit moves the data away before it records the id as finished,
         // but it holds its claim until then.
-        let active = self.shared.active();
-        if let Some(durable) = active.get(id) {
-            return Ok(Some(UploadState::InProgress { durable: durable.load(Ordering::Acquire) }));
+        let active = self.shared.active_settled(id);
+        if let Some(entry) = active.get(id) {
+            return Ok(Some(UploadState::InProgress { durable: entry.durable.load(Ordering::Acquire) }));
         }
         let path = self.shared.resumable_path(id);
         match std::fs::metadata(&path) {

@@ -389,6 +389,37 @@ fn a_resumable_upload_has_one_writer_at_a_time() {
 }
 
 #[test]
+fn questions_about_a_finishing_resumable_upload_wait_for_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let mut up = store.resumable("r", "f", None).unwrap();
+    up.write(b"hello").unwrap();
+    // Nothing is flushed yet: a writer still receiving answers 0 durable.
+    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 0 })));
+    // Its call ended; while it flushes, questions wait for what it stores.
+    store.mark_closing("r");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(up);
+    });
+    let asked = Instant::now();
+    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 5 })));
+    assert!(asked.elapsed() >= Duration::from_millis(250), "answered before the writer finished");
+    writer.join().unwrap();
+
+    // A new writer waits too, rather than being refused as a second one.
+    let up = store.resumable("r", "f", None).unwrap();
+    store.mark_closing("r");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(up);
+    });
+    let resumed = store.resumable("r", "f", None).unwrap();
+    assert_eq!(resumed.written(), 5);
+    writer.join().unwrap();
+}
+
+#[test]
 fn a_resumable_upload_failing_its_checksum_or_limit_is_discarded() {
     let dir = tempfile::tempdir().unwrap();
     let store = small(dir.path(), 8, 1 << 20);

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -86,7 +86,7 @@ enum Kind {
     /// Deleted when dropped.
     Plain(Option<TempPath>),
     /// Kept for its claim on the id, released when dropped.
-    Resumable { _claim: ActiveGuard },
+    Resumable { claim: ActiveGuard },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -96,29 +96,47 @@ enum State {
     Committed,
 }
 
+/// A resumable upload being written, as others see it.
+#[derive(Debug, Default)]
+pub(super) struct Active {
+    /// Bytes known durable.
+    pub durable: Arc<AtomicU64>,
+    /// The writer is finishing: making what it has durable (its call ended)
+    /// or committing. Whoever asks about the upload meanwhile waits for
+    /// that to end (see `Shared::active_settled`), so a client that resumes
+    /// right after a cut learns what the cut call stored, not the moment
+    /// before.
+    pub closing: AtomicBool,
+}
+
 /// Marks a resumable upload id as being written, so a second writer is
 /// refused, and publishes how much of it is durable.
 pub(super) struct ActiveGuard {
     shared: Arc<Shared>,
     id: String,
-    durable: Arc<AtomicU64>,
+    active: Arc<Active>,
 }
 
 impl ActiveGuard {
     pub fn claim(shared: &Arc<Shared>, id: &str) -> Result<Self, FileError> {
-        let mut active = shared.active();
+        let mut active = shared.active_settled(id);
         if active.contains_key(id) {
             return Err(FileError::InUse { id: id.to_owned() });
         }
-        let durable = Arc::new(AtomicU64::new(0));
-        active.insert(id.to_owned(), Arc::clone(&durable));
-        Ok(ActiveGuard { shared: Arc::clone(shared), id: id.to_owned(), durable })
+        let entry = Arc::new(Active::default());
+        active.insert(id.to_owned(), Arc::clone(&entry));
+        Ok(ActiveGuard { shared: Arc::clone(shared), id: id.to_owned(), active: entry })
+    }
+
+    fn close(&self) {
+        self.active.closing.store(true, Ordering::Release);
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.shared.active().remove(&self.id);
+        self.shared.released.notify_all();
     }
 }
 
@@ -384,10 +402,10 @@ impl LocalUpload {
             left -= want as u64;
         }
         file.seek(SeekFrom::Start(len)).map_err(io_error)?;
-        guard.durable.store(len, Ordering::Release);
-        let durable = Arc::clone(&guard.durable);
+        guard.active.durable.store(len, Ordering::Release);
+        let durable = Arc::clone(&guard.active.durable);
         let mut upload =
-            LocalUpload::new(shared, name, expected, path, file, Kind::Resumable { _claim: guard }, durable);
+            LocalUpload::new(shared, name, expected, path, file, Kind::Resumable { claim: guard }, durable);
         upload.spare.push(block);
         upload.hasher = Some(hasher);
         upload.written = len;
@@ -422,6 +440,13 @@ impl LocalUpload {
             failure: Arc::new(Mutex::new(None)),
             kind,
             state: State::Open,
+        }
+    }
+
+    /// Marks a resumable upload as finishing (see [`Active::closing`]).
+    fn close(&self) {
+        if let Kind::Resumable { claim } = &self.kind {
+            claim.close();
         }
     }
 
@@ -660,6 +685,7 @@ impl Upload for LocalUpload {
 
     fn commit(mut self) -> Result<FileInfo, FileError> {
         self.check_open()?;
+        self.close();
         self.drain()?;
         let Some(hasher) = self.hasher.take() else {
             return Err(self.broken("the upload's hasher went missing"));
@@ -700,6 +726,7 @@ impl Drop for LocalUpload {
         // A plain upload's TempPath deletes its data as it drops; a resumable
         // upload keeps what it has, durably, for the next call.
         if self.state == State::Open && matches!(self.kind, Kind::Resumable { .. }) {
+            self.close();
             let _ = self.sync();
         }
         self.stop();

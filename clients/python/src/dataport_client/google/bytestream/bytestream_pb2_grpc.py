@@ -77,7 +77,9 @@ class ByteStreamServicer:
 
     def QueryWriteStatus(self, request, context):
         """QueryWriteStatus answers how much of an upload is durably stored, so that
-        a client whose Write was cut off knows where to continue.
+        a client whose Write was cut off knows where to continue. While the cut
+        call is still making what it received durable (or a finishing one is
+        committing), the answer waits for it, as does a new Write of the upload.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

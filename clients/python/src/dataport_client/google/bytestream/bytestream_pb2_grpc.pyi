@@ -62,7 +62,9 @@ class ByteStreamStub:
     """
     QueryWriteStatus: _grpc.UnaryUnaryMultiCallable[_bytestream_pb2.QueryWriteStatusRequest, _bytestream_pb2.QueryWriteStatusResponse]
     """QueryWriteStatus answers how much of an upload is durably stored, so that
-    a client whose Write was cut off knows where to continue.
+    a client whose Write was cut off knows where to continue. While the cut
+    call is still making what it received durable (or a finishing one is
+    committing), the answer waits for it, as does a new Write of the upload.
     """
 
 @_typing.type_check_only
@@ -83,7 +85,9 @@ class ByteStreamAsyncStub(ByteStreamStub):
     """
     QueryWriteStatus: _aio.UnaryUnaryMultiCallable[_bytestream_pb2.QueryWriteStatusRequest, _bytestream_pb2.QueryWriteStatusResponse]  # type: ignore[assignment]
     """QueryWriteStatus answers how much of an upload is durably stored, so that
-    a client whose Write was cut off knows where to continue.
+    a client whose Write was cut off knows where to continue. While the cut
+    call is still making what it received durable (or a finishing one is
+    committing), the answer waits for it, as does a new Write of the upload.
     """
 
 class ByteStreamServicer(metaclass=_abc_1.ABCMeta):
@@ -119,7 +123,9 @@ class ByteStreamServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_bytestream_pb2.QueryWriteStatusResponse, _abc.Awaitable[_bytestream_pb2.QueryWriteStatusResponse]]:
         """QueryWriteStatus answers how much of an upload is durably stored, so that
-        a client whose Write was cut off knows where to continue.
+        a client whose Write was cut off knows where to continue. While the cut
+        call is still making what it received durable (or a finishing one is
+        committing), the answer waits for it, as does a new Write of the upload.
         """
 
 def add_ByteStreamServicer_to_server(servicer: ByteStreamServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
