@@ -4,7 +4,9 @@ The server picks its own port (`--listen 127.0.0.1:0`) and announces it in a
 JSON log line on stdout; we wait for that line rather than for a guessed
 amount of time. Threads keep draining stdout and stderr for the server's
 whole life, so it never blocks on a full pipe, and the last lines are kept
-for the failure message when it misbehaves.
+for the failure message when it misbehaves. The call lines (one per finished
+call: method, status code, message, peer) are kept whole, so a test can see
+how the server itself ended a call.
 """
 
 import collections
@@ -20,7 +22,7 @@ import time
 import grpc
 import pytest
 
-from interop import GEN_DIR, REPO_ROOT
+from interop import GEN_DIR, REPO_ROOT, AioApi, SyncApi
 
 if not (GEN_DIR / "helloworld_pb2.py").exists():
     raise pytest.UsageError(f"no generated stubs in {GEN_DIR}: start the suite with tests/interop/python/run")
@@ -45,6 +47,8 @@ class DataportServer:
         self._stdout_lines = queue.Queue()
         self._announced = threading.Event()
         self._drains = []
+        self._calls = []
+        self._calls_changed = threading.Condition()
 
     def start(self):
         argv = [
@@ -75,6 +79,8 @@ class DataportServer:
                 self._recent.append(f"[{name}] {line.rstrip()}")
                 if forward and not self._announced.is_set():
                     self._stdout_lines.put(line)
+                if forward and '"dataport::call"' in line:
+                    self._record_call(line)
             pipe.close()
             if forward:
                 self._stdout_lines.put(None)  # end of stdout
@@ -103,6 +109,32 @@ class DataportServer:
             if fields.get("message") == "listening":
                 self._announced.set()
                 return str(fields["addr"])
+
+    def _record_call(self, line):
+        try:
+            fields = json.loads(line)["fields"]
+        except (ValueError, KeyError, TypeError):
+            return
+        with self._calls_changed:
+            self._calls.append(fields)
+            self._calls_changed.notify_all()
+
+    def mark(self):
+        """A point in the call log: `calls_since` answers the calls whose
+        lines were written after it."""
+        with self._calls_changed:
+            return len(self._calls)
+
+    def calls_since(self, mark, until=lambda calls: True, timeout=10.0):
+        """The call lines (dicts with method, code, message, peer, ...) written
+        after `mark`, once `until(lines)` holds; lines are written in batches
+        (every 100 ms), so this waits for them. Fails after `timeout`."""
+        with self._calls_changed:
+            done = self._calls_changed.wait_for(lambda: until(self._calls[mark:]), timeout=timeout)
+            calls = list(self._calls[mark:])
+        if not done:
+            pytest.fail(f"the server's call log never showed what was awaited; lines since: {calls}")
+        return calls
 
     def stop(self):
         """SIGTERM, then the exit status; asserts a clean exit in time."""
@@ -164,6 +196,21 @@ def open_channel(addr):
 def channel(server):
     with open_channel(server.addr) as ch:
         yield ch
+
+
+@pytest.fixture(params=["sync", "aio"])
+def api(request, server):
+    """The same calls through grpcio's synchronous API or through grpc.aio:
+    `api.stub(GreeterStub).SayHello(request)` completes the call either way
+    (see interop.SyncApi and interop.AioApi)."""
+    if request.param == "sync":
+        yield SyncApi(request.getfixturevalue("channel"))
+    else:
+        aio = AioApi(server.addr)
+        try:
+            yield aio
+        finally:
+            aio.close()
 
 
 @pytest.fixture

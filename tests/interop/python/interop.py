@@ -1,6 +1,8 @@
 """What the interop tests share: paths, the deadline every call carries, the
-built-in RouteGuide features and a way to check a refusal."""
+built-in RouteGuide features, a way to check a refusal, and the two client
+APIs behind one face."""
 
+import asyncio
 import contextlib
 import json
 import math
@@ -54,3 +56,89 @@ def expect_status(code, *words):
         assert re.search(rf"\b{re.escape(word)}\b", details), (
             f"{code.name} details should mention {word!r}: {details!r}"
         )
+
+
+# One test body, both client APIs. A stub from `api.stub(SomeStub)` completes
+# each call before it returns: a unary response is returned, a response
+# stream is returned as the list of its messages, and a request stream is
+# taken from any iterable. Through SyncApi that is the generated stub on a
+# grpc.Channel; through AioApi it is the same generated stub on a
+# grpc.aio.Channel, awaited on an event loop of its own (request iterables
+# become async generators). A refusal raises grpc.RpcError either way
+# (grpc.aio.AioRpcError is one), so `expect_status` works for both. Calls
+# carry RPC_TIMEOUT unless given a timeout.
+
+_STREAMING_REQUEST = (grpc.StreamUnaryMultiCallable, grpc.StreamStreamMultiCallable)
+_STREAMING_RESPONSE = (grpc.UnaryStreamMultiCallable, grpc.StreamStreamMultiCallable)
+_AIO_STREAMING_REQUEST = (grpc.aio.StreamUnaryMultiCallable, grpc.aio.StreamStreamMultiCallable)
+_AIO_STREAMING_RESPONSE = (grpc.aio.UnaryStreamMultiCallable, grpc.aio.StreamStreamMultiCallable)
+
+
+class SyncApi:
+    name = "sync"
+
+    def __init__(self, channel):
+        self.channel = channel
+
+    def stub(self, stub_class):
+        return _Stub(stub_class(self.channel), self._call)
+
+    @staticmethod
+    def _call(multicallable, request, kwargs):
+        kwargs.setdefault("timeout", RPC_TIMEOUT)
+        if isinstance(multicallable, _STREAMING_REQUEST):
+            request = iter(request)
+        response = multicallable(request, **kwargs)
+        return list(response) if isinstance(multicallable, _STREAMING_RESPONSE) else response
+
+
+class AioApi:
+    name = "aio"
+
+    def __init__(self, addr):
+        self.loop = asyncio.new_event_loop()
+        self.channel = self.run(self._open(addr))
+
+    @staticmethod
+    async def _open(addr):
+        channel = grpc.aio.insecure_channel(addr)
+        await asyncio.wait_for(channel.channel_ready(), RPC_TIMEOUT)
+        return channel
+
+    def run(self, coroutine):
+        return self.loop.run_until_complete(coroutine)
+
+    def stub(self, stub_class):
+        return _Stub(stub_class(self.channel), self._call)
+
+    def _call(self, multicallable, request, kwargs):
+        kwargs.setdefault("timeout", RPC_TIMEOUT)
+
+        async def call():
+            message_or_messages = _async_iter(request) if isinstance(multicallable, _AIO_STREAMING_REQUEST) else request
+            response = multicallable(message_or_messages, **kwargs)
+            if isinstance(multicallable, _AIO_STREAMING_RESPONSE):
+                return [message async for message in response]
+            return await response
+
+        return self.run(call())
+
+    def close(self):
+        self.run(self.channel.close())
+        self.loop.close()
+
+
+async def _async_iter(messages):
+    for message in messages:
+        yield message
+        await asyncio.sleep(0)  # as a real producer would, between messages
+
+
+class _Stub:
+    def __init__(self, stub, call):
+        self._stub = stub
+        self._do = call
+
+    def __getattr__(self, method):
+        multicallable = getattr(self._stub, method)
+        return lambda request, **kwargs: self._do(multicallable, request, kwargs)

@@ -5,6 +5,7 @@ each chunk to a file."""
 import asyncio
 import hashlib
 import os
+import threading
 import time
 import uuid
 
@@ -122,3 +123,80 @@ def test_file_transfer_upload_answers_the_generated_name_and_file_srv_downloads_
     name = reply.message.split('"')[1]
     assert reply.message == f'stored "{name}": {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}'
     assert download(stub, name, "", tmp_path / "copy") == data
+
+
+def test_file_transfer_upload_through_either_api_is_stored_whole(api):
+    import uploadfile_pb2 as u
+    import uploadfile_pb2_grpc as u_grpc
+
+    data = os.urandom(250_001)
+    reply = api.stub(u_grpc.FileServiceStub).Upload((u.Chunk(data=data[i : i + 65_536]) for i in range(0, len(data), 65_536)), timeout=RPC_TIMEOUT)
+    name = reply.message.split('"')[1]
+    assert name.startswith("upload-")
+    assert reply.message == f'stored "{name}": {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}'
+    chunks = api.stub(f_grpc.FileSrvStub).DownloadFile(f.FileHeader(filename=name), timeout=RPC_TIMEOUT)
+    assert b"".join(c.chunk_data for c in chunks) == data
+    # Each upload gets a name of its own.
+    again = api.stub(u_grpc.FileServiceStub).Upload(iter([u.Chunk(data=b"x")]), timeout=RPC_TIMEOUT)
+    assert again.message.split('"')[1] != name
+
+
+def test_uploads_over_the_size_limit_are_resource_exhausted_and_store_nothing(start_server, tmp_path):
+    import uploadfile_pb2 as u
+    import uploadfile_pb2_grpc as u_grpc
+
+    limited = start_server("--max-file-size", "1MiB")
+    over = os.urandom((1 << 20) + 1)
+    with grpc.insecure_channel(limited.addr) as ch:
+        transfer, srv = u_grpc.FileServiceStub(ch), f_grpc.FileSrvStub(ch)
+        with expect_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "1048576"):
+            transfer.Upload((u.Chunk(data=over[i : i + 100_000]) for i in range(0, len(over), 100_000)), timeout=RPC_TIMEOUT)
+        with expect_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "1048576"):
+            srv.UploadFile(uploads("over", ".bin", over, chunk=100_000), timeout=RPC_TIMEOUT)
+        with expect_status(grpc.StatusCode.NOT_FOUND, "over.bin"):
+            download(srv, "over", ".bin", tmp_path / "x")
+        # At the limit, both store.
+        fits = over[:-1]
+        assert transfer.Upload(iter([u.Chunk(data=fits)]), timeout=RPC_TIMEOUT).message.endswith(f"{len(fits)} bytes, sha256 {hashlib.sha256(fits).hexdigest()}")
+        assert srv.UploadFile(uploads("fits", ".bin", fits), timeout=RPC_TIMEOUT).code == 0
+        assert download(srv, "fits", ".bin", tmp_path / "fits") == fits
+
+
+def test_download_of_a_hostile_name_is_refused(api):
+    with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "header"):
+        api.stub(f_grpc.FileSrvStub).DownloadFile(f.FileHeader(filename="../etc/passwd"), timeout=RPC_TIMEOUT)
+
+
+def test_a_cancelled_file_transfer_upload_stores_nothing(channel, server):
+    import uploadfile_pb2 as u
+    import uploadfile_pb2_grpc as u_grpc
+    from dataport.files.v1 import files_pb2 as pb
+    from dataport.files.v1 import files_pb2_grpc as pb_grpc
+
+    files = pb_grpc.FilesServiceStub(channel)
+
+    def generated():
+        return {f.name for f in files.List(pb.ListRequest(prefix="upload-", page_size=10_000), timeout=RPC_TIMEOUT).files}
+
+    before = generated()
+    sent, release = threading.Event(), threading.Event()
+
+    def chunks():
+        for _ in range(10):
+            yield u.Chunk(data=os.urandom(10_000))
+        sent.set()
+        release.wait(RPC_TIMEOUT)  # until the call is cancelled
+
+    mark = server.mark()
+    future = u_grpc.FileServiceStub(channel).Upload.future(chunks(), timeout=RPC_TIMEOUT)
+    try:
+        assert sent.wait(RPC_TIMEOUT)
+        future.cancel()
+        with pytest.raises(grpc.FutureCancelledError):
+            future.result()
+    finally:
+        release.set()
+    # Once the server has ended the call, nothing new is listed.
+    calls = server.calls_since(mark, lambda cs: any(c["method"] == "/FileTransfer.FileService/Upload" for c in cs))
+    assert [c["code"] for c in calls if c["method"] == "/FileTransfer.FileService/Upload"] == ["CANCELLED"]
+    assert generated() == before

@@ -1,15 +1,20 @@
-"""helloworld.Greeter, called exactly as the seed's quickstart client calls it."""
+"""helloworld.Greeter, called exactly as the seed's quickstart client calls it,
+through grpcio's synchronous API and through grpc.aio."""
 
+import grpc
 import helloworld_pb2
 import helloworld_pb2_grpc
 import pytest
 
-from interop import RPC_TIMEOUT
+from interop import RPC_TIMEOUT, expect_status
+
+# tonic's default for a decoded request message, which the Greeter keeps.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 @pytest.fixture
-def greeter(channel):
-    return helloworld_pb2_grpc.GreeterStub(channel)
+def greeter(api):
+    return api.stub(helloworld_pb2_grpc.GreeterStub)
 
 
 def test_say_hello_greets_by_name(greeter):
@@ -25,3 +30,25 @@ def test_say_hello_again_greets_again(greeter):
 def test_greeting_keeps_non_ascii_names_verbatim(greeter):
     reply = greeter.SayHello(helloworld_pb2.HelloRequest(name="Zoë 🚀"), timeout=RPC_TIMEOUT)
     assert reply.message == "Hello, Zoë 🚀!"
+
+
+@pytest.mark.parametrize("method", ["SayHello", "SayHelloAgain"])
+def test_a_name_over_the_request_limit_is_resource_exhausted_naming_size_and_limit(greeter, method):
+    name = "n" * MAX_REQUEST_BYTES  # plus the field's tag and length
+    size = helloworld_pb2.HelloRequest(name=name).ByteSize()
+    with expect_status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(size), str(MAX_REQUEST_BYTES)):
+        getattr(greeter, method)(helloworld_pb2.HelloRequest(name=name), timeout=RPC_TIMEOUT)
+    # A name just under the limit is greeted (with room for the greeting in
+    # the reply, which the client limits to the same 4 MiB).
+    name = "n" * (MAX_REQUEST_BYTES - 32)
+    assert getattr(greeter, method)(helloworld_pb2.HelloRequest(name=name), timeout=RPC_TIMEOUT).message.endswith(f"{name}!")
+
+
+@pytest.mark.parametrize("method", ["SayHello", "SayHelloAgain"])
+def test_a_name_that_is_not_utf8_is_refused_naming_the_field(channel, method):
+    # grpcio's stubs cannot send such a name, so the bytes go raw: field 1,
+    # length 2, 0xff 0xfe. A protobuf string must be UTF-8, and grpcio
+    # servers refuse a request that does not parse with INTERNAL too.
+    raw = channel.unary_unary(f"/helloworld.Greeter/{method}", response_deserializer=helloworld_pb2.HelloReply.FromString)
+    with expect_status(grpc.StatusCode.INTERNAL, "HelloRequest.name", "UTF-8"):
+        raw(b"\x0a\x02\xff\xfe", timeout=RPC_TIMEOUT)

@@ -1,5 +1,6 @@
 """idc.Indicator.GetMACD, called as the Go trading system calls it, over the
-sample bars the server loads into an empty store."""
+sample bars the server loads into an empty store, through grpcio's
+synchronous API and through grpc.aio."""
 
 import grpc
 import indicator_pb2
@@ -10,8 +11,8 @@ from interop import RPC_TIMEOUT
 
 
 @pytest.fixture
-def indicator(channel):
-    return indicator_pb2_grpc.IndicatorStub(channel)
+def indicator(api):
+    return api.stub(indicator_pb2_grpc.IndicatorStub)
 
 
 def test_macd_rows_cover_the_range_in_date_order(indicator):
@@ -44,3 +45,4 @@ def test_bad_dates_and_unknown_symbols_are_refused_by_name(indicator):
     with pytest.raises(grpc.RpcError) as err:
         indicator.GetMACD(unknown, timeout=RPC_TIMEOUT)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "TSLA" in err.value.details()

@@ -46,6 +46,12 @@ def stub(channel):
     return m_grpc.MarketServiceStub(channel)
 
 
+@pytest.fixture
+def any_stub(api):
+    """The stub through grpcio's synchronous API or through grpc.aio."""
+    return api.stub(m_grpc.MarketServiceStub)
+
+
 def new_symbol(tag):
     """A symbol no other test uses; 'X' keeps it after the sample symbols."""
     return f"X{tag}-{uuid.uuid4().hex[:10]}"
@@ -334,8 +340,8 @@ def test_imported_bars_are_what_the_seed_indicator_service_reads(stub, channel):
 # ListSymbols
 
 
-def test_list_symbols_names_the_sample_with_counts_and_spans_in_symbol_order(stub):
-    listed = stub.ListSymbols(m.ListSymbolsRequest(), timeout=RPC_TIMEOUT).symbols
+def test_list_symbols_names_the_sample_with_counts_and_spans_in_symbol_order(any_stub):
+    listed = any_stub.ListSymbols(m.ListSymbolsRequest(), timeout=RPC_TIMEOUT).symbols
     names = [s.symbol for s in listed]
     assert names == sorted(names)
     by = {s.symbol: (s.bars, s.first_date, s.last_date) for s in listed}
@@ -390,20 +396,20 @@ def test_a_range_without_trading_days_answers_no_bars(stub, start, end):
     assert get_bars(stub, "IBM", start, end) == []
 
 
-def test_get_bars_refusals(stub):
+def test_get_bars_refusals(any_stub):
     with expect_status(grpc.StatusCode.NOT_FOUND, "TSLA"):
-        get_bars(stub, "TSLA")
+        get_bars(any_stub, "TSLA")
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "symbol"):
-        get_bars(stub, "")
+        get_bars(any_stub, "")
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "symbol"):
-        get_bars(stub, "IBM IBM")
+        get_bars(any_stub, "IBM IBM")
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "start_date") as info:
-        get_bars(stub, "IBM", "2012-13-01")
+        get_bars(any_stub, "IBM", "2012-13-01")
     assert '"2012-13-01"' in info.value.details()
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "end_date"):
-        get_bars(stub, "IBM", "", "20120101")
+        get_bars(any_stub, "IBM", "", "20120101")
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "start_date", "end_date", "after"):
-        get_bars(stub, "IBM", "2012-02-01", "2012-01-31")
+        get_bars(any_stub, "IBM", "2012-02-01", "2012-01-31")
 
 
 # ComputeIndicators
@@ -492,8 +498,8 @@ DEFAULT_NAMES = [
 DEFAULT_WARM_UP = {"macd": 33, "sma": 29, "rsi": 14, "atr": 14, "ema": 29, "bollinger": 4}
 
 
-def test_parameters_left_at_0_take_talib_defaults_named_in_the_columns(stub):
-    reply = compute(stub, "AAPL", DEFAULTS, "2010-01-04", "2010-01-08")
+def test_parameters_left_at_0_take_talib_defaults_named_in_the_columns(any_stub):
+    reply = compute(any_stub, "AAPL", DEFAULTS, "2010-01-04", "2010-01-08")
     assert [c.name for c in reply.columns] == DEFAULT_NAMES
     assert list(reply.dates) == ["2010-01-04", "2010-01-05", "2010-01-06", "2010-01-07", "2010-01-08"]
 
@@ -641,9 +647,9 @@ def test_a_range_without_trading_days_answers_empty_columns(stub):
         "too-many",
     ],
 )
-def test_bad_indicators_are_invalid_argument_naming_the_field(stub, indicators, words):
+def test_bad_indicators_are_invalid_argument_naming_the_field(any_stub, indicators, words):
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT) as info:
-        compute(stub, "AAPL", indicators)
+        compute(any_stub, "AAPL", indicators)
     for word in words:
         assert word in info.value.details(), info.value.details()
 
@@ -653,18 +659,18 @@ def test_sixty_four_indicators_are_accepted(stub):
     assert [c.name for c in reply.columns] == [f"sma_{n}" for n in range(1, 65)]
 
 
-def test_compute_indicators_refusals(stub):
+def test_compute_indicators_refusals(any_stub):
     sma = [m.Indicator(sma=m.Sma())]
     with expect_status(grpc.StatusCode.NOT_FOUND, "TSLA"):
-        compute(stub, "TSLA", sma)
+        compute(any_stub, "TSLA", sma)
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "symbol"):
-        compute(stub, "", sma)
+        compute(any_stub, "", sma)
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "start_date"):
-        compute(stub, "AAPL", sma, "2012-00-01")
+        compute(any_stub, "AAPL", sma, "2012-00-01")
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "end_date"):
-        compute(stub, "AAPL", sma, "", "tomorrow")
+        compute(any_stub, "AAPL", sma, "", "tomorrow")
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "start_date", "end_date", "after"):
-        compute(stub, "AAPL", sma, "2012-02-01", "2012-01-31")
+        compute(any_stub, "AAPL", sma, "2012-02-01", "2012-01-31")
 
 
 # RenderChart

@@ -1,4 +1,5 @@
-"""posXYZ.PositionService, called as the seed's publisher and viewer call it."""
+"""posXYZ.PositionService, called as the seed's publisher and viewer call it,
+through grpcio's synchronous API and through grpc.aio."""
 
 import math
 
@@ -11,8 +12,8 @@ from interop import RPC_TIMEOUT, expect_status
 
 
 @pytest.fixture
-def pos_xyz(channel):
-    return position_pb2_grpc.PositionServiceStub(channel)
+def pos_xyz(api):
+    return api.stub(position_pb2_grpc.PositionServiceStub)
 
 
 def pub(stub, x, y, z, msg="interop"):

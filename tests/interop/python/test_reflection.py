@@ -237,3 +237,64 @@ def test_unknown_symbol_is_not_found(reflection):
     else:
         assert response.HasField("error_response"), response
         assert response.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+# One stream, several requests, as grpcurl and grpcui keep one open
+
+
+class ReflectionStub:
+    """What grpcio-tools would generate for either version (grpcio-reflection
+    ships v1alpha's only; the messages are the same on the wire)."""
+
+    def __init__(self, channel, service):
+        self.ServerReflectionInfo = channel.stream_stream(
+            f"/{service}/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+
+
+@pytest.mark.parametrize("service", REFLECTION_VERSIONS, ids=["v1", "v1alpha"])
+def test_one_stream_answers_each_request_in_order(api, service):
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="routeguide.RouteGuide"),
+        reflection_pb2.ServerReflectionRequest(file_by_filename="helloworld.proto"),
+        reflection_pb2.ServerReflectionRequest(all_extension_numbers_of_type="helloworld.HelloRequest"),
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+    ]
+    stub = api.stub(lambda channel: ReflectionStub(channel, service))
+    responses = stub.ServerReflectionInfo(requests, timeout=RPC_TIMEOUT)
+    assert [r.original_request for r in responses] == requests
+    assert [r.WhichOneof("message_response") for r in responses] == [
+        "list_services_response",
+        "file_descriptor_response",
+        "file_descriptor_response",
+        "all_extension_numbers_response",
+        "list_services_response",
+    ]
+    assert set(SERVICES) <= {s.name for s in responses[0].list_services_response.service}
+    names = [descriptor_pb2.FileDescriptorProto.FromString(b).name for b in responses[1].file_descriptor_response.file_descriptor_proto]
+    assert "route_guide.proto" in names
+    (hello,) = responses[2].file_descriptor_response.file_descriptor_proto
+    assert descriptor_pb2.FileDescriptorProto.FromString(hello).package == "helloworld"
+    assert list(responses[3].all_extension_numbers_response.extension_number) == []  # proto3 has none
+    assert responses[4] == responses[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server bug (tonic-reflection): a failed lookup ends the whole stream with NOT_FOUND instead of "
+    "answering an error_response and going on, as the reflection protocol and grpc's own servers do",
+)
+@pytest.mark.parametrize("service", REFLECTION_VERSIONS, ids=["v1", "v1alpha"])
+def test_a_failed_lookup_is_answered_in_the_stream_which_goes_on(api, service):
+    requests = [
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="no.such.Symbol"),
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+    ]
+    stub = api.stub(lambda channel: ReflectionStub(channel, service))
+    missing, listed = stub.ServerReflectionInfo(requests, timeout=RPC_TIMEOUT)
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert "no.such.Symbol" in missing.error_response.error_message
+    assert set(SERVICES) <= {s.name for s in listed.list_services_response.service}

@@ -42,6 +42,12 @@ def route_guide(channel):
     return route_guide_pb2_grpc.RouteGuideStub(channel)
 
 
+@pytest.fixture
+def any_route_guide(api):
+    """The stub through grpcio's synchronous API or through grpc.aio."""
+    return api.stub(route_guide_pb2_grpc.RouteGuideStub)
+
+
 def test_builtin_features_are_the_24_landmarks():
     # Guards the fixtures below: they assume the file the server compiles in.
     assert len(FEATURES) == 24
@@ -52,8 +58,8 @@ def test_builtin_features_are_the_24_landmarks():
 
 
 @pytest.mark.parametrize("name,lat,lon", FEATURES, ids=[f[0] for f in FEATURES])
-def test_get_feature_at_a_landmark_returns_it(route_guide, name, lat, lon):
-    feature = route_guide.GetFeature(point(lat, lon), timeout=RPC_TIMEOUT)
+def test_get_feature_at_a_landmark_returns_it(any_route_guide, name, lat, lon):
+    feature = any_route_guide.GetFeature(point(lat, lon), timeout=RPC_TIMEOUT)
     assert feature == rg.Feature(name=name, location=point(lat, lon))
 
 
@@ -69,8 +75,8 @@ def test_get_feature_at_a_landmark_returns_it(route_guide, name, lat, lon):
         (-MAX_LAT, -MAX_LON),
     ],
 )
-def test_get_feature_elsewhere_returns_an_unnamed_feature_at_the_point(route_guide, lat, lon):
-    feature = route_guide.GetFeature(point(lat, lon), timeout=RPC_TIMEOUT)
+def test_get_feature_elsewhere_returns_an_unnamed_feature_at_the_point(any_route_guide, lat, lon):
+    feature = any_route_guide.GetFeature(point(lat, lon), timeout=RPC_TIMEOUT)
     assert feature.HasField("location")
     assert feature == rg.Feature(name="", location=point(lat, lon))
 
@@ -86,9 +92,9 @@ def test_get_feature_elsewhere_returns_an_unnamed_feature_at_the_point(route_gui
         (0, -(2**31), "longitude"),
     ],
 )
-def test_get_feature_off_the_earth_is_invalid_argument_naming_the_coordinate(route_guide, lat, lon, field):
+def test_get_feature_off_the_earth_is_invalid_argument_naming_the_coordinate(any_route_guide, lat, lon, field):
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, field):
-        route_guide.GetFeature(point(lat, lon), timeout=RPC_TIMEOUT)
+        any_route_guide.GetFeature(point(lat, lon), timeout=RPC_TIMEOUT)
 
 
 # ListFeatures
@@ -120,32 +126,32 @@ def test_europe_box_has_landmarks_on_its_edges():
     ],
     ids=["sw-ne", "ne-sw", "nw-se", "se-nw"],
 )
-def test_list_features_streams_the_box_inclusively_whichever_corners_are_given(route_guide, lo, hi):
-    features = route_guide.ListFeatures(rg.Rectangle(lo=point(*lo), hi=point(*hi)), timeout=RPC_TIMEOUT)
+def test_list_features_streams_the_box_inclusively_whichever_corners_are_given(any_route_guide, lo, hi):
+    features = any_route_guide.ListFeatures(rg.Rectangle(lo=point(*lo), hi=point(*hi)), timeout=RPC_TIMEOUT)
     assert as_tuples(features) == EUROPE
 
 
-def test_list_features_excludes_landmarks_just_outside_the_box(route_guide):
+def test_list_features_excludes_landmarks_just_outside_the_box(any_route_guide):
     box = rg.Rectangle(lo=point(SOUTH + 1, WEST + 1), hi=point(NORTH - 1, EAST - 1))
     expected = inside((SOUTH + 1, NORTH - 1), (WEST + 1, EAST - 1))
     assert len(expected) == len(EUROPE) - 3
-    assert as_tuples(route_guide.ListFeatures(box, timeout=RPC_TIMEOUT)) == expected
+    assert as_tuples(any_route_guide.ListFeatures(box, timeout=RPC_TIMEOUT)) == expected
 
 
-def test_list_features_in_a_box_that_is_one_landmark_returns_that_landmark(route_guide):
+def test_list_features_in_a_box_that_is_one_landmark_returns_that_landmark(any_route_guide):
     eiffel = at("Eiffel Tower, Paris, France")
-    features = list(route_guide.ListFeatures(rg.Rectangle(lo=eiffel, hi=eiffel), timeout=RPC_TIMEOUT))
+    features = list(any_route_guide.ListFeatures(rg.Rectangle(lo=eiffel, hi=eiffel), timeout=RPC_TIMEOUT))
     assert features == [rg.Feature(name="Eiffel Tower, Paris, France", location=eiffel)]
 
 
-def test_list_features_over_the_whole_earth_returns_every_landmark(route_guide):
+def test_list_features_over_the_whole_earth_returns_every_landmark(any_route_guide):
     world = rg.Rectangle(lo=point(-MAX_LAT, -MAX_LON), hi=point(MAX_LAT, MAX_LON))
-    assert as_tuples(route_guide.ListFeatures(world, timeout=RPC_TIMEOUT)) == sorted(FEATURES)
+    assert as_tuples(any_route_guide.ListFeatures(world, timeout=RPC_TIMEOUT)) == sorted(FEATURES)
 
 
-def test_list_features_in_an_empty_box_ends_with_no_feature(route_guide):
+def test_list_features_in_an_empty_box_ends_with_no_feature(any_route_guide):
     pacific = rg.Rectangle(lo=point(-100_000_000, -1_600_000_000), hi=point(100_000_000, -1_500_000_000))
-    assert list(route_guide.ListFeatures(pacific, timeout=RPC_TIMEOUT)) == []
+    assert list(any_route_guide.ListFeatures(pacific, timeout=RPC_TIMEOUT)) == []
 
 
 @pytest.mark.parametrize(
@@ -156,15 +162,15 @@ def test_list_features_in_an_empty_box_ends_with_no_feature(route_guide):
     ],
     ids=["no-lo", "no-hi"],
 )
-def test_list_features_without_a_corner_is_invalid_argument_naming_it(route_guide, rect, field):
+def test_list_features_without_a_corner_is_invalid_argument_naming_it(any_route_guide, rect, field):
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, field):
-        list(route_guide.ListFeatures(rect, timeout=RPC_TIMEOUT))
+        list(any_route_guide.ListFeatures(rect, timeout=RPC_TIMEOUT))
 
 
 # RecordRoute
 
 
-def test_record_route_counts_points_features_and_haversine_distance(route_guide):
+def test_record_route_counts_points_features_and_haversine_distance(any_route_guide):
     route = [
         BY_NAME["Eiffel Tower, Paris, France"],
         BY_NAME["Brandenburg Gate, Berlin, Germany"],
@@ -175,18 +181,32 @@ def test_record_route_counts_points_features_and_haversine_distance(route_guide)
     ]
     # Summed as floats, truncated once.
     distance = sum(haversine_m(a, b) for a, b in zip(route, route[1:]))
-    summary = route_guide.RecordRoute(iter(point(*p) for p in route), timeout=RPC_TIMEOUT)
+    summary = any_route_guide.RecordRoute(iter(point(*p) for p in route), timeout=RPC_TIMEOUT)
     assert summary == rg.RouteSummary(point_count=6, feature_count=5, distance=int(distance), elapsed_time=0)
 
 
-def test_record_route_of_one_point_has_no_distance(route_guide):
-    summary = route_guide.RecordRoute(iter([point(1, 1)]), timeout=RPC_TIMEOUT)
+def test_record_route_of_one_point_has_no_distance(any_route_guide):
+    summary = any_route_guide.RecordRoute(iter([point(1, 1)]), timeout=RPC_TIMEOUT)
     assert summary == rg.RouteSummary(point_count=1, feature_count=0, distance=0, elapsed_time=0)
 
 
-def test_record_route_of_no_points_is_all_zeros(route_guide):
-    summary = route_guide.RecordRoute(iter([]), timeout=RPC_TIMEOUT)
+def test_record_route_of_no_points_is_all_zeros(any_route_guide):
+    summary = any_route_guide.RecordRoute(iter([]), timeout=RPC_TIMEOUT)
     assert summary == rg.RouteSummary(point_count=0, feature_count=0, distance=0, elapsed_time=0)
+
+
+@pytest.mark.parametrize(
+    "bad,field",
+    [(point(MAX_LAT + 1, 0), "latitude"), (point(0, -MAX_LON - 1), "longitude")],
+    ids=["latitude", "longitude"],
+)
+def test_record_route_through_a_point_off_the_earth_is_invalid_argument_naming_it(any_route_guide, bad, field):
+    # The bad point comes last: grpc.aio reports a refusal that reaches it
+    # while it is still writing as its own INTERNAL "Internal error from Core".
+    route = [P1, P2, bad]
+    with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "point 2", field) as info:
+        any_route_guide.RecordRoute(iter(route), timeout=RPC_TIMEOUT)
+    assert str(bad.latitude if field == "latitude" else bad.longitude) in info.value.details()
 
 
 # RouteChat
@@ -264,6 +284,16 @@ def test_route_chat_notes_belong_to_one_call(route_guide):
 def test_route_chat_note_without_location_is_invalid_argument(chat):
     chat.send(rg.RouteNote(message="nowhere"))
     with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "location"):
+        chat.read(1)
+
+
+def test_route_chat_past_16_mib_of_notes_is_resource_exhausted_naming_the_limit(chat):
+    # Each note at a place of its own, so nothing is echoed; the fifth takes
+    # the call's notes past 16 MiB.
+    note_bytes = 3_500_000
+    for i in range(5):
+        chat.send(note(point(i, i), "n" * note_bytes))
+    with expect_status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(16 * 1024 * 1024)):
         chat.read(1)
 
 
