@@ -5,10 +5,12 @@
 //! `Ok(None)`, exactly as when the client finished sending. An upload that
 //! trusted that would commit the part received before the client gave up,
 //! the very thing the seed service did wrong; an import would store part of
-//! a file. [`WatchEnd`] wraps the request body below tonic and records how it
-//! really ended in a [`BodyEnd`] put in the request's extensions, where every
-//! handler that commits a client stream (UploadFile, Upload, ImportBars)
-//! checks it before committing.
+//! a file. [`WatchEndLayer`] wraps every request body below tonic and records
+//! how it really ended in a [`BodyEnd`] put in the request's extensions,
+//! where every handler that commits a client stream (UploadFile, Upload,
+//! Write, ImportBars) checks it before committing, and the call log reads it
+//! to log a call the client reset as CANCELLED, whatever the handler made
+//! of the missing request.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,7 +18,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 
 use http_body::{Body, Frame, SizeHint};
-use tonic::server::NamedService;
 
 const FAILED: u8 = 1;
 
@@ -32,13 +33,21 @@ impl BodyEnd {
     }
 }
 
-/// Wraps a service so that each request carries its [`BodyEnd`].
-#[derive(Clone, Debug)]
-pub struct WatchEnd<S>(pub S);
+/// A tower layer that gives each request its [`BodyEnd`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WatchEndLayer;
 
-impl<S: NamedService> NamedService for WatchEnd<S> {
-    const NAME: &'static str = S::NAME;
+impl<S> tower::Layer<S> for WatchEndLayer {
+    type Service = WatchEnd<S>;
+
+    fn layer(&self, inner: S) -> WatchEnd<S> {
+        WatchEnd(inner)
+    }
 }
+
+/// See [`WatchEndLayer`].
+#[derive(Clone, Debug)]
+pub struct WatchEnd<S>(S);
 
 impl<S, B> tower::Service<http::Request<B>> for WatchEnd<S>
 where

@@ -12,6 +12,7 @@ mod drain;
 mod ended;
 mod files;
 mod greeter;
+mod health;
 pub mod logging;
 mod market;
 mod message_limit;

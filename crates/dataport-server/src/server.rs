@@ -18,11 +18,12 @@ use tonic_health::server::HealthReporter;
 use crate::config::Config;
 use crate::deadline::DeadlineLayer;
 use crate::drain::{Drain, EndOnDrain};
+use crate::ended::WatchEndLayer;
 use crate::logging::CallLogLayer;
 use crate::market::{self, Market};
 use crate::message_limit::MessageLimitLayer;
 use crate::position::Hub;
-use crate::{files, greeter, outliers, position, route};
+use crate::{files, greeter, health, outliers, position, route};
 
 /// Why the server could not start; its `Display` is one line.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +134,7 @@ impl Server {
     ) -> Result<(), ServeError> {
         let addr = listener.local_addr().ok();
         let drain = Drain::default();
-        let (health, health_service) = tonic_health::server::health_reporter();
+        let health = HealthReporter::new();
         let (Ok(reflection_v1), Ok(reflection_v1alpha)) =
             (reflection().build_v1(), reflection().build_v1alpha())
         else {
@@ -144,10 +145,11 @@ impl Server {
             .max_frame_size(Some(1 << 20))
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
+            .layer(WatchEndLayer)
             .layer(CallLogLayer)
             .layer(MessageLimitLayer)
             .layer(DeadlineLayer)
-            .add_service(EndOnDrain::new(health_service, drain.clone()))
+            .add_service(EndOnDrain::new(health::service(&health), drain.clone()))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(greeter::compat())

@@ -305,13 +305,6 @@ def test_every_rpc_cancelled_in_flight_ends_cancelled_and_the_server_drops_it(se
     assert health_check_is_serving(held_back.check())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: the call log reports a call the client cancelled before its request arrived as INTERNAL "
-    "('Missing request message.', or 'reading the request failed: ...' for both outlier Detect methods) for a unary "
-    "request, and as INVALID_ARGUMENT 'empty stream' for the uploads and ImportBars, instead of CANCELLED: tonic "
-    "reads the client's RST_STREAM as the end of the request stream",
-)
 def test_every_rpc_cancelled_in_flight_is_logged_cancelled(server, held_back):
     peer, since = held_back.probe(server)
     held_back.cancel_all()

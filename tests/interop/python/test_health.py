@@ -60,11 +60,6 @@ def test_watch_answers_serving_at_once_and_not_serving_when_the_server_drains(fr
     # fresh_server's teardown checks that the server then exits 0 in time.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug (tonic-health): Watch of an unknown service ends at once with NOT_FOUND; the health "
-    "protocol, and the grpcio servicer the seed services ran, answer SERVICE_UNKNOWN and keep the call open",
-)
 def test_watch_of_an_unknown_service_answers_service_unknown_and_stays_open(channel):
     call = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=RPC_TIMEOUT)
     try:

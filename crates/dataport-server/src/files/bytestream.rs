@@ -21,11 +21,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
 use super::{blocking, shown, status};
-use crate::ended::{BodyEnd, WatchEnd};
+use crate::ended::BodyEnd;
 
-/// The service; each Write can tell a finished stream from a reset one.
-pub fn bytestream(store: LocalFileStore) -> WatchEnd<byte_stream_server::ByteStreamServer<ByteStreamFiles>> {
-    WatchEnd(byte_stream_server::ByteStreamServer::new(ByteStreamFiles { store }))
+/// The service; each Write tells a finished stream from a reset one by its
+/// [`BodyEnd`].
+pub fn bytestream(store: LocalFileStore) -> byte_stream_server::ByteStreamServer<ByteStreamFiles> {
+    byte_stream_server::ByteStreamServer::new(ByteStreamFiles { store })
 }
 
 #[derive(Clone, Debug)]

@@ -15,12 +15,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::blocking;
 use super::stream::{DOWNLOAD_QUEUE, send_chunks, store_stream};
-use crate::ended::{BodyEnd, WatchEnd};
+use crate::ended::BodyEnd;
 
-/// The service; each upload can tell a finished stream from a reset one
-/// ([`crate::ended`]).
-pub fn compat(store: LocalFileStore) -> WatchEnd<file_srv::file_srv_server::FileSrvServer<FileSrvCompat>> {
-    WatchEnd(file_srv::file_srv_server::FileSrvServer::new(FileSrvCompat { store }))
+/// The service; each upload tells a finished stream from a reset one by its
+/// [`BodyEnd`].
+pub fn compat(store: LocalFileStore) -> file_srv::file_srv_server::FileSrvServer<FileSrvCompat> {
+    file_srv::file_srv_server::FileSrvServer::new(FileSrvCompat { store })
 }
 
 #[derive(Clone, Debug)]
@@ -112,8 +112,8 @@ pub struct FileTransferCompat {
 
 pub fn file_transfer(
     store: LocalFileStore,
-) -> WatchEnd<file_transfer::file_service_server::FileServiceServer<FileTransferCompat>> {
-    WatchEnd(file_transfer::file_service_server::FileServiceServer::new(FileTransferCompat { store }))
+) -> file_transfer::file_service_server::FileServiceServer<FileTransferCompat> {
+    file_transfer::file_service_server::FileServiceServer::new(FileTransferCompat { store })
 }
 
 /// A name no other upload of this server has: the time in nanoseconds since

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, Expect, Part, send_chunks, store_stream};
 use super::{blocking, shown};
-use crate::ended::{BodyEnd, WatchEnd};
+use crate::ended::BodyEnd;
 
 /// Files a List page holds when the request says 0.
 const DEFAULT_PAGE_SIZE: usize = 1000;
@@ -29,9 +29,10 @@ const MAX_PAGE_SIZE: usize = 10_000;
 /// is sent, and open files are a limited resource of the whole server.
 const MAX_DOWNLOAD_FILES: usize = 1000;
 
-/// The service; each Upload can tell a finished stream from a reset one.
-pub fn v1(store: LocalFileStore) -> WatchEnd<files_service_server::FilesServiceServer<FilesV1>> {
-    WatchEnd(files_service_server::FilesServiceServer::new(FilesV1 { store }))
+/// The service; each Upload tells a finished stream from a reset one by its
+/// [`BodyEnd`].
+pub fn v1(store: LocalFileStore) -> files_service_server::FilesServiceServer<FilesV1> {
+    files_service_server::FilesServiceServer::new(FilesV1 { store })
 }
 
 #[derive(Clone, Debug)]

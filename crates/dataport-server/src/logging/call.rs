@@ -26,6 +26,7 @@ use tonic::transport::server::TcpConnectInfo;
 
 use super::sink::Sink;
 use crate::config::LogFormat;
+use crate::ended::BodyEnd;
 
 /// The canonical name of a gRPC status code.
 pub fn code_name(code: i32) -> &'static str {
@@ -281,6 +282,7 @@ where
         let call = PendingCall {
             method: req.uri().path_and_query().cloned(),
             peer: req.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
+            end: req.extensions().get::<BodyEnd>().cloned(),
             start: Instant::now(),
             done: false,
         };
@@ -293,6 +295,8 @@ where
 struct PendingCall {
     method: Option<http::uri::PathAndQuery>,
     peer: Option<SocketAddr>,
+    /// How the request body ended; see [`Self::log`].
+    end: Option<BodyEnd>,
     start: Instant,
     done: bool,
 }
@@ -302,9 +306,17 @@ impl PendingCall {
         self.log(code as i32, message);
     }
 
-    /// Writes the call's line, once.
-    fn log(&mut self, code: i32, message: Option<&str>) {
+    /// Writes the call's line, once. A call whose client reset its request
+    /// stream failed because the client gave up (or its connection broke):
+    /// whatever error the handler then made of a missing or cut-off request
+    /// (tonic hands it a clean end, see [`crate::ended`]), and the client
+    /// never received, the line says CANCELLED.
+    fn log(&mut self, mut code: i32, mut message: Option<&str>) {
         self.done = true;
+        if code != tonic::Code::Ok as i32 && self.end.as_ref().is_some_and(BodyEnd::failed) {
+            code = tonic::Code::Cancelled as i32;
+            message = Some("the client reset its request stream (it cancelled, or its connection broke)");
+        }
         let message = message.map(|m| percent_encoding::percent_decode_str(m).decode_utf8_lossy());
         let line = Line {
             method: self.method.as_ref().map_or("", |m| m.path()),

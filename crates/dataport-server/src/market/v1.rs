@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{ChartRequest, DateRange, Market, blocking, chunks, internal};
-use crate::ended::{BodyEnd, WatchEnd};
+use crate::ended::BodyEnd;
 
 /// The most CSV bytes one import takes.
 pub const MAX_IMPORT_CSV_BYTES: usize = 64 * 1024 * 1024;
@@ -18,10 +18,10 @@ pub const MAX_IMPORT_BARS: usize = 1_000_000;
 /// The most indicators one ComputeIndicators call asks for.
 pub const MAX_INDICATORS: usize = 64;
 
-/// The service; ImportBars can tell a finished stream from a reset one
-/// ([`crate::ended`]).
-pub fn v1(market: Market) -> WatchEnd<pb::market_service_server::MarketServiceServer<Market>> {
-    WatchEnd(pb::market_service_server::MarketServiceServer::new(market))
+/// The service; ImportBars tells a finished stream from a reset one by its
+/// [`BodyEnd`].
+pub fn v1(market: Market) -> pb::market_service_server::MarketServiceServer<Market> {
+    pb::market_service_server::MarketServiceServer::new(market)
 }
 
 type ChartStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::RenderChartResponse, Status>>>;

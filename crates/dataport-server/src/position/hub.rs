@@ -22,9 +22,10 @@ pub struct Snapshot {
 }
 
 /// The hub is full.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the server keeps at most {limit} entities")]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("entity {entity:?} is new, but the server keeps at most {limit} entities (--max-entities)")]
 pub struct TooManyEntities {
+    pub entity: String,
     pub limit: usize,
 }
 
@@ -92,7 +93,7 @@ impl Hub {
                 current.clone()
             }
             None if len >= self.max_entities => {
-                return Err(TooManyEntities { limit: self.max_entities });
+                return Err(TooManyEntities { entity: entity.to_owned(), limit: self.max_entities });
             }
             None => {
                 let entity: Arc<str> = Arc::from(entity);
@@ -196,7 +197,7 @@ mod tests {
     fn new_entities_past_the_limit_are_refused_but_known_ones_update() {
         let hub = Hub::new(2);
         hub.publish("a", at(1.0)).expect("room");
-        assert_eq!(hub.publish("b", at(1.0)), Err(TooManyEntities { limit: 2 }));
+        assert_eq!(hub.publish("b", at(1.0)), Err(TooManyEntities { entity: "b".into(), limit: 2 }));
         hub.publish("a", at(2.0)).expect("known entity");
         assert!(hub.get("b").is_none());
     }
