@@ -114,6 +114,19 @@ def test_a_trailer_sha256_mismatch_is_data_loss_and_keeps_the_old_file(stub):
     assert download(stub, name)[0][1] == old
 
 
+def test_a_trailer_crc32c_is_checked_and_a_mismatch_keeps_the_old_file(stub):
+    # 0xE3069283 is the CRC-32C (Castagnoli) check value, the CRC of b"123456789".
+    name = new_name("crc")
+    check = [_h(name), _c(b"1234"), _c(b"56789"), pb.UploadRequest(trailer=pb.UploadTrailer(crc32c=0xE3069283))]
+    stored = stub.Upload(iter(check), timeout=RPC_TIMEOUT).file
+    assert (stored.size, stored.sha256) == (9, sha256(b"123456789"))
+    wrong = [_h(name), _c(b"123456780"), pb.UploadRequest(trailer=pb.UploadTrailer(crc32c=0xE3069283))]
+    with expect_status(grpc.StatusCode.DATA_LOSS, "trailer.crc32c", "0xe3069283", "nothing"):
+        stub.Upload(iter(wrong), timeout=RPC_TIMEOUT)
+    assert stub.Stat(pb.StatRequest(name=name), timeout=RPC_TIMEOUT).file == stored
+    assert download(stub, name)[0][1] == b"123456789"
+
+
 def test_a_header_sha256_mismatch_is_data_loss_and_stores_nothing(stub):
     name = new_name("header-sha")
     with expect_status(grpc.StatusCode.DATA_LOSS, "nothing"):
