@@ -8,12 +8,20 @@
 //! layer sits inside tonic's and sets its own timer from the same header, 1 ms
 //! earlier: tokio's timers tick in milliseconds and tonic polls the call
 //! before its own timer, so ours always answers first.
+//!
+//! The deadline covers the whole call, not only its first answer: a reply
+//! ready after it (a timer fires late on a busy machine) is not sent, and a
+//! response stream still going at the deadline ends there, with
+//! DEADLINE_EXCEEDED in its trailers, rather than finishing OK for a client
+//! that has given up.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName};
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
 
 /// How much earlier than the client's deadline this layer answers.
 const MARGIN: Duration = Duration::from_millis(1);
@@ -41,7 +49,7 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
     ResBody: Default,
 {
-    type Response = S::Response;
+    type Response = http::Response<DeadlineBody<ResBody>>;
     type Error = S::Error;
     type Future = DeadlineFuture<S::Future>;
 
@@ -56,13 +64,28 @@ where
     }
 }
 
+/// The client's deadline: how long it gave the call, and a timer that fires
+/// [`MARGIN`] before it passes.
+type Timer = (Duration, Pin<Box<Sleep>>);
+
+/// Whether the timer's moment has come, whether or not it has fired.
+fn passed(sleep: &Sleep) -> bool {
+    sleep.deadline() <= tokio::time::Instant::now()
+}
+
+fn exceeded(timeout: Duration) -> tonic::Status {
+    tonic::Status::deadline_exceeded(format!(
+        "the client's deadline ({timeout:?} after the call began) passed before the reply"
+    ))
+}
+
 pin_project_lite::pin_project! {
     /// The response future of [`Deadline`].
     #[derive(Debug)]
     pub struct DeadlineFuture<F> {
         #[pin]
         inner: F,
-        timer: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+        timer: Option<Timer>,
     }
 }
 
@@ -71,21 +94,79 @@ where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
     ResBody: Default,
 {
-    type Output = F::Output;
+    type Output = Result<http::Response<DeadlineBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let ready @ Poll::Ready(_) = this.inner.poll(cx) {
-            return ready;
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            // A reply that comes too late is not sent (a timer can fire late).
+            if !this.timer.as_ref().is_some_and(|(_, sleep)| passed(sleep)) {
+                let timer = this.timer.take();
+                return Poll::Ready(
+                    result.map(|response| response.map(|inner| DeadlineBody { inner, timer, ended: false })),
+                );
+            }
+        } else {
+            let Some((_, sleep)) = this.timer else {
+                return Poll::Pending;
+            };
+            ready!(sleep.as_mut().poll(cx));
         }
-        let Some((timeout, sleep)) = this.timer else {
-            return Poll::Pending;
+        let timeout = this.timer.as_ref().map_or(Duration::ZERO, |(timeout, _)| *timeout);
+        // Trailers-only: the status is in the headers, and the body is empty.
+        let mut response = exceeded(timeout).into_http::<DeadlineBody<ResBody>>();
+        response.body_mut().ended = true;
+        Poll::Ready(Ok(response))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that ends with DEADLINE_EXCEEDED trailers if the
+    /// deadline passes before it has ended.
+    #[derive(Debug, Default)]
+    pub struct DeadlineBody<B> {
+        #[pin]
+        inner: B,
+        timer: Option<Timer>,
+        ended: bool,
+    }
+}
+
+impl<B: Body> Body for DeadlineBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        let Some((timeout, sleep)) = this.timer.as_mut() else {
+            return this.inner.poll_frame(cx);
         };
-        ready!(sleep.as_mut().poll(cx));
-        let status = tonic::Status::deadline_exceeded(format!(
-            "the client's deadline ({timeout:?} after the call began) passed before the reply"
-        ));
-        Poll::Ready(Ok(status.into_http()))
+        if !passed(sleep) {
+            if let ready @ Poll::Ready(_) = this.inner.poll_frame(cx) {
+                return ready;
+            }
+            ready!(sleep.as_mut().poll(cx));
+        }
+        // The stream ends here; the inner body is dropped with the response.
+        *this.ended = true;
+        let mut trailers = HeaderMap::new();
+        // A status's headers (grpc-status, grpc-message) are valid trailers.
+        let _ = exceeded(*timeout).add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -141,7 +222,79 @@ mod tests {
         }
     }
 
-    async fn call(delay: Duration, timeout: Option<&str>) -> (http::Response<tonic::body::Body>, Duration) {
+    /// A service whose handler blocks its thread for `block`, as a busy
+    /// machine can keep a ready timer from firing, and whose response body
+    /// sends one frame and then never ends.
+    #[derive(Clone)]
+    struct Streaming(Duration);
+
+    #[derive(Default)]
+    struct Endless {
+        sent: bool,
+    }
+
+    impl Body for Endless {
+        type Data = prost::bytes::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Self::Data>, Infallible>>> {
+            if std::mem::replace(&mut self.sent, true) {
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(Ok(Frame::data(prost::bytes::Bytes::from_static(b"frame")))))
+        }
+    }
+
+    impl Service<http::Request<()>> for Streaming {
+        type Response = http::Response<Endless>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            std::thread::sleep(self.0);
+            std::future::ready(Ok(http::Response::new(Endless::default())))
+        }
+    }
+
+    fn with_timeout(timeout: &str) -> http::Request<()> {
+        http::Request::builder().header("grpc-timeout", timeout).body(()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_response_stream_still_going_at_the_deadline_ends_there_deadline_exceeded() {
+        let mut service = DeadlineLayer.layer(Streaming(Duration::ZERO));
+        let start = Instant::now();
+        let mut body = std::pin::pin!(service.call(with_timeout("40m")).await.unwrap().into_body());
+        let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "frame");
+        let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await.unwrap().unwrap();
+        let trailers = frame.into_trailers().unwrap();
+        assert_eq!(trailers["grpc-status"], "4");
+        assert!(start.elapsed() >= Duration::from_millis(39), "{:?}", start.elapsed());
+        assert!(std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await.is_none());
+        assert!(body.is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_reply_ready_only_after_the_deadline_is_not_sent() {
+        // The handler's reply is ready at 60 ms; the 30 ms timer never got to fire.
+        let mut service = DeadlineLayer.layer(Streaming(Duration::from_millis(60)));
+        let response = service.call(with_timeout("30m")).await.unwrap();
+        assert_eq!(response.headers()["grpc-status"], "4");
+        assert!(response.into_body().is_end_stream());
+    }
+
+    async fn call(
+        delay: Duration,
+        timeout: Option<&str>,
+    ) -> (http::Response<DeadlineBody<tonic::body::Body>>, Duration) {
         let mut service = DeadlineLayer.layer(After(delay));
         let mut request = http::Request::builder();
         if let Some(timeout) = timeout {
