@@ -7,6 +7,10 @@
 pub mod bars;
 pub mod files;
 
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 

@@ -85,8 +85,9 @@ fn entries(dir: &Path) -> Vec<String> {
 fn upload_then_list_stat_and_download_round_trip_byte_exact() {
     let s = start_server();
     let local = tempfile::tempdir().expect("tempdir");
-    // Not a multiple of the client's 1 MiB chunks, and an empty file.
-    let big = data(3 * 1024 * 1024 + 12_345, 1);
+    // Large enough to be read with direct I/O at both ends (16 MiB), not a
+    // multiple of the client's 1 MiB chunks; and an empty file.
+    let big = data(17 * 1024 * 1024 + 12_345, 1);
     std::fs::write(local.path().join("big.bin"), &big).expect("write");
     std::fs::write(local.path().join("empty"), b"").expect("write");
 

@@ -110,8 +110,22 @@ impl DirectReader {
         Ok(&self.buf[from..self.base + self.len])
     }
 
+    /// Reads up to `max` bytes into a new vector, fewer only at the end of
+    /// the file: straight from the disk into the vector where it can (see
+    /// [`read_into_new`]), else through the reader's buffer.
+    pub fn read_chunk(&mut self, max: usize) -> io::Result<Vec<u8>> {
+        let buffered = self.pos >= self.start && self.pos < self.start + self.len as u64;
+        if !buffered && let Some(chunk) = read_into_new(&self.file, self.pos, max)? {
+            self.pos += chunk.len() as u64;
+            return Ok(chunk);
+        }
+        let mut chunk = Vec::with_capacity(max);
+        self.append_to(&mut chunk, max)?;
+        Ok(chunk)
+    }
+
     /// Appends bytes to `out` until it holds `max`, or the file ends.
-    pub fn append_to(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+    fn append_to(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
         while out.len() < max {
             let want = max - out.len();
             let data = self.buffered()?;
@@ -124,6 +138,32 @@ impl DirectReader {
         }
         Ok(())
     }
+}
+
+/// Reads up to `max` bytes of `file` (opened for direct I/O) at `pos` into a
+/// new vector, with nothing in between: no buffer to copy from, and no
+/// zeroing first. `None` where direct I/O cannot take the vector: `pos` or
+/// `max` not aligned, or memory the allocator did not align (mimalloc, the
+/// binary's allocator, page-aligns allocations of these sizes; the system
+/// allocator does not).
+fn read_into_new(file: &File, pos: u64, max: usize) -> io::Result<Option<Vec<u8>>> {
+    if !pos.is_multiple_of(ALIGN as u64) || !max.is_multiple_of(ALIGN) || max == 0 {
+        return Ok(None);
+    }
+    let mut chunk: Vec<u8> = Vec::with_capacity(max);
+    if chunk.capacity() != max || chunk.as_ptr().align_offset(ALIGN) != 0 {
+        return Ok(None);
+    }
+    // Direct reads come in whole pages short of the end of the file.
+    while chunk.len() < max && chunk.len().is_multiple_of(ALIGN) {
+        let at = pos + chunk.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut chunk), at) {
+            Ok(0) => break,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(chunk))
 }
 
 impl Read for DirectReader {
@@ -148,5 +188,28 @@ impl Seek for DirectReader {
         };
         self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn aligned_reads_go_straight_into_the_vector_where_direct_io_is_there() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let data: Vec<u8> = (0..3 * ALIGN + 5).map(|i| (i * 7 % 251) as u8).collect();
+        file.write_all(&data).unwrap();
+        let Some(direct) = open(file.path(), false) else {
+            return; // no direct I/O on this file system: nothing to test
+        };
+        let chunk = read_into_new(&direct, 0, 2 * ALIGN).unwrap().expect("aligned memory from the allocator");
+        assert!(chunk == data[..2 * ALIGN]);
+        let tail = read_into_new(&direct, 2 * ALIGN as u64, 4 * ALIGN).unwrap().expect("aligned");
+        assert!(tail == data[2 * ALIGN..], "the end of the file: a short read");
+        assert!(read_into_new(&direct, 1, 2 * ALIGN).unwrap().is_none(), "an unaligned position");
+        assert!(read_into_new(&direct, 0, ALIGN + 1).unwrap().is_none(), "an unaligned length");
     }
 }

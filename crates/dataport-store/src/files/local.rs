@@ -82,25 +82,33 @@ impl Read for LocalReader {
 }
 
 impl LocalReader {
+    /// Reads `file` (at `path`, `size` bytes long), with direct I/O if it is
+    /// large and the file system allows. For any file, not only stored
+    /// ones: the CLI reads the files it uploads this way.
+    pub fn new(file: File, path: &Path, size: u64) -> LocalReader {
+        let direct = if size >= direct::READ_MIN { DirectReader::open(path) } else { None };
+        LocalReader { file, direct }
+    }
+
     /// Reads up to `max` bytes into a new vector, fewer only at the end of
-    /// the file. Unlike `read` into a buffer, nothing is zeroed first: a
+    /// the file. Unlike `read` into a buffer, nothing is zeroed first (a
     /// download that zeroed each 1 MiB chunk before reading into it spent a
-    /// ninth of its server CPU time doing so.
+    /// ninth of its server CPU time doing so), and a large file's aligned
+    /// chunks go from the disk straight into the vector.
     pub fn read_chunk(&mut self, max: usize) -> io::Result<Vec<u8>> {
-        let mut chunk = Vec::with_capacity(max);
         if let Some(direct) = &mut self.direct {
-            match direct.append_to(&mut chunk, max) {
+            match direct.read_chunk(max) {
                 // Alignment this file system does not take: through the cache from here.
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                     self.file.seek(SeekFrom::Start(direct.position()))?;
                     self.direct = None;
                 }
-                done => return done.map(|()| chunk),
+                done => return done,
             }
         }
         // `File` reads into the spare capacity without zeroing it.
-        let rest = (max - chunk.len()) as u64;
-        (&mut self.file).take(rest).read_to_end(&mut chunk)?;
+        let mut chunk = Vec::with_capacity(max);
+        (&mut self.file).take(max as u64).read_to_end(&mut chunk)?;
         Ok(chunk)
     }
 }
@@ -402,8 +410,8 @@ impl FileStore for LocalFileStore {
         let path = self.shared.object_path(&row.object);
         let file = File::open(&path).map_err(|e| FileError::io(&path, e))?;
         drop(index);
-        let direct = if row.info.size >= direct::READ_MIN { DirectReader::open(&path) } else { None };
-        Ok((row.info, LocalReader { file, direct }))
+        let reader = LocalReader::new(file, &path, row.info.size);
+        Ok((row.info, reader))
     }
 
     fn stat(&self, name: &str) -> Result<FileInfo, FileError> {

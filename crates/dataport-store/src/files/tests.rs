@@ -152,6 +152,50 @@ fn a_large_file_reads_back_whole_and_from_any_offset() {
 }
 
 #[test]
+fn a_large_file_reads_back_in_chunks_from_any_offset() {
+    // Aligned chunks of a large file go from the disk straight into their
+    // vectors (the tests run with the binary's allocator, which aligns
+    // them); others, and chunks after a read that left a block buffered, go
+    // through the reader's buffer. Either way they must be the file's bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let data = pattern(9, (super::direct::READ_MIN + (1 << 20) + 4096 + 77) as usize);
+    upload(&store, "big", &data);
+    let (_, mut reader) = store.open("big").unwrap();
+    let mut read = Vec::new();
+    loop {
+        let chunk = reader.read_chunk(1 << 20).unwrap();
+        assert!(
+            chunk.len() == 1 << 20 || read.len() + chunk.len() == data.len(),
+            "a short chunk before the end"
+        );
+        if chunk.is_empty() {
+            break;
+        }
+        read.extend_from_slice(&chunk);
+    }
+    assert!(read == data);
+    for start in [4095, 4096, 3 << 20, data.len() as u64 - 4096 - 77] {
+        reader.seek(SeekFrom::Start(start)).unwrap();
+        let at = start as usize;
+        assert!(
+            reader.read_chunk(1 << 20).unwrap() == data[at..(at + (1 << 20)).min(data.len())],
+            "at {start}"
+        );
+        let next = at + (1 << 20);
+        if next < data.len() {
+            let mut byte = [0];
+            reader.read_exact(&mut byte).unwrap();
+            assert_eq!(byte[0], data[next]);
+            assert!(
+                reader.read_chunk(8192).unwrap() == data[next + 1..(next + 8193).min(data.len())],
+                "after {start}"
+            );
+        }
+    }
+}
+
+#[test]
 fn metadata_survives_reopening_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let info = upload(&store(dir.path()), "kept", b"hello");

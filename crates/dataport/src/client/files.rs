@@ -10,7 +10,7 @@
 //! tonic's encoding of a message.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{IsTerminal, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as sync_mpsc;
 use std::time::SystemTime;
@@ -20,6 +20,7 @@ use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_proto::dataport::files::v1 as pb;
 use dataport_proto::dataport::files::v1::files_service_client::FilesServiceClient;
 use dataport_proto::google::bytestream::{self as bs, byte_stream_client::ByteStreamClient};
+use dataport_store::files::LocalReader;
 use futures_util::Stream;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use prost::bytes::Bytes;
@@ -107,7 +108,10 @@ pub enum FilesCommand {
 struct Source {
     path: PathBuf,
     name: String,
-    file: File,
+    /// Reads a large file with direct I/O, as the server reads stored
+    /// files: its chunks go from the disk into the messages, not through
+    /// the page cache, which was a quarter of an upload's client time.
+    file: LocalReader,
     size: u64,
 }
 
@@ -153,6 +157,7 @@ fn sources(args: &UploadArgs) -> anyhow::Result<Vec<Source>> {
         if !meta.is_file() {
             bail!("cannot upload {}: not a regular file", path.display());
         }
+        let file = LocalReader::new(file, path, meta.len());
         sources.push(Source { path: path.clone(), name, file, size: meta.len() });
     }
     Ok(sources)
@@ -363,7 +368,7 @@ fn upload_id(name: &str, digest: &Sha256Digest, generation: u32) -> String {
 }
 
 /// Reads the whole file once to hash it, and hands the file back.
-async fn hash_file(file: File, bar: ProgressBar) -> anyhow::Result<(File, Sha256Digest)> {
+async fn hash_file(file: LocalReader, bar: ProgressBar) -> anyhow::Result<(LocalReader, Sha256Digest)> {
     let (done_tx, done_rx) = oneshot::channel();
     let counted = bar.clone();
     std::thread::spawn(move || {
@@ -390,13 +395,8 @@ async fn hash_file(file: File, bar: ProgressBar) -> anyhow::Result<(File, Sha256
 }
 
 /// Reads up to [`CHUNK`] bytes; fewer only at the end of the file.
-fn read_chunk(file: &mut File) -> std::io::Result<Bytes> {
-    // `read_to_end` reads into the vector's spare capacity without zeroing
-    // it first (zeroing took a tenth of an upload's client time), and stops
-    // at the limit without growing the vector.
-    let mut buf = Vec::with_capacity(CHUNK);
-    file.take(CHUNK as u64).read_to_end(&mut buf)?;
-    Ok(Bytes::from(buf))
+fn read_chunk(file: &mut LocalReader) -> std::io::Result<Bytes> {
+    file.read_chunk(CHUNK).map(Bytes::from)
 }
 
 /// How a reading thread stopped early.
