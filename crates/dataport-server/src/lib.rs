@@ -22,3 +22,14 @@ mod route;
 mod server;
 
 pub use server::{SERVICES, ServeError, Server, StartError};
+
+/// Runs blocking work (the store, fsync, drawing, a big computation) on
+/// tokio's blocking pool, never on the reactor; each area maps its own
+/// errors around it. A panic in the work is INTERNAL.
+async fn off_reactor<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tonic::Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| tonic::Status::internal(format!("a blocking task failed: {e}")))
+}

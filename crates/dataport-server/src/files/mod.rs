@@ -30,10 +30,7 @@ fn shown(value: &str) -> String {
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, FileError> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|e| Status::internal(format!("file store task failed: {e}")))?
-        .map_err(status)
+    crate::off_reactor(call).await?.map_err(status)
 }
 
 /// The one mapping from a store error to the status a client sees.

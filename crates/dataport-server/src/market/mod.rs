@@ -194,13 +194,11 @@ fn chunks(image: Vec<u8>) -> impl Iterator<Item = Vec<u8>> {
     (0..count).map(move |i| image[i * CHART_CHUNK..((i + 1) * CHART_CHUNK).min(image.len())].to_vec())
 }
 
-/// Runs blocking store work off the reactor.
+/// Runs blocking store or drawing work off the reactor.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+    crate::off_reactor(work).await?
 }
 
 #[cfg(test)]

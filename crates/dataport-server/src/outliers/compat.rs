@@ -5,7 +5,8 @@ use dataport_proto::pb;
 use tonic::{Request, Response, Status};
 
 use super::wire::{BatchDetect, Lean, MetricBatch};
-use super::{Limits, check_finite, columns, off_reactor};
+use super::{Limits, check_finite, columns};
+use crate::off_reactor;
 
 #[derive(Clone, Copy, Debug)]
 pub struct OutliersCompat;

@@ -32,14 +32,6 @@ fn check_finite(batch: &MetricBatch) -> Result<(), Status> {
     }
 }
 
-/// Runs blocking detection work off the reactor: a million metrics take
-/// milliseconds.
-async fn off_reactor<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("detection task failed: {e}")))
-}
-
 fn columns(batch: &MetricBatch) -> Columns<'_> {
     Columns { values: &batch.values, series: &batch.series, names: &batch.names }
 }

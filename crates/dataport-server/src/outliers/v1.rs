@@ -7,8 +7,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::wire::{BatchDetect, Lean, MetricBatch};
-use super::{Limits, check_finite, columns, off_reactor};
+use super::{Limits, check_finite, columns};
 use crate::drain::Drain;
+use crate::off_reactor;
 
 /// The window a DetectStream call gets when it asks for none (or the
 /// server's limit, when that is smaller).
