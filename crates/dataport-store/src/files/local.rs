@@ -149,14 +149,14 @@ impl LocalFileStore {
     pub const DIR: &str = "files";
 
     /// Opens the store in `data_dir` with the default configuration.
+    pub fn open(data_dir: &Path) -> Result<Self, FileError> {
+        Self::open_with(data_dir, FileStoreConfig::default())
+    }
+
     /// Marks the writer of `id` as finishing, as a writer whose call ended does.
     #[cfg(test)]
     pub(super) fn mark_closing(&self, id: &str) {
         self.shared.active()[id].closing.store(true, Ordering::Release);
-    }
-
-    pub fn open(data_dir: &Path) -> Result<Self, FileError> {
-        Self::open_with(data_dir, FileStoreConfig::default())
     }
 
     /// Opens (creating if missing) the store in `data_dir` and cleans up after
