@@ -12,12 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Compat files are named as the seed clients name them ("helloworld.proto"),
     // so that reflection serves the same file names their stubs were built from;
-    // versioned files, and the public Google APIs we serve, are named by their
-    // package path ("dataport/position/v1/...", "google/bytestream/...").
+    // versioned files, and the public Google and gRPC APIs we serve, are named
+    // by their package path ("dataport/position/v1/...", "google/bytestream/...",
+    // "grpc/health/v1/health.proto").
     let mut files = Vec::new();
     collect(&compat, &compat, &mut files)?;
     collect(&root.join("dataport"), &root, &mut files)?;
     collect(&root.join("google"), &root, &mut files)?;
+    collect(&root.join("grpc"), &root, &mut files)?;
     files.sort();
 
     let fds = protox::compile(&files, [&compat, &root])?;

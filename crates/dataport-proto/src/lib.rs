@@ -51,6 +51,15 @@ pub mod google {
     }
 }
 
+/// gRPC's own APIs served as published: `grpc.health.v1.Health`.
+pub mod grpc {
+    pub mod health {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/grpc.health.v1.rs"));
+        }
+    }
+}
+
 /// The versioned `dataport.<area>.v1` APIs.
 pub mod dataport {
     pub mod files {

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dataport_core::route::FeatureDb;
+use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
+use dataport_proto::grpc::health::v1::health_server::HealthServer;
 use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, SqliteBarStore};
 use dataport_store::files::{FileError, FileStoreConfig, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
 use crate::deadline::DeadlineLayer;
@@ -134,7 +134,7 @@ impl Server {
     ) -> Result<(), ServeError> {
         let addr = listener.local_addr().ok();
         let drain = Drain::default();
-        let health = HealthReporter::new();
+        let health = health::Reporter::new(SERVICES.iter().copied());
         let (Ok(reflection_v1), Ok(reflection_v1alpha)) =
             (reflection().build_v1(), reflection().build_v1alpha())
         else {
@@ -149,7 +149,7 @@ impl Server {
             .layer(CallLogLayer)
             .layer(MessageLimitLayer)
             .layer(DeadlineLayer)
-            .add_service(EndOnDrain::new(health::service(&health), drain.clone()))
+            .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(greeter::compat())
@@ -169,7 +169,7 @@ impl Server {
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));
         }
-        set_health(&health, ServingStatus::Serving).await;
+        health.set_all(ServingStatus::Serving);
         tracing::info!(
             addr = %DisplayAddr(addr),
             data_dir = %self.data_dir.path().display(),
@@ -182,7 +182,7 @@ impl Server {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
             // Health watchers are told NOT_SERVING before their streams end.
-            set_health(&health, ServingStatus::NotServing).await;
+            health.set_all(ServingStatus::NotServing);
             drain.start();
             let _ = draining_tx.send(());
         };
@@ -207,7 +207,6 @@ impl Server {
 fn reflection() -> tonic_reflection::server::Builder<'static> {
     let builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(dataport_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         // Both reflection versions describe both, so either client can
         // resolve every listed service.
         .include_reflection_service(false)
@@ -215,14 +214,8 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.reflection.v1.ServerReflection")
         .with_service_name("grpc.reflection.v1alpha.ServerReflection")
-        .with_service_name(<tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService> as NamedService>::NAME);
+        .with_service_name(<HealthServer<health::Health> as NamedService>::NAME);
     SERVICES.iter().fold(builder, |b, name| b.with_service_name(*name))
-}
-
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    for name in std::iter::once(&"").chain(SERVICES) {
-        health.set_service_status(*name, status).await;
-    }
 }
 
 struct DisplayAddr(Option<SocketAddr>);

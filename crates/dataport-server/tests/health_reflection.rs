@@ -3,6 +3,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
+use dataport_proto::grpc::health::v1::health_client::HealthClient;
+use dataport_proto::grpc::health::v1::{HealthCheckRequest, HealthListRequest};
 use dataport_proto::routeguide::route_guide_client::RouteGuideClient;
 use dataport_proto::routeguide::{Point, RouteNote};
 use dataport_server::SERVICES;
@@ -10,9 +13,6 @@ use prost::Message;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tonic_reflection::pb::v1::ServerReflectionRequest as V1ReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient as ReflectionV1;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest as V1Request;
@@ -57,8 +57,29 @@ async fn every_service_reports_serving() {
             "{service}"
         );
     }
-    let err = check(channel, "no.Such").await.expect_err("unknown service");
+    let err = check(channel.clone(), "no.Such").await.expect_err("unknown service");
     assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("\"no.Such\""), "{err:?}");
+
+    let listed = HealthClient::new(channel).list(HealthListRequest {}).await.expect("ok").into_inner();
+    let mut names: Vec<&str> = listed.statuses.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut want: Vec<&str> = std::iter::once("").chain(SERVICES.iter().copied()).collect();
+    want.sort_unstable();
+    assert_eq!(names, want);
+    assert!(listed.statuses.values().all(|s| s.status() == ServingStatus::Serving));
+}
+
+#[tokio::test]
+async fn watch_of_an_unknown_service_answers_service_unknown_and_stays_open() {
+    let server = common::start().await;
+    let mut watch = HealthClient::new(server.channel().await)
+        .watch(HealthCheckRequest { service: "no.Such".into() })
+        .await
+        .expect("ok")
+        .into_inner();
+    assert_eq!(watch.next().await.expect("first").expect("ok").status(), ServingStatus::ServiceUnknown);
+    assert!(tokio::time::timeout(Duration::from_millis(200), watch.next()).await.is_err(), "still open");
 }
 
 #[tokio::test]

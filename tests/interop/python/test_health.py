@@ -1,5 +1,6 @@
 """grpc.health.v1.Health, as load balancers and `grpc_health_probe` ask it:
-Check through grpcio's synchronous API and through grpc.aio, and Watch."""
+Check and List through grpcio's synchronous API and through grpc.aio, and
+Watch."""
 
 import signal
 
@@ -39,8 +40,14 @@ def test_every_served_service_is_serving(health, service):
 
 
 def test_unknown_service_is_not_found(health):
-    with expect_status(grpc.StatusCode.NOT_FOUND):
+    with expect_status(grpc.StatusCode.NOT_FOUND, "no.such.Service"):
         health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=RPC_TIMEOUT)
+
+
+def test_list_answers_every_served_service_serving(health):
+    reply = health.List(health_pb2.HealthListRequest(), timeout=RPC_TIMEOUT)
+    assert sorted(reply.statuses) == sorted(SERVED)
+    assert {r.status for r in reply.statuses.values()} == {health_pb2.HealthCheckResponse.SERVING}
 
 
 # Watch
