@@ -18,6 +18,7 @@ mod market;
 mod message_limit;
 mod outliers;
 mod position;
+mod reflection;
 mod route;
 mod server;
 

@@ -23,6 +23,7 @@ use crate::logging::CallLogLayer;
 use crate::market::{self, Market};
 use crate::message_limit::MessageLimitLayer;
 use crate::position::Hub;
+use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
 use crate::{files, greeter, health, outliers, position, route};
 
 /// Why the server could not start; its `Display` is one line.
@@ -135,11 +136,7 @@ impl Server {
         let addr = listener.local_addr().ok();
         let drain = Drain::default();
         let health = health::Reporter::new(SERVICES.iter().copied());
-        let (Ok(reflection_v1), Ok(reflection_v1alpha)) =
-            (reflection().build_v1(), reflection().build_v1alpha())
-        else {
-            panic!("the descriptor sets are compiled in, so reflection must build (see reflection_builds)");
-        };
+        let catalog = catalog();
 
         let router = tonic::transport::Server::builder()
             .max_frame_size(Some(1 << 20))
@@ -150,8 +147,8 @@ impl Server {
             .layer(MessageLimitLayer)
             .layer(DeadlineLayer)
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(ReflectionV1::server(Arc::clone(&catalog)))
+            .add_service(ReflectionV1Alpha::server(catalog))
             .add_service(greeter::compat())
             .add_service(route::compat(Arc::clone(&self.features)))
             .add_service(position::compat(Arc::clone(&self.hub)))
@@ -204,18 +201,26 @@ impl Server {
     }
 }
 
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    let builder = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(dataport_proto::FILE_DESCRIPTOR_SET)
-        // Both reflection versions describe both, so either client can
-        // resolve every listed service.
-        .include_reflection_service(false)
-        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.reflection.v1.ServerReflection")
-        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
-        .with_service_name(<HealthServer<health::Health> as NamedService>::NAME);
-    SERVICES.iter().fold(builder, |b, name| b.with_service_name(*name))
+/// What reflection describes: every served service (health and both
+/// reflection versions too, so either client resolves every listed service)
+/// and every file they use.
+fn catalog() -> Arc<Catalog> {
+    let services = SERVICES.iter().copied().chain([
+        <HealthServer<health::Health> as NamedService>::NAME,
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]);
+    let sets = [
+        dataport_proto::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    match Catalog::new(sets, services.map(str::to_owned)) {
+        Ok(catalog) => Arc::new(catalog),
+        Err(e) => {
+            panic!("the descriptor sets are compiled in, so they must decode (see the catalog test): {e}")
+        }
+    }
 }
 
 struct DisplayAddr(Option<SocketAddr>);
@@ -232,8 +237,7 @@ impl std::fmt::Display for DisplayAddr {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn reflection_builds() {
-        assert!(super::reflection().build_v1().is_ok());
-        assert!(super::reflection().build_v1alpha().is_ok());
+    fn the_reflection_catalog_builds() {
+        super::catalog();
     }
 }

@@ -487,19 +487,7 @@ def test_an_answering_stream_cancelled_by_the_client_ends_cancelled_on_both_ends
 CUT_SHORT = b"\x0a\x05ab"
 
 
-def bad_request_params():
-    for rpc in RPCS:
-        marks = []
-        if "ServerReflection" in rpc.path:
-            marks = pytest.mark.xfail(
-                strict=True,
-                reason="server bug (tonic-reflection): a request that does not decode ends the stream OK, "
-                "with no answer and no error",
-            )
-        yield pytest.param(rpc, marks=marks, id=rpc.path)
-
-
-@pytest.mark.parametrize("rpc", list(bad_request_params()))
+@pytest.mark.parametrize("rpc", RPCS, ids=str)
 def test_every_rpc_refuses_a_request_that_does_not_decode(channel, rpc):
     # As grpcio servers do (INTERNAL), or as a refusal of the request
     # (INVALID_ARGUMENT); never an answer.

@@ -282,11 +282,6 @@ def test_one_stream_answers_each_request_in_order(api, service):
     assert responses[4] == responses[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug (tonic-reflection): a failed lookup ends the whole stream with NOT_FOUND instead of "
-    "answering an error_response and going on, as the reflection protocol and grpc's own servers do",
-)
 @pytest.mark.parametrize("service", REFLECTION_VERSIONS, ids=["v1", "v1alpha"])
 def test_a_failed_lookup_is_answered_in_the_stream_which_goes_on(api, service):
     requests = [
