@@ -11,17 +11,18 @@
 //!
 //! The deadline covers the whole call, not only its first answer: a reply
 //! ready after it (a timer fires late on a busy machine) is not sent, and a
-//! response stream still going at the deadline ends there, with
-//! DEADLINE_EXCEEDED in its trailers, rather than finishing OK for a client
-//! that has given up.
+//! response stream still going at the deadline is cut there ([`crate::cut`]),
+//! with DEADLINE_EXCEEDED in its trailers, rather than finishing OK for a
+//! client that has given up.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName};
-use http_body::{Body, Frame, SizeHint};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
+
+use crate::cut::{Cut, CutBody, Reason};
 
 /// How much earlier than the client's deadline this layer answers.
 const MARGIN: Duration = Duration::from_millis(1);
@@ -49,7 +50,7 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
     ResBody: Default,
 {
-    type Response = http::Response<DeadlineBody<ResBody>>;
+    type Response = http::Response<CutBody<ResBody>>;
     type Error = S::Error;
     type Future = DeadlineFuture<S::Future>;
 
@@ -68,17 +69,6 @@ where
 /// [`MARGIN`] before it passes.
 type Timer = (Duration, Pin<Box<Sleep>>);
 
-/// Whether the timer's moment has come, whether or not it has fired.
-fn passed(sleep: &Sleep) -> bool {
-    sleep.deadline() <= tokio::time::Instant::now()
-}
-
-fn exceeded(timeout: Duration) -> tonic::Status {
-    tonic::Status::deadline_exceeded(format!(
-        "the client's deadline ({timeout:?} after the call began) passed before the reply"
-    ))
-}
-
 pin_project_lite::pin_project! {
     /// The response future of [`Deadline`].
     #[derive(Debug)]
@@ -94,17 +84,19 @@ where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
     ResBody: Default,
 {
-    type Output = Result<http::Response<DeadlineBody<ResBody>>, E>;
+    type Output = Result<http::Response<CutBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
             // A reply that comes too late is not sent (a timer can fire late).
-            if !this.timer.as_ref().is_some_and(|(_, sleep)| passed(sleep)) {
-                let timer = this.timer.take();
-                return Poll::Ready(
-                    result.map(|response| response.map(|inner| DeadlineBody { inner, timer, ended: false })),
-                );
+            let passed = this.timer.as_ref().is_some_and(|(_, sleep)| sleep.deadline() <= Instant::now());
+            if !passed {
+                let cut = this.timer.take().map(|(timeout, sleep)| Cut {
+                    signal: sleep as Pin<Box<dyn Future<Output = ()> + Send>>,
+                    reason: Reason::Deadline(timeout),
+                });
+                return Poll::Ready(result.map(|response| response.map(|inner| CutBody::new(inner, cut))));
             }
         } else {
             let Some((_, sleep)) = this.timer else {
@@ -114,59 +106,8 @@ where
         }
         let timeout = this.timer.as_ref().map_or(Duration::ZERO, |(timeout, _)| *timeout);
         // Trailers-only: the status is in the headers, and the body is empty.
-        let mut response = exceeded(timeout).into_http::<DeadlineBody<ResBody>>();
-        response.body_mut().ended = true;
-        Poll::Ready(Ok(response))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that ends with DEADLINE_EXCEEDED trailers if the
-    /// deadline passes before it has ended.
-    #[derive(Debug, Default)]
-    pub struct DeadlineBody<B> {
-        #[pin]
-        inner: B,
-        timer: Option<Timer>,
-        ended: bool,
-    }
-}
-
-impl<B: Body> Body for DeadlineBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        if *this.ended {
-            return Poll::Ready(None);
-        }
-        let Some((timeout, sleep)) = this.timer.as_mut() else {
-            return this.inner.poll_frame(cx);
-        };
-        if !passed(sleep) {
-            if let ready @ Poll::Ready(_) = this.inner.poll_frame(cx) {
-                return ready;
-            }
-            ready!(sleep.as_mut().poll(cx));
-        }
-        // The stream ends here; the inner body is dropped with the response.
-        *this.ended = true;
-        let mut trailers = HeaderMap::new();
-        // A status's headers (grpc-status, grpc-message) are valid trailers.
-        let _ = exceeded(*timeout).add_header(&mut trailers);
-        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let response = Reason::Deadline(timeout).status().into_http::<CutBody<ResBody>>();
+        Poll::Ready(Ok(response.map(CutBody::ended)))
     }
 }
 
@@ -196,6 +137,7 @@ mod tests {
     use std::convert::Infallible;
     use std::time::Instant;
 
+    use http_body::{Body, Frame};
     use tower::{Layer, Service};
 
     use super::*;
@@ -294,7 +236,7 @@ mod tests {
     async fn call(
         delay: Duration,
         timeout: Option<&str>,
-    ) -> (http::Response<DeadlineBody<tonic::body::Body>>, Duration) {
+    ) -> (http::Response<CutBody<tonic::body::Body>>, Duration) {
         let mut service = DeadlineLayer.layer(After(delay));
         let mut request = http::Request::builder();
         if let Some(timeout) = timeout {

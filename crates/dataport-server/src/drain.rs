@@ -7,14 +7,13 @@
 //! watchers stops promptly instead of at the shutdown deadline.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, HeaderValue};
-use http_body::{Body, Frame, SizeHint};
 use tokio::sync::watch;
 use tonic::server::NamedService;
+
+use crate::cut::{Cut, CutBody, Reason};
 
 /// Starts the drain once; every [`Drain::signaled`] future then resolves.
 #[derive(Clone, Debug)]
@@ -65,7 +64,7 @@ where
     S::Future: Send + 'static,
     ResBody: Send + 'static,
 {
-    type Response = http::Response<EndOnDrainBody<ResBody>>;
+    type Response = http::Response<CutBody<ResBody>>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
@@ -75,55 +74,10 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let response = self.inner.call(req);
-        let drained = Box::pin(self.drain.signaled());
+        let cut = Cut { signal: Box::pin(self.drain.signaled()), reason: Reason::Drain };
         Box::pin(async move {
             let response = response.await?;
-            Ok(response.map(|inner| EndOnDrainBody { inner, drained, ended: false }))
+            Ok(response.map(|inner| CutBody::new(inner, Some(cut))))
         })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that ends with UNAVAILABLE trailers once the drain
-    /// starts, after passing on every frame the inner body has ready.
-    pub struct EndOnDrainBody<B> {
-        #[pin]
-        inner: B,
-        drained: Pin<Box<dyn Future<Output = ()> + Send>>,
-        ended: bool,
-    }
-}
-
-impl<B: Body> Body for EndOnDrainBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        if *this.ended {
-            return Poll::Ready(None);
-        }
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if this.drained.as_mut().poll(cx).is_ready() {
-            *this.ended = true;
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from_static("14"));
-            trailers.insert("grpc-message", HeaderValue::from_static("the%20server%20is%20shutting%20down"));
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

@@ -7,6 +7,7 @@
 //! `dataport-core`, and only `dataport-store` touches the data directory.
 
 pub mod config;
+mod cut;
 mod deadline;
 mod drain;
 mod ended;
