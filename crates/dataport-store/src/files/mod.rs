@@ -10,6 +10,7 @@ mod direct;
 mod index;
 mod local;
 mod upload;
+mod writer;
 
 use std::io::{Read, Seek};
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use dataport_core::files::{NameError, Sha256Digest};
 
 pub use local::{LocalFileStore, LocalReader};
 pub use upload::LocalUpload;
+pub use writer::DurableWriter;
 
 /// What the store knows about one stored file, kept with it so that listing
 /// never reads file contents.

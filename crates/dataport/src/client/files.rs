@@ -3,14 +3,15 @@
 //!
 //! Transfers overlap their stages: a thread reads the file in 1 MiB chunks
 //! (adding each to a CRC-32C) while the connection sends them; a download is
-//! received on the runtime while one thread writes and another hashes. The
-//! stages are joined by bounded queues, so memory stays a few MiB whatever
-//! the file size. A chunk read or received is a `Bytes` handed from stage
-//! to stage by reference count: the only copies are the kernel's and
-//! tonic's encoding of a message.
+//! received on the runtime and handed to a writing thread, which copies it
+//! into the store's [`DurableWriter`]: hashed, written with direct I/O and
+//! flushed on threads of its own, exactly as the server stores an upload.
+//! The stages are joined by bounded queues, so memory stays a few MiB
+//! whatever the file size. A chunk read or received is a `Bytes` handed
+//! from stage to stage by reference count.
 
 use std::fs::File;
-use std::io::{IsTerminal, Seek, SeekFrom, Write};
+use std::io::{IsTerminal, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as sync_mpsc;
 use std::time::SystemTime;
@@ -20,11 +21,12 @@ use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_proto::dataport::files::v1 as pb;
 use dataport_proto::dataport::files::v1::files_service_client::FilesServiceClient;
 use dataport_proto::google::bytestream::{self as bs, byte_stream_client::ByteStreamClient};
-use dataport_store::files::LocalReader;
+use dataport_store::files::{DurableWriter, LocalReader};
 use futures_util::Stream;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use prost::bytes::Bytes;
 use sha2::{Digest, Sha256};
+use tempfile::TempPath;
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -40,8 +42,8 @@ const CHUNK: usize = 1024 * 1024;
 /// or the hasher: each queue holds at most this many.
 const QUEUE: usize = 8;
 
-/// A download asks the disk to flush this much written data in the
-/// background, so that the final fsync before the rename is short.
+/// A download has the disk flush this much written data in the background,
+/// so that the final fsync before the rename is short.
 const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 /// The largest message accepted from the server: its chunks are at most
@@ -653,49 +655,38 @@ struct Incoming {
     file: pb::File,
     digest: Sha256Digest,
     bar: ProgressBar,
-    temp: tempfile::NamedTempFile,
-    written: u64,
-    synced: u64,
-    syncer: Option<Syncer>,
+    /// Hashes, writes (direct I/O where it can) and flushes as the data
+    /// comes; dropped before `temp`, so its threads are done with the file.
+    writer: DurableWriter,
+    temp: TempPath,
 }
 
 fn write_files(dir: &Path, mut rx: mpsc::Receiver<Job>, progress: &Progress) -> anyhow::Result<()> {
-    let hasher = Hasher::spawn();
     let mut current: Option<Incoming> = None;
+    let cannot_write = || format!("cannot write to {}", dir.display());
     while let Some(job) = rx.blocking_recv() {
         match job {
             Job::Start { file, digest, bar } => {
-                let temp = temp_file(dir)?;
-                let syncer = Syncer::spawn(temp.as_file());
-                current = Some(Incoming { file, digest, bar, temp, written: 0, synced: 0, syncer });
+                let (handle, temp) = temp_file(dir)?.into_parts();
+                let writer = DurableWriter::new(handle, temp.to_path_buf(), SYNC_EVERY);
+                current = Some(Incoming { file, digest, bar, writer, temp });
             }
             Job::Data(data) => {
                 let Some(incoming) = current.as_mut() else { bail!("data before a file") };
                 let len = data.len() as u64;
-                if incoming.written + len > incoming.file.size {
+                if incoming.writer.written() + len > incoming.file.size {
                     bail!(
                         "the server sent more than the {} bytes of {:?}",
                         incoming.file.size,
                         incoming.file.name
                     );
                 }
-                hasher.update(data.clone());
-                incoming
-                    .temp
-                    .write_all(&data)
-                    .with_context(|| format!("cannot write to {}", dir.display()))?;
-                incoming.written += len;
+                incoming.writer.write(&data).with_context(cannot_write)?;
                 incoming.bar.inc(len);
-                if incoming.written - incoming.synced >= SYNC_EVERY {
-                    incoming.synced = incoming.written;
-                    if let Some(syncer) = &incoming.syncer {
-                        syncer.nudge();
-                    }
-                }
             }
             Job::End => {
                 let Some(incoming) = current.take() else { bail!("the end of no file") };
-                let (path, size, digest) = finish(incoming, &hasher, dir)?;
+                let (path, size, digest) = finish(incoming, dir)?;
                 progress.line(&format!("wrote {} ({size} bytes, sha256 {digest})", path.display()));
             }
         }
@@ -707,21 +698,22 @@ fn write_files(dir: &Path, mut rx: mpsc::Receiver<Job>, progress: &Progress) -> 
 }
 
 /// Checks a received file, flushes it and renames it into place.
-fn finish(incoming: Incoming, hasher: &Hasher, dir: &Path) -> anyhow::Result<(PathBuf, u64, Sha256Digest)> {
-    let Incoming { file, digest, bar, temp, written, syncer, .. } = incoming;
-    drop(syncer);
+fn finish(incoming: Incoming, dir: &Path) -> anyhow::Result<(PathBuf, u64, Sha256Digest)> {
+    let Incoming { file, digest, bar, mut writer, temp } = incoming;
+    let written = writer.written();
     if written != file.size {
         bail!("the server sent {written} bytes of {:?}, which has {}", file.name, file.size);
     }
-    let actual = hasher.finish();
+    let path = dir.join(&file.name);
+    let actual = writer.finish().with_context(|| format!("cannot write {}", path.display()))?;
     if actual != digest {
         bail!(
             "{:?} arrived damaged: its sha256 is {actual}, the server's is {digest}; nothing was written",
             file.name
         );
     }
-    let path = dir.join(&file.name);
-    temp.as_file().sync_all().with_context(|| format!("cannot flush {}", path.display()))?;
+    writer.sync().with_context(|| format!("cannot flush {}", path.display()))?;
+    drop(writer);
     temp.persist(&path).with_context(|| format!("cannot write {}", path.display()))?;
     // The rename is durable once the directory is.
     File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot flush {}", dir.display()))?;
@@ -740,39 +732,6 @@ fn temp_file(dir: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
     builder.tempfile_in(dir).with_context(|| format!("cannot create a file in {}", dir.display()))
-}
-
-/// Flushes a file being written on its own thread when nudged, so that the
-/// disk works while the data arrives and the final fsync is short. Errors
-/// are left to that final fsync, which reports them. Each flush then lets
-/// the page cache drop what it flushed, so that the next pages written reuse
-/// those: on a virtual machine a page the cache takes fresh is memory the
-/// guest faults in from the host, which took most of a 1 GiB download's time
-/// (bench/README.md, files).
-struct Syncer {
-    tx: sync_mpsc::SyncSender<()>,
-}
-
-impl Syncer {
-    /// `None` if the file cannot be shared with a thread: then only the
-    /// final fsync flushes it.
-    fn spawn(file: &File) -> Option<Self> {
-        let file = file.try_clone().ok()?;
-        let (tx, rx) = sync_mpsc::sync_channel::<()>(1);
-        std::thread::spawn(move || {
-            while rx.recv().is_ok() {
-                if file.sync_data().is_ok() {
-                    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
-                }
-            }
-        });
-        Some(Syncer { tx })
-    }
-
-    /// Asks for a flush, unless one is already waiting.
-    fn nudge(&self) {
-        let _ = self.tx.try_send(());
-    }
 }
 
 // ----------------------------------------------------------------- files
