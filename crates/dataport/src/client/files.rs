@@ -32,6 +32,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::rows::{Cell, Format, Printer};
+use super::wire::{Event, ServerStream};
 
 /// Bytes per message sent, well under the server's 4 MiB message limit.
 /// Measured uploading 1 GiB over loopback: 256 and 512 KiB cost the client
@@ -48,7 +49,12 @@ const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 /// The largest message accepted from the server: its chunks are at most
 /// its 4 MiB limit, with room to spare for a server that chooses otherwise.
+/// (A download's chunks are read in pieces, whatever their size.)
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// The Download method, and the number of its response's `chunk` field.
+const DOWNLOAD: &str = "/dataport.files.v1.FilesService/Download";
+const CHUNK_FIELD: u32 = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
@@ -525,7 +531,7 @@ pub async fn download(channel: Channel, args: DownloadArgs) -> anyhow::Result<()
     for name in &args.names {
         validate_name(name)?;
     }
-    let mut client = FilesServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+    let mut channel = channel;
     let progress = Progress::new();
     // Ctrl-C stops the download cleanly rather than the process; polled once
     // here, the handler is in place before anything is written.
@@ -539,15 +545,15 @@ pub async fn download(channel: Channel, args: DownloadArgs) -> anyhow::Result<()
         bail!("interrupted");
     }
     for names in args.names.chunks(MAX_NAMES_PER_CALL) {
-        download_call(&mut client, names, &args.dir, &progress, interrupted.as_mut()).await?;
+        download_call(&mut channel, names, &args.dir, &progress, interrupted.as_mut()).await?;
     }
     Ok(())
 }
 
-/// One Download call: the files are received here, and written and hashed
-/// on threads of their own.
+/// One Download call: the files are received here, straight off the wire
+/// (see [`super::wire`]), and written and hashed on threads of their own.
 async fn download_call(
-    client: &mut FilesServiceClient<Channel>,
+    channel: &mut Channel,
     names: &[String],
     dir: &Path,
     progress: &Progress,
@@ -555,7 +561,8 @@ async fn download_call(
 ) -> anyhow::Result<()> {
     // The server checks every name before it answers, so a missing one
     // fails here, before anything is created.
-    let mut stream = client.download(pb::DownloadRequest { names: names.to_vec() }).await?.into_inner();
+    let request = pb::DownloadRequest { names: names.to_vec() };
+    let mut stream = ServerStream::call(channel, DOWNLOAD, &request, (CHUNK_FIELD, MAX_MESSAGE)).await?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let (done_tx, done_rx) = oneshot::channel();
@@ -607,7 +614,7 @@ enum Job {
 /// Receives the files in the order asked for, checking that the server
 /// sends what was asked.
 async fn receive(
-    stream: &mut tonic::Streaming<pb::DownloadResponse>,
+    stream: &mut ServerStream<pb::DownloadResponse>,
     names: &[String],
     tx: &mpsc::Sender<Job>,
     progress: &Progress,
@@ -616,8 +623,16 @@ async fn receive(
     let send = |job| async { tx.send(job).await.map_err(|_| anyhow::Error::from(WriterStopped)) };
     let mut expected = names.iter();
     let mut open = false;
-    while let Some(message) = stream.message().await? {
-        match message.kind {
+    while let Some(event) = stream.next().await? {
+        let kind = match event {
+            Event::Bytes(data) => {
+                send(Job::Data(data)).await?;
+                continue;
+            }
+            Event::BytesStart => Some(Kind::Chunk(Bytes::new())),
+            Event::Message(message) => message.kind,
+        };
+        match kind {
             Some(Kind::File(file)) => {
                 if std::mem::take(&mut open) {
                     send(Job::End).await?;
@@ -634,7 +649,11 @@ async fn receive(
                 send(Job::Start { file, digest, bar }).await?;
                 open = true;
             }
-            Some(Kind::Chunk(data)) if open => send(Job::Data(data)).await?,
+            Some(Kind::Chunk(data)) if open => {
+                if !data.is_empty() {
+                    send(Job::Data(data)).await?;
+                }
+            }
             Some(Kind::Chunk(_)) => bail!("the server sent data before naming its file"),
             None => bail!("the server sent a message of a kind this client does not know"),
         }

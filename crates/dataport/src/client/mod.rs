@@ -8,6 +8,7 @@ pub mod outliers;
 pub mod position;
 pub mod route;
 mod rows;
+mod wire;
 
 use std::process::ExitCode;
 
