@@ -20,13 +20,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
+use super::wire::Uncopied;
 use super::{blocking, shown, status};
 use crate::ended::BodyEnd;
 
 /// The service; each Write tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-pub fn bytestream(store: LocalFileStore) -> byte_stream_server::ByteStreamServer<ByteStreamFiles> {
-    byte_stream_server::ByteStreamServer::new(ByteStreamFiles { store })
+/// Reads are sent [`Uncopied`].
+pub fn bytestream(
+    store: LocalFileStore,
+) -> Uncopied<byte_stream_server::ByteStreamServer<ByteStreamFiles>, ByteStreamFiles> {
+    let service = ByteStreamFiles { store };
+    Uncopied::new(byte_stream_server::ByteStreamServer::new(service.clone()), service)
 }
 
 #[derive(Clone, Debug)]

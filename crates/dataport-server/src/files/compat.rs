@@ -15,12 +15,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::blocking;
 use super::stream::{DOWNLOAD_QUEUE, send_chunks, store_stream};
+use super::wire::Uncopied;
 use crate::ended::BodyEnd;
 
 /// The service; each upload tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-pub fn compat(store: LocalFileStore) -> file_srv::file_srv_server::FileSrvServer<FileSrvCompat> {
-    file_srv::file_srv_server::FileSrvServer::new(FileSrvCompat { store })
+/// [`FileSrvCompat`] serves; downloads are sent [`Uncopied`].
+pub fn compat(
+    store: LocalFileStore,
+) -> Uncopied<file_srv::file_srv_server::FileSrvServer<FileSrvCompat>, FileSrvCompat> {
+    let service = FileSrvCompat { store };
+    Uncopied::new(file_srv::file_srv_server::FileSrvServer::new(service.clone()), service)
 }
 
 #[derive(Clone, Debug)]

@@ -9,6 +9,7 @@ mod bytestream;
 mod compat;
 mod stream;
 mod v1;
+mod wire;
 
 pub use bytestream::{ByteStreamFiles, bytestream};
 pub use compat::{FileSrvCompat, FileTransferCompat, compat, file_transfer};

@@ -18,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, Expect, Part, send_chunks, store_stream};
+use super::wire::Uncopied;
 use super::{blocking, shown};
 use crate::ended::BodyEnd;
 
@@ -31,8 +32,10 @@ const MAX_DOWNLOAD_FILES: usize = 1000;
 
 /// The service; each Upload tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-pub fn v1(store: LocalFileStore) -> files_service_server::FilesServiceServer<FilesV1> {
-    files_service_server::FilesServiceServer::new(FilesV1 { store })
+/// Downloads are sent [`Uncopied`].
+pub fn v1(store: LocalFileStore) -> Uncopied<files_service_server::FilesServiceServer<FilesV1>, FilesV1> {
+    let service = FilesV1 { store };
+    Uncopied::new(files_service_server::FilesServiceServer::new(service.clone()), service)
 }
 
 #[derive(Clone, Debug)]
