@@ -71,12 +71,12 @@ fn write_upload(
     mut rx: mpsc::Receiver<Piece>,
 ) -> Result<Option<FileInfo>, Status> {
     let mut upload = store.begin_upload(name, expected).map_err(status)?;
-    let mut crc = 0;
+    let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
     let mut expected_crc = None;
     while let Some(piece) = rx.blocking_recv() {
         match piece {
             Piece::Part(Part::Data(data)) => {
-                crc = crc32c::crc32c_append(crc, &data);
+                crc.update(&data);
                 upload.write(&data).map_err(status)?;
             }
             Piece::Part(Part::Expect(expect)) => {
@@ -87,6 +87,7 @@ fn write_upload(
             }
             Piece::End => {
                 // Dropping the upload discards it.
+                let crc = crc.finalize() as u32;
                 if let Some((field, given)) = expected_crc
                     && given != crc
                 {

@@ -204,18 +204,18 @@ async fn upload_plain(
             pb::UploadRequest { kind: Some(Kind::Header(pb::UploadHeader { name, sha256: String::new() })) };
         let read = (|| {
             tx.blocking_send(header).map_err(|_| Failed::Closed)?;
-            let (mut size, mut crc) = (0u64, 0u32);
+            let (mut size, mut crc) = (0u64, crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi));
             loop {
                 let chunk = read_chunk(&mut file).map_err(Failed::Read)?;
                 if chunk.is_empty() {
                     break;
                 }
                 size += chunk.len() as u64;
-                crc = crc32c::crc32c_append(crc, &chunk);
+                crc.update(&chunk);
                 tx.blocking_send(pb::UploadRequest { kind: Some(Kind::Chunk(chunk)) })
                     .map_err(|_| Failed::Closed)?;
             }
-            let trailer = pb::UploadTrailer { sha256: String::new(), crc32c: Some(crc) };
+            let trailer = pb::UploadTrailer { sha256: String::new(), crc32c: Some(crc.finalize() as u32) };
             tx.blocking_send(pb::UploadRequest { kind: Some(Kind::Trailer(trailer)) })
                 .map_err(|_| Failed::Closed)?;
             Ok(size)
