@@ -12,6 +12,7 @@ mod deadline;
 mod drain;
 mod ended;
 mod files;
+pub mod framing;
 mod greeter;
 mod health;
 pub mod logging;

@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use dataport_proto::dataport::files::v1::{self, download_response};
+use dataport_proto::dataport::files::v1;
 use dataport_proto::file_srv;
 use dataport_proto::google::bytestream;
 use futures_util::future::BoxFuture;
@@ -28,40 +28,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::server::NamedService;
 
-/// A response message that may be a single `bytes` field.
-pub trait LoneBytes: Message + Sized {
-    /// The field's number; its key must fit one byte (1 to 15).
-    const FIELD: u8;
-    /// The field's bytes, if the message is that field alone (as encoded);
-    /// else the message back.
-    fn lone_bytes(self) -> Result<Bytes, Self>;
-}
-
-impl LoneBytes for v1::DownloadResponse {
-    const FIELD: u8 = 2;
-    fn lone_bytes(self) -> Result<Bytes, Self> {
-        match self.kind {
-            // A oneof field is encoded even when empty.
-            Some(download_response::Kind::Chunk(chunk)) => Ok(chunk),
-            kind => Err(v1::DownloadResponse { kind }),
-        }
-    }
-}
-
-impl LoneBytes for file_srv::FileResponse {
-    const FIELD: u8 = 1;
-    fn lone_bytes(self) -> Result<Bytes, Self> {
-        // An empty plain field is not encoded at all.
-        if self.chunk_data.is_empty() { Err(self) } else { Ok(self.chunk_data) }
-    }
-}
-
-impl LoneBytes for bytestream::ReadResponse {
-    const FIELD: u8 = 10;
-    fn lone_bytes(self) -> Result<Bytes, Self> {
-        if self.data.is_empty() { Err(self) } else { Ok(self.data) }
-    }
-}
+use crate::framing::{LoneBytes, frames};
 
 /// What a download handler answers: its stream of messages, or a refusal.
 pub type Answer<M> = BoxFuture<'static, Result<tonic::Response<ReceiverStream<Result<M, Status>>>, Status>>;
@@ -238,14 +205,11 @@ impl<M: LoneBytes> Body for Messages<M> {
             return Poll::Ready(None);
         }
         let frame = match ready!(Pin::new(&mut self.stream).poll_next(cx)) {
-            Some(Ok(message)) => match message.lone_bytes() {
-                Ok(bytes) => {
-                    let prefix = lone_prefix(M::FIELD, bytes.len());
-                    self.pending = Some(bytes).filter(|b| !b.is_empty());
-                    Frame::data(prefix)
-                }
-                Err(message) => Frame::data(framed(&message)),
-            },
+            Some(Ok(message)) => {
+                let (first, rest) = frames(message);
+                self.pending = rest;
+                Frame::data(first)
+            }
             Some(Err(status)) => {
                 self.done = true;
                 let mut trailers = http::HeaderMap::new();
@@ -267,32 +231,12 @@ impl<M: LoneBytes> Body for Messages<M> {
     }
 }
 
-/// The gRPC prefix and field key and length of a message that is field
-/// `field` alone, of `len` bytes.
-fn lone_prefix(field: u8, len: usize) -> Bytes {
-    let len = len as u64;
-    let message_len = 1 + prost::encoding::encoded_len_varint(len) as u64 + len;
-    let mut prefix = BytesMut::with_capacity(5 + 1 + 10);
-    prefix.put_u8(0);
-    prefix.put_u32(u32::try_from(message_len).unwrap_or(u32::MAX));
-    prefix.put_u8(field << 3 | 2);
-    prost::encoding::encode_varint(len, &mut prefix);
-    prefix.freeze()
-}
-
-/// A message with its gRPC prefix.
-fn framed(message: &impl Message) -> Bytes {
-    let len = message.encoded_len();
-    let mut frame = BytesMut::with_capacity(5 + len);
-    frame.put_u8(0);
-    frame.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-    message.encode_raw(&mut frame);
-    frame.freeze()
-}
-
 #[cfg(test)]
 mod tests {
+    use dataport_proto::dataport::files::v1::download_response;
+
     use super::*;
+    use crate::framing::framed;
 
     /// The bytes a body sends.
     async fn sent<M: LoneBytes + Send + 'static>(
@@ -336,6 +280,22 @@ mod tests {
 
         let plain = |b: Vec<u8>| file_srv::FileResponse { chunk_data: b.into() };
         let messages = vec![plain(vec![1; 200]), plain(Vec::new()), plain(vec![2; 20_000])];
+        let (data, _) = sent(messages.iter().cloned().map(Ok).collect()).await;
+        assert_eq!(data, framed_all(&messages));
+
+        let upload = |kind| v1::UploadRequest { kind: Some(kind) };
+        let messages = vec![
+            upload(v1::upload_request::Kind::Header(v1::UploadHeader {
+                name: "a".into(),
+                sha256: String::new(),
+            })),
+            upload(v1::upload_request::Kind::Chunk(vec![4; 1000].into())),
+            upload(v1::upload_request::Kind::Chunk(Bytes::new())),
+            upload(v1::upload_request::Kind::Trailer(v1::UploadTrailer {
+                sha256: String::new(),
+                crc32c: Some(7),
+            })),
+        ];
         let (data, _) = sent(messages.iter().cloned().map(Ok).collect()).await;
         assert_eq!(data, framed_all(&messages));
 

@@ -32,7 +32,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::rows::{Cell, Format, Printer};
-use super::wire::{Event, ServerStream};
+use super::wire::{self, Event, Responses};
 
 /// Bytes per message sent, well under the server's 4 MiB message limit.
 /// Measured uploading 1 GiB over loopback: 256 and 512 KiB cost the client
@@ -52,9 +52,11 @@ const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 /// (A download's chunks are read in pieces, whatever their size.)
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
-/// The Download method, and the number of its response's `chunk` field.
+/// The Upload and Download methods, and the number of the download
+/// response's `chunk` field.
+const UPLOAD: &str = "/dataport.files.v1.FilesService/Upload";
 const DOWNLOAD: &str = "/dataport.files.v1.FilesService/Download";
-const CHUNK_FIELD: u32 = 2;
+const CHUNK_FIELD: u8 = 2;
 
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
@@ -126,12 +128,13 @@ struct Source {
 pub async fn upload(channel: Channel, args: UploadArgs) -> anyhow::Result<()> {
     let sources = sources(&args)?;
     let progress = Progress::new();
+    let mut raw = channel.clone();
     let mut files = FilesServiceClient::new(channel.clone()).max_encoding_message_size(MAX_MESSAGE);
     let mut bytestream = ByteStreamClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
     for source in sources {
         let name = source.name.clone();
         let (size, digest) = match args.resume {
-            false => upload_plain(&mut files, source, &progress).await?,
+            false => upload_plain(&mut raw, source, &progress).await?,
             true => upload_resumable(&mut bytestream, &mut files, source, &progress).await?,
         };
         progress.line(&format!("stored {name} ({size} bytes, sha256 {digest})"));
@@ -190,7 +193,7 @@ fn base_name(path: &Path) -> anyhow::Result<String> {
 /// a CRC-32C checks the data end to end at a few percent of a second
 /// sha256's cost, which on two cores was a third of the upload's CPU time.
 async fn upload_plain(
-    client: &mut FilesServiceClient<Channel>,
+    channel: &mut Channel,
     source: Source,
     progress: &Progress,
 ) -> anyhow::Result<(u64, Sha256Digest)> {
@@ -227,11 +230,14 @@ async fn upload_plain(
         Some(Kind::Chunk(c)) => c.len() as u64,
         _ => 0,
     };
-    let requests = fed_by(rx, is_last, sent, bar.clone());
-    let call = async { client.upload(requests).await.map_err(|s| anyhow::Error::from(explain(s))) };
+    let requests = wire::messages(Box::pin(fed_by(rx, is_last, sent, bar.clone())));
+    let call = async {
+        let answer = Responses::<pb::UploadResponse>::call(channel, UPLOAD, requests, (None, MAX_MESSAGE));
+        answer.await?.single().await.map_err(|s| anyhow::Error::from(explain(s)))
+    };
     let (reply, size) = tokio::try_join!(call, reading(read_rx, &path))?;
     bar.finish_and_clear();
-    let stored = reply.into_inner().file.context("the server answered no file")?;
+    let stored = reply.file.context("the server answered no file")?;
     if stored.size != size {
         bail!("the server stored {} bytes, but {size} bytes were sent", stored.size);
     }
@@ -562,7 +568,8 @@ async fn download_call(
     // The server checks every name before it answers, so a missing one
     // fails here, before anything is created.
     let request = pb::DownloadRequest { names: names.to_vec() };
-    let mut stream = ServerStream::call(channel, DOWNLOAD, &request, (CHUNK_FIELD, MAX_MESSAGE)).await?;
+    let body = wire::one_message(&request);
+    let mut stream = Responses::call(channel, DOWNLOAD, body, (Some(CHUNK_FIELD), MAX_MESSAGE)).await?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let (done_tx, done_rx) = oneshot::channel();
@@ -614,7 +621,7 @@ enum Job {
 /// Receives the files in the order asked for, checking that the server
 /// sends what was asked.
 async fn receive(
-    stream: &mut ServerStream<pb::DownloadResponse>,
+    stream: &mut Responses<pb::DownloadResponse>,
     names: &[String],
     tx: &mpsc::Sender<Job>,
     progress: &Progress,
