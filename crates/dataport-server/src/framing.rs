@@ -15,8 +15,8 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 
 use dataport_proto::dataport::files::v1::{self, download_response, upload_request};
-use dataport_proto::file_srv;
 use dataport_proto::google::bytestream;
+use dataport_proto::{file_srv, file_transfer};
 use prost::Message;
 use prost::bytes::{BufMut, Bytes, BytesMut};
 use tonic::Status;
@@ -39,43 +39,47 @@ pub trait LoneBytes: Message + Sized {
     /// The field's bytes, if the message is that field alone (as encoded);
     /// else the message back.
     fn lone_bytes(self) -> Result<Bytes, Self>;
+    /// The message that is the field alone, holding `bytes`.
+    fn with_bytes(bytes: Bytes) -> Self;
 }
 
-impl LoneBytes for v1::DownloadResponse {
-    const FIELD: u8 = 2;
-    fn lone_bytes(self) -> Result<Bytes, Self> {
-        match self.kind {
-            // A oneof field is encoded even when empty.
-            Some(download_response::Kind::Chunk(chunk)) => Ok(chunk),
-            kind => Err(v1::DownloadResponse { kind }),
+/// [`LoneBytes`] for a message whose field is a member of a oneof (encoded
+/// even when empty), or a plain field (not encoded when empty, so an empty
+/// one is not lone).
+macro_rules! lone_bytes {
+    ($message:ty, $field:literal, oneof $oneof:ident: $member:path) => {
+        impl LoneBytes for $message {
+            const FIELD: u8 = $field;
+            fn lone_bytes(self) -> Result<Bytes, Self> {
+                match self.$oneof {
+                    Some($member(bytes)) => Ok(bytes),
+                    $oneof => Err(Self { $oneof }),
+                }
+            }
+            fn with_bytes(bytes: Bytes) -> Self {
+                Self { $oneof: Some($member(bytes)) }
+            }
         }
-    }
-}
-
-impl LoneBytes for file_srv::FileResponse {
-    const FIELD: u8 = 1;
-    fn lone_bytes(self) -> Result<Bytes, Self> {
-        // An empty plain field is not encoded at all.
-        if self.chunk_data.is_empty() { Err(self) } else { Ok(self.chunk_data) }
-    }
-}
-
-impl LoneBytes for bytestream::ReadResponse {
-    const FIELD: u8 = 10;
-    fn lone_bytes(self) -> Result<Bytes, Self> {
-        if self.data.is_empty() { Err(self) } else { Ok(self.data) }
-    }
-}
-
-impl LoneBytes for v1::UploadRequest {
-    const FIELD: u8 = 2;
-    fn lone_bytes(self) -> Result<Bytes, Self> {
-        match self.kind {
-            Some(upload_request::Kind::Chunk(chunk)) => Ok(chunk),
-            kind => Err(v1::UploadRequest { kind }),
+    };
+    ($message:ty, $field:literal, plain $name:ident) => {
+        impl LoneBytes for $message {
+            const FIELD: u8 = $field;
+            fn lone_bytes(self) -> Result<Bytes, Self> {
+                if self.$name.is_empty() { Err(self) } else { Ok(self.$name) }
+            }
+            fn with_bytes(bytes: Bytes) -> Self {
+                Self { $name: bytes }
+            }
         }
-    }
+    };
 }
+
+lone_bytes!(v1::DownloadResponse, 2, oneof kind: download_response::Kind::Chunk);
+lone_bytes!(v1::UploadRequest, 2, oneof kind: upload_request::Kind::Chunk);
+lone_bytes!(file_srv::FileResponse, 1, plain chunk_data);
+lone_bytes!(file_srv::UploadRequest, 2, oneof request: file_srv::upload_request::Request::ChunkData);
+lone_bytes!(file_transfer::Chunk, 1, plain data);
+lone_bytes!(bytestream::ReadResponse, 10, plain data);
 
 /// The gRPC prefix and field key and length of a message that is field
 /// `field` alone, of `len` bytes.
@@ -88,6 +92,14 @@ pub fn lone_prefix(field: u8, len: usize) -> Bytes {
     prefix.put_u8(field << 3 | 2);
     prost::encoding::encode_varint(len, &mut prefix);
     prefix.freeze()
+}
+
+/// A message over the size limit, refused as tonic refuses one (the
+/// server's [`crate::message_limit`] makes it RESOURCE_EXHAUSTED).
+pub fn too_large(len: usize, limit: usize) -> Status {
+    Status::out_of_range(format!(
+        "Error, decoded message length too large: found {len} bytes, the limit is: {limit} bytes"
+    ))
 }
 
 /// The data frames that send `message`: the prefix of a lone bytes field
@@ -172,10 +184,7 @@ impl<M: Message + Default> Framing<M> {
                         }
                         let len = u32::from_be_bytes([have[1], have[2], have[3], have[4]]) as usize;
                         if len > self.max_message {
-                            return Err(Status::out_of_range(format!(
-                                "a message of {len} bytes is over the limit of {} bytes",
-                                self.max_message
-                            )));
+                            return Err(too_large(len, self.max_message));
                         }
                         self.state = State::Head { len, head: Vec::with_capacity(HEAD) };
                     }

@@ -122,6 +122,20 @@ async fn a_second_header_is_refused_and_nothing_stored() {
 }
 
 #[tokio::test]
+async fn a_chunk_over_the_message_limit_is_resource_exhausted_and_nothing_stored() {
+    let (_server, client, files) = start().await;
+    let mut client = client.max_encoding_message_size(64 << 20);
+    let messages = vec![header("a", ".bin"), chunk(b"before"), chunk(&vec![7; 5 << 20])];
+    assert_status(
+        upload(&mut client, messages).await,
+        Code::ResourceExhausted,
+        &["5242885 bytes", "4194304"],
+    );
+    assert_status(download(&mut client, "a", ".bin").await, Code::NotFound, &[]);
+    assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
 async fn an_empty_stream_is_refused() {
     let (_server, mut client, files) = start().await;
     assert_status(upload(&mut client, vec![]).await, Code::InvalidArgument, &["empty stream", "header"]);

@@ -14,13 +14,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::blocking;
-use super::stream::{DOWNLOAD_QUEUE, send_chunks, store_stream};
+use super::stream::{DOWNLOAD_QUEUE, Decoded, Source, send_chunks, store_stream};
 use super::wire::Uncopied;
 use crate::ended::BodyEnd;
 
 /// The service; each upload tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-/// [`FileSrvCompat`] serves; downloads are sent [`Uncopied`].
+/// [`FileSrvCompat`] serves; file data is moved [`Uncopied`].
 pub fn compat(
     store: LocalFileStore,
 ) -> Uncopied<file_srv::file_srv_server::FileSrvServer<FileSrvCompat>, FileSrvCompat> {
@@ -44,15 +44,13 @@ fn header_name(header: &file_srv::FileHeader) -> Result<String, Status> {
         .map_err(|e| Status::invalid_argument(format!("header: {e} (filename + extension)")))
 }
 
-#[tonic::async_trait]
-impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
-    async fn upload_file(
+impl FileSrvCompat {
+    /// UploadFile, its messages from `source`.
+    pub(super) async fn upload(
         &self,
-        request: Request<Streaming<file_srv::UploadRequest>>,
-    ) -> Result<Response<file_srv::StringResponse>, Status> {
-        let end = request.extensions().get::<BodyEnd>().cloned();
-        let mut stream = request.into_inner();
-        let name = match stream.message().await? {
+        mut source: impl Source<file_srv::UploadRequest>,
+    ) -> Result<file_srv::StringResponse, Status> {
+        let name = match source.message().await? {
             None => {
                 return Err(Status::invalid_argument(
                     "empty stream: UploadFile needs a header message first, then chunk_data messages",
@@ -73,22 +71,32 @@ impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
             }
         };
 
-        let info =
-            store_stream(&self.store, (name, None), end, (stream, 1), |message, index| match message {
-                file_srv::UploadRequest { request: Some(upload_request::Request::ChunkData(data)) } => {
-                    Ok(data)
-                }
-                file_srv::UploadRequest { request: Some(upload_request::Request::Header(_)) } => {
-                    Err(Status::invalid_argument(format!(
-                        "message {index} is a second header; an upload has one header, then chunk_data"
-                    )))
-                }
-                file_srv::UploadRequest { request: None } => Err(Status::invalid_argument(format!(
-                    "message {index} has neither header nor chunk_data"
-                ))),
-            })
-            .await?;
-        Ok(Response::new(file_srv::StringResponse { code: 0, message: stored_message(&info) }))
+        let info = store_stream(&self.store, (name, None), (source, 1), |message, index| match message {
+            file_srv::UploadRequest { request: Some(upload_request::Request::ChunkData(data)) } => Ok(data),
+            file_srv::UploadRequest { request: Some(upload_request::Request::Header(_)) } => {
+                Err(Status::invalid_argument(format!(
+                    "message {index} is a second header; an upload has one header, then chunk_data"
+                )))
+            }
+            file_srv::UploadRequest { request: None } => {
+                Err(Status::invalid_argument(format!("message {index} has neither header nor chunk_data")))
+            }
+        })
+        .await?;
+        Ok(file_srv::StringResponse { code: 0, message: stored_message(&info) })
+    }
+}
+
+/// Reached only if [`Uncopied`] is bypassed: the same calls from tonic's
+/// decoded messages.
+#[tonic::async_trait]
+impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
+    async fn upload_file(
+        &self,
+        request: Request<Streaming<file_srv::UploadRequest>>,
+    ) -> Result<Response<file_srv::StringResponse>, Status> {
+        let end = request.extensions().get::<BodyEnd>().cloned();
+        self.upload(Decoded { stream: request.into_inner(), end }).await.map(Response::new)
     }
 
     type DownloadFileStream = ReceiverStream<Result<file_srv::FileResponse, Status>>;
@@ -115,10 +123,12 @@ pub struct FileTransferCompat {
     store: LocalFileStore,
 }
 
+/// Uploads are read [`Uncopied`].
 pub fn file_transfer(
     store: LocalFileStore,
-) -> file_transfer::file_service_server::FileServiceServer<FileTransferCompat> {
-    file_transfer::file_service_server::FileServiceServer::new(FileTransferCompat { store })
+) -> Uncopied<file_transfer::file_service_server::FileServiceServer<FileTransferCompat>, FileTransferCompat> {
+    let service = FileTransferCompat { store };
+    Uncopied::new(file_transfer::file_service_server::FileServiceServer::new(service.clone()), service)
 }
 
 /// A name no other upload of this server has: the time in nanoseconds since
@@ -129,6 +139,20 @@ fn generated_name() -> String {
     format!("upload-{nanos}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+impl FileTransferCompat {
+    /// Upload, its messages from `source`.
+    pub(super) async fn upload(
+        &self,
+        source: impl Source<file_transfer::Chunk>,
+    ) -> Result<file_transfer::Response, Status> {
+        let info =
+            store_stream(&self.store, (generated_name(), None), (source, 0), |chunk, _| Ok(chunk.data))
+                .await?;
+        Ok(file_transfer::Response { message: stored_message(&info) })
+    }
+}
+
+/// Reached only if [`Uncopied`] is bypassed.
 #[tonic::async_trait]
 impl file_transfer::file_service_server::FileService for FileTransferCompat {
     async fn upload(
@@ -136,10 +160,8 @@ impl file_transfer::file_service_server::FileService for FileTransferCompat {
         request: Request<Streaming<file_transfer::Chunk>>,
     ) -> Result<Response<file_transfer::Response>, Status> {
         let end = request.extensions().get::<BodyEnd>().cloned();
-        let stream = request.into_inner();
-        let info =
-            store_stream(&self.store, (generated_name(), None), end, (stream, 0), |chunk, _| Ok(chunk.data))
-                .await?;
-        Ok(Response::new(file_transfer::Response { message: stored_message(&info) }))
+        FileTransferCompat::upload(self, Decoded { stream: request.into_inner(), end })
+            .await
+            .map(Response::new)
     }
 }

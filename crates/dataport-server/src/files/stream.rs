@@ -11,6 +11,7 @@ use tonic::{Status, Streaming};
 
 use super::status;
 use crate::ended::BodyEnd;
+use crate::framing::LoneBytes;
 
 /// Chunks received but not yet written, per upload: with the largest
 /// message tonic accepts (4 MiB), at most 16 MiB are held per upload. The
@@ -102,17 +103,69 @@ fn write_upload(
     Ok(None)
 }
 
-/// Writes the rest of `stream` into a new upload of `name` on a blocking
+/// What an upload reads next: a message, or more bytes of the chunk that
+/// the message before began (a chunk read off the wire comes in pieces).
+pub(super) enum Incoming<T> {
+    Message(T),
+    More(Bytes),
+}
+
+/// Where an upload's messages come from: tonic's decoded stream
+/// ([`Decoded`]) or the wire itself ([`super::wire::Wire`]). Either ends
+/// with `Ok(None)` only when the client finished its stream; a reset one
+/// is an error.
+pub(super) trait Source<T>: Send {
+    fn next(&mut self) -> impl Future<Output = Result<Option<Incoming<T>>, Status>> + Send;
+
+    /// The next whole message (the first of a stream, say); a chunk comes
+    /// as its first piece, the rest as [`Incoming::More`] after.
+    fn message(&mut self) -> impl Future<Output = Result<Option<T>, Status>> + Send
+    where
+        T: LoneBytes,
+    {
+        async {
+            match self.next().await? {
+                None => Ok(None),
+                Some(Incoming::Message(message)) => Ok(Some(message)),
+                Some(Incoming::More(bytes)) => Ok(Some(T::with_bytes(bytes))),
+            }
+        }
+    }
+}
+
+/// The status of an upload whose client reset its stream.
+pub(super) fn reset() -> Status {
+    Status::cancelled("the upload stream was reset before it ended; nothing was stored")
+}
+
+/// tonic's stream, and its request's [`BodyEnd`]: tonic ends a reset stream
+/// as if it had finished, so only what the client really finished sending
+/// ends cleanly.
+pub(super) struct Decoded<T> {
+    pub stream: Streaming<T>,
+    pub end: Option<BodyEnd>,
+}
+
+impl<T: Send + 'static> Source<T> for Decoded<T> {
+    async fn next(&mut self) -> Result<Option<Incoming<T>>, Status> {
+        match self.stream.message().await? {
+            None if self.end.as_ref().is_some_and(BodyEnd::failed) => Err(reset()),
+            None => Ok(None),
+            Some(message) => Ok(Some(Incoming::Message(message))),
+        }
+    }
+}
+
+/// Writes the rest of `source` into a new upload of `name` on a blocking
 /// thread, each message turned into bytes (or a [`Part`]) by `chunk` (given
 /// the message and its number in the call), and commits it only when the
-/// stream really ended (not a reset, see [`BodyEnd`]) and the data has the
-/// `expected` sha256. On any error, or if this future is dropped (the call
-/// is cancelled), the writer discards the upload.
+/// stream really ended and the data has the `expected` sha256. On any
+/// error, or if this future is dropped (the call is cancelled), the writer
+/// discards the upload.
 pub(super) async fn store_stream<T: Send + 'static, P: Into<Part>>(
     store: &LocalFileStore,
     (name, expected): (String, Option<Sha256Digest>),
-    end: Option<BodyEnd>,
-    (mut stream, mut index): (Streaming<T>, u64),
+    (mut source, mut index): (impl Source<T>, u64),
     mut chunk: impl FnMut(T, u64) -> Result<P, Status> + Send,
 ) -> Result<FileInfo, Status> {
     let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
@@ -121,20 +174,16 @@ pub(super) async fn store_stream<T: Send + 'static, P: Into<Part>>(
         tokio::task::spawn_blocking(move || write_upload(&store, &name, expected, rx))
     };
     let ended = loop {
-        index += 1;
-        let piece = match stream.message().await {
-            // tonic ends a reset stream as if it had finished: commit only
-            // what the client really finished sending.
-            Ok(None) if end.as_ref().is_some_and(BodyEnd::failed) => {
-                break Err(Status::cancelled(
-                    "the upload stream was reset before it ended; nothing was stored",
-                ));
-            }
+        let piece = match source.next().await {
             Ok(None) => Piece::End,
-            Ok(Some(message)) => match chunk(message, index) {
-                Ok(part) => Piece::Part(part.into()),
-                Err(e) => break Err(e),
-            },
+            Ok(Some(Incoming::More(bytes))) => Piece::Part(Part::Data(bytes)),
+            Ok(Some(Incoming::Message(message))) => {
+                index += 1;
+                match chunk(message, index) {
+                    Ok(part) => Piece::Part(part.into()),
+                    Err(e) => break Err(e),
+                }
+            }
             Err(e) => break Err(e),
         };
         let end = matches!(piece, Piece::End);

@@ -17,7 +17,7 @@ use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::stream::{DOWNLOAD_QUEUE, Expect, Part, send_chunks, store_stream};
+use super::stream::{DOWNLOAD_QUEUE, Decoded, Expect, Part, Source, send_chunks, store_stream};
 use super::wire::Uncopied;
 use super::{blocking, shown};
 use crate::ended::BodyEnd;
@@ -32,7 +32,7 @@ const MAX_DOWNLOAD_FILES: usize = 1000;
 
 /// The service; each Upload tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-/// Downloads are sent [`Uncopied`].
+/// Uploads and downloads move their data [`Uncopied`].
 pub fn v1(store: LocalFileStore) -> Uncopied<files_service_server::FilesServiceServer<FilesV1>, FilesV1> {
     let service = FilesV1 { store };
     Uncopied::new(files_service_server::FilesServiceServer::new(service.clone()), service)
@@ -158,15 +158,13 @@ fn page_size(requested: i32) -> Result<usize, Status> {
     }
 }
 
-#[tonic::async_trait]
-impl files_service_server::FilesService for FilesV1 {
-    async fn upload(
+impl FilesV1 {
+    /// Upload, its messages from `source`.
+    pub(super) async fn upload(
         &self,
-        request: Request<Streaming<v1::UploadRequest>>,
-    ) -> Result<Response<v1::UploadResponse>, Status> {
-        let end = request.extensions().get::<BodyEnd>().cloned();
-        let mut stream = request.into_inner();
-        let header = match stream.message().await? {
+        mut source: impl Source<v1::UploadRequest>,
+    ) -> Result<v1::UploadResponse, Status> {
+        let header = match source.message().await? {
             None => {
                 return Err(Status::invalid_argument(
                     "empty stream: Upload needs a header message first, then chunks, then optionally a trailer",
@@ -183,12 +181,23 @@ impl files_service_server::FilesService for FilesV1 {
         checked_name("header.name", &header.name)?;
         let header_sha256 = digest("header.sha256", &header.sha256)?;
         let mut rest = UploadRest { header_sha256, trailer_seen: false };
-        let info =
-            store_stream(&self.store, (header.name, header_sha256), end, (stream, 1), |message, index| {
-                rest.part(message, index)
-            })
-            .await?;
-        Ok(Response::new(v1::UploadResponse { file: Some(file(&info)) }))
+        let info = store_stream(&self.store, (header.name, header_sha256), (source, 1), |message, index| {
+            rest.part(message, index)
+        })
+        .await?;
+        Ok(v1::UploadResponse { file: Some(file(&info)) })
+    }
+}
+
+/// Upload and Download are reached only if [`Uncopied`] is bypassed.
+#[tonic::async_trait]
+impl files_service_server::FilesService for FilesV1 {
+    async fn upload(
+        &self,
+        request: Request<Streaming<v1::UploadRequest>>,
+    ) -> Result<Response<v1::UploadResponse>, Status> {
+        let end = request.extensions().get::<BodyEnd>().cloned();
+        FilesV1::upload(self, Decoded { stream: request.into_inner(), end }).await.map(Response::new)
     }
 
     type DownloadStream = ReceiverStream<Result<v1::DownloadResponse, Status>>;
