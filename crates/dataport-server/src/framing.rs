@@ -12,7 +12,6 @@
 //! downloads use them.
 
 use std::collections::VecDeque;
-use std::marker::PhantomData;
 
 use dataport_proto::dataport::files::v1::{self, download_response, upload_request};
 use dataport_proto::google::bytestream;
@@ -129,7 +128,8 @@ pub struct Framing<M> {
     /// The field read in pieces, and its key byte.
     key: u8,
     max_message: usize,
-    _message: PhantomData<M>,
+    /// Events completed and not yet taken.
+    ready: VecDeque<Event<M>>,
 }
 
 #[derive(Debug)]
@@ -160,7 +160,7 @@ impl<M: Message + Default> Framing<M> {
             }
             None => 0, // no key is 0
         };
-        Framing { state: State::Prefix(Vec::new()), key, max_message, _message: PhantomData }
+        Framing { state: State::Prefix(Vec::new()), key, max_message, ready: VecDeque::new() }
     }
 
     /// Whether the stream may end here: no message is partly read.
@@ -168,8 +168,13 @@ impl<M: Message + Default> Framing<M> {
         matches!(&self.state, State::Prefix(have) if have.is_empty())
     }
 
-    /// Reads the data frame `data`, adding what it completes to `out`.
-    pub fn feed(&mut self, mut data: Bytes, out: &mut VecDeque<Event<M>>) -> Result<(), Status> {
+    /// What the frames fed so far have completed, in order.
+    pub fn next_event(&mut self) -> Option<Event<M>> {
+        self.ready.pop_front()
+    }
+
+    /// Reads the data frame `data`.
+    pub fn feed(&mut self, mut data: Bytes) -> Result<(), Status> {
         while !data.is_empty() || matches!(self.state, State::Head { len: 0, .. }) {
             match &mut self.state {
                 State::Prefix(have) => {
@@ -195,7 +200,7 @@ impl<M: Message + Default> Framing<M> {
                     head.extend_from_slice(&data.split_to(n));
                     if head.len() == want {
                         let (len, head) = (*len, std::mem::take(head));
-                        self.headed(len, head, out)?;
+                        self.headed(len, head)?;
                     }
                 }
                 State::Field { left } => {
@@ -204,7 +209,7 @@ impl<M: Message + Default> Framing<M> {
                     if *left == 0 {
                         self.state = State::Prefix(Vec::new());
                     }
-                    out.push_back(Event::Bytes(piece));
+                    self.ready.push_back(Event::Bytes(piece));
                 }
                 State::Whole { left, buf } => {
                     let piece = data.split_to((*left).min(data.len()));
@@ -213,7 +218,7 @@ impl<M: Message + Default> Framing<M> {
                     if *left == 0 {
                         let buf = std::mem::take(buf);
                         self.state = State::Prefix(Vec::new());
-                        out.push_back(Event::Message(decode(buf)?));
+                        self.ready.push_back(Event::Message(decode(buf)?));
                     }
                 }
             }
@@ -223,15 +228,15 @@ impl<M: Message + Default> Framing<M> {
 
     /// The first bytes of a message of `len` are in: a lone bytes field
     /// of ours goes on in pieces, anything else is gathered.
-    fn headed(&mut self, len: usize, head: Vec<u8>, out: &mut VecDeque<Event<M>>) -> Result<(), Status> {
+    fn headed(&mut self, len: usize, head: Vec<u8>) -> Result<(), Status> {
         if let Some((&key, mut rest)) = head.split_first()
             && key == self.key
             && let Ok(field_len) = prost::encoding::decode_varint(&mut rest)
             && usize::try_from(field_len).ok() == Some(len - (head.len() - rest.len()))
         {
-            out.push_back(Event::BytesStart);
+            self.ready.push_back(Event::BytesStart);
             if !rest.is_empty() {
-                out.push_back(Event::Bytes(Bytes::copy_from_slice(rest)));
+                self.ready.push_back(Event::Bytes(Bytes::copy_from_slice(rest)));
             }
             let left = len - head.len();
             self.state = if left == 0 { State::Prefix(Vec::new()) } else { State::Field { left } };
@@ -242,7 +247,7 @@ impl<M: Message + Default> Framing<M> {
         buf.extend_from_slice(&head);
         if left == 0 {
             self.state = State::Prefix(Vec::new());
-            out.push_back(Event::Message(decode(buf)?));
+            self.ready.push_back(Event::Message(decode(buf)?));
         } else {
             self.state = State::Whole { left, buf };
         }
@@ -303,12 +308,11 @@ mod tests {
         let wire = framed(&messages);
         for piece in [1, 2, 3, 5, 6, 11, 12, 64, 205, wire.len()] {
             let mut framing = Framing::<pb::DownloadResponse>::new(Some(2), 1 << 20);
-            let mut events = VecDeque::new();
             for chunk in wire.chunks(piece) {
-                framing.feed(Bytes::copy_from_slice(chunk), &mut events).unwrap();
+                framing.feed(Bytes::copy_from_slice(chunk)).unwrap();
             }
             assert!(framing.between_messages());
-            let events: Vec<_> = events.into();
+            let events: Vec<_> = std::iter::from_fn(|| framing.next_event()).collect();
             assert_eq!(
                 events.iter().filter(|e| matches!(e, Event::BytesStart)).count(),
                 3,
@@ -328,17 +332,16 @@ mod tests {
         wire.extend_from_slice(&(message.len() as u32).to_be_bytes());
         wire.extend_from_slice(&message);
         let mut framing = Framing::<pb::DownloadResponse>::new(Some(2), 1 << 20);
-        let mut events = VecDeque::new();
-        framing.feed(Bytes::from(wire.clone()), &mut events).unwrap();
+        framing.feed(Bytes::from(wire.clone())).unwrap();
         let want = pb::DownloadResponse { kind: Some(Kind::Chunk(vec![1, 2, 3].into())) };
-        assert_eq!(Vec::from(events), vec![Event::Message(want)]);
+        assert_eq!(framing.next_event(), Some(Event::Message(want)));
+        assert_eq!(framing.next_event(), None);
 
         let mut small = Framing::<pb::DownloadResponse>::new(Some(2), 4);
-        let e = small.feed(Bytes::from(wire.clone()), &mut Default::default()).unwrap_err();
+        let e = small.feed(Bytes::from(wire.clone())).unwrap_err();
         assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
         wire[0] = 1;
-        let e = Framing::<pb::DownloadResponse>::new(Some(2), 1 << 20)
-            .feed(Bytes::from(wire), &mut Default::default());
+        let e = Framing::<pb::DownloadResponse>::new(Some(2), 1 << 20).feed(Bytes::from(wire));
         assert!(e.unwrap_err().message().contains("compression flag 1"));
     }
 }

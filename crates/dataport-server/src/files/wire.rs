@@ -18,7 +18,6 @@
 //! Every check and error stays in the service's code, shared with the
 //! generated path; every other method goes to the generated code.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -232,25 +231,19 @@ impl Body for OneMessage {
 pub(super) struct Wire<T> {
     body: tonic::body::Body,
     framing: Framing<T>,
-    ready: VecDeque<Event<T>>,
     ended: bool,
 }
 
 impl<T: LoneBytes + Default> Wire<T> {
     fn new(body: tonic::body::Body) -> Self {
-        Wire {
-            body,
-            framing: Framing::new(Some(T::FIELD), MAX_MESSAGE),
-            ready: VecDeque::new(),
-            ended: false,
-        }
+        Wire { body, framing: Framing::new(Some(T::FIELD), MAX_MESSAGE), ended: false }
     }
 }
 
 impl<T: LoneBytes + Default + Send + 'static> Source<T> for Wire<T> {
     async fn next(&mut self) -> Result<Option<Incoming<T>>, Status> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
+            if let Some(event) = self.framing.next_event() {
                 return Ok(Some(match event {
                     Event::Message(message) => Incoming::Message(message),
                     Event::BytesStart => Incoming::Message(T::with_bytes(Bytes::new())),
@@ -271,7 +264,7 @@ impl<T: LoneBytes + Default + Send + 'static> Source<T> for Wire<T> {
                 Some(Err(_)) => return Err(super::stream::reset()),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        self.framing.feed(data, &mut self.ready)?;
+                        self.framing.feed(data)?;
                     }
                 }
             }

@@ -10,7 +10,6 @@
 //! download's chunks arrive as [`Event::Bytes`] pieces of the HTTP/2 data
 //! frames; every other message is encoded or decoded as tonic would.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -81,8 +80,6 @@ impl<S: Stream<Item = Frame> + Unpin> http_body::Body for Messages<S> {
 pub struct Responses<M> {
     body: Body,
     framing: Framing<M>,
-    /// Events of the data frame last read, not yet taken.
-    ready: VecDeque<Event<M>>,
     ended: bool,
     /// The headers ended the call with OK already.
     ended_ok: bool,
@@ -122,7 +119,6 @@ impl<M: Message + Default> Responses<M> {
         Ok(Responses {
             body: response.into_body(),
             framing: Framing::new(field, max_message),
-            ready: Default::default(),
             ended: false,
             ended_ok: status.is_some(),
         })
@@ -144,7 +140,7 @@ impl<M: Message + Default> Responses<M> {
     /// error if it ended it otherwise or the stream broke.
     pub async fn next(&mut self) -> Result<Option<Event<M>>, Status> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
+            if let Some(event) = self.framing.next_event() {
                 return Ok(Some(event));
             }
             if self.ended {
@@ -159,7 +155,7 @@ impl<M: Message + Default> Responses<M> {
                 }
                 Some(Err(status)) => return Err(status),
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.framing.feed(data, &mut self.ready)?,
+                    Ok(data) => self.framing.feed(data)?,
                     Err(frame) => {
                         self.ended = true;
                         let status = frame
