@@ -8,14 +8,20 @@
 //! any other message whole. Reading: [`Framing`] is fed the data frames of
 //! a stream and tells its messages as [`Event`]s, a lone field of the
 //! chosen number in pieces. [`LoneBytes`] says which messages those are.
-//! The server's downloads ([`crate::files`]) and the CLI's uploads and
+//! [`unary_response`] answers a call with one message. The server's file
+//! methods ([`crate::files`]) and Detect, and the CLI's uploads and
 //! downloads use them.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use dataport_proto::dataport::files::v1::{self, download_response, upload_request};
 use dataport_proto::google::bytestream;
 use dataport_proto::{file_srv, file_transfer};
+use http::HeaderValue;
+use http_body::Frame;
 use prost::Message;
 use prost::bytes::{BufMut, Bytes, BytesMut};
 use tonic::Status;
@@ -119,6 +125,46 @@ pub fn framed(message: &impl Message) -> Bytes {
     frame.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
     message.encode_raw(&mut frame);
     frame.freeze()
+}
+
+/// A gRPC response with `body`: status 200 and the gRPC content type.
+pub fn grpc_response(body: tonic::body::Body) -> http::Response<tonic::body::Body> {
+    let mut response = http::Response::new(body);
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    response
+}
+
+/// A gRPC response of one message: headers, the framed message, trailers
+/// with grpc-status 0.
+pub fn unary_response(reply: &impl Message) -> http::Response<tonic::body::Body> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    grpc_response(tonic::body::Body::new(OneMessage { data: Some(framed(reply)), trailers: Some(trailers) }))
+}
+
+/// A body of one data frame, then trailers.
+struct OneMessage {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl http_body::Body for OneMessage {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
 }
 
 /// The gRPC framing of a stream of `M`, fed data frame by data frame.

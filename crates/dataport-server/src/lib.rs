@@ -15,6 +15,7 @@ mod files;
 pub mod framing;
 mod greeter;
 mod health;
+mod lean;
 pub mod logging;
 mod market;
 mod message_limit;

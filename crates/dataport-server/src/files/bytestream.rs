@@ -20,18 +20,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
-use super::wire::Uncopied;
 use super::{blocking, shown, status};
 use crate::ended::BodyEnd;
+use crate::lean::Lean;
 
 /// The service; each Write tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-/// Reads are sent [`Uncopied`].
+/// Reads are sent [`Lean`].
 pub fn bytestream(
     store: LocalFileStore,
-) -> Uncopied<byte_stream_server::ByteStreamServer<ByteStreamFiles>, ByteStreamFiles> {
+) -> Lean<byte_stream_server::ByteStreamServer<ByteStreamFiles>, ByteStreamFiles> {
     let service = ByteStreamFiles { store };
-    Uncopied::new(byte_stream_server::ByteStreamServer::new(service.clone()), service)
+    Lean::new(byte_stream_server::ByteStreamServer::new(service.clone()), service)
 }
 
 #[derive(Clone, Debug)]

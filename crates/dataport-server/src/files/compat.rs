@@ -15,17 +15,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::blocking;
 use super::stream::{DOWNLOAD_QUEUE, Decoded, Source, send_chunks, store_stream};
-use super::wire::Uncopied;
 use crate::ended::BodyEnd;
+use crate::lean::Lean;
 
 /// The service; each upload tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-/// [`FileSrvCompat`] serves; file data is moved [`Uncopied`].
+/// [`FileSrvCompat`] serves; file data is moved [`Lean`].
 pub fn compat(
     store: LocalFileStore,
-) -> Uncopied<file_srv::file_srv_server::FileSrvServer<FileSrvCompat>, FileSrvCompat> {
+) -> Lean<file_srv::file_srv_server::FileSrvServer<FileSrvCompat>, FileSrvCompat> {
     let service = FileSrvCompat { store };
-    Uncopied::new(file_srv::file_srv_server::FileSrvServer::new(service.clone()), service)
+    Lean::new(file_srv::file_srv_server::FileSrvServer::new(service.clone()), service)
 }
 
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ impl FileSrvCompat {
     }
 }
 
-/// Reached only if [`Uncopied`] is bypassed: the same calls from tonic's
+/// Reached only if [`Lean`] is bypassed: the same calls from tonic's
 /// decoded messages.
 #[tonic::async_trait]
 impl file_srv::file_srv_server::FileSrv for FileSrvCompat {
@@ -123,12 +123,12 @@ pub struct FileTransferCompat {
     store: LocalFileStore,
 }
 
-/// Uploads are read [`Uncopied`].
+/// Uploads are read [`Lean`].
 pub fn file_transfer(
     store: LocalFileStore,
-) -> Uncopied<file_transfer::file_service_server::FileServiceServer<FileTransferCompat>, FileTransferCompat> {
+) -> Lean<file_transfer::file_service_server::FileServiceServer<FileTransferCompat>, FileTransferCompat> {
     let service = FileTransferCompat { store };
-    Uncopied::new(file_transfer::file_service_server::FileServiceServer::new(service.clone()), service)
+    Lean::new(file_transfer::file_service_server::FileServiceServer::new(service.clone()), service)
 }
 
 /// A name no other upload of this server has: the time in nanoseconds since
@@ -152,7 +152,7 @@ impl FileTransferCompat {
     }
 }
 
-/// Reached only if [`Uncopied`] is bypassed.
+/// Reached only if [`Lean`] is bypassed.
 #[tonic::async_trait]
 impl file_transfer::file_service_server::FileService for FileTransferCompat {
     async fn upload(

@@ -18,9 +18,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::stream::{DOWNLOAD_QUEUE, Decoded, Expect, Part, Source, send_chunks, store_stream};
-use super::wire::Uncopied;
 use super::{blocking, shown};
 use crate::ended::BodyEnd;
+use crate::lean::Lean;
 
 /// Files a List page holds when the request says 0.
 const DEFAULT_PAGE_SIZE: usize = 1000;
@@ -32,10 +32,10 @@ const MAX_DOWNLOAD_FILES: usize = 1000;
 
 /// The service; each Upload tells a finished stream from a reset one by its
 /// [`BodyEnd`].
-/// Uploads and downloads move their data [`Uncopied`].
-pub fn v1(store: LocalFileStore) -> Uncopied<files_service_server::FilesServiceServer<FilesV1>, FilesV1> {
+/// Uploads and downloads move their data [`Lean`].
+pub fn v1(store: LocalFileStore) -> Lean<files_service_server::FilesServiceServer<FilesV1>, FilesV1> {
     let service = FilesV1 { store };
-    Uncopied::new(files_service_server::FilesServiceServer::new(service.clone()), service)
+    Lean::new(files_service_server::FilesServiceServer::new(service.clone()), service)
 }
 
 #[derive(Clone, Debug)]
@@ -189,7 +189,7 @@ impl FilesV1 {
     }
 }
 
-/// Upload and Download are reached only if [`Uncopied`] is bypassed.
+/// Upload and Download are reached only if [`Lean`] is bypassed.
 #[tonic::async_trait]
 impl files_service_server::FilesService for FilesV1 {
     async fn upload(

@@ -4,7 +4,7 @@
 //! gathers each request message into another before decoding it: for a
 //! 1 MiB chunk, a copy of every byte, and often a fresh buffer (the one
 //! before is still queued). In profiles of 1 GiB transfers that was a
-//! tenth to a seventh of the machine's time. [`Uncopied`] serves the
+//! tenth to a seventh of the machine's time. [`Lean`](crate::lean::Lean) serves the
 //! methods that carry file data itself, with [`crate::framing`]:
 //!
 //! - a download decodes its request, calls the service's own handler, and
@@ -18,14 +18,12 @@
 //! Every check and error stays in the service's code, shared with the
 //! generated path; every other method goes to the generated code.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use dataport_proto::dataport::files::v1::files_service_server::FilesService;
 use dataport_proto::file_srv::file_srv_server::FileSrv;
 use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStream};
-use futures_util::future::BoxFuture;
 use http::HeaderValue;
 use http_body::{Body, Frame};
 use prost::Message;
@@ -33,22 +31,11 @@ use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use tonic::server::NamedService;
 
 use super::stream::{Incoming, Source};
 use super::{ByteStreamFiles, FileSrvCompat, FileTransferCompat, FilesV1};
-use crate::framing::{Event, Framing, LoneBytes, framed, frames, too_large};
-
-/// A call served here: the response, whatever happened.
-type Served = BoxFuture<'static, http::Response<tonic::body::Body>>;
-
-/// A files service whose data-carrying methods [`Uncopied`] serves.
-pub trait OffTheWire: Clone + Send + Sync + 'static {
-    /// The methods served here, e.g. `/FileSrv/DownloadFile`.
-    const PATHS: &'static [&'static str];
-    /// Serves a call to one of [`OffTheWire::PATHS`].
-    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served;
-}
+use crate::framing::{Event, Framing, LoneBytes, frames, grpc_response, too_large, unary_response};
+use crate::lean::{OffTheWire, Served};
 
 impl OffTheWire for FilesV1 {
     const PATHS: &'static [&'static str] =
@@ -93,53 +80,10 @@ impl OffTheWire for ByteStreamFiles {
     }
 }
 
-/// Serves [`OffTheWire::PATHS`] of `D` here and everything else through
-/// `inner`, the generated service.
-#[derive(Clone, Debug)]
-pub struct Uncopied<S, D> {
-    inner: S,
-    service: D,
-}
-
-impl<S, D> Uncopied<S, D> {
-    pub fn new(inner: S, service: D) -> Self {
-        Uncopied { inner, service }
-    }
-}
-
-impl<S: NamedService, D> NamedService for Uncopied<S, D> {
-    const NAME: &'static str = S::NAME;
-}
-
 /// The largest request message read here, tonic's default limit: a
 /// download request names files, an upload's messages are at most one
 /// chunk.
 const MAX_MESSAGE: usize = 4 << 20;
-
-impl<S, D, B> tower::Service<http::Request<B>> for Uncopied<S, D>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-    D: OffTheWire,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if !D::PATHS.contains(&req.uri().path()) {
-            return Box::pin(self.inner.call(req));
-        }
-        let served = self.service.serve(req.map(tonic::body::Body::new));
-        Box::pin(async move { Ok(served.await) })
-    }
-}
 
 /// A download: its request read whole, the handler's messages sent with
 /// their chunks uncopied.
@@ -184,46 +128,10 @@ where
     Box::pin(async move {
         let source = Wire::new(request.into_body());
         match handler(source).await {
-            Ok(reply) => {
-                let mut trailers = http::HeaderMap::new();
-                trailers.insert("grpc-status", HeaderValue::from_static("0"));
-                let body = OneMessage { data: Some(framed(&reply)), trailers: Some(trailers) };
-                grpc_response(tonic::body::Body::new(body))
-            }
+            Ok(reply) => unary_response(&reply),
             Err(status) => status.into_http(),
         }
     })
-}
-
-fn grpc_response(body: tonic::body::Body) -> http::Response<tonic::body::Body> {
-    let mut response = http::Response::new(body);
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    response
-}
-
-/// A body of one data frame, then trailers.
-struct OneMessage {
-    data: Option<Bytes>,
-    trailers: Option<http::HeaderMap>,
-}
-
-impl Body for OneMessage {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if let Some(data) = self.data.take() {
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none() && self.trailers.is_none()
-    }
 }
 
 /// An upload's messages read off the wire: a chunk as the pieces of the
@@ -362,6 +270,8 @@ impl<M: LoneBytes> Body for Messages<M> {
 mod tests {
     use dataport_proto::dataport::files::v1::{self, download_response};
     use dataport_proto::file_srv;
+
+    use std::convert::Infallible;
 
     use super::*;
     use crate::framing::framed;

@@ -4,18 +4,21 @@ use dataport_core::outliers::{Method, outlier_positions};
 use dataport_proto::pb;
 use tonic::{Request, Response, Status};
 
-use super::wire::{BatchDetect, Lean, MetricBatch};
+use super::wire::{BatchDetect, Detector, MetricBatch};
 use super::{Limits, check_finite, columns};
+use crate::lean::Lean;
 use crate::off_reactor;
 
 #[derive(Clone, Copy, Debug)]
 pub struct OutliersCompat;
 
 /// The service; Detect reads its request with [`super::wire`].
-pub fn compat(limits: Limits) -> Lean<pb::outliers_server::OutliersServer<OutliersCompat>, OutliersCompat> {
+pub fn compat(
+    limits: Limits,
+) -> Lean<pb::outliers_server::OutliersServer<OutliersCompat>, Detector<OutliersCompat>> {
     let generated = pb::outliers_server::OutliersServer::new(OutliersCompat)
         .max_decoding_message_size(limits.max_detect_bytes);
-    Lean::new(generated, OutliersCompat, limits.max_detect_bytes)
+    Lean::new(generated, Detector { detect: OutliersCompat, limit: limits.max_detect_bytes })
 }
 
 impl BatchDetect for OutliersCompat {

@@ -6,9 +6,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::wire::{BatchDetect, Lean, MetricBatch};
+use super::wire::{BatchDetect, Detector, MetricBatch};
 use super::{Limits, check_finite, columns};
 use crate::drain::Drain;
+use crate::lean::Lean;
 use crate::off_reactor;
 
 /// The window a DetectStream call gets when it asks for none (or the
@@ -25,11 +26,11 @@ pub struct OutliersV1 {
 pub fn v1(
     limits: Limits,
     drain: Drain,
-) -> Lean<pb::outliers_service_server::OutliersServiceServer<OutliersV1>, OutliersV1> {
+) -> Lean<pb::outliers_service_server::OutliersServiceServer<OutliersV1>, Detector<OutliersV1>> {
     let service = OutliersV1 { limits, drain };
     let generated = pb::outliers_service_server::OutliersServiceServer::new(service.clone())
         .max_decoding_message_size(limits.max_detect_bytes);
-    Lean::new(generated, service, limits.max_detect_bytes)
+    Lean::new(generated, Detector { detect: service, limit: limits.max_detect_bytes })
 }
 
 impl BatchDetect for OutliersV1 {

@@ -11,25 +11,22 @@
 //! the wire format of `pb.OutliersRequest` and `dataport.outliers.v1.DetectRequest`
 //! (metrics = 1, method = 2; Metric: time = 1, name = 2, value = 3).
 //!
-//! [`Lean`] serves the Detect method of a generated service itself: it feeds
+//! [`Detector`] serves the Detect method of a generated service itself: it feeds
 //! each HTTP/2 data frame to the parser as it arrives, so parsing overlaps
 //! the transfer instead of following it (tonic buffers a whole message before
 //! decoding it), then answers with one gRPC message and its trailers. Every
 //! other method goes to the generated code.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use dataport_proto::dataport::outliers::v1 as pb;
-use futures_util::future::BoxFuture;
-use http::{HeaderMap, HeaderValue};
-use http_body::{Body, Frame};
+use http_body::Body;
 use prost::Message;
-use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::bytes::Buf;
 use tonic::Status;
-use tonic::server::NamedService;
+
+use crate::framing::unary_response;
+use crate::lean::{OffTheWire, Served};
 
 /// A Detect request as columns.
 #[derive(Debug, Default)]
@@ -396,54 +393,28 @@ pub trait BatchDetect: Clone + Send + Sync + 'static {
     fn detect(&self, batch: MetricBatch) -> impl Future<Output = Result<Self::Response, Status>> + Send;
 }
 
-/// Serves `D::PATH` through [`Parser`] and everything else through `inner`.
+/// Detect served off the wire (see [`crate::lean`]): the request fed to a
+/// [`Parser`] frame by frame, a request of more than `limit` bytes refused.
 #[derive(Clone, Debug)]
-pub struct Lean<S, D> {
-    inner: S,
-    detect: D,
-    max_decoding_message_size: usize,
+pub struct Detector<D> {
+    pub detect: D,
+    pub limit: usize,
 }
 
-impl<S, D> Lean<S, D> {
-    pub fn new(inner: S, detect: D, max_decoding_message_size: usize) -> Self {
-        Lean { inner, detect, max_decoding_message_size }
-    }
-}
+impl<D: BatchDetect> OffTheWire for Detector<D> {
+    const PATHS: &'static [&'static str] = &[D::PATH];
 
-impl<S: NamedService, D> NamedService for Lean<S, D> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S, D, B> tower::Service<http::Request<B>> for Lean<S, D>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-    D: BatchDetect,
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != D::PATH {
-            return Box::pin(self.inner.call(req));
-        }
-        let (detect, limit) = (self.detect.clone(), self.max_decoding_message_size);
+    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
+        let (detect, limit) = (self.detect.clone(), self.limit);
         Box::pin(async move {
-            let answer = match read_batch(req.into_body(), limit).await {
+            let answer = match read_batch(request.into_body(), limit).await {
                 Ok(batch) => detect.detect(batch).await,
                 Err(status) => Err(status),
             };
-            Ok(match answer {
-                Ok(reply) => grpc_response(&reply),
+            match answer {
+                Ok(reply) => unary_response(&reply),
                 Err(status) => status.into_http(),
-            })
+            }
         })
     }
 }
@@ -469,47 +440,6 @@ where
         }
     }
     parser.finish()
-}
-
-/// A gRPC response of one message: headers, the framed message, trailers
-/// with grpc-status 0.
-fn grpc_response(reply: &impl Message) -> http::Response<tonic::body::Body> {
-    let len = reply.encoded_len();
-    let mut frame = BytesMut::with_capacity(5 + len);
-    frame.put_u8(0);
-    frame.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-    reply.encode_raw(&mut frame);
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    let body = OneMessage { data: Some(frame.freeze()), trailers: Some(trailers) };
-    let mut response = http::Response::new(tonic::body::Body::new(body));
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    response
-}
-
-/// A body of one data frame, then trailers.
-struct OneMessage {
-    data: Option<Bytes>,
-    trailers: Option<HeaderMap>,
-}
-
-impl Body for OneMessage {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if let Some(data) = self.data.take() {
-            return Poll::Ready(Some(Ok(Frame::data(data))));
-        }
-        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none() && self.trailers.is_none()
-    }
 }
 
 #[cfg(test)]
