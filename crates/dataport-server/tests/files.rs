@@ -135,6 +135,48 @@ async fn a_chunk_over_the_message_limit_is_resource_exhausted_and_nothing_stored
     assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
 }
 
+/// A request body of the bytes given, in one data frame.
+struct Raw(Option<prost::bytes::Bytes>);
+
+impl http_body::Body for Raw {
+    type Data = prost::bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, tonic::Status>>> {
+        std::task::Poll::Ready(self.0.take().map(|data| Ok(http_body::Frame::data(data))))
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_inside_a_chunk_is_refused_and_nothing_stored() {
+    use prost::Message;
+    use tonic::client::GrpcService;
+    let (server, mut client, files) = start().await;
+    // A header, then a chunk message whose prefix says 100 bytes, of which 10 come.
+    let header = header("a", ".bin").encode_to_vec();
+    let mut wire = vec![0];
+    wire.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    wire.extend_from_slice(&header);
+    wire.extend_from_slice(&[0, 0, 0, 0, 102, 0x12, 100]);
+    wire.extend_from_slice(&[5; 10]);
+    let mut request = http::Request::new(tonic::body::Body::new(Raw(Some(wire.into()))));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from_static("/FileSrv/UploadFile");
+    let headers = request.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    let mut channel = server.channel().await;
+    std::future::poll_fn(|cx| GrpcService::poll_ready(&mut channel, cx)).await.unwrap();
+    let response = GrpcService::call(&mut channel, request).await.unwrap();
+    let status = tonic::Status::from_header_map(response.headers()).expect("a status in the headers");
+    assert_status(Err::<(), _>(status), Code::InvalidArgument, &["ended inside a message"]);
+    assert_status(download(&mut client, "a", ".bin").await, Code::NotFound, &[]);
+    assert_eq!(stored_files(&files), Vec::<PathBuf>::new());
+}
+
 #[tokio::test]
 async fn an_empty_stream_is_refused() {
     let (_server, mut client, files) = start().await;
