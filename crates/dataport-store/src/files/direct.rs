@@ -11,11 +11,14 @@
 //! `directio`, it is kept for large files: small ones, often read again,
 //! stay cached.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The alignment of direct I/O (memory, file offsets, lengths): the page
 /// size, which every Linux file system that does direct I/O accepts.
@@ -49,7 +52,7 @@ pub(super) fn aligned_start(buf: &[u8]) -> Option<usize> {
 /// ([`io::ErrorKind::InvalidInput`]) is the caller's cue to read through
 /// the page cache instead, from [`DirectReader::position`].
 pub(super) struct DirectReader {
-    file: File,
+    file: Arc<File>,
     /// Never resized, so `base` stays aligned.
     buf: Vec<u8>,
     base: usize,
@@ -57,6 +60,8 @@ pub(super) struct DirectReader {
     start: u64,
     len: usize,
     pos: u64,
+    /// Reads of the next chunks, started while this one is used.
+    ahead: Option<Ahead>,
 }
 
 impl fmt::Debug for DirectReader {
@@ -70,7 +75,7 @@ impl DirectReader {
         let file = open(path, false)?;
         let buf = vec![0; READ_BLOCK + ALIGN];
         let base = aligned_start(&buf)?;
-        Some(DirectReader { file, buf, base, start: 0, len: 0, pos: 0 })
+        Some(DirectReader { file: Arc::new(file), buf, base, start: 0, len: 0, pos: 0, ahead: None })
     }
 
     pub fn position(&self) -> u64 {
@@ -113,11 +118,33 @@ impl DirectReader {
     /// Reads up to `max` bytes into a new vector, fewer only at the end of
     /// the file: straight from the disk into the vector where it can (see
     /// [`read_into_new`]), else through the reader's buffer.
+    ///
+    /// Once a whole chunk has been read so, the next [`AHEAD`] chunks of the
+    /// same size are read on threads of their own while this one is used:
+    /// a direct read returns only once the disk has answered, so one at a
+    /// time leaves the disk idle between reads.
     pub fn read_chunk(&mut self, max: usize) -> io::Result<Vec<u8>> {
         let buffered = self.pos >= self.start && self.pos < self.start + self.len as u64;
-        if !buffered && let Some(chunk) = read_into_new(&self.file, self.pos, max)? {
-            self.pos += chunk.len() as u64;
-            return Ok(chunk);
+        if !buffered {
+            let early = self.ahead.as_mut().and_then(|ahead| ahead.take(self.pos, max));
+            let chunk = match early {
+                Some(read) => read?,
+                None => {
+                    // Not where the reads ahead are: start them afresh after this one.
+                    self.ahead = None;
+                    read_into_new(&self.file, self.pos, max)?
+                }
+            };
+            if let Some(chunk) = chunk {
+                self.pos += chunk.len() as u64;
+                if chunk.len() < max {
+                    self.ahead = None; // the end of the file
+                } else if self.ahead.is_none() {
+                    self.ahead = Ahead::start(&self.file, self.pos, max).ok();
+                }
+                return Ok(chunk);
+            }
+            self.ahead = None;
         }
         let mut chunk = Vec::with_capacity(max);
         self.append_to(&mut chunk, max)?;
@@ -166,6 +193,67 @@ fn read_into_new(file: &File, pos: u64, max: usize) -> io::Result<Option<Vec<u8>
     Ok(Some(chunk))
 }
 
+/// Chunks read ahead of a [`DirectReader`], this many at once.
+const AHEAD: usize = 3;
+
+/// What a read ahead answers: as [`read_into_new`].
+type ReadAnswer = io::Result<Option<Vec<u8>>>;
+
+/// Reads of the [`AHEAD`] chunks after the one in use, each on a thread of
+/// its own (threads that stop once this is dropped).
+struct Ahead {
+    chunk: usize,
+    /// Where the next read to start begins.
+    next: u64,
+    /// Reads started, in file order: their position, and their answer.
+    pending: VecDeque<(u64, Receiver<ReadAnswer>)>,
+    jobs: SyncSender<(u64, usize, SyncSender<ReadAnswer>)>,
+}
+
+impl Ahead {
+    /// Starts reading `chunk`-byte chunks of `file` from `pos` on.
+    fn start(file: &Arc<File>, pos: u64, chunk: usize) -> io::Result<Ahead> {
+        let (jobs, queue) = sync_channel::<(u64, usize, SyncSender<ReadAnswer>)>(AHEAD);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..AHEAD {
+            let (file, queue) = (Arc::clone(file), Arc::clone(&queue));
+            std::thread::Builder::new().name("dataport-read".into()).spawn(move || {
+                loop {
+                    let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok((pos, len, answer)) = job else { return };
+                    // The reader may have moved on; then nobody waits for this.
+                    let _ = answer.send(read_into_new(&file, pos, len));
+                }
+            })?;
+        }
+        let mut ahead = Ahead { chunk, next: pos, pending: VecDeque::new(), jobs };
+        ahead.top_up();
+        Ok(ahead)
+    }
+
+    fn top_up(&mut self) {
+        while self.pending.len() < AHEAD {
+            let (answer, answered) = sync_channel(1);
+            if self.jobs.send((self.next, self.chunk, answer)).is_err() {
+                return;
+            }
+            self.pending.push_back((self.next, answered));
+            self.next += self.chunk as u64;
+        }
+    }
+
+    /// The read of `max` bytes at `pos`, if it is the next one read ahead.
+    fn take(&mut self, pos: u64, max: usize) -> Option<ReadAnswer> {
+        if max != self.chunk || self.pending.front().is_none_or(|(at, _)| *at != pos) {
+            return None;
+        }
+        let (_, answered) = self.pending.pop_front()?;
+        let answer = answered.recv().unwrap_or_else(|_| Err(io::Error::other("a read-ahead thread stopped")));
+        self.top_up();
+        Some(answer)
+    }
+}
+
 impl Read for DirectReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
@@ -196,6 +284,39 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn chunks_read_ahead_come_in_order_and_a_seek_starts_them_afresh() {
+        const CHUNK: usize = 16 * ALIGN;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let data: Vec<u8> = (0..5 * CHUNK + 100).map(|i| (i * 13 % 251) as u8).collect();
+        file.write_all(&data).unwrap();
+        let Some(mut reader) = DirectReader::open(file.path()) else {
+            return; // no direct I/O on this file system: nothing to test
+        };
+        let first = reader.read_chunk(CHUNK).unwrap();
+        assert!(first == data[..CHUNK]);
+        assert!(reader.ahead.is_some(), "a whole chunk starts the reads ahead");
+        let mut got = first;
+        loop {
+            let chunk = reader.read_chunk(CHUNK).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            got.extend_from_slice(&chunk);
+        }
+        assert!(got == data, "chunks read ahead are the file, in order");
+        assert!(reader.ahead.is_none(), "the end of the file stops them");
+        reader.seek(SeekFrom::Start(CHUNK as u64)).unwrap();
+        assert!(reader.read_chunk(CHUNK).unwrap() == data[CHUNK..2 * CHUNK]);
+        assert!(reader.read_chunk(CHUNK).unwrap() == data[2 * CHUNK..3 * CHUNK]);
+        reader.seek(SeekFrom::Start(0)).unwrap();
+        assert!(
+            reader.read_chunk(CHUNK).unwrap() == data[..CHUNK],
+            "reads ahead of another place are dropped"
+        );
+        assert!(reader.read_chunk(CHUNK / 2).unwrap() == data[CHUNK..CHUNK + CHUNK / 2], "another size too");
+    }
 
     #[test]
     fn aligned_reads_go_straight_into_the_vector_where_direct_io_is_there() {
