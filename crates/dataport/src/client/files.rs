@@ -49,7 +49,6 @@ const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 /// The largest message accepted from the server: its chunks are at most
 /// its 4 MiB limit, with room to spare for a server that chooses otherwise.
-/// (A download's chunks are read in pieces, whatever their size.)
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// The Upload and Download methods, and the number of the download
