@@ -13,8 +13,8 @@ use super::status;
 use crate::ended::BodyEnd;
 use crate::framing::LoneBytes;
 
-/// Chunks received but not yet written, per upload: with the largest
-/// message tonic accepts (4 MiB), at most 16 MiB are held per upload. The
+/// Chunks (or pieces of them) received but not yet written, per upload:
+/// with the largest message accepted (4 MiB), at most 16 MiB are held. The
 /// store buffers a few MiB of its own, so a deeper queue buys nothing:
 /// 1 GiB uploads in 1 MiB messages ran as fast with 2, 4 and 8 (bench/run
 /// files), and 8 raised the server's peak RSS by about 10 MB over 2.
@@ -25,7 +25,8 @@ pub(super) const UPLOAD_QUEUE: usize = 4;
 /// at 1 MiB against 1.29 s at 256 KiB and 1.47 s at 64 KiB (fewer messages
 /// to frame, hop through the channel and wake the connection for), at the
 /// same or lower peak RSS; still a quarter of the 4 MiB a default gRPC
-/// client accepts. With [`DOWNLOAD_QUEUE`] a download holds about 5 MiB.
+/// client accepts. With [`DOWNLOAD_QUEUE`] and the store's three chunks
+/// read ahead, a download holds about 8 MiB.
 const DOWNLOAD_CHUNK: usize = 1024 * 1024;
 
 /// Chunks read ahead of the client, per download.
