@@ -3,9 +3,9 @@
 //! data frames it arrived in or was read into, not copied into a buffer of
 //! its own as tonic does with every message.
 //!
-//! Sending: [`lone_prefix`] is the gRPC prefix and field key of such a
-//! message, sent as a frame of its own before the bytes; [`framed`] frames
-//! any other message whole. Reading: [`Framing`] is fed the data frames of
+//! Sending: [`frames`] sends such a message as its gRPC prefix and field
+//! key, a frame of its own, then the bytes; [`framed`] frames any other
+//! message whole. Reading: [`Framing`] is fed the data frames of
 //! a stream and tells its messages as [`Event`]s, a lone field of the
 //! chosen number in pieces. [`LoneBytes`] says which messages those are.
 //! [`unary_response`] answers a call with one message. The server's file
@@ -88,7 +88,7 @@ lone_bytes!(bytestream::ReadResponse, 10, plain data);
 
 /// The gRPC prefix and field key and length of a message that is field
 /// `field` alone, of `len` bytes.
-pub fn lone_prefix(field: u8, len: usize) -> Bytes {
+fn lone_prefix(field: u8, len: usize) -> Bytes {
     let len = len as u64;
     let message_len = 1 + prost::encoding::encoded_len_varint(len) as u64 + len;
     let mut prefix = BytesMut::with_capacity(5 + 1 + 10);
@@ -101,7 +101,7 @@ pub fn lone_prefix(field: u8, len: usize) -> Bytes {
 
 /// A message over the size limit, refused as tonic refuses one (the
 /// server's [`crate::message_limit`] makes it RESOURCE_EXHAUSTED).
-pub fn too_large(len: usize, limit: usize) -> Status {
+fn too_large(len: usize, limit: usize) -> Status {
     Status::out_of_range(format!(
         "Error, decoded message length too large: found {len} bytes, the limit is: {limit} bytes"
     ))
@@ -228,7 +228,7 @@ impl<M: Message + Default> Framing<M> {
                     have.extend_from_slice(&data.split_to(n));
                     if have.len() == 5 {
                         if have[0] != 0 {
-                            return Err(Status::internal(format!(
+                            return Err(Status::unimplemented(format!(
                                 "a message has compression flag {}, and compression was not agreed",
                                 have[0]
                             )));

@@ -27,14 +27,14 @@ use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStream};
 use http::HeaderValue;
 use http_body::{Body, Frame};
 use prost::Message;
-use prost::bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::bytes::Bytes;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::stream::{Incoming, Source};
 use super::{ByteStreamFiles, FileSrvCompat, FileTransferCompat, FilesV1};
-use crate::framing::{Event, Framing, LoneBytes, frames, grpc_response, too_large, unary_response};
+use crate::framing::{Event, Framing, LoneBytes, frames, grpc_response, unary_response};
 use crate::lean::{OffTheWire, Served};
 
 impl OffTheWire for FilesV1 {
@@ -98,7 +98,7 @@ where
 {
     Box::pin(async move {
         let (parts, body) = request.into_parts();
-        let answer = match read_request::<Req, _>(body).await {
+        let answer = match read_request::<Req>(body).await {
             Ok(message) => {
                 handler(tonic::Request::from_http(http::Request::from_parts(parts, message))).await
             }
@@ -181,39 +181,28 @@ impl<T: LoneBytes + Default + Send + 'static> Source<T> for Wire<T> {
 }
 
 /// Reads the one request message of a call.
-async fn read_request<M: Message + Default, B>(body: B) -> Result<M, Status>
-where
-    B: Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut body = std::pin::pin!(body);
-    let mut buf = BytesMut::new();
-    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-        let frame =
-            frame.map_err(|e| Status::internal(format!("reading the request failed: {}", e.into())))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.remaining() > 5 + MAX_MESSAGE {
-                return Err(too_large(buf.len() + data.remaining() - 5, MAX_MESSAGE));
+async fn read_request<M: Message + Default>(mut body: tonic::body::Body) -> Result<M, Status> {
+    let mut framing = Framing::<M>::new(None, MAX_MESSAGE);
+    let mut request = None;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        if let Ok(data) = frame?.into_data() {
+            framing.feed(data)?;
+        }
+        while let Some(event) = framing.next_event() {
+            match (event, &request) {
+                (Event::Message(message), None) => request = Some(message),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "more than one request message; the method takes one",
+                    ));
+                }
             }
-            buf.put(data);
         }
     }
-    let Some((&[flag, l0, l1, l2, l3], message)) = buf.split_first_chunk::<5>() else {
-        return Err(Status::invalid_argument("no request message"));
-    };
-    if flag != 0 {
-        return Err(Status::unimplemented(format!(
-            "the request has compression flag {flag}; this server takes uncompressed messages"
-        )));
+    if !framing.between_messages() {
+        return Err(Status::invalid_argument("the request ended inside its message"));
     }
-    let len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
-    if len != message.len() {
-        return Err(Status::invalid_argument(format!(
-            "the request message is {len} bytes by its prefix, but {} bytes followed it",
-            message.len()
-        )));
-    }
-    M::decode(message).map_err(|e| Status::invalid_argument(format!("the request cannot be decoded: {e}")))
+    request.ok_or_else(|| Status::invalid_argument("no request message"))
 }
 
 /// The response body: each message framed, a lone `bytes` field as its
@@ -358,18 +347,22 @@ mod tests {
     #[tokio::test]
     async fn requests_are_read_whole_and_bad_framing_is_refused() {
         let request = file_srv::FileHeader { filename: "a".into(), extension: ".b".into() };
-        let body = |bytes: Vec<u8>| OneFrame(Some(bytes.into()));
+        let body = |bytes: Vec<u8>| tonic::body::Body::new(OneFrame(Some(bytes.into())));
         let good = framed(&request).to_vec();
-        assert_eq!(read_request::<file_srv::FileHeader, _>(body(good.clone())).await.unwrap(), request);
-        let e = read_request::<file_srv::FileHeader, _>(body(Vec::new())).await.unwrap_err();
+        assert_eq!(read_request::<file_srv::FileHeader>(body(good.clone())).await.unwrap(), request);
+        let e = read_request::<file_srv::FileHeader>(body(Vec::new())).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         let mut compressed = good.clone();
         compressed[0] = 1;
-        let e = read_request::<file_srv::FileHeader, _>(body(compressed)).await.unwrap_err();
+        let e = read_request::<file_srv::FileHeader>(body(compressed)).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unimplemented);
         let e =
-            read_request::<file_srv::FileHeader, _>(body(good[..good.len() - 1].to_vec())).await.unwrap_err();
-        assert!(e.message().contains("bytes followed it"), "{e:?}");
+            read_request::<file_srv::FileHeader>(body(good[..good.len() - 1].to_vec())).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("ended inside its message"), "{e:?}");
+        let twice = [good.clone(), good.clone()].concat();
+        let e = read_request::<file_srv::FileHeader>(body(twice)).await.unwrap_err();
+        assert!(e.message().contains("more than one request message"), "{e:?}");
     }
 
     /// A request body of one data frame.

@@ -532,11 +532,10 @@ impl Hasher {
 /// until it is sent, and refuses more. More are downloaded in several calls.
 const MAX_NAMES_PER_CALL: usize = 1000;
 
-pub async fn download(channel: Channel, args: DownloadArgs) -> anyhow::Result<()> {
+pub async fn download(mut channel: Channel, args: DownloadArgs) -> anyhow::Result<()> {
     for name in &args.names {
         validate_name(name)?;
     }
-    let mut channel = channel;
     let progress = Progress::new();
     // Ctrl-C stops the download cleanly rather than the process; polled once
     // here, the handler is in place before anything is written.
