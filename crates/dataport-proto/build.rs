@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&compat, &root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
+    std::fs::write(out.join("methods.rs"), methods(&fds))?;
 
     // File data is `bytes::Bytes`: a received chunk is a slice of the buffer
     // tonic decoded it from, not a copy.
@@ -42,6 +43,75 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .compile_fds(fds)?;
     Ok(())
+}
+
+/// A constant for the path of every method, `/package.Service/Method`, in a
+/// module per package segment and per service: `pb::outliers::DETECT`.
+fn methods(fds: &prost_types::FileDescriptorSet) -> String {
+    // (module path, full name, (constant, path) of each method)
+    type Service = (Vec<String>, String, Vec<(String, String)>);
+    let mut services: Vec<Service> = Vec::new();
+    for file in &fds.file {
+        let package = file.package();
+        for service in &file.service {
+            let full = if package.is_empty() {
+                service.name().to_owned()
+            } else {
+                format!("{package}.{}", service.name())
+            };
+            let mut modules: Vec<String> = package.split('.').filter(|s| !s.is_empty()).map(snake).collect();
+            modules.push(snake(service.name()));
+            let methods = service
+                .method
+                .iter()
+                .map(|m| (snake(m.name()).to_uppercase(), format!("/{full}/{}", m.name())))
+                .collect();
+            services.push((modules, full, methods));
+        }
+    }
+    services.sort();
+    let mut out = String::new();
+    let mut open: Vec<String> = Vec::new();
+    for (modules, full, methods) in services {
+        let shared = open.iter().zip(&modules).take_while(|(a, b)| a == b).count();
+        for _ in shared..open.len() {
+            out.push_str("}\n");
+        }
+        open.truncate(shared);
+        for (i, module) in modules.iter().enumerate().skip(shared) {
+            if i + 1 == modules.len() {
+                out.push_str(&format!("/// The methods of `{full}`.\n"));
+            }
+            out.push_str(&format!("pub mod {module} {{\n"));
+            open.push(module.clone());
+        }
+        for (name, path) in methods {
+            out.push_str(&format!("pub const {name}: &str = {path:?};\n"));
+        }
+    }
+    for _ in open {
+        out.push_str("}\n");
+    }
+    out
+}
+
+/// `snake_case` of a protobuf name, as prost names modules: `posXYZ` is
+/// `pos_xyz`, `GetMACDGraph` is `get_macd_graph`.
+fn snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower)
+            {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Pushes the path of every .proto file below `dir`, relative to `base`.

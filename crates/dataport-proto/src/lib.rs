@@ -9,6 +9,13 @@
 /// reflection service.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
+/// The path of every method served, as gRPC calls it: a module per package
+/// segment and per service, a constant per method
+/// (`methods::pb::outliers::DETECT` is `"/pb.Outliers/Detect"`).
+pub mod methods {
+    include!(concat!(env!("OUT_DIR"), "/methods.rs"));
+}
+
 /// `helloworld.Greeter` (seed contract).
 pub mod helloworld {
     include!(concat!(env!("OUT_DIR"), "/helloworld.rs"));

@@ -1,0 +1,419 @@
+//! Compressed gRPC, for every method alike: [`CompressionLayer`] undoes a
+//! request's `grpc-encoding` before any service sees it, and compresses
+//! responses when the server is told to and the client accepts it.
+//!
+//! Requests: a call in gzip, deflate or zstd has each compressed message
+//! gathered (at most the method's limit, as sent), decompressed (at most
+//! the limit again, so a bomb costs bounded memory: RESOURCE_EXHAUSTED
+//! naming the limit), and handed on as an uncompressed message, with
+//! `grpc-encoding` removed; tonic's generated services and the methods
+//! served off the wire then read plain gRPC, with the same limits and
+//! errors as ever. Large messages are decompressed on the blocking pool.
+//! An unknown encoding is UNIMPLEMENTED, naming what is accepted, as gRPC
+//! specifies; every response advertises `grpc-accept-encoding`.
+//!
+//! Responses: with an encoding set, each response message of a call whose
+//! `grpc-accept-encoding` lists it is compressed, except the methods named
+//! plain (file data and images: compressing them costs time for nothing).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Either;
+use prost::bytes::{Bytes, BytesMut};
+use tokio::task::JoinHandle;
+use tonic::Status;
+
+use crate::codec::{ACCEPTED, Encoding};
+use crate::reader::{Piece, Reader, prefix};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const ENCODING: &str = "grpc-encoding";
+const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
+
+/// A compressed message at least this long is decompressed on the blocking
+/// pool: about a millisecond of work.
+const BLOCKING_FROM: usize = 64 << 10;
+
+/// The largest request message of each method, as the services enforce it.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The limit of every service not named.
+    pub default: usize,
+    /// Services (by full name, `pb.Outliers`) with a limit of their own.
+    pub services: Vec<(&'static str, usize)>,
+}
+
+impl Limits {
+    /// The limit of the method at `path` (`/pb.Outliers/Detect`).
+    pub fn of(&self, path: &str) -> usize {
+        let service = path.strip_prefix('/').and_then(|p| p.split_once('/')).map(|(s, _)| s);
+        self.services.iter().find(|(name, _)| Some(*name) == service).map_or(self.default, |&(_, l)| l)
+    }
+}
+
+/// See the module docs.
+#[derive(Clone, Debug)]
+pub struct CompressionLayer(Arc<Settings>);
+
+#[derive(Debug)]
+struct Settings {
+    limits: Limits,
+    respond: Option<Encoding>,
+    /// Methods whose responses are never compressed.
+    plain: &'static [&'static str],
+}
+
+impl CompressionLayer {
+    /// Reads compressed requests within `limits`; compresses responses in
+    /// `respond` (if set), except those of the `plain` methods.
+    pub fn new(limits: Limits, respond: Option<Encoding>, plain: &'static [&'static str]) -> Self {
+        CompressionLayer(Arc::new(Settings { limits, respond, plain }))
+    }
+}
+
+impl<S> tower::Layer<S> for CompressionLayer {
+    type Service = Compression<S>;
+
+    fn layer(&self, inner: S) -> Compression<S> {
+        Compression { inner, settings: Arc::clone(&self.0) }
+    }
+}
+
+/// See [`CompressionLayer`].
+#[derive(Clone, Debug)]
+pub struct Compression<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S, B, ResBody> tower::Service<http::Request<B>> for Compression<S>
+where
+    S: tower::Service<http::Request<Either<B, Decompressed<B>>>, Response = http::Response<ResBody>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = http::Response<Out<ResBody>>;
+    type Error = S::Error;
+    type Future = CompressionFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let encoding = match parts.headers.get(ENCODING).map(|v| Encoding::from_name(v.as_bytes())) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(encoding))) => Some(encoding),
+            Some(Err(status)) => return CompressionFuture::Refused { status: Some(status) },
+        };
+        let respond = self.settings.respond.filter(|e| {
+            !self.settings.plain.contains(&parts.uri.path())
+                && parts.headers.get(ACCEPT_ENCODING).is_some_and(|a| e.listed_in(a.as_bytes()))
+        });
+        let body = match encoding {
+            None => Either::Left(body),
+            Some(encoding) => {
+                parts.headers.remove(ENCODING);
+                let limit = self.settings.limits.of(parts.uri.path());
+                Either::Right(Decompressed::new(body, encoding, limit))
+            }
+        };
+        CompressionFuture::Inner { inner: self.inner.call(http::Request::from_parts(parts, body)), respond }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Compression`].
+    #[project = FutureProj]
+    pub enum CompressionFuture<F> {
+        Refused { status: Option<Status> },
+        Inner { #[pin] inner: F, respond: Option<Encoding> },
+    }
+}
+
+impl<F, ResBody, E> Future for CompressionFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Output = Result<http::Response<Out<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (mut parts, body) = match self.project() {
+            FutureProj::Refused { status } => {
+                let status = status.take().unwrap_or_else(|| Status::internal("polled after completion"));
+                let (mut parts, _) = status.into_http::<()>().into_parts();
+                advertise(&mut parts.headers);
+                return Poll::Ready(Ok(http::Response::from_parts(parts, Out::Empty)));
+            }
+            FutureProj::Inner { inner, respond } => {
+                let response = ready!(inner.poll(cx))?;
+                let (parts, body) = response.into_parts();
+                let body = match respond {
+                    // A trailers-only answer (an error) has no messages to compress.
+                    Some(e)
+                        if !parts.headers.contains_key("grpc-status")
+                            && !parts.headers.contains_key(ENCODING) =>
+                    {
+                        (Some(*e), body)
+                    }
+                    _ => (None, body),
+                };
+                (parts, body)
+            }
+        };
+        advertise(&mut parts.headers);
+        let out = match body {
+            (None, body) => Out::Plain { inner: body },
+            (Some(encoding), body) => {
+                parts.headers.insert(ENCODING, HeaderValue::from_static(encoding.name()));
+                Out::Compressed {
+                    inner: body,
+                    encoding,
+                    reader: Reader::new(usize::MAX),
+                    message: None,
+                    out: None,
+                }
+            }
+        };
+        Poll::Ready(Ok(http::Response::from_parts(parts, out)))
+    }
+}
+
+fn advertise(headers: &mut HeaderMap) {
+    if !headers.contains_key(ACCEPT_ENCODING) {
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPTED));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body: as the service sent it, with each message
+    /// compressed, or empty (a refusal in the headers).
+    #[project = OutProj]
+    pub enum Out<B> {
+        Plain { #[pin] inner: B },
+        Compressed {
+            #[pin] inner: B,
+            encoding: Encoding,
+            reader: Reader,
+            // The message being gathered: whether it is compressed already, and its bytes.
+            message: Option<(bool, BytesMut)>,
+            // Frames ready to send.
+            out: Option<VecDeque<Bytes>>,
+        },
+        Empty,
+    }
+}
+
+impl<B> Body for Out<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            OutProj::Plain { inner } => inner.poll_frame(cx).map_err(Into::into),
+            OutProj::Empty => Poll::Ready(None),
+            OutProj::Compressed { mut inner, encoding, reader, message, out } => loop {
+                let out = out.get_or_insert_with(VecDeque::new);
+                if let Some(data) = out.pop_front() {
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                let frame = match ready!(inner.as_mut().poll_frame(cx)) {
+                    Some(Ok(frame)) => frame,
+                    other => return Poll::Ready(other.map(|r| r.map_err(Into::into))),
+                };
+                let data = match frame.into_data() {
+                    Ok(data) => data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                };
+                let encoding = *encoding;
+                reader.feed(data, |piece| {
+                    match piece {
+                        Piece::Start(h) => *message = Some((h.compressed, BytesMut::with_capacity(h.len))),
+                        Piece::Data(d) => {
+                            if let Some((_, buf)) = message {
+                                buf.extend_from_slice(&d);
+                            }
+                        }
+                        Piece::End => {
+                            if let Some((compressed, buf)) = message.take() {
+                                let bytes = if compressed { buf.freeze() } else { encoding.compress(&buf) };
+                                out.push_back(Bytes::copy_from_slice(&prefix(true, bytes.len())));
+                                out.push_back(bytes);
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Out::Plain { inner } => inner.is_end_stream(),
+            Out::Empty => true,
+            Out::Compressed { inner, out, .. } => {
+                inner.is_end_stream() && out.as_ref().is_none_or(VecDeque::is_empty)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Out::Plain { inner } => inner.size_hint(),
+            Out::Empty => SizeHint::with_exact(0),
+            Out::Compressed { .. } => SizeHint::default(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body in some encoding, read as plain gRPC messages.
+    pub struct Decompressed<B> {
+        #[pin]
+        inner: B,
+        encoding: Encoding,
+        reader: Reader,
+        // The compressed message being gathered (`None` while passing an
+        // uncompressed one on as it comes).
+        gathering: Option<BytesMut>,
+        // What to hand on, in order.
+        out: VecDeque<Queued>,
+        ended: bool,
+    }
+}
+
+/// A frame to hand on, or a large message still being decompressed on the
+/// blocking pool.
+enum Queued {
+    Ready(Bytes),
+    Working(JoinHandle<Result<Bytes, Status>>),
+}
+
+impl<B> Decompressed<B> {
+    fn new(inner: B, encoding: Encoding, limit: usize) -> Self {
+        Decompressed {
+            inner,
+            encoding,
+            reader: Reader::new(limit),
+            gathering: None,
+            out: VecDeque::new(),
+            ended: false,
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for Decompressed<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decompressed").field("encoding", &self.encoding).finish_non_exhaustive()
+    }
+}
+
+/// Queues a decompressed message as plain gRPC: its prefix, then its bytes.
+fn plain_message(out: &mut VecDeque<Queued>, message: Bytes) {
+    out.push_back(Queued::Ready(Bytes::copy_from_slice(&prefix(false, message.len()))));
+    if !message.is_empty() {
+        out.push_back(Queued::Ready(message));
+    }
+}
+
+impl<B> Body for Decompressed<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        loop {
+            match this.out.front_mut() {
+                Some(Queued::Ready(_)) => {
+                    if let Some(Queued::Ready(data)) = this.out.pop_front() {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Some(Queued::Working(working)) => {
+                    let done = ready!(Pin::new(working).poll(cx));
+                    this.out.pop_front();
+                    let message =
+                        done.map_err(|e| Status::internal(format!("decompressing failed: {e}")))??;
+                    if !message.is_empty() {
+                        this.out.push_front(Queued::Ready(message.clone()));
+                    }
+                    this.out.push_front(Queued::Ready(Bytes::copy_from_slice(&prefix(false, message.len()))));
+                    continue;
+                }
+                None => {}
+            }
+            if *this.ended {
+                return Poll::Ready(None);
+            }
+            let frame = match ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                None => {
+                    *this.ended = true;
+                    if !this.reader.between_messages() {
+                        let cut = Status::invalid_argument("the request stream ended inside a message");
+                        return Poll::Ready(Some(Err(cut.into())));
+                    }
+                    continue;
+                }
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => return Poll::Ready(Some(Ok(frame))),
+            };
+            let (encoding, limit) = (*this.encoding, this.reader.limit());
+            let (gathering, out) = (&mut *this.gathering, &mut *this.out);
+            this.reader.feed(data, |piece| {
+                match piece {
+                    Piece::Start(h) if h.compressed => *gathering = Some(BytesMut::with_capacity(h.len)),
+                    Piece::Start(h) => {
+                        out.push_back(Queued::Ready(Bytes::copy_from_slice(&prefix(false, h.len))))
+                    }
+                    Piece::Data(d) => match gathering {
+                        Some(buf) => buf.extend_from_slice(&d),
+                        None => out.push_back(Queued::Ready(d)),
+                    },
+                    Piece::End => match gathering.take() {
+                        Some(buf) if buf.len() >= BLOCKING_FROM => {
+                            out.push_back(Queued::Working(tokio::task::spawn_blocking(move || {
+                                encoding.decompress(&buf, limit)
+                            })))
+                        }
+                        Some(buf) => plain_message(out, encoding.decompress(&buf, limit)?),
+                        None => {}
+                    },
+                }
+                Ok(())
+            })?;
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.out.is_empty()
+    }
+}
