@@ -62,6 +62,25 @@ fn settings_are_checked_before_the_port_is_bound() {
     assert!(e.contains(&format!("listen = \"{addr}\": cannot bind")), "{e}");
 }
 
+#[test]
+fn serve_help_lists_every_declared_setting() {
+    let out = serve().arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("utf-8");
+    for setting in dataport_server::config::SETTINGS {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("--{} ", setting.flag_name())))
+            .unwrap_or_else(|| panic!("no --{} in:\n{help}", setting.flag_name()));
+        assert!(line.contains(setting.doc()) && line.contains(&setting.env_var()), "{line}");
+        if let dataport_server::config::Flag::Value(_) = setting.flag {
+            let (dataport_server::config::Shown::Value(default)
+            | dataport_server::config::Shown::Unset(default)) = setting.default;
+            assert!(line.contains(&format!("[default: {default}]")), "{line}");
+        }
+    }
+}
+
 struct Served {
     child: Child,
     addr: String,
@@ -75,8 +94,12 @@ fn start(extra: &[&str], data_dir: &std::path::Path) -> Served {
 }
 
 fn start_with_filter(rust_log: &str, extra: &[&str], data_dir: &std::path::Path) -> Served {
+    start_with(&[("RUST_LOG", rust_log)], extra, data_dir)
+}
+
+fn start_with(env: &[(&str, &str)], extra: &[&str], data_dir: &std::path::Path) -> Served {
     let mut child = serve()
-        .env("RUST_LOG", rust_log)
+        .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir)
