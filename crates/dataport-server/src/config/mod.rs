@@ -35,6 +35,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// How responses are compressed for a client that accepts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
 /// Declares every setting: `doc key: Type = default, flag, parser;`.
 ///
 /// The default is the text the parser is given (`"10s"`), or `unset "words"`
@@ -118,6 +126,16 @@ settings! {
     max_stream_window: usize = "10000", value "N", parse::positive;
     /// largest file an upload may store (bytes, or KiB/MiB/GiB); past it RESOURCE_EXHAUSTED, nothing stored
     max_file_size: u64 = "16GiB", value "SIZE", |v| parse::size(v, 1, "1 byte").map(|n| n as u64);
+    /// largest request message any RPC but Detect accepts (bytes, or KiB/MiB/GiB); past it
+    /// RESOURCE_EXHAUSTED naming the limit
+    max_message_size: usize = "4MiB", value "SIZE", |v| parse::size(v, 1, "1 byte");
+    /// compress responses with this when the client accepts it; file data is never compressed
+    response_compression: ResponseCompression = "none", value "CODEC",
+        |v| parse::one_of(v, &[
+            ("none", ResponseCompression::None),
+            ("gzip", ResponseCompression::Gzip),
+            ("zstd", ResponseCompression::Zstd),
+        ]);
 }
 
 /// One declared setting: what the binary builds its flag from, and what
@@ -229,6 +247,8 @@ mod tests {
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(config.max_detect_bytes, 64 << 20);
         assert_eq!(config.max_file_size, 16 << 30);
+        assert_eq!(config.max_message_size, 4 << 20);
+        assert_eq!(config.response_compression, ResponseCompression::None);
         assert!(config.sample_data && !config.simulate_orbit);
     }
 

@@ -126,7 +126,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::LogFormat;
+    use crate::config::{LogFormat, ResponseCompression};
 
     fn env(pairs: &[(&str, &str)]) -> RawSettings {
         RawSettings::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -222,6 +222,7 @@ mod tests {
         std::fs::write(&file, "listne = \"x\"\n").expect("write");
         let e = RawSettings::from_file(&file).unwrap_err().to_string();
         assert!(e.starts_with("unknown key `listne` in config file") && e.contains("listen"), "{e}");
+        assert!(e.contains("max_message_size") && e.contains("response_compression"), "{e}");
         std::fs::write(&file, "listen = [1]\n").expect("write");
         let e = RawSettings::from_file(&file).unwrap_err().to_string();
         assert!(e.contains("`listen` must be a string, number or boolean, not array"), "{e}");
@@ -233,5 +234,67 @@ mod tests {
         std::fs::write(&file, "shutdown_timeout = \"soon\"\n").expect("write");
         let e = RawSettings::from_file(&file).expect("parses").resolve().unwrap_err().to_string();
         assert!(e.starts_with("shutdown_timeout = \"soon\" (from ") && e.contains("bad.toml"), "{e}");
+    }
+
+    #[test]
+    fn response_compression_from_file_env_and_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("dataport.toml");
+        std::fs::write(&file, "response_compression = \"gzip\"\n").expect("write");
+        let from_file = RawSettings::from_file(&file).expect("parses");
+        assert_eq!(from_file.resolve().unwrap().response_compression, ResponseCompression::Gzip);
+        let from_env = env(&[("DATAPORT_RESPONSE_COMPRESSION", "zstd")]);
+        let layered = from_file.clone().overlay(from_env.clone()).resolve().unwrap();
+        assert_eq!(layered.response_compression, ResponseCompression::Zstd);
+        let mut flags = RawSettings::default();
+        flags.set_flag("response_compression", "none");
+        let layered = from_file.overlay(from_env).overlay(flags).resolve().unwrap();
+        assert_eq!(layered.response_compression, ResponseCompression::None);
+
+        let e = env(&[("DATAPORT_RESPONSE_COMPRESSION", "br")]).resolve().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "response_compression = \"br\" (from DATAPORT_RESPONSE_COMPRESSION): expected `none`, `gzip` or `zstd`"
+        );
+        std::fs::write(&file, "response_compression = \"GZIP\"\n").expect("write");
+        let e = RawSettings::from_file(&file).expect("parses").resolve().unwrap_err().to_string();
+        assert!(
+            e.starts_with("response_compression = \"GZIP\" (from ") && e.contains("dataport.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn max_message_size_from_file_env_and_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("dataport.toml");
+        std::fs::write(&file, "max_message_size = 1048576\n").expect("write");
+        let from_file = RawSettings::from_file(&file).expect("parses");
+        assert_eq!(from_file.resolve().unwrap().max_message_size, 1 << 20);
+        let from_env = env(&[("DATAPORT_MAX_MESSAGE_SIZE", "16MiB")]);
+        assert_eq!(from_file.clone().overlay(from_env.clone()).resolve().unwrap().max_message_size, 16 << 20);
+        let mut flags = RawSettings::default();
+        flags.set_flag("max_message_size", "512 KiB");
+        let layered = from_file.overlay(from_env).overlay(flags).resolve().unwrap();
+        assert_eq!(layered.max_message_size, 512 << 10);
+        assert_eq!(env(&[("DATAPORT_MAX_MESSAGE_SIZE", "1")]).resolve().unwrap().max_message_size, 1);
+
+        let mut flags = RawSettings::default();
+        flags.set_flag("max_message_size", "0");
+        let e = flags.resolve().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "max_message_size = \"0\" (from --max-message-size): expected a size of at least 1 byte: bytes, or a number with KiB, MiB or GiB"
+        );
+        for bad in ["4MB", "-1", "0MiB", "four"] {
+            let e = env(&[("DATAPORT_MAX_MESSAGE_SIZE", bad)]).resolve().unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("max_message_size = {bad:?} (from DATAPORT_MAX_MESSAGE_SIZE)")),
+                "{e}"
+            );
+        }
+        std::fs::write(&file, "max_message_size = 0\n").expect("write");
+        let e = RawSettings::from_file(&file).expect("parses").resolve().unwrap_err().to_string();
+        assert!(e.starts_with("max_message_size = \"0\" (from ") && e.contains("dataport.toml"), "{e}");
     }
 }
