@@ -222,7 +222,8 @@ pub fn readme_table() -> String {
             Shown::Value(text) => format!("`{text}`"),
             Shown::Unset(words) => words.to_owned(),
         };
-        table.push_str(&format!("| `{}` | {flag} | `{}` | {default} | {} |\n", s.key, s.env_var(), s.doc()));
+        let meaning = s.doc().replace('|', "\\|");
+        table.push_str(&format!("| `{}` | {flag} | `{}` | {default} | {meaning} |\n", s.key, s.env_var()));
     }
     table
 }
