@@ -4,86 +4,78 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Arg, ArgAction, ArgMatches};
 use dataport_server::Server;
-use dataport_server::config::{self, RawSettings};
+use dataport_server::config::{self, Flag, RawSettings, SETTINGS, Setting, Shown};
 use dataport_server::logging;
 
-/// Flags of `dataport serve`. Each also has a config-file key (the flag's
-/// name with underscores) and a `DATAPORT_*` variable; flags win.
-#[derive(Debug, clap::Args)]
+/// Arguments of `dataport serve`: a config file, and a flag for every
+/// declared setting ([`SETTINGS`]), which also has a config-file key and a
+/// `DATAPORT_*` variable; flags win.
+#[derive(Debug)]
 pub struct ServeArgs {
-    /// A TOML config file [env: DATAPORT_CONFIG]
-    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:50051]
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<String>,
-    /// Where stored data lives, created if missing [default: ./dataport-data]
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<String>,
-    /// RouteGuide features in the JSON shape of route_guide_db.json [default: built-in landmarks]
-    #[arg(long, value_name = "FILE")]
-    features: Option<String>,
-    /// text or json [default: text]
-    #[arg(long, value_name = "FORMAT")]
-    log_format: Option<String>,
-    /// How long in-flight calls may finish after SIGINT/SIGTERM, e.g. 10s or 500ms [default: 10s]
-    #[arg(long, value_name = "DURATION")]
-    shutdown_timeout: Option<String>,
-    /// Move the "default" position around the unit circle (5 degrees every 100 ms)
-    #[arg(long)]
-    simulate_orbit: bool,
-    /// The most position entities kept at once [default: 10000]
-    #[arg(long, value_name = "N")]
-    max_entities: Option<String>,
-    /// The symbol idc.Indicator answers for when a request names none
-    #[arg(long, value_name = "SYMBOL")]
-    default_symbol: Option<String>,
-    /// Do not load the bundled sample bars into an empty bar store
-    #[arg(long)]
-    no_sample_data: bool,
-    /// The largest outlier Detect request, e.g. 64MiB [default: 64MiB]
-    #[arg(long, value_name = "SIZE")]
-    max_detect_bytes: Option<String>,
-    /// The most series one DetectStream call keeps windows for [default: 10000]
-    #[arg(long, value_name = "N")]
-    max_stream_series: Option<String>,
-    /// The largest window a DetectStream call may ask for [default: 10000]
-    #[arg(long, value_name = "N")]
-    max_stream_window: Option<String>,
-    /// The largest file an upload may store, e.g. 2GiB [default: 16GiB]
-    #[arg(long, value_name = "SIZE")]
-    max_file_size: Option<String>,
+    flags: RawSettings,
 }
 
-impl ServeArgs {
-    fn flags(&self) -> RawSettings {
-        let mut raw = RawSettings::default();
-        let given = [
-            ("listen", &self.listen),
-            ("data_dir", &self.data_dir),
-            ("features", &self.features),
-            ("log_format", &self.log_format),
-            ("shutdown_timeout", &self.shutdown_timeout),
-            ("max_entities", &self.max_entities),
-            ("default_symbol", &self.default_symbol),
-            ("max_detect_bytes", &self.max_detect_bytes),
-            ("max_stream_series", &self.max_stream_series),
-            ("max_stream_window", &self.max_stream_window),
-            ("max_file_size", &self.max_file_size),
-        ];
-        for (key, value) in given {
-            if let Some(value) = value {
-                raw.set_flag(key, value.clone());
+const CONFIG: &str = "config";
+
+/// The flag of one declared setting; its help is the setting's doc.
+fn flag(setting: &Setting) -> Arg {
+    let (doc, key, env) = (setting.doc(), setting.key, setting.env_var());
+    let arg = Arg::new(key).long(setting.flag_name());
+    match setting.flag {
+        Flag::Value(name) => {
+            let (Shown::Value(default) | Shown::Unset(default)) = setting.default;
+            arg.value_name(name).help(format!("{doc} [env: {env}] [default: {default}]"))
+        }
+        Flag::Switch => {
+            arg.action(ArgAction::SetTrue).help(format!("{doc} (sets {key} to true) [env: {env}]"))
+        }
+        Flag::Negated => {
+            arg.action(ArgAction::SetTrue).help(format!("do not {doc} (sets {key} to false) [env: {env}]"))
+        }
+    }
+}
+
+impl clap::Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let config =
+            Arg::new(CONFIG).long(CONFIG).value_name("FILE").value_parser(clap::value_parser!(PathBuf)).help(
+                format!(
+                    "a TOML config file whose keys are the flags' names with underscores [env: {}]",
+                    config::env_var(CONFIG)
+                ),
+            );
+        cmd.arg(config).args(SETTINGS.iter().map(flag))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = RawSettings::default();
+        for setting in SETTINGS {
+            match setting.flag {
+                Flag::Value(_) => {
+                    if let Some(value) = matches.get_one::<String>(setting.key) {
+                        flags.set_flag(setting.key, value.clone());
+                    }
+                }
+                Flag::Switch if matches.get_flag(setting.key) => flags.set_flag(setting.key, "true"),
+                Flag::Negated if matches.get_flag(setting.key) => flags.set_flag(setting.key, "false"),
+                Flag::Switch | Flag::Negated => {}
             }
         }
-        if self.simulate_orbit {
-            raw.set_flag("simulate_orbit", "true");
-        }
-        if self.no_sample_data {
-            raw.set_flag("sample_data", "false");
-        }
-        raw
+        Ok(ServeArgs { config: matches.get_one::<PathBuf>(CONFIG).cloned(), flags })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
     }
 }
 
@@ -103,18 +95,15 @@ fn run(args: ServeArgs) -> Result<(), String> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let config_file = args.config.clone().or_else(|| {
-        let var = config::env_var("config");
+        let var = config::env_var(CONFIG);
         env.iter().find(|(k, _)| *k == var).map(|(_, v)| PathBuf::from(v))
     });
     let file = match &config_file {
         Some(path) => RawSettings::from_file(path).map_err(|e| e.to_string())?,
         None => RawSettings::default(),
     };
-    let config = file
-        .overlay(RawSettings::from_env(env))
-        .overlay(args.flags())
-        .resolve()
-        .map_err(|e| e.to_string())?;
+    let config =
+        file.overlay(RawSettings::from_env(env)).overlay(args.flags).resolve().map_err(|e| e.to_string())?;
     let listen = config.listen;
     // Before the server is built, so that what it does at start is logged.
     let _log = logging::init(config.log_format).map_err(|e| format!("cannot start the log writer: {e}"))?;

@@ -62,6 +62,72 @@ fn settings_are_checked_before_the_port_is_bound() {
     assert!(e.contains(&format!("listen = \"{addr}\": cannot bind")), "{e}");
 }
 
+#[test]
+fn new_keys_refuse_bad_values_naming_key_value_and_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let e = refused(serve().args(["--max-message-size", "0"]).arg("--data-dir").arg(&data));
+    assert_eq!(
+        e.trim_end(),
+        "dataport serve: max_message_size = \"0\" (from --max-message-size): expected a size of at least 1 byte: bytes, or a number with KiB, MiB or GiB"
+    );
+    let e = refused(serve().env("DATAPORT_RESPONSE_COMPRESSION", "brotli").arg("--data-dir").arg(&data));
+    assert_eq!(
+        e.trim_end(),
+        "dataport serve: response_compression = \"brotli\" (from DATAPORT_RESPONSE_COMPRESSION): expected `none`, `gzip` or `zstd`"
+    );
+    let config = dir.path().join("dataport.toml");
+    std::fs::write(&config, "response_compression = \"gzip\"\nmax_message_size = \"4MB\"\n").expect("write");
+    let e = refused(serve().arg("--config").arg(&config).arg("--data-dir").arg(&data));
+    assert!(e.contains(&format!("max_message_size = \"4MB\" (from {})", config.display())), "{e}");
+    // A flag overrides the file's bad value; the environment's is then refused.
+    let e = refused(
+        serve()
+            .env("DATAPORT_CONFIG", &config)
+            .env("DATAPORT_RESPONSE_COMPRESSION", "lz4")
+            .args(["--max-message-size", "1MiB"])
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(e.contains("response_compression = \"lz4\" (from DATAPORT_RESPONSE_COMPRESSION)"), "{e}");
+    assert!(!data.exists());
+}
+
+#[test]
+fn new_keys_layer_flag_over_env_over_file() {
+    // Each bad value is hidden by a good one from a stronger source, so the
+    // server starts only if the layers are applied in that order.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("dataport.toml");
+    std::fs::write(&config, "response_compression = \"brotli\"\nmax_message_size = 0\n").expect("write");
+    let config = config.to_str().expect("utf-8 path");
+    let env =
+        [("RUST_LOG", "info"), ("DATAPORT_RESPONSE_COMPRESSION", "gzip"), ("DATAPORT_MAX_MESSAGE_SIZE", "0")];
+    let mut served =
+        start_with(&env, &["--config", config, "--max-message-size", "8MiB", "--no-sample-data"], dir.path());
+    sigterm(&served.child);
+    assert_eq!(served.child.wait().expect("exits").code(), Some(0));
+}
+
+#[test]
+fn serve_help_lists_every_declared_setting() {
+    let out = serve().arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("utf-8");
+    for setting in dataport_server::config::SETTINGS {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("--{} ", setting.flag_name())))
+            .unwrap_or_else(|| panic!("no --{} in:\n{help}", setting.flag_name()));
+        assert!(line.contains(setting.doc()) && line.contains(&setting.env_var()), "{line}");
+        if let dataport_server::config::Flag::Value(_) = setting.flag {
+            let (dataport_server::config::Shown::Value(default)
+            | dataport_server::config::Shown::Unset(default)) = setting.default;
+            assert!(line.contains(&format!("[default: {default}]")), "{line}");
+        }
+    }
+}
+
 struct Served {
     child: Child,
     addr: String,
@@ -75,8 +141,12 @@ fn start(extra: &[&str], data_dir: &std::path::Path) -> Served {
 }
 
 fn start_with_filter(rust_log: &str, extra: &[&str], data_dir: &std::path::Path) -> Served {
+    start_with(&[("RUST_LOG", rust_log)], extra, data_dir)
+}
+
+fn start_with(env: &[(&str, &str)], extra: &[&str], data_dir: &std::path::Path) -> Served {
     let mut child = serve()
-        .env("RUST_LOG", rust_log)
+        .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir)

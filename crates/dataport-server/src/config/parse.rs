@@ -1,0 +1,102 @@
+//! The parsers the declared settings use: text in, a typed value or the
+//! reason it was refused out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(super) fn listen(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| "expected an IP address and port, such as 127.0.0.1:50051 or [::]:50051".to_owned())
+}
+
+pub(super) fn path(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() { Err("must not be empty".to_owned()) } else { Ok(PathBuf::from(value)) }
+}
+
+pub(super) fn boolean(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+pub(super) fn positive(value: &str) -> Result<usize, String> {
+    value.parse().ok().filter(|&n| n >= 1).ok_or_else(|| "expected a whole number of at least 1".to_owned())
+}
+
+pub(super) fn symbol(value: &str) -> Result<Option<String>, String> {
+    dataport_core::market::bars::validate_symbol(value).map_err(|e| e.to_string())?;
+    Ok(Some(value.to_owned()))
+}
+
+/// One of a few names, each standing for a value.
+pub(super) fn one_of<T: Copy>(value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    if let Some(&(_, chosen)) = choices.iter().find(|(name, _)| *name == value) {
+        return Ok(chosen);
+    }
+    let names: Vec<String> = choices.iter().map(|(name, _)| format!("`{name}`")).collect();
+    Err(match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("expected {} or {last}", rest.join(", ")),
+        _ => format!("expected {}", names.concat()),
+    })
+}
+
+/// A size of at least `min` bytes (`min_text` says it to people): plain
+/// bytes (`67108864`) or a whole number of KiB, MiB or GiB (`64MiB`,
+/// `64 MiB`).
+pub(super) fn size(value: &str, min: usize, min_text: &str) -> Result<usize, String> {
+    let trimmed = value.trim();
+    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let scale: Option<usize> = match unit.trim() {
+        "" => Some(1),
+        "KiB" => Some(1 << 10),
+        "MiB" => Some(1 << 20),
+        "GiB" => Some(1 << 30),
+        _ => None,
+    };
+    scale.and_then(|scale| number.parse::<usize>().ok()?.checked_mul(scale)).filter(|&n| n >= min).ok_or_else(
+        || format!("expected a size of at least {min_text}: bytes, or a number with KiB, MiB or GiB"),
+    )
+}
+
+/// Parses `10`, `2.5`, `10s` or `500ms` (a bare number is seconds).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (value, 1.0)
+    };
+    let expected = "expected seconds such as 10, 2.5, 10s or 500ms";
+    let n: f64 = number.trim().parse().map_err(|_| expected.to_owned())?;
+    Duration::try_from_secs_f64(n * scale).map_err(|_| format!("{expected}, not negative or out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_milliseconds() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn one_of_lists_every_choice_when_refusing() {
+        let two = [("text", 1), ("json", 2)];
+        assert_eq!(one_of("json", &two), Ok(2));
+        assert_eq!(one_of("JSON", &two), Err("expected `text` or `json`".to_owned()));
+        let three = [("none", 0), ("gzip", 1), ("zstd", 2)];
+        assert_eq!(one_of("br", &three), Err("expected `none`, `gzip` or `zstd`".to_owned()));
+        assert_eq!(one_of("b", &[("a", 0)]), Err("expected `a`".to_owned()));
+    }
+}
