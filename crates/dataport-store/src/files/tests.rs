@@ -131,7 +131,7 @@ fn a_large_file_reads_back_whole_and_from_any_offset() {
     // blocks and pages, and the ragged end, must give the file's bytes.
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let data = pattern(7, (super::direct::READ_MIN + 3 * 4096 + 123) as usize);
+    let data = pattern(7, (LocalReader::DIRECT_MIN + 3 * 4096 + 123) as usize);
     upload(&store, "big", &data);
     assert_eq!(read_all(&store, "big"), data);
     let (_, mut reader) = store.open("big").unwrap();
@@ -159,7 +159,7 @@ fn a_large_file_reads_back_in_chunks_from_any_offset() {
     // through the reader's buffer. Either way they must be the file's bytes.
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let data = pattern(9, (super::direct::READ_MIN + (1 << 20) + 4096 + 77) as usize);
+    let data = pattern(9, (LocalReader::DIRECT_MIN + (1 << 20) + 4096 + 77) as usize);
     upload(&store, "big", &data);
     let (_, mut reader) = store.open("big").unwrap();
     let mut read = Vec::new();

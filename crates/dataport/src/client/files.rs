@@ -4,7 +4,7 @@
 //! Transfers overlap their stages: a thread reads the file in 1 MiB chunks
 //! (adding each to a CRC-32C) while the connection sends them; a download is
 //! received on the runtime and handed to a writing thread, which copies it
-//! into the store's [`DurableWriter`]: hashed, written with direct I/O and
+//! into a [`DurableWriter`] (dataport-fileio): hashed, written with direct I/O and
 //! flushed on threads of its own, exactly as the server stores an upload.
 //! The stages are joined by bounded queues, so memory stays a few MiB
 //! whatever the file size. A chunk read or received is a `Bytes` handed
@@ -18,10 +18,10 @@ use std::time::SystemTime;
 
 use anyhow::{Context, anyhow, bail};
 use dataport_core::files::{Sha256Digest, validate_name};
+use dataport_fileio::{DurableWriter, LocalReader};
 use dataport_proto::dataport::files::v1 as pb;
 use dataport_proto::dataport::files::v1::files_service_client::FilesServiceClient;
 use dataport_proto::google::bytestream::{self as bs, byte_stream_client::ByteStreamClient};
-use dataport_store::files::{DurableWriter, LocalReader};
 use futures_util::Stream;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use prost::bytes::Bytes;
