@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::direct::{self, DirectReader};
 
 /// A file opened for reading, in chunks or as any [`Read`]. A large file is
-/// read with direct I/O where the file system allows ([`crate::direct`]),
+/// read with direct I/O (`O_DIRECT`) where the file system allows it,
 /// and through the page cache from the first read it refuses on. The
 /// store reads its stored files this way, the CLI the files it uploads.
 #[derive(Debug)]
@@ -33,36 +33,40 @@ impl LocalReader {
     /// ninth of its server CPU time doing so), and a large file's aligned
     /// chunks go from the disk straight into the vector.
     pub fn read_chunk(&mut self, max: usize) -> io::Result<Vec<u8>> {
-        if let Some(direct) = &mut self.direct {
-            match direct.read_chunk(max) {
-                // Alignment this file system does not take: through the cache from here.
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                    self.file.seek(SeekFrom::Start(direct.position()))?;
-                    self.direct = None;
-                }
-                done => return done,
-            }
+        if let Some(chunk) = self.try_direct(|direct| direct.read_chunk(max))? {
+            return Ok(chunk);
         }
         // `File` reads into the spare capacity without zeroing it.
         let mut chunk = Vec::with_capacity(max);
         (&mut self.file).take(max as u64).read_to_end(&mut chunk)?;
         Ok(chunk)
     }
+
+    /// `read` with the direct reader, if there is one; `None` if there is
+    /// none, or if the file system refused the read for its alignment: the
+    /// reader then goes on through the cache from the same position.
+    fn try_direct<T>(
+        &mut self,
+        read: impl FnOnce(&mut DirectReader) -> io::Result<T>,
+    ) -> io::Result<Option<T>> {
+        let Some(direct) = &mut self.direct else { return Ok(None) };
+        match read(direct) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                self.file.seek(SeekFrom::Start(direct.position()))?;
+                self.direct = None;
+                Ok(None)
+            }
+            done => done.map(Some),
+        }
+    }
 }
 
 impl Read for LocalReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(direct) = &mut self.direct {
-            match direct.read(buf) {
-                // Alignment this file system does not take: through the cache from here.
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                    self.file.seek(SeekFrom::Start(direct.position()))?;
-                    self.direct = None;
-                }
-                read => return read,
-            }
+        match self.try_direct(|direct| direct.read(buf))? {
+            Some(n) => Ok(n),
+            None => self.file.read(buf),
         }
-        self.file.read(buf)
     }
 }
 
