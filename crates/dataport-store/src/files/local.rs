@@ -14,15 +14,15 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use dataport_core::files::{Sha256Digest, validate_name};
+use dataport_fileio::LocalReader;
 
-use super::direct::{self, DirectReader};
 use super::index::{Index, Locked};
 use super::upload::{Active, ActiveGuard, LocalUpload};
 use super::{FileError, FileInfo, FileStore, FileStoreConfig, UploadState};
@@ -54,72 +54,6 @@ pub(super) struct Shared {
     active: Mutex<HashMap<String, Arc<Active>>>,
     /// Notified whenever an upload leaves `active`.
     pub released: Condvar,
-}
-
-/// A stored file opened for reading: its content as it was when opened,
-/// whatever is committed or deleted meanwhile. A large file is read with
-/// direct I/O where the file system allows ([`super::direct`]).
-#[derive(Debug)]
-pub struct LocalReader {
-    file: File,
-    direct: Option<DirectReader>,
-}
-
-impl Read for LocalReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(direct) = &mut self.direct {
-            match direct.read(buf) {
-                // Alignment this file system does not take: through the cache from here.
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                    self.file.seek(SeekFrom::Start(direct.position()))?;
-                    self.direct = None;
-                }
-                read => return read,
-            }
-        }
-        self.file.read(buf)
-    }
-}
-
-impl LocalReader {
-    /// Reads `file` (at `path`, `size` bytes long), with direct I/O if it is
-    /// large and the file system allows. For any file, not only stored
-    /// ones: the CLI reads the files it uploads this way.
-    pub fn new(file: File, path: &Path, size: u64) -> LocalReader {
-        let direct = if size >= direct::READ_MIN { DirectReader::open(path) } else { None };
-        LocalReader { file, direct }
-    }
-
-    /// Reads up to `max` bytes into a new vector, fewer only at the end of
-    /// the file. Unlike `read` into a buffer, nothing is zeroed first (a
-    /// download that zeroed each 1 MiB chunk before reading into it spent a
-    /// ninth of its server CPU time doing so), and a large file's aligned
-    /// chunks go from the disk straight into the vector.
-    pub fn read_chunk(&mut self, max: usize) -> io::Result<Vec<u8>> {
-        if let Some(direct) = &mut self.direct {
-            match direct.read_chunk(max) {
-                // Alignment this file system does not take: through the cache from here.
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                    self.file.seek(SeekFrom::Start(direct.position()))?;
-                    self.direct = None;
-                }
-                done => return done,
-            }
-        }
-        // `File` reads into the spare capacity without zeroing it.
-        let mut chunk = Vec::with_capacity(max);
-        (&mut self.file).take(max as u64).read_to_end(&mut chunk)?;
-        Ok(chunk)
-    }
-}
-
-impl Seek for LocalReader {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        match &mut self.direct {
-            Some(direct) => direct.seek(pos),
-            None => self.file.seek(pos),
-        }
-    }
 }
 
 fn create_dir(path: &Path) -> Result<(), FileError> {

@@ -6,11 +6,9 @@
 //! recorded in one step. Until then, and if it is dropped or fails, nobody
 //! sees it and nothing of it stays behind.
 
-mod direct;
 mod index;
 mod local;
 mod upload;
-mod writer;
 
 use std::io::{Read, Seek};
 use std::path::PathBuf;
@@ -18,9 +16,10 @@ use std::time::{Duration, SystemTime};
 
 use dataport_core::files::{NameError, Sha256Digest};
 
-pub use local::{LocalFileStore, LocalReader};
+/// How a [`LocalFileStore`] reads its files (large ones with direct I/O).
+pub use dataport_fileio::LocalReader;
+pub use local::LocalFileStore;
 pub use upload::LocalUpload;
-pub use writer::DurableWriter;
 
 /// What the store knows about one stored file, kept with it so that listing
 /// never reads file contents.

@@ -131,7 +131,7 @@ fn a_large_file_reads_back_whole_and_from_any_offset() {
     // blocks and pages, and the ragged end, must give the file's bytes.
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let data = pattern(7, (super::direct::READ_MIN + 3 * 4096 + 123) as usize);
+    let data = pattern(7, (LocalReader::DIRECT_MIN + 3 * 4096 + 123) as usize);
     upload(&store, "big", &data);
     assert_eq!(read_all(&store, "big"), data);
     let (_, mut reader) = store.open("big").unwrap();
@@ -159,7 +159,7 @@ fn a_large_file_reads_back_in_chunks_from_any_offset() {
     // through the reader's buffer. Either way they must be the file's bytes.
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let data = pattern(9, (super::direct::READ_MIN + (1 << 20) + 4096 + 77) as usize);
+    let data = pattern(9, (LocalReader::DIRECT_MIN + (1 << 20) + 4096 + 77) as usize);
     upload(&store, "big", &data);
     let (_, mut reader) = store.open("big").unwrap();
     let mut read = Vec::new();
@@ -553,129 +553,6 @@ fn a_file_in_the_way_of_the_store_is_a_clear_error() {
     assert!(err.to_string().contains("files"), "{err}");
 }
 
-/// The durable-upload measurement of issue 5: 1 GiB through [`Upload`] in
-/// 1 MiB chunks (sha256 included), committed, beside `dd ...
-/// conv=fdatasync` of the same size on the same disk. Run with
-/// `cargo test -p dataport-store --release -- --ignored --nocapture one_gib`
-/// (`DATAPORT_BENCH_DIR` picks the disk; the default is the temp dir).
-#[test]
-#[ignore = "writes 1 GiB several times; run by hand"]
-fn one_gib_durable_upload_against_dd() {
-    const GIB: u64 = 1 << 30;
-    let base = std::env::var_os("DATAPORT_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = tempfile::tempdir_in(&base).unwrap();
-    let dd = || {
-        let out = dir.path().join("dd.out");
-        let start = Instant::now();
-        let status = std::process::Command::new("dd")
-            .args(["if=/dev/zero", &format!("of={}", out.display()), "bs=1M", "count=1024", "conv=fdatasync"])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let secs = start.elapsed().as_secs_f64();
-        std::fs::remove_file(out).unwrap();
-        GIB as f64 / secs / 1e6
-    };
-    // Random-looking bytes: xorshift, changed per chunk so no two are alike.
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for b in chunk.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    let start = Instant::now();
-    let mut hasher = Sha256::new();
-    for _ in 0..1024 {
-        hasher.update(&chunk);
-    }
-    let _ = hasher.finalize();
-    println!("sha256 alone: {:.0} MB/s", GIB as f64 / start.elapsed().as_secs_f64() / 1e6);
-    let raw = || {
-        use std::io::Write;
-        let path = dir.path().join("raw.out");
-        let start = Instant::now();
-        let mut file = std::fs::File::create(&path).unwrap();
-        for _ in 0..1024 {
-            file.write_all(&chunk).unwrap();
-        }
-        file.sync_data().unwrap();
-        let rate = GIB as f64 / start.elapsed().as_secs_f64() / 1e6;
-        std::fs::remove_file(path).unwrap();
-        rate
-    };
-    // This process's CPU time (user + system, all threads), from /proc.
-    let cpu = || {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
-    };
-    let run = |sync_every: u64| {
-        let mut chunk = chunk.clone();
-        let cpu_before = cpu();
-        let config = FileStoreConfig { max_file_size: u64::MAX, sync_every, ..Default::default() };
-        let store = LocalFileStore::open_with(&dir.path().join("data"), config).unwrap();
-        let start = Instant::now();
-        let mut up = store.begin_upload("big", None).unwrap();
-        for i in 0..1024u64 {
-            chunk[..8].copy_from_slice(&i.to_le_bytes());
-            up.write(&chunk).unwrap();
-        }
-        let streamed = start.elapsed();
-        up.commit().unwrap();
-        let total = start.elapsed();
-        let cpu_secs = cpu() - cpu_before;
-        store.delete("big").unwrap();
-        (GIB as f64 / total.as_secs_f64() / 1e6, (total - streamed).as_secs_f64() * 1e3, cpu_secs)
-    };
-    // The host caches the virtual disk and its rates drift from second to
-    // second: every contender runs once per round, and the medians count.
-    let settings = [u64::MAX, 256 << 20, 64 << 20, 16 << 20];
-    let (mut dd_rates, mut raw_rates) = (Vec::new(), Vec::new());
-    let mut uploads = vec![Vec::new(); settings.len()];
-    let mut commits = vec![Vec::new(); settings.len()];
-    let mut cpus = vec![Vec::new(); settings.len()];
-    for round in 0..5 {
-        dd_rates.push(dd());
-        raw_rates.push(raw());
-        for (i, &sync_every) in settings.iter().enumerate() {
-            let (rate, commit_ms, cpu_secs) = run(sync_every);
-            uploads[i].push(rate);
-            commits[i].push(commit_ms);
-            cpus[i].push(cpu_secs);
-        }
-        println!(
-            "round {round}: dd {:.0}, random write {:.0}, uploads {:?} MB/s",
-            dd_rates[round],
-            raw_rates[round],
-            uploads.iter().map(|u| u[round].round()).collect::<Vec<_>>()
-        );
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let dd_rate = median(&mut dd_rates);
-    println!("median dd if=/dev/zero bs=1M count=1024 conv=fdatasync: {dd_rate:.0} MB/s");
-    println!(
-        "median write(2) of random bytes + one fdatasync, no sha256: {:.0} MB/s",
-        median(&mut raw_rates)
-    );
-    for (i, sync_every) in settings.into_iter().enumerate() {
-        let every = if sync_every == u64::MAX { "never".into() } else { format!("{} MiB", sync_every >> 20) };
-        let rate = median(&mut uploads[i]);
-        println!(
-            "median upload, flush every {every:>7}: {rate:5.0} MB/s ({:.0}% of dd), final flush and commit {:.0} ms, \
-             CPU {:.2} s",
-            100.0 * rate / dd_rate,
-            median(&mut commits[i]),
-            median(&mut cpus[i])
-        );
-    }
-}
-
 #[test]
 fn a_digest_given_after_the_data_is_checked_at_commit() {
     let dir = tempfile::tempdir().unwrap();
@@ -743,3 +620,5 @@ fn a_finished_resumable_upload_is_remembered_until_discarded_or_stale() {
     assert_eq!(read_all(&store, "second.bin"), b"x");
     assert!(matches!(store.upload_state("a/b"), Err(FileError::BadName(_))));
 }
+
+mod one_gib;

@@ -5,17 +5,16 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use dataport_core::files::Sha256Digest;
-use sha2::{Digest, Sha256};
+use dataport_fileio::DurableWriter;
 use tempfile::{NamedTempFile, TempPath};
 
 use super::local::Shared;
-use super::writer::{BLOCK, DurableWriter};
 use super::{FileError, FileInfo, Upload};
 
 /// A file being uploaded to a [`super::LocalFileStore`]. Dropping it before
@@ -119,7 +118,7 @@ impl LocalUpload {
     ) -> Result<Self, FileError> {
         let path = shared.resumable_path(&guard.id);
         let io_error = |e| FileError::io(&path, e);
-        let mut file = File::options()
+        let file = File::options()
             .read(true)
             .write(true)
             .create(true)
@@ -131,17 +130,9 @@ impl LocalUpload {
             std::fs::remove_file(&path).map_err(io_error)?;
             return Err(FileError::TooLarge { limit: shared.config.max_file_size });
         }
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0; BLOCK];
-        let mut left = len;
-        while left > 0 {
-            let want = usize::try_from(left).unwrap_or(BLOCK).min(BLOCK);
-            file.read_exact(&mut buf[..want]).map_err(io_error)?;
-            hasher.update(&buf[..want]);
-            left -= want as u64;
-        }
         let durable = Arc::clone(&guard.active.durable);
-        let writer = DurableWriter::continuing(file, path, shared.config.sync_every, (len, hasher), durable);
+        let writer =
+            DurableWriter::resume(file, path.clone(), shared.config.sync_every, durable).map_err(io_error)?;
         Ok(LocalUpload::new(shared, name, expected, writer, Kind::Resumable { claim: guard }))
     }
 

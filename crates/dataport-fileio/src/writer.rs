@@ -10,14 +10,13 @@
 //! unflushed, and the flush at the end is short.
 //!
 //! Blocks are written with direct I/O where the file system allows it
-//! ([`super::direct`]): the bytes go from the block to the disk, not through
+//! ([`crate::direct`]): the bytes go from the block to the disk, not through
 //! the page cache. A block is placed in memory at the same offset modulo
 //! [`ALIGN`] as its data has in the file, so that all its whole aligned
 //! pages can go direct; the ragged ends of a file (and all writes, on a file
 //! system without direct I/O) go through the page cache.
 //!
-//! The store's uploads ([`super::LocalUpload`]) and the CLI's downloads
-//! write through it.
+//! The store's uploads and the CLI's downloads write through it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,14 +33,14 @@ use std::thread::JoinHandle;
 use dataport_core::files::Sha256Digest;
 use sha2::{Digest, Sha256};
 
-use super::direct::{self, ALIGN};
+use crate::direct::{self, ALIGN};
 
 /// Bytes per block: what the caller hands the hashing and writing threads
 /// at a time, and the size of a direct write. Measured with 1 GiB uploads
 /// from the CLI (bench/run files): the server spent about 1.6, 1.3, 1.1
 /// and 1.1 s of CPU per GiB with blocks of 256 KiB, 1, 2 and 4 MiB, and
 /// with 4 MiB its peak RSS passed 100 MB.
-pub(super) const BLOCK: usize = 2 << 20;
+const BLOCK: usize = 2 << 20;
 
 /// Blocks written at once, each by a thread of its own. A direct write
 /// returns only once the disk has the data, so one write at a time leaves
@@ -106,10 +105,27 @@ impl DurableWriter {
         Self::continuing(file, path, sync_every, (0, Sha256::new()), Arc::new(AtomicU64::new(0)))
     }
 
+    /// A writer that continues `file`, at `path`, after the bytes it holds,
+    /// all durable already (as a writer that synced left them); `durable`
+    /// is kept up to date as flushes finish. The bytes are read once to
+    /// rebuild the sha256, since a restart loses the running hash.
+    pub fn resume(file: File, path: PathBuf, sync_every: u64, durable: Arc<AtomicU64>) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0; BLOCK];
+        let mut at = 0;
+        while at < len {
+            let want = usize::try_from(len - at).unwrap_or(BLOCK).min(BLOCK);
+            file.read_exact_at(&mut buf[..want], at)?;
+            hasher.update(&buf[..want]);
+            at += want as u64;
+        }
+        Ok(Self::continuing(file, path, sync_every, (len, hasher), durable))
+    }
+
     /// A writer that continues `file` after its first `written` bytes,
-    /// durable already, which `hasher` has hashed; `durable` is kept up to
-    /// date as flushes finish.
-    pub(super) fn continuing(
+    /// durable already, which `hasher` has hashed.
+    fn continuing(
         file: File,
         path: PathBuf,
         sync_every: u64,
@@ -407,7 +423,7 @@ impl Disk {
     fn open(file: &File, path: &Path) -> io::Result<Disk> {
         Ok(Disk {
             file: file.try_clone()?,
-            direct: direct::open(path, true),
+            direct: direct::open(path, true).ok(),
             cached_only: AtomicBool::new(false),
         })
     }
@@ -580,75 +596,4 @@ impl Flusher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Bytes that differ at every offset, so a block written in the wrong
-    /// place shows.
-    fn pattern(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
-    }
-
-    #[test]
-    fn pieces_of_any_size_make_the_file_and_its_sha256() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = pattern(3 * BLOCK + 12_345);
-        let path = dir.path().join("f");
-        let mut writer = DurableWriter::new(File::create(&path).unwrap(), path.clone(), 1 << 20);
-        // Unaligned pieces, some larger than a block, some of one byte.
-        let mut rest = &data[..];
-        for size in [1, 4095, 3 * BLOCK / 2, 7, BLOCK + 1].into_iter().cycle() {
-            if rest.is_empty() {
-                break;
-            }
-            let (piece, after) = rest.split_at(size.min(rest.len()));
-            writer.write(piece).unwrap();
-            rest = after;
-        }
-        let digest = writer.finish().unwrap();
-        assert_eq!(writer.sync().unwrap(), data.len() as u64);
-        assert_eq!((writer.written(), writer.durable()), (data.len() as u64, data.len() as u64));
-        drop(writer);
-        assert_eq!(digest, Sha256Digest(Sha256::digest(&data).into()));
-        assert!(std::fs::read(&path).unwrap() == data, "the file differs from what was written");
-    }
-
-    #[test]
-    fn a_sync_midway_makes_that_much_durable_and_writing_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = pattern(BLOCK + 5000);
-        let path = dir.path().join("f");
-        let mut writer = DurableWriter::new(File::create(&path).unwrap(), path.clone(), u64::MAX);
-        writer.write(&data[..1000]).unwrap();
-        assert_eq!(writer.sync().unwrap(), 1000);
-        assert_eq!(writer.durable(), 1000);
-        writer.write(&data[1000..]).unwrap();
-        let digest = writer.finish().unwrap();
-        assert_eq!(digest, Sha256Digest(Sha256::digest(&data).into()));
-        writer.sync().unwrap();
-        drop(writer);
-        assert!(std::fs::read(&path).unwrap() == data);
-    }
-
-    #[test]
-    fn a_flush_waits_until_every_byte_below_it_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::create(dir.path().join("f")).unwrap();
-        let durable = Arc::new(AtomicU64::new(0));
-        let failure = Arc::new(Mutex::new(None));
-        let flusher = Flusher::spawn(&file, Arc::clone(&durable), failure);
-        let mut written = Written { prefix: 0, mark: 0, sync_every: 10, beyond: BTreeMap::new(), flusher };
-        // Written out of turn: nothing below 8 is missing only after 0..4 comes.
-        written.add(4..8, &file).unwrap();
-        written.add(8..12, &file).unwrap();
-        assert_eq!((written.prefix, written.mark), (0, 0));
-        written.add(0..4, &file).unwrap();
-        assert_eq!((written.prefix, written.mark), (12, 12));
-        written.add(16..30, &file).unwrap();
-        written.add(12..16, &file).unwrap();
-        assert_eq!((written.prefix, written.mark), (30, 30));
-        assert!(written.beyond.is_empty());
-        written.flusher.finish();
-        assert_eq!(durable.load(Ordering::Acquire), 30);
-    }
-}
+mod tests;

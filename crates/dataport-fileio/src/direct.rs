@@ -1,7 +1,7 @@
 //! Direct I/O (`O_DIRECT`): file data moved between the disk and our own
-//! aligned buffers rather than through the page cache, for the bulk of
-//! uploads ([`super::upload`]) and for reading large stored files
-//! ([`DirectReader`]).
+//! aligned buffers rather than through the page cache, for the bulk of the
+//! files a [`crate::DurableWriter`] writes and for reading large files
+//! ([`DirectReader`], under [`crate::LocalReader`]).
 //!
 //! Why: a large transfer through the page cache makes the kernel take a
 //! fresh page for every 4 KiB, and on a virtual machine a fresh page is
@@ -22,28 +22,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The alignment of direct I/O (memory, file offsets, lengths): the page
 /// size, which every Linux file system that does direct I/O accepts.
-pub(super) const ALIGN: usize = 4096;
+pub(crate) const ALIGN: usize = 4096;
 
-/// Stored files at least this large are read with direct I/O.
-pub(super) const READ_MIN: u64 = 16 << 20;
+/// Files at least this large are read with direct I/O.
+pub(crate) const READ_MIN: u64 = 16 << 20;
 
 /// Bytes a [`DirectReader`] reads from the disk at a time.
 const READ_BLOCK: usize = 2 << 20;
 
-/// Opens `path` for direct reading or writing; `None` where the file
-/// system does not do direct I/O.
-pub(super) fn open(path: &Path, write: bool) -> Option<File> {
+/// Opens `path` for direct reading or writing; an error (`EINVAL`) where
+/// the file system does not do direct I/O.
+pub(crate) fn open(path: &Path, write: bool) -> io::Result<File> {
     File::options()
         .read(!write)
         .write(write)
         .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
         .open(path)
-        .ok()
 }
 
 /// The first index of `buf` at an [`ALIGN`]-aligned address, if there is
 /// one within the first [`ALIGN`] bytes.
-pub(super) fn aligned_start(buf: &[u8]) -> Option<usize> {
+pub(crate) fn aligned_start(buf: &[u8]) -> Option<usize> {
     Some(buf.as_ptr().align_offset(ALIGN)).filter(|&b| b < ALIGN && b <= buf.len())
 }
 
@@ -51,7 +50,7 @@ pub(super) fn aligned_start(buf: &[u8]) -> Option<usize> {
 /// [`READ_BLOCK`] bytes. A read the file system refuses
 /// ([`io::ErrorKind::InvalidInput`]) is the caller's cue to read through
 /// the page cache instead, from [`DirectReader::position`].
-pub(super) struct DirectReader {
+pub(crate) struct DirectReader {
     file: Arc<File>,
     /// Never resized, so `base` stays aligned.
     buf: Vec<u8>,
@@ -71,8 +70,10 @@ impl fmt::Debug for DirectReader {
 }
 
 impl DirectReader {
+    /// `None` where the file system does not do direct I/O, or the buffer
+    /// cannot be aligned.
     pub fn open(path: &Path) -> Option<Self> {
-        let file = open(path, false)?;
+        let file = open(path, false).ok()?;
         let buf = vec![0; READ_BLOCK + ALIGN];
         let base = aligned_start(&buf)?;
         Some(DirectReader { file: Arc::new(file), buf, base, start: 0, len: 0, pos: 0, ahead: None })
@@ -280,20 +281,47 @@ impl Seek for DirectReader {
 }
 
 #[cfg(test)]
-mod tests {
+impl DirectReader {
+    /// Moves the buffer one byte off its alignment, so the next read into
+    /// it is refused (`EINVAL`), as a file system with a larger alignment
+    /// than [`ALIGN`] would refuse it.
+    pub(crate) fn misalign(&mut self) {
+        self.base += 1;
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
     use std::io::Write;
 
     use super::*;
 
+    /// An empty temporary file that takes direct I/O, and refuses what it
+    /// cannot do direct: a misaligned write is `EINVAL`. The tests of the
+    /// direct paths need one, and fail rather than pass untested where the
+    /// temporary directory's file system has no direct I/O, or takes
+    /// `O_DIRECT` and goes through its cache anyway (tmpfs since Linux
+    /// 6.6): point `TMPDIR` at an ext4 or XFS directory then.
+    pub(crate) fn direct_temp_file() -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let misaligned = open(file.path(), true).and_then(|direct| direct.write_at(b"x", 1));
+        assert!(
+            misaligned.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::InvalidInput),
+            "{}: no direct I/O here (a misaligned direct write answered {misaligned:?}); these tests need a \
+             file system that has it, such as ext4 or XFS: set TMPDIR",
+            file.path().display()
+        );
+        file
+    }
+
     #[test]
     fn chunks_read_ahead_come_in_order_and_a_seek_starts_them_afresh() {
         const CHUNK: usize = 16 * ALIGN;
-        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let mut file = direct_temp_file();
         let data: Vec<u8> = (0..5 * CHUNK + 100).map(|i| (i * 13 % 251) as u8).collect();
         file.write_all(&data).unwrap();
-        let Some(mut reader) = DirectReader::open(file.path()) else {
-            return; // no direct I/O on this file system: nothing to test
-        };
+        let mut reader = DirectReader::open(file.path()).expect("direct I/O on this file");
         let first = reader.read_chunk(CHUNK).unwrap();
         assert!(first == data[..CHUNK]);
         assert!(reader.ahead.is_some(), "a whole chunk starts the reads ahead");
@@ -319,18 +347,25 @@ mod tests {
     }
 
     #[test]
-    fn aligned_reads_go_straight_into_the_vector_where_direct_io_is_there() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
+    fn aligned_reads_go_straight_into_the_vector() {
+        let mut file = direct_temp_file();
         let data: Vec<u8> = (0..3 * ALIGN + 5).map(|i| (i * 7 % 251) as u8).collect();
         file.write_all(&data).unwrap();
-        let Some(direct) = open(file.path(), false) else {
-            return; // no direct I/O on this file system: nothing to test
-        };
+        let direct = open(file.path(), false).expect("direct I/O on this file");
         let chunk = read_into_new(&direct, 0, 2 * ALIGN).unwrap().expect("aligned memory from the allocator");
         assert!(chunk == data[..2 * ALIGN]);
         let tail = read_into_new(&direct, 2 * ALIGN as u64, 4 * ALIGN).unwrap().expect("aligned");
         assert!(tail == data[2 * ALIGN..], "the end of the file: a short read");
         assert!(read_into_new(&direct, 1, 2 * ALIGN).unwrap().is_none(), "an unaligned position");
         assert!(read_into_new(&direct, 0, ALIGN + 1).unwrap().is_none(), "an unaligned length");
+    }
+
+    #[test]
+    fn a_file_system_without_direct_io_is_an_error_not_a_reader() {
+        // /proc takes no O_DIRECT; nor does tmpfs, where the callers fall
+        // back to the page cache.
+        let err = open(Path::new("/proc/self/status"), false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(DirectReader::open(Path::new("/proc/self/status")).is_none());
     }
 }
