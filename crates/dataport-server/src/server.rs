@@ -15,7 +15,10 @@ use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 
-use crate::config::Config;
+use dataport_wire::Encoding;
+use dataport_wire::compression::{CompressionLayer, Limits};
+
+use crate::config::{Config, ResponseCompression};
 use crate::deadline::DeadlineLayer;
 use crate::drain::{Drain, EndOnDrain};
 use crate::ended::WatchEndLayer;
@@ -125,6 +128,35 @@ impl Server {
         }
     }
 
+    /// Compression for every call: requests read within each service's
+    /// limit, responses compressed as configured, file data and images never.
+    fn compression(&self) -> CompressionLayer {
+        use dataport_proto::methods;
+        let detect = self.config.max_detect_bytes;
+        let limits = Limits {
+            default: self.config.max_message_size,
+            services: vec![
+                (<dataport_proto::pb::outliers_server::OutliersServer<outliers::OutliersCompat> as NamedService>::NAME, detect),
+                (
+                    <dataport_proto::dataport::outliers::v1::outliers_service_server::OutliersServiceServer<outliers::OutliersV1> as NamedService>::NAME,
+                    detect,
+                ),
+            ],
+        };
+        let respond = match self.config.response_compression {
+            ResponseCompression::None => None,
+            ResponseCompression::Gzip => Some(Encoding::Gzip),
+            ResponseCompression::Zstd => Some(Encoding::Zstd),
+        };
+        const PLAIN: &[&str] = &[
+            methods::dataport::files::v1::files_service::DOWNLOAD,
+            methods::file_srv::DOWNLOAD_FILE,
+            methods::google::bytestream::byte_stream::READ,
+            methods::idc::indicator_graph::GET_MACD_GRAPH,
+        ];
+        CompressionLayer::new(limits, respond, PLAIN)
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then reports every
     /// service NOT_SERVING, stops accepting, ends long-lived streams and
     /// waits up to `shutdown_timeout` for in-flight calls.
@@ -145,6 +177,7 @@ impl Server {
             .layer(WatchEndLayer)
             .layer(CallLogLayer)
             .layer(MessageLimitLayer)
+            .layer(self.compression())
             .layer(DeadlineLayer)
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Either;
 use prost::bytes::{Bytes, BytesMut};
@@ -33,8 +33,8 @@ use crate::reader::{Piece, Reader, prefix};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const ENCODING: &str = "grpc-encoding";
-const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
+const ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
 
 /// A compressed message at least this long is decompressed on the blocking
 /// pool: about a millisecond of work.
@@ -110,19 +110,19 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        let encoding = match parts.headers.get(ENCODING).map(|v| Encoding::from_name(v.as_bytes())) {
+        let encoding = match parts.headers.get(&ENCODING).map(|v| Encoding::from_name(v.as_bytes())) {
             None | Some(Ok(None)) => None,
             Some(Ok(Some(encoding))) => Some(encoding),
             Some(Err(status)) => return CompressionFuture::Refused { status: Some(status) },
         };
         let respond = self.settings.respond.filter(|e| {
             !self.settings.plain.contains(&parts.uri.path())
-                && parts.headers.get(ACCEPT_ENCODING).is_some_and(|a| e.listed_in(a.as_bytes()))
+                && parts.headers.get(&ACCEPT_ENCODING).is_some_and(|a| e.listed_in(a.as_bytes()))
         });
         let body = match encoding {
             None => Either::Left(body),
             Some(encoding) => {
-                parts.headers.remove(ENCODING);
+                parts.headers.remove(&ENCODING);
                 let limit = self.settings.limits.of(parts.uri.path());
                 Either::Right(Decompressed::new(body, encoding, limit))
             }
@@ -162,7 +162,7 @@ where
                     // A trailers-only answer (an error) has no messages to compress.
                     Some(e)
                         if !parts.headers.contains_key("grpc-status")
-                            && !parts.headers.contains_key(ENCODING) =>
+                            && !parts.headers.contains_key(&ENCODING) =>
                     {
                         (Some(*e), body)
                     }
@@ -190,9 +190,7 @@ where
 }
 
 fn advertise(headers: &mut HeaderMap) {
-    if !headers.contains_key(ACCEPT_ENCODING) {
-        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPTED));
-    }
+    headers.entry(ACCEPT_ENCODING).or_insert(HeaderValue::from_static(ACCEPTED));
 }
 
 pin_project_lite::pin_project! {

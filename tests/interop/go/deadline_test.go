@@ -18,6 +18,7 @@ import (
 	outliersv1 "github.com/dataport/dataport/clients/go/dataport/outliers/v1"
 	positionv1 "github.com/dataport/dataport/clients/go/dataport/position/v1"
 	"google.golang.org/genproto/googleapis/bytestream"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	refv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -29,7 +30,25 @@ import (
 // leaves nothing behind. Deadlines that pass while the server works or waits
 // are tested with each service.
 func TestEveryRPCWithAnExpiredDeadlineIsDeadlineExceeded(t *testing.T) {
-	cc := conn(t)
+	for method, call := range everyRPC(t, conn(t)) {
+		expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		err := call(expired)
+		cancel()
+		if err == nil {
+			t.Errorf("%s with an expired deadline succeeded", method)
+		} else {
+			wantStatus(t, err, codes.DeadlineExceeded)
+		}
+		if err := call(callCtx(t)); err != nil {
+			t.Errorf("%s with room to answer: %v", method, err)
+		}
+	}
+}
+
+// everyRPC is a call of every method the server serves, over cc, each
+// answered in full; the files and uploads they read are made first.
+func everyRPC(t *testing.T, cc *grpc.ClientConn) map[string]func(ctx context.Context) error {
+	t.Helper()
 	name := unique("deadline")
 	if _, err := v1Upload(callCtx(t), filesv1.NewFilesServiceClient(cc), uploadOf(name, []byte("kept"), "", "")); err != nil {
 		t.Fatal(err)
@@ -240,19 +259,7 @@ func TestEveryRPCWithAnExpiredDeadlineIsDeadlineExceeded(t *testing.T) {
 			return err
 		},
 	}
-	for method, call := range calls {
-		expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
-		err := call(expired)
-		cancel()
-		if err == nil {
-			t.Errorf("%s with an expired deadline succeeded", method)
-		} else {
-			wantStatus(t, err, codes.DeadlineExceeded)
-		}
-		if err := call(callCtx(t)); err != nil {
-			t.Errorf("%s with room to answer: %v", method, err)
-		}
-	}
+	return calls
 }
 
 // stringBetweenQuotes is the first "..." of s: the name FileTransfer answers.

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
 use super::{blocking, shown, status};
 use crate::ended::BodyEnd;
-use crate::lean::Lean;
+use dataport_wire::Lean;
 
 /// The service; each Write tells a finished stream from a reset one by its
 /// [`BodyEnd`].

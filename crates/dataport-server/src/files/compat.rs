@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::blocking;
 use super::stream::{DOWNLOAD_QUEUE, Decoded, Source, send_chunks, store_stream};
 use crate::ended::BodyEnd;
-use crate::lean::Lean;
+use dataport_wire::Lean;
 
 /// The service; each upload tells a finished stream from a reset one by its
 /// [`BodyEnd`].

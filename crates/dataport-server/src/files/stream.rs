@@ -11,7 +11,7 @@ use tonic::{Status, Streaming};
 
 use super::status;
 use crate::ended::BodyEnd;
-use crate::framing::LoneBytes;
+use dataport_wire::LoneBytes;
 
 /// Chunks (or pieces of them) received but not yet written, per upload:
 /// with the largest message accepted (4 MiB), at most 16 MiB are held. The

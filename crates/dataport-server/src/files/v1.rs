@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::stream::{DOWNLOAD_QUEUE, Decoded, Expect, Part, Source, send_chunks, store_stream};
 use super::{blocking, shown};
 use crate::ended::BodyEnd;
-use crate::lean::Lean;
+use dataport_wire::Lean;
 
 /// Files a List page holds when the request says 0.
 const DEFAULT_PAGE_SIZE: usize = 1000;

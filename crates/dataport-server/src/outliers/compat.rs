@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 
 use super::wire::{BatchDetect, Detector, MetricBatch};
 use super::{Limits, check_finite, columns};
-use crate::lean::Lean;
 use crate::off_reactor;
+use dataport_wire::Lean;
 
 #[derive(Clone, Copy, Debug)]
 pub struct OutliersCompat;
@@ -23,7 +23,7 @@ pub fn compat(
 
 impl BatchDetect for OutliersCompat {
     type Response = pb::OutliersResponse;
-    const PATH: &'static str = "/pb.Outliers/Detect";
+    const PATH: &'static str = dataport_proto::methods::pb::outliers::DETECT;
 
     /// |x - mean| > 2 sigma (population), each series by name, as the numpy
     /// service computed it.

@@ -9,8 +9,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::wire::{BatchDetect, Detector, MetricBatch};
 use super::{Limits, check_finite, columns};
 use crate::drain::Drain;
-use crate::lean::Lean;
 use crate::off_reactor;
+use dataport_wire::Lean;
 
 /// The window a DetectStream call gets when it asks for none (or the
 /// server's limit, when that is smaller).
@@ -35,7 +35,7 @@ pub fn v1(
 
 impl BatchDetect for OutliersV1 {
     type Response = pb::DetectResponse;
-    const PATH: &'static str = "/dataport.outliers.v1.OutliersService/Detect";
+    const PATH: &'static str = dataport_proto::methods::dataport::outliers::v1::outliers_service::DETECT;
 
     async fn detect(&self, batch: MetricBatch) -> Result<pb::DetectResponse, Status> {
         let method = method(batch.method.as_ref())?;

@@ -20,13 +20,15 @@
 use std::collections::HashMap;
 
 use dataport_proto::dataport::outliers::v1 as pb;
+use std::pin::Pin;
+
+use dataport_wire::body::unary_response;
+use dataport_wire::reader::{Piece, Reader, not_agreed};
+use dataport_wire::{OffTheWire, Served};
 use http_body::Body;
 use prost::Message;
-use prost::bytes::Buf;
+use prost::bytes::Bytes;
 use tonic::Status;
-
-use crate::framing::unary_response;
-use crate::lean::{OffTheWire, Served};
 
 /// A Detect request as columns.
 #[derive(Debug, Default)]
@@ -175,80 +177,76 @@ fn parse(bytes: &[u8]) -> Result<MetricBatch, Status> {
     Ok(builder.batch)
 }
 
-/// Reads one request message from the gRPC frames of a request body, fed
-/// in pieces of any size.
-#[derive(Default)]
+/// Reads the one request message of a call from the data frames of its
+/// body, fed in pieces of any size: the gRPC prefixes with the shared
+/// [`Reader`], the message's fields as they arrive.
 struct Parser {
+    reader: Reader,
     builder: Builder,
-    /// The 5-byte gRPC message prefix (compressed flag, big-endian length).
-    prefix: Vec<u8>,
-    len: Option<usize>,
-    /// Message bytes received so far.
-    received: usize,
+    /// How many messages have started.
+    messages: usize,
     /// The start of a field whose end has not arrived yet.
     carry: Vec<u8>,
 }
 
 impl Parser {
-    fn feed(&mut self, mut data: &[u8], limit: usize) -> Result<(), Status> {
-        if self.len.is_none() {
-            let take = data.len().min(5 - self.prefix.len());
-            self.prefix.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            let [flag, a, b, c, d] = self.prefix[..] else {
-                return Ok(());
-            };
-            if flag != 0 {
-                return Err(Status::unimplemented(
-                    "compressed requests are not supported: send them uncompressed",
-                ));
-            }
-            let len = u32::from_be_bytes([a, b, c, d]) as usize;
-            if len > limit {
-                return Err(Status::resource_exhausted(format!(
-                    "the request message is {len} bytes, over this service's limit of {limit} bytes"
-                )));
-            }
-            // Sized for the usual shape, about 24 bytes a metric.
-            self.builder.batch.values.reserve(len / 24);
-            self.len = Some(len);
-        }
-        let Some(len) = self.len else { return Ok(()) };
-        if data.len() > len - self.received {
-            return Err(malformed("the call carries more than one request message".into()));
-        }
-        self.received += data.len();
-        // Finish a field split across pieces, a little at a time (its length
-        // is known once its first bytes are in).
-        while !self.carry.is_empty() && !data.is_empty() {
-            let before = self.carry.len();
-            let take = data.len().min(256);
-            self.carry.extend_from_slice(&data[..take]);
-            match field_len(&self.carry)? {
-                Some(n) => {
-                    let carry = std::mem::take(&mut self.carry);
-                    self.builder.field(&carry[..n])?;
-                    self.carry = carry;
-                    self.carry.clear();
-                    data = &data[n - before..];
+    fn new(limit: usize) -> Self {
+        Parser { reader: Reader::new(limit), builder: Builder::default(), messages: 0, carry: Vec::new() }
+    }
+
+    fn feed(&mut self, data: Bytes) -> Result<(), Status> {
+        let Parser { reader, builder, messages, carry } = self;
+        reader.feed(data, |piece| match piece {
+            Piece::Start(header) => {
+                if header.compressed {
+                    return Err(not_agreed());
                 }
-                None => data = &data[take..],
+                *messages += 1;
+                if *messages > 1 {
+                    return Err(malformed("the call carries more than one request message".into()));
+                }
+                // Sized for the usual shape, about 24 bytes a metric.
+                builder.batch.values.reserve(header.len / 24);
+                Ok(())
             }
-        }
-        let used = self.builder.fields(data)?;
-        self.carry.extend_from_slice(&data[used..]);
-        Ok(())
+            Piece::Data(data) => fields(builder, carry, &data),
+            Piece::End if carry.is_empty() => Ok(()),
+            Piece::End => Err(malformed("a field is longer than the message".into())),
+        })
     }
 
     fn finish(self) -> Result<MetricBatch, Status> {
-        match self.len {
-            None => Err(malformed("the call carries no request message".into())),
-            Some(len) if self.received < len || !self.carry.is_empty() => {
-                Err(malformed("the request message is cut short".into()))
+        if self.messages == 0 {
+            return Err(malformed("the call carries no request message".into()));
+        }
+        if !self.reader.between_messages() {
+            return Err(malformed("the request message is cut short".into()));
+        }
+        Ok(self.builder.batch)
+    }
+}
+
+/// Takes the whole fields of `data`, the first one completing `carry`, and
+/// keeps the start of a field still arriving in `carry`.
+fn fields(builder: &mut Builder, carry: &mut Vec<u8>, mut data: &[u8]) -> Result<(), Status> {
+    // Finish a field split across pieces, a little at a time (its length
+    // is known once its first bytes are in).
+    while !carry.is_empty() && !data.is_empty() {
+        let before = carry.len();
+        let take = data.len().min(256);
+        carry.extend_from_slice(&data[..take]);
+        match field_len(carry)? {
+            Some(n) => {
+                builder.field(&carry[..n])?;
+                carry.clear();
+                data = &data[n - before..];
             }
-            Some(_) => Ok(self.builder.batch),
+            None => data = &data[take..],
         }
     }
+    let used = builder.fields(data)?;
+    carry.extend_from_slice(&data[used..]);
+    Ok(())
 }
 
 /// The length of the field at the start of `bytes` when all of it is there,
@@ -388,12 +386,12 @@ fn skip(wire: u64, bytes: &mut &[u8]) -> Result<(), Status> {
 /// A Detect implementation over a [`MetricBatch`].
 pub trait BatchDetect: Clone + Send + Sync + 'static {
     type Response: Message + Send + 'static;
-    /// The method's path, e.g. `/pb.Outliers/Detect`.
+    /// The method's path, from `dataport_proto::methods`.
     const PATH: &'static str;
     fn detect(&self, batch: MetricBatch) -> impl Future<Output = Result<Self::Response, Status>> + Send;
 }
 
-/// Detect served off the wire (see [`crate::lean`]): the request fed to a
+/// Detect served off the wire (see [`dataport_wire::route`]): the request fed to a
 /// [`Parser`] frame by frame, a request of more than `limit` bytes refused.
 #[derive(Clone, Debug)]
 pub struct Detector<D> {
@@ -419,24 +417,13 @@ impl<D: BatchDetect> OffTheWire for Detector<D> {
     }
 }
 
-/// Feeds the request body to a [`Parser`] frame by frame.
-async fn read_batch<B>(body: B, limit: usize) -> Result<MetricBatch, Status>
-where
-    B: Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut body = std::pin::pin!(body);
-    let mut parser = Parser::default();
-    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-        let frame =
-            frame.map_err(|e| Status::internal(format!("reading the request failed: {}", e.into())))?;
-        if let Ok(mut data) = frame.into_data() {
-            while data.has_remaining() {
-                let chunk = data.chunk();
-                let n = chunk.len();
-                parser.feed(chunk, limit)?;
-                data.advance(n);
-            }
+/// Feeds the request body to a [`Parser`] frame by frame. A body that fails
+/// is its status (tonic's body gives a reset stream as CANCELLED).
+async fn read_batch(mut body: tonic::body::Body, limit: usize) -> Result<MetricBatch, Status> {
+    let mut parser = Parser::new(limit);
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        if let Ok(data) = frame?.into_data() {
+            parser.feed(data)?;
         }
     }
     parser.finish()
@@ -509,9 +496,9 @@ mod tests {
         framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
         framed.extend_from_slice(&message);
         for piece in [1, 2, 3, 5, 7, 64, 255, 256, 257, 1000, framed.len()] {
-            let mut parser = Parser::default();
+            let mut parser = Parser::new(usize::MAX);
             for chunk in framed.chunks(piece) {
-                parser.feed(chunk, usize::MAX).unwrap();
+                parser.feed(Bytes::copy_from_slice(chunk)).unwrap();
             }
             let batch = parser.finish().unwrap();
             assert_eq!(
@@ -532,15 +519,21 @@ mod tests {
             f
         };
         let fed = |bytes: &[u8], limit: usize| {
-            let mut parser = Parser::default();
-            parser.feed(bytes, limit).and_then(|()| parser.finish())
+            let mut parser = Parser::new(limit);
+            parser.feed(Bytes::copy_from_slice(bytes)).and_then(|()| parser.finish())
         };
         let e = fed(&frame(0, message.len()), 10).unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         assert!(e.message().contains("limit of 10 bytes"), "{e:?}");
-        assert_eq!(fed(&frame(1, message.len()), 1000).unwrap_err().code(), tonic::Code::Unimplemented);
+        // Compression is undone before the parser; a compressed message here was never agreed.
+        let e = fed(&frame(1, message.len()), 1000).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Internal);
+        assert!(e.message().contains("no grpc-encoding"), "{e:?}");
         assert!(fed(&frame(0, message.len() + 5), 1000).unwrap_err().message().contains("cut short"));
-        assert!(fed(&frame(0, message.len() - 1), 1000).unwrap_err().message().contains("more than one"));
+        let e = fed(&frame(0, message.len() - 1), 1000).unwrap_err();
+        assert!(e.message().contains("a field is longer than the message"), "{e:?}");
+        let twice = [frame(0, message.len()), frame(0, message.len())].concat();
+        assert!(fed(&twice, 1000).unwrap_err().message().contains("more than one"));
         assert!(fed(&[], 1000).unwrap_err().message().contains("no request message"));
         assert_eq!(fed(&frame(0, message.len()), 1000).unwrap().values, [1.0]);
     }

@@ -24,8 +24,8 @@ use crate::client::wire::{self, Event, Responses};
 const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 /// The Download method, and the number of its response's `chunk` field.
-const DOWNLOAD: &str = "/dataport.files.v1.FilesService/Download";
-const CHUNK_FIELD: u8 = 2;
+const DOWNLOAD: &str = dataport_proto::methods::dataport::files::v1::files_service::DOWNLOAD;
+const CHUNK_FIELD: u8 = <pb::DownloadResponse as dataport_wire::LoneBytes>::FIELD;
 
 #[derive(Debug, clap::Args)]
 pub struct DownloadArgs {
@@ -78,7 +78,7 @@ async fn download_call(
     // fails here, before anything is created.
     let request = pb::DownloadRequest { names: names.to_vec() };
     let body = wire::one_message(&request);
-    let mut stream = Responses::call(channel, DOWNLOAD, body, (Some(CHUNK_FIELD), MAX_MESSAGE)).await?;
+    let mut stream = wire::call(channel, DOWNLOAD, body, (Some(CHUNK_FIELD), MAX_MESSAGE)).await?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let (done_tx, done_rx) = oneshot::channel();

@@ -21,7 +21,7 @@ use tonic::{Code, Status};
 use super::progress::Progress;
 use super::resume::upload_resumable;
 use super::{MAX_MESSAGE, QUEUE};
-use crate::client::wire::{self, Responses};
+use crate::client::wire;
 
 /// Bytes per message sent, well under the server's 4 MiB message limit.
 /// Measured uploading 1 GiB over loopback: 256 and 512 KiB cost the client
@@ -29,7 +29,7 @@ use crate::client::wire::{self, Responses};
 const CHUNK: usize = 1024 * 1024;
 
 /// The Upload method.
-const UPLOAD: &str = "/dataport.files.v1.FilesService/Upload";
+const UPLOAD: &str = dataport_proto::methods::dataport::files::v1::files_service::UPLOAD;
 
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
@@ -168,7 +168,7 @@ async fn upload_plain(
     };
     let requests = wire::messages(Box::pin(fed_by(rx, is_last, sent, bar.clone())));
     let call = async {
-        let answer = Responses::<pb::UploadResponse>::call(channel, UPLOAD, requests, (None, MAX_MESSAGE));
+        let answer = wire::call::<pb::UploadResponse>(channel, UPLOAD, requests, (None, MAX_MESSAGE));
         answer.await?.single().await.map_err(|s| anyhow::Error::from(explain(s)))
     };
     let (reply, size) = tokio::try_join!(call, reading(read_rx, &path))?;
