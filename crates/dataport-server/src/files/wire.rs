@@ -21,9 +21,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use dataport_proto::dataport::files::v1::files_service_server::FilesService;
-use dataport_proto::file_srv::file_srv_server::FileSrv;
-use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStream};
+use dataport_proto::dataport::files::v1::files_service_server::FilesService as _;
+use dataport_proto::file_srv::file_srv_server::FileSrv as _;
+use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStream as _};
 use http::HeaderValue;
 use http_body::{Body, Frame};
 use prost::Message;
@@ -33,23 +33,23 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::stream::{Incoming, Source};
-use super::{ByteStreamFiles, FileSrvCompat, FileTransferCompat, FilesV1};
+use super::{ByteStream, FileSrv, FileTransfer, FilesService};
 use crate::framing::{Event, Framing, LoneBytes, frames, grpc_response, unary_response};
 use crate::lean::{OffTheWire, Served};
 
-impl OffTheWire for FilesV1 {
+impl OffTheWire for FilesService {
     const PATHS: &'static [&'static str] =
         &["/dataport.files.v1.FilesService/Download", "/dataport.files.v1.FilesService/Upload"];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
         if request.uri().path().ends_with("/Upload") {
-            return upload(request, move |source| async move { FilesV1::upload(&this, source).await });
+            return upload(request, move |source| async move { FilesService::upload(&this, source).await });
         }
         download(request, move |request| async move { FilesService::download(&this, request).await })
     }
 }
 
-impl OffTheWire for FileSrvCompat {
+impl OffTheWire for FileSrv {
     const PATHS: &'static [&'static str] = &["/FileSrv/DownloadFile", "/FileSrv/UploadFile"];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
@@ -60,17 +60,17 @@ impl OffTheWire for FileSrvCompat {
     }
 }
 
-impl OffTheWire for FileTransferCompat {
+impl OffTheWire for FileTransfer {
     const PATHS: &'static [&'static str] = &["/FileTransfer.FileService/Upload"];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
-        upload(request, move |source| async move { FileTransferCompat::upload(&this, source).await })
+        upload(request, move |source| async move { FileTransfer::upload(&this, source).await })
     }
 }
 
 /// ByteStream's Write messages carry offsets with their data, never a lone
 /// bytes field, so only Read is served here.
-impl OffTheWire for ByteStreamFiles {
+impl OffTheWire for ByteStream {
     const PATHS: &'static [&'static str] = &["/google.bytestream.ByteStream/Read"];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
