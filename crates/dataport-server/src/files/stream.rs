@@ -386,3 +386,103 @@ pub(super) fn send_chunks<M>(
     }
     Some(sent)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use dataport_store::files::FileStoreConfig;
+    use tonic::Code;
+
+    use super::*;
+
+    /// A source that answers its script, then waits forever: a client that
+    /// keeps its stream open and sends nothing more.
+    struct Script(VecDeque<Option<Incoming<Bytes>>>);
+
+    impl Source<Bytes> for Script {
+        async fn next(&mut self) -> Result<Option<Incoming<Bytes>>, Status> {
+            match self.0.pop_front() {
+                Some(next) => Ok(next),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn data(bytes: &'static [u8]) -> Option<Incoming<Bytes>> {
+        Some(Incoming::Message(Bytes::from_static(bytes)))
+    }
+
+    fn store(dir: &tempfile::TempDir, max_file_size: u64) -> LocalFileStore {
+        let config = FileStoreConfig { max_file_size, ..FileStoreConfig::default() };
+        LocalFileStore::open_with(dir.path(), config).unwrap()
+    }
+
+    fn chunk(data: Bytes, _: u64) -> Result<Piece, Status> {
+        Ok(Piece::from(data))
+    }
+
+    #[tokio::test]
+    async fn a_writer_error_is_answered_without_waiting_for_more_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, 10);
+        let source = Script(VecDeque::from([data(b"more than ten bytes")]));
+        let upload = store_stream(&store, ("f".into(), None), (source, 0), chunk);
+        let status = tokio::time::timeout(Duration::from_secs(10), upload).await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    /// ByteStream's way: each message at the offset after the one before,
+    /// made durable when the stream ends.
+    struct AtOffset(u64);
+
+    impl Rules<Bytes> for AtOffset {
+        fn piece(&mut self, data: Bytes, _: u64) -> Result<Piece, Status> {
+            let offset = self.0;
+            self.0 += data.len() as u64;
+            Ok(Piece::Data { offset: Some(offset), data })
+        }
+
+        fn end(&self) -> Piece {
+            Piece::Pause
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumable_upload_ended_unfinished_is_paused_and_continued_after_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, 1 << 20);
+        let target = Target::Resumable { id: "u".into(), name: "f".into(), expected: None };
+        let source = Script(VecDeque::from([data(b"abc"), None]));
+        let paused = upload(&store, target.clone(), (source, 0), AtOffset(0)).await.unwrap();
+        assert!(matches!(paused, Written::Paused(3)));
+
+        let resumed = Replay { first: Some(Bytes::from_static(b"de")), rest: Script(VecDeque::from([None])) };
+        let resumed = upload(&store, target, (resumed, 0), AtOffset(3)).await.unwrap();
+        assert!(matches!(resumed, Written::Paused(5)));
+        assert_eq!(store.resumable_size("u").unwrap(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_crc32c_given_after_the_data_is_checked_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, 1 << 20);
+        // CRC-32C("abc") is 0x364b3fb7 (Castagnoli's polynomial, RFC 3720).
+        for (crc, stored) in [(0x364b_3fb7, true), (0x364b_3fb8, false)] {
+            let source = Script(VecDeque::from([data(b"abc"), data(b""), None]));
+            let rules = move |data: Bytes, index| match index {
+                1 => Ok(Piece::from(data)),
+                _ => Ok(Piece::Expect(Expect { sha256: None, crc32c: Some(("trailer.crc32c".into(), crc)) })),
+            };
+            let result = store_stream(&store, ("f".into(), None), (source, 0), rules).await;
+            assert_eq!(result.is_ok(), stored, "{result:?}");
+            if let Err(status) = result {
+                assert_eq!(status.code(), Code::DataLoss);
+                assert!(status.message().starts_with("trailer.crc32c = 0x364b3fb8"), "{}", status.message());
+            }
+        }
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+}

@@ -1,12 +1,12 @@
 //! `dataport.files.v1.FilesService` over the file store.
 //!
-//! Upload shares the seed services' writer ([`store_stream`]): a header,
-//! chunks, an optional trailer, committed only when the stream really ended
-//! and the data has every checksum the client gave. Download opens every file
-//! before it sends anything and streams from the open readers, so a file
-//! replaced or deleted meanwhile still arrives whole as it was. List pages
-//! through the store's name-ordered listing with a token naming the last
-//! file answered.
+//! Upload goes through the pipeline every upload RPC shares
+//! ([`store_stream`]): a header, chunks, an optional trailer, committed only
+//! when the stream really ended and the data has every checksum the client
+//! gave. Download opens every file before it sends anything and streams
+//! from the open readers, so a file replaced or deleted meanwhile still
+//! arrives whole as it was. List pages through the store's name-ordered
+//! listing with a token naming the last file answered.
 
 use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
