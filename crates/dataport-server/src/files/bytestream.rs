@@ -177,7 +177,7 @@ impl byte_stream_server::ByteStream for ByteStream {
             }
         };
         let store = self.store.clone();
-        let mut reader = tokio::task::spawn_blocking(move || {
+        let mut reader = crate::off_reactor(move || {
             let (info, mut reader) = store.open(&name).map_err(status)?;
             if offset > info.size {
                 return Err(Status::out_of_range(format!(
@@ -191,8 +191,7 @@ impl byte_stream_server::ByteStream for ByteStream {
             })?;
             Ok(reader)
         })
-        .await
-        .map_err(|e| Status::internal(format!("read task failed: {e}")))??;
+        .await??;
         Ok(Response::new(download(move |tx| {
             send_chunks(&mut reader, limit, tx, |data| bytestream::ReadResponse { data });
         })))

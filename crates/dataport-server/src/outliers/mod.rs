@@ -24,10 +24,12 @@ pub struct Limits {
     pub max_stream_window: usize,
 }
 
-/// A service whose Detect, served by `detect`, is read off the wire
-/// ([`wire`]); the generated one is `generated`.
+/// The generated server `S` with its Detect served by `D` off the wire
+/// ([`wire`]).
 type LeanDetect<S, D> = Lean<S, Detector<D>>;
 
+/// `generated` with its Detect served by `detect`, reading requests of at
+/// most `limits.max_detect_bytes`.
 fn lean_detect<S, D: BatchDetect>(generated: S, detect: D, limits: Limits) -> LeanDetect<S, D> {
     Lean::new(generated, Detector { detect, limit: limits.max_detect_bytes })
 }
