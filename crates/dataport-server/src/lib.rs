@@ -25,6 +25,9 @@ mod server;
 
 pub use server::{SERVICES, ServeError, Server, StartError};
 
+/// What a handler of a unary-response method answers.
+type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
+
 /// Runs blocking work (the store, fsync, drawing, a big computation) on
 /// tokio's blocking pool, never on the reactor; each area maps its own
 /// errors around it. A panic in the work is INTERNAL.

@@ -76,19 +76,19 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// The names of every application service, as health and reflection list them.
 pub const SERVICES: &[&str] = &[
-    <dataport_proto::helloworld::greeter_server::GreeterServer<greeter::GreeterCompat> as NamedService>::NAME,
-    <dataport_proto::routeguide::route_guide_server::RouteGuideServer<route::RouteGuideCompat> as NamedService>::NAME,
-    <dataport_proto::pos_xyz::position_service_server::PositionServiceServer<position::PositionCompat> as NamedService>::NAME,
-    <dataport_proto::dataport::position::v1::position_service_server::PositionServiceServer<position::PositionV1> as NamedService>::NAME,
-    <dataport_proto::idc::indicator_server::IndicatorServer<Market> as NamedService>::NAME,
-    <dataport_proto::idc::indicator_graph_server::IndicatorGraphServer<Market> as NamedService>::NAME,
-    <dataport_proto::dataport::market::v1::market_service_server::MarketServiceServer<Market> as NamedService>::NAME,
-    <dataport_proto::pb::outliers_server::OutliersServer<outliers::OutliersCompat> as NamedService>::NAME,
-    <dataport_proto::dataport::outliers::v1::outliers_service_server::OutliersServiceServer<outliers::OutliersV1> as NamedService>::NAME,
-    <dataport_proto::file_srv::file_srv_server::FileSrvServer<files::FileSrvCompat> as NamedService>::NAME,
-    <dataport_proto::file_transfer::file_service_server::FileServiceServer<files::FileTransferCompat> as NamedService>::NAME,
-    <dataport_proto::google::bytestream::byte_stream_server::ByteStreamServer<files::ByteStreamFiles> as NamedService>::NAME,
-    <dataport_proto::dataport::files::v1::files_service_server::FilesServiceServer<files::FilesV1> as NamedService>::NAME,
+    dataport_proto::helloworld::greeter_server::SERVICE_NAME,
+    dataport_proto::routeguide::route_guide_server::SERVICE_NAME,
+    dataport_proto::pos_xyz::position_service_server::SERVICE_NAME,
+    dataport_proto::dataport::position::v1::position_service_server::SERVICE_NAME,
+    dataport_proto::idc::indicator_server::SERVICE_NAME,
+    dataport_proto::idc::indicator_graph_server::SERVICE_NAME,
+    dataport_proto::dataport::market::v1::market_service_server::SERVICE_NAME,
+    dataport_proto::pb::outliers_server::SERVICE_NAME,
+    dataport_proto::dataport::outliers::v1::outliers_service_server::SERVICE_NAME,
+    dataport_proto::file_srv::file_srv_server::SERVICE_NAME,
+    dataport_proto::file_transfer::file_service_server::SERVICE_NAME,
+    dataport_proto::google::bytestream::byte_stream_server::SERVICE_NAME,
+    dataport_proto::dataport::files::v1::files_service_server::SERVICE_NAME,
 ];
 
 impl Server {
@@ -136,11 +136,8 @@ impl Server {
         let limits = Limits {
             default: self.config.max_message_size,
             services: vec![
-                (<dataport_proto::pb::outliers_server::OutliersServer<outliers::OutliersCompat> as NamedService>::NAME, detect),
-                (
-                    <dataport_proto::dataport::outliers::v1::outliers_service_server::OutliersServiceServer<outliers::OutliersV1> as NamedService>::NAME,
-                    detect,
-                ),
+                (dataport_proto::pb::outliers_server::SERVICE_NAME, detect),
+                (dataport_proto::dataport::outliers::v1::outliers_service_server::SERVICE_NAME, detect),
             ],
         };
         let respond = match self.config.response_compression {
@@ -182,19 +179,19 @@ impl Server {
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))
             .add_service(ReflectionV1Alpha::server(catalog))
-            .add_service(greeter::compat())
-            .add_service(route::compat(Arc::clone(&self.features)))
-            .add_service(position::compat(Arc::clone(&self.hub)))
-            .add_service(position::v1(Arc::clone(&self.hub), drain.clone()))
-            .add_service(market::indicator_compat(self.market.clone()))
-            .add_service(market::indicator_graph_compat(self.market.clone()))
-            .add_service(market::v1(self.market.clone()))
-            .add_service(outliers::compat(self.outlier_limits()))
-            .add_service(outliers::v1(self.outlier_limits(), drain.clone()))
-            .add_service(files::compat(self.files.clone()))
-            .add_service(files::file_transfer(self.files.clone()))
-            .add_service(files::bytestream(self.files.clone()))
-            .add_service(files::v1(self.files.clone()));
+            .add_service(greeter::compat::greeter())
+            .add_service(route::compat::route_guide(Arc::clone(&self.features)))
+            .add_service(position::compat::position_service(Arc::clone(&self.hub)))
+            .add_service(position::v1::position_service(Arc::clone(&self.hub), drain.clone()))
+            .add_service(market::compat::indicator(self.market.clone()))
+            .add_service(market::compat::indicator_graph(self.market.clone()))
+            .add_service(market::v1::market_service(self.market.clone()))
+            .add_service(outliers::compat::outliers(self.outlier_limits()))
+            .add_service(outliers::v1::outliers_service(self.outlier_limits(), drain.clone()))
+            .add_service(files::compat::file_srv(self.files.clone()))
+            .add_service(files::compat::file_transfer(self.files.clone()))
+            .add_service(files::bytestream::byte_stream(self.files.clone()))
+            .add_service(files::v1::files_service(self.files.clone()));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

@@ -2,41 +2,40 @@
 //! addressed by `uploads/{upload_id}/files/{name}[/sha256/{hex}]` and offset
 //! reads of `files/{name}`.
 //!
-//! A Write continues the store's resumable upload `upload_id` on a blocking
-//! thread fed by a bounded channel (as the compat uploads are). Whatever
+//! A Write continues the store's resumable upload `upload_id` through the
+//! upload pipeline every upload RPC shares ([`upload`]). Whatever
 //! ends the call, the data received stays durable for a later Write: a
 //! stream that ends cleanly without `finish_write` is flushed and answers
 //! its size, a reset or broken one keeps what the writer had. Only a stream
-//! that really ended after `finish_write` commits ([`BodyEnd`]).
+//! that really ended after `finish_write` commits
+//! ([`BodyEnd`](crate::ended::BodyEnd)).
 
 use std::io::{Seek, SeekFrom};
 
 use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_proto::google::bytestream::{self, byte_stream_server};
-use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, Upload, UploadState};
-use prost::bytes::Bytes;
-use tokio::sync::mpsc;
+use dataport_store::files::{FileInfo, FileStore, LocalFileStore, UploadState};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::stream::{DOWNLOAD_QUEUE, UPLOAD_QUEUE, send_chunks};
-use super::{blocking, shown, status};
-use crate::ended::BodyEnd;
+use super::stream::{
+    Decoded, Incoming, Piece, Replay, Rules, Source, Target, Written, download, send_chunks, upload,
+};
+use super::{blocking, lean, shown, status};
+use crate::Reply;
 use dataport_wire::Lean;
 
-/// The service; each Write tells a finished stream from a reset one by its
-/// [`BodyEnd`].
-/// Reads are sent [`Lean`].
-pub fn bytestream(
+/// `google.bytestream.ByteStream`.
+#[derive(Clone, Debug)]
+pub struct ByteStream {
     store: LocalFileStore,
-) -> Lean<byte_stream_server::ByteStreamServer<ByteStreamFiles>, ByteStreamFiles> {
-    let service = ByteStreamFiles { store };
-    Lean::new(byte_stream_server::ByteStreamServer::new(service.clone()), service)
 }
 
-#[derive(Clone, Debug)]
-pub struct ByteStreamFiles {
+/// `google.bytestream.ByteStream`, its reads sent [`Lean`].
+pub fn byte_stream(
     store: LocalFileStore,
+) -> Lean<byte_stream_server::ByteStreamServer<ByteStream>, ByteStream> {
+    lean(ByteStream { store }, byte_stream_server::ByteStreamServer::new)
 }
 
 const READ_FORM: &str = "files/{name}";
@@ -109,118 +108,60 @@ fn wire_size(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// What the upload thread receives.
-enum Piece {
-    /// The data of one message, which the client says starts at `offset`.
-    Data { offset: u64, data: Bytes },
-    /// The stream really ended after `finish_write`: commit.
-    Finish,
-    /// The stream really ended without it: make what was written durable.
-    Pause,
+/// A Write's own rules for its messages: each names the upload or leaves
+/// the name empty, carries its offset, and none follows `finish_write`.
+struct WriteRules {
+    /// The first message's resource_name.
+    resource: String,
+    finished: bool,
 }
 
-/// How the upload thread stopped.
-enum Written {
-    Committed(FileInfo),
-    /// The upload had been finished before this call: nothing was written.
-    AlreadyFinished(Box<FileInfo>),
-    Paused(u64),
-    /// The channel closed without an end: the call failed, and the upload
-    /// was dropped, which keeps its data durable.
-    Dropped,
-}
-
-/// Continues the upload `resource` from `rx` on the calling (blocking)
-/// thread.
-fn write_resumable(
-    store: &LocalFileStore,
-    resource: &UploadResource,
-    mut rx: mpsc::Receiver<Piece>,
-) -> Result<Written, FileError> {
-    let mut upload = match store.resumable(&resource.id, &resource.name, resource.expected) {
-        Ok(upload) => upload,
-        Err(FileError::UploadFinished { info, .. }) => return Ok(Written::AlreadyFinished(info)),
-        Err(e) => return Err(e),
-    };
-    while let Some(piece) = rx.blocking_recv() {
-        match piece {
-            Piece::Data { offset, data } => upload.write_at(offset, &data)?,
-            Piece::Finish => return upload.commit().map(Written::Committed),
-            Piece::Pause => return upload.sync().map(Written::Paused),
+impl Rules<bytestream::WriteRequest> for WriteRules {
+    fn piece(&mut self, message: bytestream::WriteRequest, index: u64) -> Result<Piece, Status> {
+        if self.finished {
+            return Err(Status::invalid_argument(format!(
+                "message {index} follows the message with finish_write, which must be the last"
+            )));
         }
+        if !message.resource_name.is_empty() && message.resource_name != self.resource {
+            return Err(Status::invalid_argument(format!(
+                "message {index}: resource_name {} differs from the first message's {}; \
+                 later messages leave it empty or repeat it",
+                shown(&message.resource_name),
+                shown(&self.resource)
+            )));
+        }
+        let offset = u64::try_from(message.write_offset).map_err(|_| {
+            Status::out_of_range(format!(
+                "message {index}: write_offset {} is negative",
+                message.write_offset
+            ))
+        })?;
+        self.finished = message.finish_write;
+        Ok(Piece::Data { offset: Some(offset), data: message.data })
     }
-    Ok(Written::Dropped)
+
+    /// Committed only after `finish_write`; else what was written is made
+    /// durable for a later Write.
+    fn end(&self) -> Piece {
+        if self.finished { Piece::Commit } else { Piece::Pause }
+    }
 }
 
-/// Feeds `stream` (whose first message, `first`, named `resource`) to the
-/// upload thread through `tx` until the stream ends, fails or breaks a
-/// rule, or the thread stops (then its answer is the call's).
-async fn feed(
-    tx: &mpsc::Sender<Piece>,
-    mut stream: Streaming<bytestream::WriteRequest>,
-    first: bytestream::WriteRequest,
-    end: Option<BodyEnd>,
-) -> Result<(), Status> {
-    let resource = first.resource_name.clone();
-    let (mut next, mut index, mut finished) = (Some(first), 1u64, false);
-    loop {
-        let piece = match next.take() {
-            Some(_) if finished => {
-                return Err(Status::invalid_argument(format!(
-                    "message {index} follows the message with finish_write, which must be the last"
-                )));
-            }
-            Some(message) => {
-                if !message.resource_name.is_empty() && message.resource_name != resource {
-                    return Err(Status::invalid_argument(format!(
-                        "message {index}: resource_name {} differs from the first message's {}; \
-                         later messages leave it empty or repeat it",
-                        shown(&message.resource_name),
-                        shown(&resource)
-                    )));
-                }
-                let offset = u64::try_from(message.write_offset).map_err(|_| {
-                    Status::out_of_range(format!(
-                        "message {index}: write_offset {} is negative",
-                        message.write_offset
-                    ))
-                })?;
-                finished = message.finish_write;
-                Piece::Data { offset, data: message.data }
-            }
-            // tonic ends a reset stream as if it had finished: commit only
-            // what the client really finished sending.
-            None if end.as_ref().is_some_and(BodyEnd::failed) => {
-                return Err(Status::cancelled(
-                    "the Write stream was reset before it ended; the data received is kept \
-                     for a Write continuing from QueryWriteStatus",
-                ));
-            }
-            None if finished => Piece::Finish,
-            None => Piece::Pause,
-        };
-        let last = !matches!(piece, Piece::Data { .. });
-        if tx.send(piece).await.is_err() || last {
-            return Ok(());
-        }
-        index += 1;
-        next = tokio::select! {
-            biased;
-            // The thread stopped (an error, or the upload was finished before).
-            () = tx.closed() => return Ok(()),
-            message = stream.message() => message?,
-        };
-    }
+/// The status of a Write whose client reset its stream: unlike the other
+/// uploads, what was received is kept.
+fn write_reset() -> Status {
+    Status::cancelled(
+        "the Write stream was reset before it ended; the data received is kept \
+         for a Write continuing from QueryWriteStatus",
+    )
 }
 
 #[tonic::async_trait]
-impl byte_stream_server::ByteStream for ByteStreamFiles {
+impl byte_stream_server::ByteStream for ByteStream {
     type ReadStream = ReceiverStream<Result<bytestream::ReadResponse, Status>>;
 
-    async fn read(
-        &self,
-        request: Request<bytestream::ReadRequest>,
-    ) -> Result<Response<Self::ReadStream>, Status> {
+    async fn read(&self, request: Request<bytestream::ReadRequest>) -> Reply<Self::ReadStream> {
         let bytestream::ReadRequest { resource_name, read_offset, read_limit } = request.into_inner();
         let name = read_resource(&resource_name)?;
         let offset = u64::try_from(read_offset).map_err(|_| {
@@ -236,7 +177,7 @@ impl byte_stream_server::ByteStream for ByteStreamFiles {
             }
         };
         let store = self.store.clone();
-        let mut reader = tokio::task::spawn_blocking(move || {
+        let mut reader = crate::off_reactor(move || {
             let (info, mut reader) = store.open(&name).map_err(status)?;
             if offset > info.size {
                 return Err(Status::out_of_range(format!(
@@ -250,22 +191,18 @@ impl byte_stream_server::ByteStream for ByteStreamFiles {
             })?;
             Ok(reader)
         })
-        .await
-        .map_err(|e| Status::internal(format!("read task failed: {e}")))??;
-        let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
-        tokio::task::spawn_blocking(move || {
-            send_chunks(&mut reader, limit, &tx, |data| bytestream::ReadResponse { data });
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        .await??;
+        Ok(Response::new(download(move |tx| {
+            send_chunks(&mut reader, limit, tx, |data| bytestream::ReadResponse { data });
+        })))
     }
 
     async fn write(
         &self,
         request: Request<Streaming<bytestream::WriteRequest>>,
-    ) -> Result<Response<bytestream::WriteResponse>, Status> {
-        let end = request.extensions().get::<BodyEnd>().cloned();
-        let mut stream = request.into_inner();
-        let Some(first) = stream.message().await? else {
+    ) -> Reply<bytestream::WriteResponse> {
+        let mut source = Decoded::new(request).reset_as(write_reset);
+        let Some(Incoming::Message(first)) = source.next().await? else {
             return Err(Status::invalid_argument(format!(
                 "empty stream: the first WriteRequest names the upload in resource_name ({UPLOAD_FORM})"
             )));
@@ -276,26 +213,18 @@ impl byte_stream_server::ByteStream for ByteStreamFiles {
             )));
         }
         let resource = upload_resource(&first.resource_name)?;
-
-        let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
-        let writer = {
-            let (store, resource) = (self.store.clone(), resource.clone());
-            tokio::task::spawn_blocking(move || write_resumable(&store, &resource, rx))
+        let rules = WriteRules { resource: first.resource_name.clone(), finished: false };
+        let target = Target::Resumable {
+            id: resource.id.clone(),
+            name: resource.name.clone(),
+            expected: resource.expected,
         };
-        let fed = feed(&tx, stream, first, end).await;
-        drop(tx);
-        let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
-        let committed = match (fed, written) {
-            // Per the ByteStream spec, whatever this call sent.
-            (_, Ok(Written::AlreadyFinished(info))) => finished_size(&resource, &info)?,
-            (_, Err(e)) => return Err(status(e)),
-            (Err(e), Ok(_)) => {
-                tracing::debug!(id = resource.id, error = %e, "write stopped; its data is kept");
-                return Err(e);
-            }
-            (Ok(()), Ok(Written::Committed(info))) => info.size,
-            (Ok(()), Ok(Written::Paused(size))) => size,
-            (Ok(()), Ok(Written::Dropped)) => {
+        let source = Replay { first: Some(first), rest: source };
+        let committed = match upload(&self.store, target, (source, 0), rules).await? {
+            Written::AlreadyFinished(info) => finished_size(&resource, &info)?,
+            Written::Committed(info) => info.size,
+            Written::Paused(size) => size,
+            Written::Dropped => {
                 return Err(Status::internal("the upload stopped before the Write stream ended"));
             }
         };
@@ -305,7 +234,7 @@ impl byte_stream_server::ByteStream for ByteStreamFiles {
     async fn query_write_status(
         &self,
         request: Request<bytestream::QueryWriteStatusRequest>,
-    ) -> Result<Response<bytestream::QueryWriteStatusResponse>, Status> {
+    ) -> Reply<bytestream::QueryWriteStatusResponse> {
         let resource = upload_resource(&request.get_ref().resource_name)?;
         let (store, id) = (self.store.clone(), resource.id.clone());
         let state = blocking(move || store.upload_state(&id)).await?;

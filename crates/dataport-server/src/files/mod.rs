@@ -1,22 +1,31 @@
 //! Stored files over the file store: the seed `FileSrv` and
-//! `FileTransfer.FileService` (compat), `google.bytestream.ByteStream` and
-//! `dataport.files.v1.FilesService`. Every
-//! adapter maps store errors through [`status`] and moves data between the
-//! request or response stream and the blocking store through a bounded
-//! channel, so memory stays bounded whatever the file size.
+//! `FileTransfer.FileService` (compat.rs), `google.bytestream.ByteStream`
+//! (bytestream.rs) and `dataport.files.v1.FilesService` (v1.rs). Every
+//! service maps store errors through [`status`] and moves data between the
+//! request or response stream and the blocking store through stream.rs's
+//! bounded channels (one upload pipeline for every upload RPC), so memory
+//! stays bounded whatever the file size.
 
-mod bytestream;
-mod compat;
+pub mod bytestream;
+pub mod compat;
 mod stream;
-mod v1;
+pub mod v1;
 mod wire;
 
-pub use bytestream::{ByteStreamFiles, bytestream};
-pub use compat::{FileSrvCompat, FileTransferCompat, compat, file_transfer};
-pub use v1::{FilesV1, v1};
+use bytestream::ByteStream;
+use compat::{FileSrv, FileTransfer};
+use v1::FilesService;
 
 use dataport_store::files::FileError;
 use tonic::Status;
+
+use dataport_wire::Lean;
+
+/// `service` in front of its generated server: the methods that carry file
+/// data are served off the wire (wire.rs), every other by `generated`.
+fn lean<S, D: Clone>(service: D, generated: impl FnOnce(D) -> S) -> Lean<S, D> {
+    Lean::new(generated(service.clone()), service)
+}
 
 /// A client's string as an error message quotes it: escaped, and cut short,
 /// since a refused value may be megabytes long.

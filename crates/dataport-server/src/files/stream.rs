@@ -1,13 +1,20 @@
 //! Moving file data between a call's messages and the blocking file store,
-//! shared by every files service: uploads through a bounded channel to a
-//! writer thread, downloads from a reader thread through a bounded channel,
-//! so memory stays bounded whatever the file size.
+//! shared by every files service.
+//!
+//! Every upload RPC goes through [`upload`]: its messages come from a
+//! [`Source`] (tonic's [`Decoded`] stream or the wire), the RPC's own
+//! [`Rules`] turn each into a [`Piece`] (or refuse it), and one writer on
+//! the blocking pool, fed through a bounded channel, writes the pieces in
+//! order. Downloads go the other way, from a reader thread through a
+//! bounded channel ([`download`]). Memory stays bounded whatever the file
+//! size.
 
 use dataport_core::files::Sha256Digest;
-use dataport_store::files::{FileInfo, FileStore, LocalFileStore, LocalReader, Upload};
+use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, LocalReader, Upload};
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Status, Streaming};
 
 use super::status;
 use crate::ended::BodyEnd;
@@ -18,7 +25,7 @@ use dataport_wire::LoneBytes;
 /// store buffers a few MiB of its own, so a deeper queue buys nothing:
 /// 1 GiB uploads in 1 MiB messages ran as fast with 2, 4 and 8 (bench/run
 /// files), and 8 raised the server's peak RSS by about 10 MB over 2.
-pub(super) const UPLOAD_QUEUE: usize = 4;
+const UPLOAD_QUEUE: usize = 4;
 
 /// Bytes per DownloadFile message. 1 MiB: measured with 1 GiB downloads
 /// over loopback (bench/run files), the server spent 0.85 s of CPU per GiB
@@ -30,14 +37,28 @@ pub(super) const UPLOAD_QUEUE: usize = 4;
 const DOWNLOAD_CHUNK: usize = 1024 * 1024;
 
 /// Chunks read ahead of the client, per download.
-pub(super) const DOWNLOAD_QUEUE: usize = 4;
+const DOWNLOAD_QUEUE: usize = 4;
 
-/// What one request message adds to an upload.
-pub(super) enum Part {
-    Data(Bytes),
+/// What one request message adds to an upload, whichever RPC carried it:
+/// what the writer receives.
+pub(super) enum Piece {
+    /// Bytes to append; `offset`, when the client gives one (ByteStream's
+    /// `write_offset`), is where it says they start, checked by the store.
+    Data { offset: Option<u64>, data: Bytes },
     /// Checks the whole upload must pass, known only once the data was sent
     /// (a dataport.files.v1 trailer).
     Expect(Expect),
+    /// The client's stream really ended: commit.
+    Commit,
+    /// The stream really ended, unfinished (a ByteStream Write without
+    /// `finish_write`): make what was written durable.
+    Pause,
+}
+
+impl From<Bytes> for Piece {
+    fn from(data: Bytes) -> Self {
+        Piece::Data { offset: None, data }
+    }
 }
 
 /// The checksums a client gives after its data.
@@ -48,60 +69,185 @@ pub(super) struct Expect {
     pub crc32c: Option<(String, u32)>,
 }
 
-impl From<Bytes> for Part {
-    fn from(data: Bytes) -> Self {
-        Part::Data(data)
+/// The upload a writer opens.
+#[derive(Clone, Debug)]
+pub(super) enum Target {
+    /// A new upload of `name`, discarded unless committed. Its CRC-32C is
+    /// computed on the way (a few percent of the sha256 the store
+    /// computes), since a client may give one only after the data.
+    New { name: String, expected: Option<Sha256Digest> },
+    /// The resumable upload `id`, which becomes `name`: what was written
+    /// stays durable whatever ends the call.
+    Resumable { id: String, name: String, expected: Option<Sha256Digest> },
+}
+
+impl Target {
+    /// Notes an upload that stopped on `error` of the call's own.
+    fn stopped(&self, error: &Status) {
+        match self {
+            Target::New { name, .. } => tracing::debug!(name, %error, "upload discarded"),
+            Target::Resumable { id, .. } => tracing::debug!(id, %error, "write stopped; its data is kept"),
+        }
     }
 }
 
-/// What the upload thread receives.
-enum Piece {
-    Part(Part),
-    /// The client's stream ended cleanly: commit. A channel closed without
-    /// it means the call failed, and the upload is dropped.
-    End,
+/// How the writer stopped.
+pub(super) enum Written {
+    Committed(FileInfo),
+    /// After [`Piece::Pause`]: the size made durable.
+    Paused(u64),
+    /// The resumable upload had been finished before this call: nothing
+    /// was written.
+    AlreadyFinished(Box<FileInfo>),
+    /// The channel closed without an end: the call failed, and the upload
+    /// was dropped (a new one is discarded, a resumable one keeps its
+    /// durable data).
+    Dropped,
 }
 
-/// Writes `name` from `rx` on the calling (blocking) thread; `None` when the
-/// call ended without [`Piece::End`] and the upload was discarded. The data's
-/// CRC-32C is computed on the way (a few percent of the sha256 the store
-/// computes), since a client may give one only after the data.
-fn write_upload(
-    store: &LocalFileStore,
-    name: &str,
-    expected: Option<Sha256Digest>,
-    mut rx: mpsc::Receiver<Piece>,
-) -> Result<Option<FileInfo>, Status> {
-    let mut upload = store.begin_upload(name, expected).map_err(status)?;
-    let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+/// Opens `target` and writes `rx` into it on the calling (blocking) thread.
+fn write(store: &LocalFileStore, target: &Target, mut rx: mpsc::Receiver<Piece>) -> Result<Written, Status> {
+    let opened = match target {
+        Target::New { name, expected } => store.begin_upload(name, *expected),
+        Target::Resumable { id, name, expected } => store.resumable(id, name, *expected),
+    };
+    let mut upload = match opened {
+        Ok(upload) => upload,
+        Err(FileError::UploadFinished { info, .. }) => return Ok(Written::AlreadyFinished(info)),
+        Err(e) => return Err(status(e)),
+    };
+    let mut crc = matches!(target, Target::New { .. })
+        .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi));
     let mut expected_crc = None;
     while let Some(piece) = rx.blocking_recv() {
         match piece {
-            Piece::Part(Part::Data(data)) => {
-                crc.update(&data);
-                upload.write(&data).map_err(status)?;
+            Piece::Data { offset, data } => {
+                if let Some(crc) = &mut crc {
+                    crc.update(&data);
+                }
+                match offset {
+                    None => upload.write(&data),
+                    Some(offset) => upload.write_at(offset, &data),
+                }
+                .map_err(status)?;
             }
-            Piece::Part(Part::Expect(expect)) => {
+            Piece::Expect(expect) => {
                 if let Some(digest) = expect.sha256 {
                     upload.expect_sha256(digest);
                 }
                 expected_crc = expect.crc32c.or(expected_crc);
             }
-            Piece::End => {
-                // Dropping the upload discards it.
-                let crc = crc.finalize() as u32;
-                if let Some((field, given)) = expected_crc
-                    && given != crc
-                {
-                    return Err(Status::data_loss(format!(
-                        "{field} = {given:#010x}, but the data received has CRC-32C {crc:#010x}; nothing was stored"
-                    )));
+            Piece::Commit => {
+                if let (Some((field, given)), Some(crc)) = (expected_crc, crc) {
+                    let crc = crc.finalize() as u32;
+                    if given != crc {
+                        // Dropping the upload discards it.
+                        return Err(Status::data_loss(format!(
+                            "{field} = {given:#010x}, but the data received has CRC-32C {crc:#010x}; nothing was stored"
+                        )));
+                    }
                 }
-                return upload.commit().map(Some).map_err(status);
+                return upload.commit().map(Written::Committed).map_err(status);
             }
+            Piece::Pause => return upload.sync().map(Written::Paused).map_err(status),
         }
     }
-    Ok(None)
+    Ok(Written::Dropped)
+}
+
+/// What an upload RPC makes of its messages: its own checks and refusals.
+pub(super) trait Rules<T>: Send {
+    /// What message `index` (counted over the whole call, from 1) adds.
+    fn piece(&mut self, message: T, index: u64) -> Result<Piece, Status>;
+
+    /// What the client really ending its stream means.
+    fn end(&self) -> Piece {
+        Piece::Commit
+    }
+}
+
+impl<T, F: FnMut(T, u64) -> Result<Piece, Status> + Send> Rules<T> for F {
+    fn piece(&mut self, message: T, index: u64) -> Result<Piece, Status> {
+        self(message, index)
+    }
+}
+
+/// Writes the rest of `source` (`read` messages of it already read) into
+/// `target` on a blocking thread, each message made a [`Piece`] by
+/// `rules`. A new upload is committed only when the stream really ended
+/// and the data has every checksum given. On any error, or if this future
+/// is dropped (the call is cancelled), the writer drops the upload.
+pub(super) async fn upload<T: Send + 'static>(
+    store: &LocalFileStore,
+    target: Target,
+    (source, read): (impl Source<T>, u64),
+    mut rules: impl Rules<T>,
+) -> Result<Written, Status> {
+    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+    let writer = {
+        let (store, target) = (store.clone(), target.clone());
+        tokio::task::spawn_blocking(move || write(&store, &target, rx))
+    };
+    let fed = feed(&tx, source, read, &mut rules).await;
+    drop(tx);
+    let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
+    match (fed, written) {
+        // Per the ByteStream spec, whatever this call sent.
+        (_, Ok(finished @ Written::AlreadyFinished(_))) => Ok(finished),
+        (_, Err(e)) => Err(e),
+        (Err(e), Ok(_)) => {
+            target.stopped(&e);
+            Err(e)
+        }
+        (Ok(()), Ok(written)) => Ok(written),
+    }
+}
+
+/// [`upload`] of a new file, which answers what was stored.
+pub(super) async fn store_stream<T: Send + 'static>(
+    store: &LocalFileStore,
+    (name, expected): (String, Option<Sha256Digest>),
+    source: (impl Source<T>, u64),
+    rules: impl Rules<T>,
+) -> Result<FileInfo, Status> {
+    match upload(store, Target::New { name, expected }, source, rules).await? {
+        Written::Committed(info) => Ok(info),
+        Written::Paused(_) | Written::AlreadyFinished(_) | Written::Dropped => {
+            Err(Status::internal("the upload ended without a commit although the stream ended cleanly"))
+        }
+    }
+}
+
+/// Feeds `source` to the writer through `tx` until the stream ends, fails
+/// or breaks a rule, or the writer stops (then its answer is the call's).
+async fn feed<T>(
+    tx: &mpsc::Sender<Piece>,
+    mut source: impl Source<T>,
+    mut index: u64,
+    rules: &mut impl Rules<T>,
+) -> Result<(), Status> {
+    let stopped = tx.closed();
+    tokio::pin!(stopped);
+    loop {
+        let next = tokio::select! {
+            biased;
+            // An error, or a resumable upload finished before.
+            () = &mut stopped => return Ok(()),
+            next = source.next() => next?,
+        };
+        let piece = match next {
+            None => rules.end(),
+            Some(Incoming::More(bytes)) => Piece::from(bytes),
+            Some(Incoming::Message(message)) => {
+                index += 1;
+                rules.piece(message, index)?
+            }
+        };
+        let last = matches!(piece, Piece::Commit | Piece::Pause);
+        if tx.send(piece).await.is_err() || last {
+            return Ok(());
+        }
+    }
 }
 
 /// What an upload reads next: a message, or more bytes of the chunk that
@@ -134,6 +280,12 @@ pub(super) trait Source<T>: Send {
     }
 }
 
+/// The first message of an upload; `empty` says why an empty stream is
+/// refused.
+pub(super) async fn first<T: LoneBytes>(source: &mut impl Source<T>, empty: &str) -> Result<T, Status> {
+    source.message().await?.ok_or_else(|| Status::invalid_argument(empty))
+}
+
 /// The status of an upload whose client reset its stream.
 pub(super) fn reset() -> Status {
     Status::cancelled("the upload stream was reset before it ended; nothing was stored")
@@ -143,69 +295,58 @@ pub(super) fn reset() -> Status {
 /// as if it had finished, so only what the client really finished sending
 /// ends cleanly.
 pub(super) struct Decoded<T> {
-    pub stream: Streaming<T>,
-    pub end: Option<BodyEnd>,
+    stream: Streaming<T>,
+    end: Option<BodyEnd>,
+    /// What a reset stream fails with.
+    reset: fn() -> Status,
+}
+
+impl<T> Decoded<T> {
+    /// The messages of `request`; a reset stream fails with [`reset`].
+    pub fn new(request: Request<Streaming<T>>) -> Self {
+        let end = request.extensions().get::<BodyEnd>().cloned();
+        Decoded { stream: request.into_inner(), end, reset }
+    }
+
+    /// A reset stream fails with `reset` instead.
+    pub fn reset_as(self, reset: fn() -> Status) -> Self {
+        Decoded { reset, ..self }
+    }
 }
 
 impl<T: Send + 'static> Source<T> for Decoded<T> {
     async fn next(&mut self) -> Result<Option<Incoming<T>>, Status> {
         match self.stream.message().await? {
-            None if self.end.as_ref().is_some_and(BodyEnd::failed) => Err(reset()),
+            None if self.end.as_ref().is_some_and(BodyEnd::failed) => Err((self.reset)()),
             None => Ok(None),
             Some(message) => Ok(Some(Incoming::Message(message))),
         }
     }
 }
 
-/// Writes the rest of `source` into a new upload of `name` on a blocking
-/// thread, each message turned into bytes (or a [`Part`]) by `chunk` (given
-/// the message and its number in the call), and commits it only when the
-/// stream really ended and the data has the `expected` sha256. On any
-/// error, or if this future is dropped (the call is cancelled), the writer
-/// discards the upload.
-pub(super) async fn store_stream<T: Send + 'static, P: Into<Part>>(
-    store: &LocalFileStore,
-    (name, expected): (String, Option<Sha256Digest>),
-    (mut source, mut index): (impl Source<T>, u64),
-    mut chunk: impl FnMut(T, u64) -> Result<P, Status> + Send,
-) -> Result<FileInfo, Status> {
-    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
-    let writer = {
-        let (store, name) = (store.clone(), name.clone());
-        tokio::task::spawn_blocking(move || write_upload(&store, &name, expected, rx))
-    };
-    let ended = loop {
-        let piece = match source.next().await {
-            Ok(None) => Piece::End,
-            Ok(Some(Incoming::More(bytes))) => Piece::Part(Part::Data(bytes)),
-            Ok(Some(Incoming::Message(message))) => {
-                index += 1;
-                match chunk(message, index) {
-                    Ok(part) => Piece::Part(part.into()),
-                    Err(e) => break Err(e),
-                }
-            }
-            Err(e) => break Err(e),
-        };
-        let end = matches!(piece, Piece::End);
-        // A closed channel means the writer stopped early: its error is the answer.
-        if tx.send(piece).await.is_err() || end {
-            break Ok(());
-        }
-    };
-    drop(tx);
-    let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
-    match (ended, written) {
-        (_, Err(e)) => Err(e),
-        (Err(e), Ok(_)) => {
-            tracing::debug!(name, error = %e, "upload discarded");
-            Err(e)
-        }
-        (Ok(()), Ok(Some(info))) => Ok(info),
-        (Ok(()), Ok(None)) => {
-            Err(Status::internal("the upload ended without a commit although the stream ended cleanly"))
+/// A source whose first message, already read, is put back in front.
+pub(super) struct Replay<T, S> {
+    pub first: Option<T>,
+    pub rest: S,
+}
+
+impl<T: Send, S: Source<T>> Source<T> for Replay<T, S> {
+    async fn next(&mut self) -> Result<Option<Incoming<T>>, Status> {
+        match self.first.take() {
+            Some(first) => Ok(Some(Incoming::Message(first))),
+            None => self.rest.next().await,
         }
     }
+}
+
+/// A download's response stream: `send` runs on a blocking thread and
+/// sends into a channel of [`DOWNLOAD_QUEUE`] messages.
+pub(super) fn download<M: Send + 'static>(
+    send: impl FnOnce(&mpsc::Sender<Result<M, Status>>) + Send + 'static,
+) -> ReceiverStream<Result<M, Status>> {
+    let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
+    tokio::task::spawn_blocking(move || send(&tx));
+    ReceiverStream::new(rx)
 }
 
 /// Sends `reader` from its position on, at most `limit` bytes, into `tx`
@@ -244,4 +385,104 @@ pub(super) fn send_chunks<M>(
         }
     }
     Some(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use dataport_store::files::FileStoreConfig;
+    use tonic::Code;
+
+    use super::*;
+
+    /// A source that answers its script, then waits forever: a client that
+    /// keeps its stream open and sends nothing more.
+    struct Script(VecDeque<Option<Incoming<Bytes>>>);
+
+    impl Source<Bytes> for Script {
+        async fn next(&mut self) -> Result<Option<Incoming<Bytes>>, Status> {
+            match self.0.pop_front() {
+                Some(next) => Ok(next),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn data(bytes: &'static [u8]) -> Option<Incoming<Bytes>> {
+        Some(Incoming::Message(Bytes::from_static(bytes)))
+    }
+
+    fn store(dir: &tempfile::TempDir, max_file_size: u64) -> LocalFileStore {
+        let config = FileStoreConfig { max_file_size, ..FileStoreConfig::default() };
+        LocalFileStore::open_with(dir.path(), config).unwrap()
+    }
+
+    fn chunk(data: Bytes, _: u64) -> Result<Piece, Status> {
+        Ok(Piece::from(data))
+    }
+
+    #[tokio::test]
+    async fn a_writer_error_is_answered_without_waiting_for_more_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, 10);
+        let source = Script(VecDeque::from([data(b"more than ten bytes")]));
+        let upload = store_stream(&store, ("f".into(), None), (source, 0), chunk);
+        let status = tokio::time::timeout(Duration::from_secs(10), upload).await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    /// ByteStream's way: each message at the offset after the one before,
+    /// made durable when the stream ends.
+    struct AtOffset(u64);
+
+    impl Rules<Bytes> for AtOffset {
+        fn piece(&mut self, data: Bytes, _: u64) -> Result<Piece, Status> {
+            let offset = self.0;
+            self.0 += data.len() as u64;
+            Ok(Piece::Data { offset: Some(offset), data })
+        }
+
+        fn end(&self) -> Piece {
+            Piece::Pause
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumable_upload_ended_unfinished_is_paused_and_continued_after_a_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, 1 << 20);
+        let target = Target::Resumable { id: "u".into(), name: "f".into(), expected: None };
+        let source = Script(VecDeque::from([data(b"abc"), None]));
+        let paused = upload(&store, target.clone(), (source, 0), AtOffset(0)).await.unwrap();
+        assert!(matches!(paused, Written::Paused(3)));
+
+        let resumed = Replay { first: Some(Bytes::from_static(b"de")), rest: Script(VecDeque::from([None])) };
+        let resumed = upload(&store, target, (resumed, 0), AtOffset(3)).await.unwrap();
+        assert!(matches!(resumed, Written::Paused(5)));
+        assert_eq!(store.resumable_size("u").unwrap(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_crc32c_given_after_the_data_is_checked_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, 1 << 20);
+        // CRC-32C("abc") is 0x364b3fb7 (Castagnoli's polynomial, RFC 3720).
+        for (crc, stored) in [(0x364b_3fb7, true), (0x364b_3fb8, false)] {
+            let source = Script(VecDeque::from([data(b"abc"), data(b""), None]));
+            let rules = move |data: Bytes, index| match index {
+                1 => Ok(Piece::from(data)),
+                _ => Ok(Piece::Expect(Expect { sha256: None, crc32c: Some(("trailer.crc32c".into(), crc)) })),
+            };
+            let result = store_stream(&store, ("f".into(), None), (source, 0), rules).await;
+            assert_eq!(result.is_ok(), stored, "{result:?}");
+            if let Err(status) = result {
+                assert_eq!(status.code(), Code::DataLoss);
+                assert!(status.message().starts_with("trailer.crc32c = 0x364b3fb8"), "{}", status.message());
+            }
+        }
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
 }

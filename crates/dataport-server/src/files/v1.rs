@@ -1,25 +1,26 @@
 //! `dataport.files.v1.FilesService` over the file store.
 //!
-//! Upload shares the seed services' writer ([`store_stream`]): a header,
-//! chunks, an optional trailer, committed only when the stream really ended
-//! and the data has every checksum the client gave. Download opens every file
-//! before it sends anything and streams from the open readers, so a file
-//! replaced or deleted meanwhile still arrives whole as it was. List pages
-//! through the store's name-ordered listing with a token naming the last
-//! file answered.
+//! Upload goes through the pipeline every upload RPC shares
+//! ([`store_stream`]): a header, chunks, an optional trailer, committed only
+//! when the stream really ended and the data has every checksum the client
+//! gave. Download opens every file before it sends anything and streams
+//! from the open readers, so a file replaced or deleted meanwhile still
+//! arrives whole as it was. List pages through the store's name-ordered
+//! listing with a token naming the last file answered.
 
 use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
 
 use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_proto::dataport::files::v1::{self, download_response, files_service_server, upload_request};
-use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore};
+use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, LocalReader};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::stream::{DOWNLOAD_QUEUE, Decoded, Expect, Part, Source, send_chunks, store_stream};
-use super::{blocking, shown};
-use crate::ended::BodyEnd;
+use super::stream::{Decoded, Expect, Piece, Rules, Source, download, first, send_chunks, store_stream};
+use super::{blocking, lean, shown};
+use crate::Reply;
 use dataport_wire::Lean;
 
 /// Files a List page holds when the request says 0.
@@ -30,17 +31,17 @@ const MAX_PAGE_SIZE: usize = 10_000;
 /// is sent, and open files are a limited resource of the whole server.
 const MAX_DOWNLOAD_FILES: usize = 1000;
 
-/// The service; each Upload tells a finished stream from a reset one by its
-/// [`BodyEnd`].
-/// Uploads and downloads move their data [`Lean`].
-pub fn v1(store: LocalFileStore) -> Lean<files_service_server::FilesServiceServer<FilesV1>, FilesV1> {
-    let service = FilesV1 { store };
-    Lean::new(files_service_server::FilesServiceServer::new(service.clone()), service)
+/// `dataport.files.v1.FilesService`.
+#[derive(Clone, Debug)]
+pub struct FilesService {
+    store: LocalFileStore,
 }
 
-#[derive(Clone, Debug)]
-pub struct FilesV1 {
+/// `dataport.files.v1.FilesService`, its uploads and downloads moved [`Lean`].
+pub fn files_service(
     store: LocalFileStore,
+) -> Lean<files_service_server::FilesServiceServer<FilesService>, FilesService> {
+    lean(FilesService { store }, files_service_server::FilesServiceServer::new)
 }
 
 /// A stored file as the wire shows it.
@@ -84,8 +85,8 @@ struct UploadRest {
     trailer_seen: bool,
 }
 
-impl UploadRest {
-    fn part(&mut self, message: v1::UploadRequest, index: u64) -> Result<Part, Status> {
+impl Rules<v1::UploadRequest> for UploadRest {
+    fn piece(&mut self, message: v1::UploadRequest, index: u64) -> Result<Piece, Status> {
         if self.trailer_seen {
             return Err(Status::invalid_argument(format!(
                 "message {index} is {} after the trailer; the trailer is the last message",
@@ -93,7 +94,7 @@ impl UploadRest {
             )));
         }
         match message.kind {
-            Some(upload_request::Kind::Chunk(data)) => Ok(Part::Data(data)),
+            Some(upload_request::Kind::Chunk(data)) => Ok(Piece::from(data)),
             Some(upload_request::Kind::Trailer(trailer)) => {
                 self.trailer_seen = true;
                 let field = format!("message {index}: trailer.sha256");
@@ -106,7 +107,7 @@ impl UploadRest {
                     (given, _) => given,
                 };
                 let crc32c = trailer.crc32c.map(|crc| (format!("message {index}: trailer.crc32c"), crc));
-                Ok(Part::Expect(Expect { sha256, crc32c }))
+                Ok(Piece::Expect(Expect { sha256, crc32c }))
             }
             Some(upload_request::Kind::Header(_)) => Err(Status::invalid_argument(format!(
                 "message {index} is a second header; an upload has one header, then chunks, then optionally a trailer"
@@ -116,6 +117,67 @@ impl UploadRest {
                 kind_name(&None)
             ))),
         }
+    }
+}
+
+/// The distinct names a Download asks for, each checked, and the order to
+/// send them in (indices into the first). Each distinct name is opened once;
+/// a name given twice is read twice from the same open file.
+fn distinct_names(names: &[String]) -> Result<(Vec<String>, Vec<usize>), Status> {
+    if names.is_empty() {
+        return Err(Status::invalid_argument("names is empty; name at least one file to download"));
+    }
+    let mut distinct: Vec<String> = Vec::new();
+    let mut slots: HashMap<&str, usize> = HashMap::new();
+    let mut order = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        checked_name(&format!("names[{i}]"), name)?;
+        let slot = *slots.entry(name).or_insert_with(|| {
+            distinct.push(name.clone());
+            distinct.len() - 1
+        });
+        order.push(slot);
+    }
+    if distinct.len() > MAX_DOWNLOAD_FILES {
+        return Err(Status::invalid_argument(format!(
+            "names holds {} distinct files; one Download sends at most {MAX_DOWNLOAD_FILES}",
+            distinct.len()
+        )));
+    }
+    Ok((distinct, order))
+}
+
+/// Sends one file of a Download from its start, on the calling (blocking)
+/// thread: its [`v1::File`], then its chunks. False when the download
+/// should stop (the client went away, or an error was sent).
+fn send_file(
+    info: &FileInfo,
+    reader: &mut LocalReader,
+    tx: &mpsc::Sender<Result<v1::DownloadResponse, Status>>,
+) -> bool {
+    if let Err(e) = reader.seek(SeekFrom::Start(0)) {
+        tracing::error!(name = info.name, error = %e, "rewinding a stored file failed");
+        let _ = tx.blocking_send(Err(Status::internal(format!("reading {:?} failed: {e}", info.name))));
+        return false;
+    }
+    let start = v1::DownloadResponse { kind: Some(download_response::Kind::File(file(info))) };
+    // A closed channel means the client went away.
+    if tx.blocking_send(Ok(start)).is_err() {
+        return false;
+    }
+    let chunk = |data| v1::DownloadResponse { kind: Some(download_response::Kind::Chunk(data)) };
+    match send_chunks(reader, u64::MAX, tx, chunk) {
+        None => false,
+        Some(sent) if sent != info.size => {
+            // Objects never change once written: a broken invariant.
+            tracing::error!(name = info.name, size = info.size, sent, "stored file has the wrong size");
+            let _ = tx.blocking_send(Err(Status::data_loss(format!(
+                "{:?} holds {sent} bytes, but was stored with {}",
+                info.name, info.size
+            ))));
+            false
+        }
+        Some(_) => true,
     }
 }
 
@@ -158,20 +220,29 @@ fn page_size(requested: i32) -> Result<usize, Status> {
     }
 }
 
-impl FilesV1 {
+impl FilesService {
+    /// The file a store `call` answers for the file `name` (the request's
+    /// `name` field, checked first).
+    async fn named(
+        &self,
+        name: String,
+        call: fn(&LocalFileStore, &str) -> Result<FileInfo, FileError>,
+    ) -> Result<v1::File, Status> {
+        checked_name("name", &name)?;
+        let store = self.store.clone();
+        Ok(file(&blocking(move || call(&store, &name)).await?))
+    }
+
     /// Upload, its messages from `source`.
     pub(super) async fn upload(
         &self,
         mut source: impl Source<v1::UploadRequest>,
     ) -> Result<v1::UploadResponse, Status> {
-        let header = match source.message().await? {
-            None => {
-                return Err(Status::invalid_argument(
-                    "empty stream: Upload needs a header message first, then chunks, then optionally a trailer",
-                ));
-            }
-            Some(v1::UploadRequest { kind: Some(upload_request::Kind::Header(header)) }) => header,
-            Some(v1::UploadRequest { kind }) => {
+        let empty =
+            "empty stream: Upload needs a header message first, then chunks, then optionally a trailer";
+        let header = match first(&mut source, empty).await?.kind {
+            Some(upload_request::Kind::Header(header)) => header,
+            kind => {
                 return Err(Status::invalid_argument(format!(
                     "message 1 is {}; the first message must be a header naming the file",
                     kind_name(&kind)
@@ -180,101 +251,39 @@ impl FilesV1 {
         };
         checked_name("header.name", &header.name)?;
         let header_sha256 = digest("header.sha256", &header.sha256)?;
-        let mut rest = UploadRest { header_sha256, trailer_seen: false };
-        let info = store_stream(&self.store, (header.name, header_sha256), (source, 1), |message, index| {
-            rest.part(message, index)
-        })
-        .await?;
+        let rest = UploadRest { header_sha256, trailer_seen: false };
+        let info = store_stream(&self.store, (header.name, header_sha256), (source, 1), rest).await?;
         Ok(v1::UploadResponse { file: Some(file(&info)) })
     }
 }
 
 /// Upload and Download are reached only if [`Lean`] is bypassed.
 #[tonic::async_trait]
-impl files_service_server::FilesService for FilesV1 {
-    async fn upload(
-        &self,
-        request: Request<Streaming<v1::UploadRequest>>,
-    ) -> Result<Response<v1::UploadResponse>, Status> {
-        let end = request.extensions().get::<BodyEnd>().cloned();
-        FilesV1::upload(self, Decoded { stream: request.into_inner(), end }).await.map(Response::new)
+impl files_service_server::FilesService for FilesService {
+    async fn upload(&self, request: Request<Streaming<v1::UploadRequest>>) -> Reply<v1::UploadResponse> {
+        FilesService::upload(self, Decoded::new(request)).await.map(Response::new)
     }
 
     type DownloadStream = ReceiverStream<Result<v1::DownloadResponse, Status>>;
 
-    async fn download(
-        &self,
-        request: Request<v1::DownloadRequest>,
-    ) -> Result<Response<Self::DownloadStream>, Status> {
-        let names = request.into_inner().names;
-        if names.is_empty() {
-            return Err(Status::invalid_argument("names is empty; name at least one file to download"));
-        }
-        // Each distinct name is opened once; a name given twice is read twice
-        // from the same open file.
-        let mut distinct: Vec<String> = Vec::new();
-        let mut slots: HashMap<&str, usize> = HashMap::new();
-        let mut order = Vec::with_capacity(names.len());
-        for (i, name) in names.iter().enumerate() {
-            checked_name(&format!("names[{i}]"), name)?;
-            let slot = *slots.entry(name).or_insert_with(|| {
-                distinct.push(name.clone());
-                distinct.len() - 1
-            });
-            order.push(slot);
-        }
-        if distinct.len() > MAX_DOWNLOAD_FILES {
-            return Err(Status::invalid_argument(format!(
-                "names holds {} distinct files; one Download sends at most {MAX_DOWNLOAD_FILES}",
-                distinct.len()
-            )));
-        }
+    async fn download(&self, request: Request<v1::DownloadRequest>) -> Reply<Self::DownloadStream> {
+        let (distinct, order) = distinct_names(&request.into_inner().names)?;
         let store = self.store.clone();
         let mut opened = blocking(move || {
             distinct.iter().map(|name| store.open(name)).collect::<Result<Vec<_>, FileError>>()
         })
         .await?;
-
-        let (tx, rx) = tokio::sync::mpsc::channel(DOWNLOAD_QUEUE);
-        tokio::task::spawn_blocking(move || {
+        Ok(Response::new(download(move |tx| {
             for slot in order {
                 let (info, reader) = &mut opened[slot];
-                if let Err(e) = reader.seek(SeekFrom::Start(0)) {
-                    tracing::error!(name = info.name, error = %e, "rewinding a stored file failed");
-                    let _ = tx
-                        .blocking_send(Err(Status::internal(format!("reading {:?} failed: {e}", info.name))));
+                if !send_file(info, reader, tx) {
                     return;
-                }
-                let start = v1::DownloadResponse { kind: Some(download_response::Kind::File(file(info))) };
-                // A closed channel means the client went away.
-                if tx.blocking_send(Ok(start)).is_err() {
-                    return;
-                }
-                let chunk = |data| v1::DownloadResponse { kind: Some(download_response::Kind::Chunk(data)) };
-                match send_chunks(reader, u64::MAX, &tx, chunk) {
-                    None => return,
-                    Some(sent) if sent != info.size => {
-                        // Objects never change once written: a broken invariant.
-                        tracing::error!(
-                            name = info.name,
-                            size = info.size,
-                            sent,
-                            "stored file has the wrong size"
-                        );
-                        let _ = tx.blocking_send(Err(Status::data_loss(format!(
-                            "{:?} holds {sent} bytes, but was stored with {}",
-                            info.name, info.size
-                        ))));
-                        return;
-                    }
-                    Some(_) => {}
                 }
             }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        })))
     }
 
-    async fn list(&self, request: Request<v1::ListRequest>) -> Result<Response<v1::ListResponse>, Status> {
+    async fn list(&self, request: Request<v1::ListRequest>) -> Reply<v1::ListResponse> {
         let v1::ListRequest { prefix, page_size: requested, page_token } = request.into_inner();
         let size = page_size(requested)?;
         let after = if page_token.is_empty() { None } else { Some(token_name(&page_token)?) };
@@ -290,23 +299,14 @@ impl files_service_server::FilesService for FilesV1 {
         Ok(Response::new(v1::ListResponse { files: files.iter().map(file).collect(), next_page_token }))
     }
 
-    async fn stat(&self, request: Request<v1::StatRequest>) -> Result<Response<v1::StatResponse>, Status> {
-        let name = request.into_inner().name;
-        checked_name("name", &name)?;
-        let store = self.store.clone();
-        let info = blocking(move || store.stat(&name)).await?;
-        Ok(Response::new(v1::StatResponse { file: Some(file(&info)) }))
+    async fn stat(&self, request: Request<v1::StatRequest>) -> Reply<v1::StatResponse> {
+        let file = self.named(request.into_inner().name, |store, name| store.stat(name)).await?;
+        Ok(Response::new(v1::StatResponse { file: Some(file) }))
     }
 
-    async fn delete(
-        &self,
-        request: Request<v1::DeleteRequest>,
-    ) -> Result<Response<v1::DeleteResponse>, Status> {
-        let name = request.into_inner().name;
-        checked_name("name", &name)?;
-        let store = self.store.clone();
-        let info = blocking(move || store.delete(&name)).await?;
-        Ok(Response::new(v1::DeleteResponse { file: Some(file(&info)) }))
+    async fn delete(&self, request: Request<v1::DeleteRequest>) -> Reply<v1::DeleteResponse> {
+        let file = self.named(request.into_inner().name, |store, name| store.delete(name)).await?;
+        Ok(Response::new(v1::DeleteResponse { file: Some(file) }))
     }
 }
 

@@ -18,9 +18,9 @@
 //! Every check and error stays in the service's code, shared with the
 //! generated path; every other method goes to the generated code.
 
-use dataport_proto::dataport::files::v1::files_service_server::FilesService;
-use dataport_proto::file_srv::file_srv_server::FileSrv;
-use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStream};
+use dataport_proto::dataport::files::v1::files_service_server::FilesService as _;
+use dataport_proto::file_srv::file_srv_server::FileSrv as _;
+use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStream as _};
 use dataport_proto::methods;
 use dataport_wire::body::{Received, Side, response_stream, unary_response};
 use dataport_wire::{Event, LoneBytes, OffTheWire, Served};
@@ -30,7 +30,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::stream::{Incoming, Source};
-use super::{ByteStreamFiles, FileSrvCompat, FileTransferCompat, FilesV1};
+use super::{ByteStream, FileSrv, FileTransfer, FilesService};
 use crate::ended::BodyEnd;
 
 const V1_UPLOAD: &str = methods::dataport::files::v1::files_service::UPLOAD;
@@ -38,18 +38,18 @@ const V1_DOWNLOAD: &str = methods::dataport::files::v1::files_service::DOWNLOAD;
 const UPLOAD_FILE: &str = methods::file_srv::UPLOAD_FILE;
 const DOWNLOAD_FILE: &str = methods::file_srv::DOWNLOAD_FILE;
 
-impl OffTheWire for FilesV1 {
+impl OffTheWire for FilesService {
     const PATHS: &'static [&'static str] = &[V1_DOWNLOAD, V1_UPLOAD];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
         if request.uri().path() == V1_UPLOAD {
-            return upload(request, move |source| async move { FilesV1::upload(&this, source).await });
+            return upload(request, move |source| async move { FilesService::upload(&this, source).await });
         }
         download(request, move |request| async move { FilesService::download(&this, request).await })
     }
 }
 
-impl OffTheWire for FileSrvCompat {
+impl OffTheWire for FileSrv {
     const PATHS: &'static [&'static str] = &[DOWNLOAD_FILE, UPLOAD_FILE];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
@@ -60,17 +60,17 @@ impl OffTheWire for FileSrvCompat {
     }
 }
 
-impl OffTheWire for FileTransferCompat {
+impl OffTheWire for FileTransfer {
     const PATHS: &'static [&'static str] = &[methods::file_transfer::file_service::UPLOAD];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
-        upload(request, move |source| async move { FileTransferCompat::upload(&this, source).await })
+        upload(request, move |source| async move { FileTransfer::upload(&this, source).await })
     }
 }
 
 /// ByteStream's Write messages carry offsets with their data, never a lone
 /// bytes field, so only Read is served here.
-impl OffTheWire for ByteStreamFiles {
+impl OffTheWire for ByteStream {
     const PATHS: &'static [&'static str] = &[methods::google::bytestream::byte_stream::READ];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();

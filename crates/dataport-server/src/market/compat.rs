@@ -2,25 +2,40 @@
 
 use dataport_chart::ChartOptions;
 use dataport_core::market::{MacdParams, macd};
-use dataport_proto::idc;
+use dataport_proto::idc::{self, indicator_graph_server, indicator_server};
 use tonic::{Request, Response, Status};
 
 use super::{ChartRequest, DateRange, Market, blocking, chunks};
+use crate::Reply;
 
-pub fn indicator_compat(market: Market) -> idc::indicator_server::IndicatorServer<Market> {
-    idc::indicator_server::IndicatorServer::new(market)
+/// `idc.Indicator`.
+#[derive(Clone, Debug)]
+pub struct Indicator {
+    market: Market,
 }
 
-pub fn indicator_graph_compat(market: Market) -> idc::indicator_graph_server::IndicatorGraphServer<Market> {
-    idc::indicator_graph_server::IndicatorGraphServer::new(market)
+/// `idc.Indicator` over `market`.
+pub fn indicator(market: Market) -> indicator_server::IndicatorServer<Indicator> {
+    indicator_server::IndicatorServer::new(Indicator { market })
+}
+
+/// `idc.IndicatorGraph`.
+#[derive(Clone, Debug)]
+pub struct IndicatorGraph {
+    market: Market,
+}
+
+/// `idc.IndicatorGraph` over `market`.
+pub fn indicator_graph(market: Market) -> indicator_graph_server::IndicatorGraphServer<IndicatorGraph> {
+    indicator_graph_server::IndicatorGraphServer::new(IndicatorGraph { market })
 }
 
 #[tonic::async_trait]
-impl idc::indicator_server::Indicator for Market {
-    async fn get_macd(&self, request: Request<idc::MacdRequest>) -> Result<Response<idc::MacdReply>, Status> {
+impl indicator_server::Indicator for Indicator {
+    async fn get_macd(&self, request: Request<idc::MacdRequest>) -> Reply<idc::MacdReply> {
         let req = request.into_inner();
         let range = DateRange::closed(&req.start_date, &req.end_date)?;
-        let market = self.clone();
+        let market = self.market.clone();
         let rows = blocking(move || {
             let symbol = market.symbol(&req.symbol)?;
             let bars = market.bars(&symbol)?;
@@ -54,17 +69,14 @@ impl idc::indicator_server::Indicator for Market {
 type GraphStream = tokio_stream::Iter<std::vec::IntoIter<Result<idc::MacdGraphReply, Status>>>;
 
 #[tonic::async_trait]
-impl idc::indicator_graph_server::IndicatorGraph for Market {
+impl indicator_graph_server::IndicatorGraph for IndicatorGraph {
     type GetMACDGraphStream = GraphStream;
 
     /// A 1000x700 PNG of candlesticks, volume and MACD(12, 26, 9).
-    async fn get_macd_graph(
-        &self,
-        request: Request<idc::MacdGraphRequest>,
-    ) -> Result<Response<GraphStream>, Status> {
+    async fn get_macd_graph(&self, request: Request<idc::MacdGraphRequest>) -> Reply<GraphStream> {
         let req = request.into_inner();
         let range = DateRange::closed(&req.start_date, &req.end_date)?;
-        let market = self.clone();
+        let market = self.market.clone();
         let png = blocking(move || {
             let symbol = market.symbol(&req.symbol)?;
             let options = ChartOptions::default();

@@ -1,13 +1,10 @@
 //! Market analytics over the bar store: the seed `idc.Indicator` and
-//! `idc.IndicatorGraph` (compat), `dataport.market.v1` (v1), and the bundled
-//! sample bars. Both adapters resolve symbols and ranges, read bars and draw
-//! charts through [`Market`].
+//! `idc.IndicatorGraph` (compat.rs), `dataport.market.v1.MarketService`
+//! (v1.rs), and the bundled sample bars. Every service holds a [`Market`],
+//! through which it resolves symbols and ranges, reads bars and draws charts.
 
-mod compat;
-mod v1;
-
-pub use compat::{indicator_compat, indicator_graph_compat};
-pub use v1::v1;
+pub mod compat;
+pub mod v1;
 
 use std::sync::Arc;
 
@@ -31,7 +28,8 @@ pub fn load_sample(store: &dyn BarStore) -> Result<(usize, usize), String> {
     Ok((by_symbol.len(), total))
 }
 
-/// What every market service shares.
+/// What every market service shares: the bar store and the configured
+/// default symbol.
 #[derive(Clone)]
 pub struct Market {
     store: Arc<dyn BarStore>,
@@ -79,6 +77,23 @@ impl Market {
                 Err(Status::not_found(format!("symbol {symbol:?} is not stored (stored: {stored})")))
             }
         }
+    }
+
+    /// Runs `answer` off the reactor over every stored bar of `symbol` and
+    /// the indices of those inside `range`.
+    async fn over<T: Send + 'static>(
+        &self,
+        symbol: String,
+        range: DateRange,
+        answer: impl FnOnce(String, &[Bar], std::ops::Range<usize>) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let market = self.clone();
+        blocking(move || {
+            let bars = market.bars(&symbol)?;
+            let shown = range.indices(&bars);
+            Ok(answer(symbol, &bars, shown))
+        })
+        .await
     }
 
     /// The stored symbols, by name.

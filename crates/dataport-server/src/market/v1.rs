@@ -3,12 +3,13 @@
 use dataport_chart::{ChartOptions, Format, Panels};
 use dataport_core::market::bars::{self, Bar, Date};
 use dataport_core::market::{BollingerParams, Indicator, MacdParams, Period};
-use dataport_proto::dataport::market::v1 as pb;
+use dataport_proto::dataport::market::v1::{self as pb, market_service_server};
 use dataport_store::bars::SymbolSummary;
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{ChartRequest, DateRange, Market, blocking, chunks, internal};
+use crate::Reply;
 use crate::ended::BodyEnd;
 
 /// The most CSV bytes one import takes.
@@ -18,26 +19,32 @@ pub const MAX_IMPORT_BARS: usize = 1_000_000;
 /// The most indicators one ComputeIndicators call asks for.
 pub const MAX_INDICATORS: usize = 64;
 
-/// The service; ImportBars tells a finished stream from a reset one by its
-/// [`BodyEnd`].
-pub fn v1(market: Market) -> pb::market_service_server::MarketServiceServer<Market> {
-    pb::market_service_server::MarketServiceServer::new(market)
+/// `dataport.market.v1.MarketService`.
+#[derive(Clone, Debug)]
+pub struct MarketService {
+    market: Market,
+}
+
+/// `dataport.market.v1.MarketService` over `market`; ImportBars tells a
+/// finished stream from a reset one by its [`BodyEnd`].
+pub fn market_service(market: Market) -> market_service_server::MarketServiceServer<MarketService> {
+    market_service_server::MarketServiceServer::new(MarketService { market })
 }
 
 type ChartStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::RenderChartResponse, Status>>>;
 
 #[tonic::async_trait]
-impl pb::market_service_server::MarketService for Market {
+impl market_service_server::MarketService for MarketService {
     async fn import_bars(
         &self,
         request: Request<Streaming<pb::ImportBarsRequest>>,
-    ) -> Result<Response<pb::ImportBarsResponse>, Status> {
+    ) -> Reply<pb::ImportBarsResponse> {
         let end = request.extensions().get::<BodyEnd>().cloned();
         let upload = Upload::receive(request.into_inner()).await?;
         if end.is_some_and(|e| e.failed()) {
             return Err(Status::cancelled("the import stream was reset before it ended; nothing was stored"));
         }
-        let market = self.clone();
+        let market = self.market.clone();
         let response = blocking(move || {
             let symbol = upload.symbol.clone();
             let bars = upload.into_bars()?;
@@ -53,59 +60,42 @@ impl pb::market_service_server::MarketService for Market {
     async fn list_symbols(
         &self,
         _request: Request<pb::ListSymbolsRequest>,
-    ) -> Result<Response<pb::ListSymbolsResponse>, Status> {
-        let market = self.clone();
+    ) -> Reply<pb::ListSymbolsResponse> {
+        let market = self.market.clone();
         let symbols = blocking(move || market.store.symbols().map_err(internal)).await?;
         Ok(Response::new(pb::ListSymbolsResponse { symbols: symbols.into_iter().map(summary_pb).collect() }))
     }
 
-    async fn get_bars(
-        &self,
-        request: Request<pb::GetBarsRequest>,
-    ) -> Result<Response<pb::GetBarsResponse>, Status> {
+    async fn get_bars(&self, request: Request<pb::GetBarsRequest>) -> Reply<pb::GetBarsResponse> {
         let req = request.into_inner();
-        let symbol = required_symbol(&req.symbol)?;
-        let range = DateRange::open(&req.start_date, &req.end_date)?;
-        let market = self.clone();
-        let bars = blocking(move || {
-            let bars = market.bars(&symbol)?;
-            Ok(bars[range.indices(&bars)].iter().map(bar_pb).collect())
-        })
-        .await?;
-        Ok(Response::new(pb::GetBarsResponse { bars }))
+        let (symbol, range) = symbol_range(&req.symbol, &req.start_date, &req.end_date)?;
+        let bars = self.market.over(symbol, range, |_, bars, shown| bars[shown].iter().map(bar_pb).collect());
+        Ok(Response::new(pb::GetBarsResponse { bars: bars.await? }))
     }
 
     async fn compute_indicators(
         &self,
         request: Request<pb::ComputeIndicatorsRequest>,
-    ) -> Result<Response<pb::ComputeIndicatorsResponse>, Status> {
+    ) -> Reply<pb::ComputeIndicatorsResponse> {
         let req = request.into_inner();
-        let symbol = required_symbol(&req.symbol)?;
-        let range = DateRange::open(&req.start_date, &req.end_date)?;
+        let (symbol, range) = symbol_range(&req.symbol, &req.start_date, &req.end_date)?;
         let indicators = indicators(&req.indicators)?;
-        let market = self.clone();
-        let response = blocking(move || {
-            let bars = market.bars(&symbol)?;
-            let shown = range.indices(&bars);
+        let response = self.market.over(symbol, range, move |symbol, bars, shown| {
             // Over the whole history, so the warm-up comes from bars before start.
             let columns = indicators
                 .iter()
-                .flat_map(|indicator| indicator.columns(&bars))
+                .flat_map(|indicator| indicator.columns(bars))
                 .map(|c| pb::Column { name: c.name, values: c.values[shown.clone()].to_vec() })
                 .collect();
             let dates = bars[shown].iter().map(|b| b.date.to_string()).collect();
-            Ok(pb::ComputeIndicatorsResponse { symbol, dates, columns })
-        })
-        .await?;
-        Ok(Response::new(response))
+            pb::ComputeIndicatorsResponse { symbol, dates, columns }
+        });
+        Ok(Response::new(response.await?))
     }
 
     type RenderChartStream = ChartStream;
 
-    async fn render_chart(
-        &self,
-        request: Request<pb::RenderChartRequest>,
-    ) -> Result<Response<ChartStream>, Status> {
+    async fn render_chart(&self, request: Request<pb::RenderChartRequest>) -> Reply<ChartStream> {
         let req = request.into_inner();
         let chart = ChartRequest {
             symbol: required_symbol(&req.symbol)?,
@@ -120,7 +110,7 @@ impl pb::market_service_server::MarketService for Market {
             Format::Png => "image/png",
             Format::Svg => "image/svg+xml",
         };
-        let market = self.clone();
+        let market = self.market.clone();
         let image = blocking(move || market.chart(chart)).await?;
         let replies: Vec<_> = chunks(image)
             .enumerate()
@@ -211,6 +201,11 @@ impl Upload {
         out.sort_by_key(|b| b.date);
         Ok(out)
     }
+}
+
+/// A v1 request's symbol and date range.
+fn symbol_range(symbol: &str, start: &str, end: &str) -> Result<(String, DateRange), Status> {
+    Ok((required_symbol(symbol)?, DateRange::open(start, end)?))
 }
 
 /// A v1 symbol: required, and well formed.

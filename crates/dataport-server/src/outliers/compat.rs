@@ -1,27 +1,24 @@
 //! The seed `pb.Outliers` service: the 2-sigma rule per series.
 
 use dataport_core::outliers::{Method, outlier_positions};
-use dataport_proto::pb;
+use dataport_proto::pb::{self, outliers_server};
 use tonic::{Request, Response, Status};
 
-use super::wire::{BatchDetect, Detector, MetricBatch};
-use super::{Limits, check_finite, columns};
-use crate::off_reactor;
-use dataport_wire::Lean;
+use super::wire::{BatchDetect, MetricBatch};
+use super::{LeanDetect, Limits, check_finite, columns, lean_detect};
+use crate::{Reply, off_reactor};
 
+/// `pb.Outliers`.
 #[derive(Clone, Copy, Debug)]
-pub struct OutliersCompat;
+pub struct Outliers;
 
-/// The service; Detect reads its request with [`super::wire`].
-pub fn compat(
-    limits: Limits,
-) -> Lean<pb::outliers_server::OutliersServer<OutliersCompat>, Detector<OutliersCompat>> {
-    let generated = pb::outliers_server::OutliersServer::new(OutliersCompat)
-        .max_decoding_message_size(limits.max_detect_bytes);
-    Lean::new(generated, Detector { detect: OutliersCompat, limit: limits.max_detect_bytes })
+/// `pb.Outliers`; Detect reads its request with [`super::wire`].
+pub fn outliers(limits: Limits) -> LeanDetect<outliers_server::OutliersServer<Outliers>, Outliers> {
+    let generated = outliers_server::OutliersServer::new(Outliers);
+    lean_detect(generated.max_decoding_message_size(limits.max_detect_bytes), Outliers, limits)
 }
 
-impl BatchDetect for OutliersCompat {
+impl BatchDetect for Outliers {
     type Response = pb::OutliersResponse;
     const PATH: &'static str = dataport_proto::methods::pb::outliers::DETECT;
 
@@ -36,13 +33,11 @@ impl BatchDetect for OutliersCompat {
     }
 }
 
-/// Reached only if [`Lean`] is bypassed; the same answer from decoded messages.
+/// Reached only if [`Lean`](dataport_wire::Lean) is bypassed; the same
+/// answer from decoded messages.
 #[tonic::async_trait]
-impl pb::outliers_server::Outliers for OutliersCompat {
-    async fn detect(
-        &self,
-        request: Request<pb::OutliersRequest>,
-    ) -> Result<Response<pb::OutliersResponse>, Status> {
+impl outliers_server::Outliers for Outliers {
+    async fn detect(&self, request: Request<pb::OutliersRequest>) -> Reply<pb::OutliersResponse> {
         let metrics = request.into_inner().metrics;
         let batch = MetricBatch::from_points(metrics.iter().map(|m| (m.name.as_str(), m.value)));
         BatchDetect::detect(self, batch).await.map(Response::new)

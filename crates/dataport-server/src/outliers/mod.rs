@@ -1,17 +1,17 @@
-//! Outlier detection: the seed `pb.Outliers` (compat) and
-//! `dataport.outliers.v1` (v1), both over the rules in
-//! `dataport_core::outliers`.
+//! Outlier detection: the seed `pb.Outliers` (compat.rs) and
+//! `dataport.outliers.v1.OutliersService` (v1.rs), both over the rules in
+//! `dataport_core::outliers`, both with their Detect read off the wire
+//! (wire.rs) within the [`Limits`] they share.
 
-mod compat;
-mod v1;
+pub mod compat;
+pub mod v1;
 mod wire;
-
-pub use compat::{OutliersCompat, compat};
-pub use v1::{OutliersV1, v1};
 
 use dataport_core::outliers::Columns;
 use tonic::Status;
-use wire::MetricBatch;
+use wire::{BatchDetect, Detector, MetricBatch};
+
+use dataport_wire::Lean;
 
 /// What the outlier services share: the limits from the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +22,16 @@ pub struct Limits {
     pub max_stream_series: usize,
     /// The largest window a DetectStream call may ask for.
     pub max_stream_window: usize,
+}
+
+/// The generated server `S` with its Detect served by `D` off the wire
+/// ([`wire`]).
+type LeanDetect<S, D> = Lean<S, Detector<D>>;
+
+/// `generated` with its Detect served by `detect`, reading requests of at
+/// most `limits.max_detect_bytes`.
+fn lean_detect<S, D: BatchDetect>(generated: S, detect: D, limits: Limits) -> LeanDetect<S, D> {
+    Lean::new(generated, Detector { detect, limit: limits.max_detect_bytes })
 }
 
 /// Refuses a batch with a value that is not finite, naming its position.

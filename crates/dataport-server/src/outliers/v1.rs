@@ -1,39 +1,39 @@
 //! `dataport.outliers.v1.OutliersService`.
 
 use dataport_core::outliers::{self, Method, Sigma, Stats, StreamDetector, detect_columns};
-use dataport_proto::dataport::outliers::v1 as pb;
+use dataport_proto::dataport::outliers::v1::{self as pb, outliers_service_server};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::wire::{BatchDetect, Detector, MetricBatch};
-use super::{Limits, check_finite, columns};
+use super::wire::{BatchDetect, MetricBatch};
+use super::{LeanDetect, Limits, check_finite, columns, lean_detect};
 use crate::drain::Drain;
-use crate::off_reactor;
-use dataport_wire::Lean;
+use crate::{Reply, off_reactor};
 
 /// The window a DetectStream call gets when it asks for none (or the
 /// server's limit, when that is smaller).
 pub const DEFAULT_WINDOW: usize = 100;
 
+/// `dataport.outliers.v1.OutliersService`.
 #[derive(Clone, Debug)]
-pub struct OutliersV1 {
+pub struct OutliersService {
     limits: Limits,
     drain: Drain,
 }
 
-/// The service; Detect reads its request with [`super::wire`].
-pub fn v1(
+/// `dataport.outliers.v1.OutliersService`; Detect reads its request with
+/// [`super::wire`], and DetectStream ends when the drain starts.
+pub fn outliers_service(
     limits: Limits,
     drain: Drain,
-) -> Lean<pb::outliers_service_server::OutliersServiceServer<OutliersV1>, Detector<OutliersV1>> {
-    let service = OutliersV1 { limits, drain };
-    let generated = pb::outliers_service_server::OutliersServiceServer::new(service.clone())
-        .max_decoding_message_size(limits.max_detect_bytes);
-    Lean::new(generated, Detector { detect: service, limit: limits.max_detect_bytes })
+) -> LeanDetect<outliers_service_server::OutliersServiceServer<OutliersService>, OutliersService> {
+    let service = OutliersService { limits, drain };
+    let generated = outliers_service_server::OutliersServiceServer::new(service.clone());
+    lean_detect(generated.max_decoding_message_size(limits.max_detect_bytes), service, limits)
 }
 
-impl BatchDetect for OutliersV1 {
+impl BatchDetect for OutliersService {
     type Response = pb::DetectResponse;
     const PATH: &'static str = dataport_proto::methods::dataport::outliers::v1::outliers_service::DETECT;
 
@@ -53,12 +53,10 @@ impl BatchDetect for OutliersV1 {
 type AnomalyStream = ReceiverStream<Result<pb::DetectStreamResponse, Status>>;
 
 #[tonic::async_trait]
-impl pb::outliers_service_server::OutliersService for OutliersV1 {
-    /// Reached only if [`Lean`] is bypassed; the same answer from decoded messages.
-    async fn detect(
-        &self,
-        request: Request<pb::DetectRequest>,
-    ) -> Result<Response<pb::DetectResponse>, Status> {
+impl outliers_service_server::OutliersService for OutliersService {
+    /// Reached only if [`Lean`](dataport_wire::Lean) is bypassed; the same
+    /// answer from decoded messages.
+    async fn detect(&self, request: Request<pb::DetectRequest>) -> Reply<pb::DetectResponse> {
         let req = request.into_inner();
         let mut batch = MetricBatch::from_points(req.metrics.iter().map(|m| (m.name.as_str(), m.value)));
         batch.method = req.method;
@@ -70,7 +68,7 @@ impl pb::outliers_service_server::OutliersService for OutliersV1 {
     async fn detect_stream(
         &self,
         request: Request<Streaming<pb::DetectStreamRequest>>,
-    ) -> Result<Response<AnomalyStream>, Status> {
+    ) -> Reply<AnomalyStream> {
         let input = request.into_inner();
         // A few messages of anomalies in flight: a client that stops reading
         // stops this call reading its metrics, nothing else.

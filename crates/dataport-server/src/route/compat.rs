@@ -1,16 +1,18 @@
-//! `routeguide.RouteGuide` (compat).
+//! The seed `routeguide.RouteGuide`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use dataport_core::route::{self, ChatLog, FeatureDb, Rect, RouteTally};
-use dataport_proto::routeguide::route_guide_server::{RouteGuide, RouteGuideServer};
+use dataport_proto::routeguide::route_guide_server::{self, RouteGuideServer};
 use dataport_proto::routeguide::{Feature, Point, Rectangle, RouteNote, RouteSummary};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::Reply;
 
 /// How many replies a streaming call may have queued before it waits for the
 /// client to read them.
@@ -18,13 +20,15 @@ const STREAM_BUFFER: usize = 32;
 /// The most note text RouteChat keeps for one call.
 pub const CHAT_MAX_BYTES: usize = 16 << 20;
 
+/// `routeguide.RouteGuide`.
 #[derive(Clone, Debug)]
-pub struct RouteGuideCompat {
+pub struct RouteGuide {
     features: Arc<FeatureDb>,
 }
 
-pub fn compat(features: Arc<FeatureDb>) -> RouteGuideServer<RouteGuideCompat> {
-    RouteGuideServer::new(RouteGuideCompat { features })
+/// `routeguide.RouteGuide` over `features`.
+pub fn route_guide(features: Arc<FeatureDb>) -> RouteGuideServer<RouteGuide> {
+    RouteGuideServer::new(RouteGuide { features })
 }
 
 /// Converts a wire point, refusing a missing one or one off the Earth;
@@ -47,8 +51,8 @@ fn wire_feature(f: &route::Feature) -> Feature {
 type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
 
 #[tonic::async_trait]
-impl RouteGuide for RouteGuideCompat {
-    async fn get_feature(&self, request: Request<Point>) -> Result<Response<Feature>, Status> {
+impl route_guide_server::RouteGuide for RouteGuide {
+    async fn get_feature(&self, request: Request<Point>) -> Reply<Feature> {
         let p = point(Some(request.into_inner()), &"point")?;
         let feature = match self.features.at(p) {
             Some(f) => wire_feature(f),
@@ -59,10 +63,7 @@ impl RouteGuide for RouteGuideCompat {
 
     type ListFeaturesStream = ResponseStream<Feature>;
 
-    async fn list_features(
-        &self,
-        request: Request<Rectangle>,
-    ) -> Result<Response<Self::ListFeaturesStream>, Status> {
+    async fn list_features(&self, request: Request<Rectangle>) -> Reply<Self::ListFeaturesStream> {
         let rect = request.into_inner();
         let rect = Rect::from_corners(point(rect.lo, &"lo")?, point(rect.hi, &"hi")?);
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -77,10 +78,7 @@ impl RouteGuide for RouteGuideCompat {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn record_route(
-        &self,
-        request: Request<Streaming<Point>>,
-    ) -> Result<Response<RouteSummary>, Status> {
+    async fn record_route(&self, request: Request<Streaming<Point>>) -> Reply<RouteSummary> {
         let start = Instant::now();
         let mut points = request.into_inner();
         let mut tally = RouteTally::default();
@@ -100,10 +98,7 @@ impl RouteGuide for RouteGuideCompat {
 
     type RouteChatStream = ResponseStream<RouteNote>;
 
-    async fn route_chat(
-        &self,
-        request: Request<Streaming<RouteNote>>,
-    ) -> Result<Response<Self::RouteChatStream>, Status> {
+    async fn route_chat(&self, request: Request<Streaming<RouteNote>>) -> Reply<Self::RouteChatStream> {
         let mut notes = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
