@@ -166,6 +166,8 @@ impl Server {
         let drain = Drain::default();
         let health = health::Reporter::new(SERVICES.iter().copied());
         let catalog = catalog();
+        // The largest request message of every service but Detect's.
+        let max = self.config.max_message_size;
 
         let router = tonic::transport::Server::builder()
             .max_frame_size(Some(1 << 20))
@@ -179,19 +181,19 @@ impl Server {
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))
             .add_service(ReflectionV1Alpha::server(catalog))
-            .add_service(greeter::compat::greeter())
-            .add_service(route::compat::route_guide(Arc::clone(&self.features)))
-            .add_service(position::compat::position_service(Arc::clone(&self.hub)))
-            .add_service(position::v1::position_service(Arc::clone(&self.hub), drain.clone()))
-            .add_service(market::compat::indicator(self.market.clone()))
-            .add_service(market::compat::indicator_graph(self.market.clone()))
-            .add_service(market::v1::market_service(self.market.clone()))
+            .add_service(greeter::compat::greeter(max))
+            .add_service(route::compat::route_guide(Arc::clone(&self.features), max))
+            .add_service(position::compat::position_service(Arc::clone(&self.hub), max))
+            .add_service(position::v1::position_service(Arc::clone(&self.hub), drain.clone(), max))
+            .add_service(market::compat::indicator(self.market.clone(), max))
+            .add_service(market::compat::indicator_graph(self.market.clone(), max))
+            .add_service(market::v1::market_service(self.market.clone(), max))
             .add_service(outliers::compat::outliers(self.outlier_limits()))
             .add_service(outliers::v1::outliers_service(self.outlier_limits(), drain.clone()))
-            .add_service(files::compat::file_srv(self.files.clone()))
-            .add_service(files::compat::file_transfer(self.files.clone()))
-            .add_service(files::bytestream::byte_stream(self.files.clone()))
-            .add_service(files::v1::files_service(self.files.clone()));
+            .add_service(files::compat::file_srv(self.files.clone(), max))
+            .add_service(files::compat::file_transfer(self.files.clone(), max))
+            .add_service(files::bytestream::byte_stream(self.files.clone(), max))
+            .add_service(files::v1::files_service(self.files.clone(), max));
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));

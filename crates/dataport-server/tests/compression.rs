@@ -198,3 +198,46 @@ async fn responses_are_compressed_when_asked_and_accepted_but_file_data_never() 
     }
     assert!(got == data);
 }
+
+#[tokio::test]
+async fn the_configured_message_limit_holds_on_every_path_compressed_or_not() {
+    let (mut config, dir) = common::config();
+    config.max_message_size = 1024;
+    let server = common::start_with(config, dir).await;
+    let name = "a".repeat(2000);
+    // tonic's path, plain and compressed.
+    let greeter = GreeterClient::new(server.channel().await).max_encoding_message_size(usize::MAX);
+    let result = greeter.clone().say_hello(hello(&name)).await;
+    assert_status(result, Code::ResourceExhausted, &["limit of 1024 bytes"]);
+    let result = greeter.send_compressed(CompressionEncoding::Gzip).say_hello(hello(&name)).await;
+    assert_status(result, Code::ResourceExhausted, &["limit of 1024 bytes"]);
+    assert_eq!(
+        GreeterClient::new(server.channel().await)
+            .say_hello(hello("short"))
+            .await
+            .unwrap()
+            .into_inner()
+            .message,
+        "Hello, short!"
+    );
+    // An upload read off the wire: a chunk over the limit, plain and compressed.
+    for encoding in [None, Some(CompressionEncoding::Zstd)] {
+        let mut client = FileSrvClient::new(server.channel().await);
+        if let Some(encoding) = encoding {
+            client = client.send_compressed(encoding);
+        }
+        let upload = [
+            file_srv::UploadRequest {
+                request: Some(file_srv::upload_request::Request::Header(FileHeader {
+                    filename: "big".into(),
+                    extension: ".bin".into(),
+                })),
+            },
+            file_srv::UploadRequest {
+                request: Some(file_srv::upload_request::Request::ChunkData(vec![0; 2000].into())),
+            },
+        ];
+        let result = client.upload_file(tokio_stream::iter(upload)).await;
+        assert_status(result, Code::ResourceExhausted, &["limit of 1024 bytes"]);
+    }
+}

@@ -73,3 +73,11 @@ where
         Box::pin(async move { Ok(served.await) })
     }
 }
+
+/// What a generated method answers when [`Lean`] serves its path: it is
+/// never reached while the router is in front, and says so if it is.
+pub fn shadowed(path: &str) -> tonic::Status {
+    tonic::Status::internal(format!(
+        "{path} is served off the wire; the generated handler was reached without its router"
+    ))
+}

@@ -21,21 +21,39 @@ use tonic::{Request, Response, Status, Streaming};
 use super::stream::{
     Decoded, Incoming, Piece, Replay, Rules, Source, Target, Written, download, send_chunks, upload,
 };
-use super::{blocking, lean, shown, status};
+use dataport_wire::{Lean, OffTheWire, Served};
+
+use super::{blocking, lean, shown, status, wire};
 use crate::Reply;
-use dataport_wire::Lean;
 
 /// `google.bytestream.ByteStream`.
 #[derive(Clone, Debug)]
 pub struct ByteStream {
     store: LocalFileStore,
+    max_message: usize,
 }
 
-/// `google.bytestream.ByteStream`, its reads sent [`Lean`].
+/// `google.bytestream.ByteStream`, its reads sent [`Lean`], reading request
+/// messages of at most `max_message` bytes.
 pub fn byte_stream(
     store: LocalFileStore,
+    max_message: usize,
 ) -> Lean<byte_stream_server::ByteStreamServer<ByteStream>, ByteStream> {
-    lean(ByteStream { store }, byte_stream_server::ByteStreamServer::new)
+    let generated = |s| byte_stream_server::ByteStreamServer::new(s).max_decoding_message_size(max_message);
+    lean(ByteStream { store, max_message }, generated)
+}
+
+/// Read's answer is sent off the wire, its chunks uncopied; Write's messages
+/// carry offsets with their data, never a lone bytes field, so it stays
+/// tonic's.
+impl OffTheWire for ByteStream {
+    const PATHS: &'static [&'static str] = &[dataport_proto::methods::google::bytestream::byte_stream::READ];
+    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
+        let this = self.clone();
+        wire::download(request, self.max_message, move |request| async move {
+            byte_stream_server::ByteStream::read(&this, request).await
+        })
+    }
 }
 
 const READ_FORM: &str = "files/{name}";

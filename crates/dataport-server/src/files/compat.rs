@@ -12,20 +12,47 @@ use dataport_store::files::{FileInfo, FileStore, LocalFileStore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::stream::{Decoded, Piece, Source, download, first, send_chunks, store_stream};
-use super::{blocking, lean};
+use dataport_proto::methods;
+use dataport_wire::route::shadowed;
+use dataport_wire::{Lean, OffTheWire, Served};
+
+use super::stream::{Piece, Source, download, first, send_chunks, store_stream};
+use super::{blocking, lean, wire};
 use crate::Reply;
-use dataport_wire::Lean;
 
 /// `FileSrv`.
 #[derive(Clone, Debug)]
 pub struct FileSrv {
     store: LocalFileStore,
+    max_message: usize,
 }
 
-/// `FileSrv`, its file data moved [`Lean`].
-pub fn file_srv(store: LocalFileStore) -> Lean<file_srv_server::FileSrvServer<FileSrv>, FileSrv> {
-    lean(FileSrv { store }, file_srv_server::FileSrvServer::new)
+/// `FileSrv`, its file data moved [`Lean`], reading request messages of
+/// at most `max_message` bytes.
+pub fn file_srv(
+    store: LocalFileStore,
+    max_message: usize,
+) -> Lean<file_srv_server::FileSrvServer<FileSrv>, FileSrv> {
+    let generated = |s| file_srv_server::FileSrvServer::new(s).max_decoding_message_size(max_message);
+    lean(FileSrv { store, max_message }, generated)
+}
+
+const UPLOAD_FILE: &str = methods::file_srv::UPLOAD_FILE;
+const DOWNLOAD_FILE: &str = methods::file_srv::DOWNLOAD_FILE;
+
+impl OffTheWire for FileSrv {
+    const PATHS: &'static [&'static str] = &[DOWNLOAD_FILE, UPLOAD_FILE];
+    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
+        let this = self.clone();
+        if request.uri().path() == UPLOAD_FILE {
+            return wire::upload(request, self.max_message, move |source| async move {
+                this.upload(source).await
+            });
+        }
+        wire::download(request, self.max_message, move |request| async move {
+            file_srv_server::FileSrv::download_file(&this, request).await
+        })
+    }
 }
 
 /// What an upload answers once it is durable.
@@ -73,12 +100,12 @@ impl FileSrv {
     }
 }
 
-/// Reached only if [`Lean`] is bypassed: the same calls from tonic's
-/// decoded messages.
+/// UploadFile is served off the wire; DownloadFile is answered here, its
+/// chunks sent off the wire.
 #[tonic::async_trait]
 impl file_srv_server::FileSrv for FileSrv {
-    async fn upload_file(&self, request: Request<Streaming<UploadRequest>>) -> Reply<StringResponse> {
-        self.upload(Decoded::new(request)).await.map(Response::new)
+    async fn upload_file(&self, _: Request<Streaming<UploadRequest>>) -> Reply<StringResponse> {
+        Err(shadowed(UPLOAD_FILE))
     }
 
     type DownloadFileStream = ReceiverStream<Result<file_srv::FileResponse, Status>>;
@@ -99,13 +126,27 @@ impl file_srv_server::FileSrv for FileSrv {
 #[derive(Clone, Debug)]
 pub struct FileTransfer {
     store: LocalFileStore,
+    max_message: usize,
 }
 
-/// `FileTransfer.FileService`, its uploads read [`Lean`].
+/// `FileTransfer.FileService`, its uploads read [`Lean`], messages of at
+/// most `max_message` bytes.
 pub fn file_transfer(
     store: LocalFileStore,
+    max_message: usize,
 ) -> Lean<file_service_server::FileServiceServer<FileTransfer>, FileTransfer> {
-    lean(FileTransfer { store }, file_service_server::FileServiceServer::new)
+    let generated = |s| file_service_server::FileServiceServer::new(s).max_decoding_message_size(max_message);
+    lean(FileTransfer { store, max_message }, generated)
+}
+
+const UPLOAD: &str = methods::file_transfer::file_service::UPLOAD;
+
+impl OffTheWire for FileTransfer {
+    const PATHS: &'static [&'static str] = &[UPLOAD];
+    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
+        let this = self.clone();
+        wire::upload(request, self.max_message, move |source| async move { this.upload(source).await })
+    }
 }
 
 /// A name no other upload of this server has: the time in nanoseconds since
@@ -125,10 +166,10 @@ impl FileTransfer {
     }
 }
 
-/// Reached only if [`Lean`] is bypassed.
+/// Upload is served off the wire.
 #[tonic::async_trait]
 impl file_service_server::FileService for FileTransfer {
-    async fn upload(&self, request: Request<Streaming<Chunk>>) -> Reply<file_transfer::Response> {
-        FileTransfer::upload(self, Decoded::new(request)).await.map(Response::new)
+    async fn upload(&self, _: Request<Streaming<Chunk>>) -> Reply<file_transfer::Response> {
+        Err(shadowed(UPLOAD))
     }
 }

@@ -12,17 +12,14 @@ mod stream;
 pub mod v1;
 mod wire;
 
-use bytestream::ByteStream;
-use compat::{FileSrv, FileTransfer};
-use v1::FilesService;
-
 use dataport_store::files::FileError;
 use tonic::Status;
 
 use dataport_wire::Lean;
 
 /// `service` in front of its generated server: the methods that carry file
-/// data are served off the wire (wire.rs), every other by `generated`.
+/// data are served off the wire (each service's `OffTheWire`, with wire.rs),
+/// every other by `generated`.
 fn lean<S, D: Clone>(service: D, generated: impl FnOnce(D) -> S) -> Lean<S, D> {
     Lean::new(generated(service.clone()), service)
 }

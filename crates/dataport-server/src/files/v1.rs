@@ -18,10 +18,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::stream::{Decoded, Expect, Piece, Rules, Source, download, first, send_chunks, store_stream};
-use super::{blocking, lean, shown};
+use dataport_proto::methods;
+use dataport_wire::route::shadowed;
+use dataport_wire::{Lean, OffTheWire, Served};
+
+use super::stream::{Expect, Piece, Rules, Source, download, first, send_chunks, store_stream};
+use super::{blocking, lean, shown, wire};
 use crate::Reply;
-use dataport_wire::Lean;
 
 /// Files a List page holds when the request says 0.
 const DEFAULT_PAGE_SIZE: usize = 1000;
@@ -35,13 +38,36 @@ const MAX_DOWNLOAD_FILES: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct FilesService {
     store: LocalFileStore,
+    max_message: usize,
 }
 
-/// `dataport.files.v1.FilesService`, its uploads and downloads moved [`Lean`].
+/// `dataport.files.v1.FilesService`, its uploads and downloads moved
+/// [`Lean`], reading request messages of at most `max_message` bytes.
 pub fn files_service(
     store: LocalFileStore,
+    max_message: usize,
 ) -> Lean<files_service_server::FilesServiceServer<FilesService>, FilesService> {
-    lean(FilesService { store }, files_service_server::FilesServiceServer::new)
+    let generated =
+        |s| files_service_server::FilesServiceServer::new(s).max_decoding_message_size(max_message);
+    lean(FilesService { store, max_message }, generated)
+}
+
+const UPLOAD: &str = methods::dataport::files::v1::files_service::UPLOAD;
+const DOWNLOAD: &str = methods::dataport::files::v1::files_service::DOWNLOAD;
+
+impl OffTheWire for FilesService {
+    const PATHS: &'static [&'static str] = &[DOWNLOAD, UPLOAD];
+    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
+        let this = self.clone();
+        if request.uri().path() == UPLOAD {
+            return wire::upload(request, self.max_message, move |source| async move {
+                this.upload(source).await
+            });
+        }
+        wire::download(request, self.max_message, move |request| async move {
+            files_service_server::FilesService::download(&this, request).await
+        })
+    }
 }
 
 /// A stored file as the wire shows it.
@@ -257,11 +283,12 @@ impl FilesService {
     }
 }
 
-/// Upload and Download are reached only if [`Lean`] is bypassed.
+/// Upload is served off the wire; Download is answered here, its chunks
+/// sent off the wire.
 #[tonic::async_trait]
 impl files_service_server::FilesService for FilesService {
-    async fn upload(&self, request: Request<Streaming<v1::UploadRequest>>) -> Reply<v1::UploadResponse> {
-        FilesService::upload(self, Decoded::new(request)).await.map(Response::new)
+    async fn upload(&self, _: Request<Streaming<v1::UploadRequest>>) -> Reply<v1::UploadResponse> {
+        Err(shadowed(UPLOAD))
     }
 
     type DownloadStream = ReceiverStream<Result<v1::DownloadResponse, Status>>;

@@ -18,77 +18,21 @@
 //! Every check and error stays in the service's code, shared with the
 //! generated path; every other method goes to the generated code.
 
-use dataport_proto::dataport::files::v1::files_service_server::FilesService as _;
-use dataport_proto::file_srv::file_srv_server::FileSrv as _;
-use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStream as _};
-use dataport_proto::methods;
 use dataport_wire::body::{Received, Side, response_stream, unary_response};
-use dataport_wire::{Event, LoneBytes, OffTheWire, Served};
+use dataport_wire::{Event, LoneBytes, Served};
 use prost::Message;
 use prost::bytes::Bytes;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::stream::{Incoming, Source};
-use super::{ByteStream, FileSrv, FileTransfer, FilesService};
 use crate::ended::BodyEnd;
-
-const V1_UPLOAD: &str = methods::dataport::files::v1::files_service::UPLOAD;
-const V1_DOWNLOAD: &str = methods::dataport::files::v1::files_service::DOWNLOAD;
-const UPLOAD_FILE: &str = methods::file_srv::UPLOAD_FILE;
-const DOWNLOAD_FILE: &str = methods::file_srv::DOWNLOAD_FILE;
-
-impl OffTheWire for FilesService {
-    const PATHS: &'static [&'static str] = &[V1_DOWNLOAD, V1_UPLOAD];
-    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
-        let this = self.clone();
-        if request.uri().path() == V1_UPLOAD {
-            return upload(request, move |source| async move { FilesService::upload(&this, source).await });
-        }
-        download(request, move |request| async move { FilesService::download(&this, request).await })
-    }
-}
-
-impl OffTheWire for FileSrv {
-    const PATHS: &'static [&'static str] = &[DOWNLOAD_FILE, UPLOAD_FILE];
-    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
-        let this = self.clone();
-        if request.uri().path() == UPLOAD_FILE {
-            return upload(request, move |source| async move { this.upload(source).await });
-        }
-        download(request, move |request| async move { this.download_file(request).await })
-    }
-}
-
-impl OffTheWire for FileTransfer {
-    const PATHS: &'static [&'static str] = &[methods::file_transfer::file_service::UPLOAD];
-    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
-        let this = self.clone();
-        upload(request, move |source| async move { FileTransfer::upload(&this, source).await })
-    }
-}
-
-/// ByteStream's Write messages carry offsets with their data, never a lone
-/// bytes field, so only Read is served here.
-impl OffTheWire for ByteStream {
-    const PATHS: &'static [&'static str] = &[methods::google::bytestream::byte_stream::READ];
-    fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
-        let this = self.clone();
-        download(request, move |request: tonic::Request<bytestream::ReadRequest>| async move {
-            this.read(request).await
-        })
-    }
-}
-
-/// The largest request message read here, tonic's default limit: a
-/// download request names files, an upload's messages are at most one
-/// chunk.
-const MAX_MESSAGE: usize = 4 << 20;
 
 /// A download: its request read whole, the handler's messages sent with
 /// their chunks uncopied.
-fn download<Req, M, F>(
+pub(super) fn download<Req, M, F>(
     request: http::Request<tonic::body::Body>,
+    max_message: usize,
     handler: impl FnOnce(tonic::Request<Req>) -> F + Send + 'static,
 ) -> Served
 where
@@ -98,7 +42,7 @@ where
 {
     Box::pin(async move {
         let (parts, body) = request.into_parts();
-        let answer = match Received::<Req>::new(body, Side::Request, None, MAX_MESSAGE).single().await {
+        let answer = match Received::<Req>::new(body, Side::Request, None, max_message).single().await {
             Ok(message) => {
                 handler(tonic::Request::from_http(http::Request::from_parts(parts, message))).await
             }
@@ -113,8 +57,9 @@ where
 
 /// An upload: the handler reads its messages from the [`Wire`], and its
 /// answer is sent as one message.
-fn upload<T, R, F>(
+pub(super) fn upload<T, R, F>(
     request: http::Request<tonic::body::Body>,
+    max_message: usize,
     handler: impl FnOnce(Wire<T>) -> F + Send + 'static,
 ) -> Served
 where
@@ -125,7 +70,7 @@ where
     Box::pin(async move {
         let end = request.extensions().get::<BodyEnd>().cloned();
         let source = Wire {
-            messages: Received::new(request.into_body(), Side::Request, Some(T::FIELD), MAX_MESSAGE),
+            messages: Received::new(request.into_body(), Side::Request, Some(T::FIELD), max_message),
             end,
         };
         match handler(source).await {

@@ -12,8 +12,8 @@ use crate::Reply;
 pub struct Greeter;
 
 /// `helloworld.Greeter`.
-pub fn greeter() -> GreeterServer<Greeter> {
-    GreeterServer::new(Greeter)
+pub fn greeter(max_message: usize) -> GreeterServer<Greeter> {
+    GreeterServer::new(Greeter).max_decoding_message_size(max_message)
 }
 
 #[tonic::async_trait]

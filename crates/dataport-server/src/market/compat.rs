@@ -15,8 +15,8 @@ pub struct Indicator {
 }
 
 /// `idc.Indicator` over `market`.
-pub fn indicator(market: Market) -> indicator_server::IndicatorServer<Indicator> {
-    indicator_server::IndicatorServer::new(Indicator { market })
+pub fn indicator(market: Market, max_message: usize) -> indicator_server::IndicatorServer<Indicator> {
+    indicator_server::IndicatorServer::new(Indicator { market }).max_decoding_message_size(max_message)
 }
 
 /// `idc.IndicatorGraph`.
@@ -26,8 +26,12 @@ pub struct IndicatorGraph {
 }
 
 /// `idc.IndicatorGraph` over `market`.
-pub fn indicator_graph(market: Market) -> indicator_graph_server::IndicatorGraphServer<IndicatorGraph> {
+pub fn indicator_graph(
+    market: Market,
+    max_message: usize,
+) -> indicator_graph_server::IndicatorGraphServer<IndicatorGraph> {
     indicator_graph_server::IndicatorGraphServer::new(IndicatorGraph { market })
+        .max_decoding_message_size(max_message)
 }
 
 #[tonic::async_trait]

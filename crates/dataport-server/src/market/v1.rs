@@ -27,8 +27,12 @@ pub struct MarketService {
 
 /// `dataport.market.v1.MarketService` over `market`; ImportBars tells a
 /// finished stream from a reset one by its [`BodyEnd`].
-pub fn market_service(market: Market) -> market_service_server::MarketServiceServer<MarketService> {
+pub fn market_service(
+    market: Market,
+    max_message: usize,
+) -> market_service_server::MarketServiceServer<MarketService> {
     market_service_server::MarketServiceServer::new(MarketService { market })
+        .max_decoding_message_size(max_message)
 }
 
 type ChartStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::RenderChartResponse, Status>>>;

@@ -2,7 +2,8 @@
 
 use dataport_core::outliers::{Method, outlier_positions};
 use dataport_proto::pb::{self, outliers_server};
-use tonic::{Request, Response, Status};
+use dataport_wire::route::shadowed;
+use tonic::{Request, Status};
 
 use super::wire::{BatchDetect, MetricBatch};
 use super::{LeanDetect, Limits, check_finite, columns, lean_detect};
@@ -33,13 +34,24 @@ impl BatchDetect for Outliers {
     }
 }
 
-/// Reached only if [`Lean`](dataport_wire::Lean) is bypassed; the same
-/// answer from decoded messages.
+/// Detect is served off the wire.
 #[tonic::async_trait]
 impl outliers_server::Outliers for Outliers {
-    async fn detect(&self, request: Request<pb::OutliersRequest>) -> Reply<pb::OutliersResponse> {
-        let metrics = request.into_inner().metrics;
-        let batch = MetricBatch::from_points(metrics.iter().map(|m| (m.name.as_str(), m.value)));
-        BatchDetect::detect(self, batch).await.map(Response::new)
+    async fn detect(&self, _: Request<pb::OutliersRequest>) -> Reply<pb::OutliersResponse> {
+        Err(shadowed(Self::PATH))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_generated_detect_says_it_is_served_off_the_wire() {
+        let e = outliers_server::Outliers::detect(&Outliers, Request::new(pb::OutliersRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Internal);
+        assert!(e.message().starts_with("/pb.Outliers/Detect is served off the wire"), "{e:?}");
     }
 }

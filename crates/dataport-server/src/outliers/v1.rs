@@ -54,13 +54,9 @@ type AnomalyStream = ReceiverStream<Result<pb::DetectStreamResponse, Status>>;
 
 #[tonic::async_trait]
 impl outliers_service_server::OutliersService for OutliersService {
-    /// Reached only if [`Lean`](dataport_wire::Lean) is bypassed; the same
-    /// answer from decoded messages.
-    async fn detect(&self, request: Request<pb::DetectRequest>) -> Reply<pb::DetectResponse> {
-        let req = request.into_inner();
-        let mut batch = MetricBatch::from_points(req.metrics.iter().map(|m| (m.name.as_str(), m.value)));
-        batch.method = req.method;
-        BatchDetect::detect(self, batch).await.map(Response::new)
+    /// Served off the wire.
+    async fn detect(&self, _: Request<pb::DetectRequest>) -> Reply<pb::DetectResponse> {
+        Err(dataport_wire::route::shadowed(<Self as BatchDetect>::PATH))
     }
 
     type DetectStreamStream = AnomalyStream;

@@ -51,16 +51,6 @@ impl MetricBatch {
         let series = |i: usize| self.series.get(i).map_or(0, |&s| s as usize);
         self.values.iter().enumerate().map(move |(i, &v)| (self.names[series(i)].as_str(), v))
     }
-
-    /// Builds a batch from decoded metrics (the generated types' path).
-    pub fn from_points<'a>(points: impl IntoIterator<Item = (&'a str, f64)>) -> MetricBatch {
-        let mut builder = Builder::default();
-        for (name, value) in points {
-            // Names of decoded messages are valid UTF-8 already.
-            let _ = builder.push(name.as_bytes(), value);
-        }
-        builder.batch
-    }
 }
 
 #[derive(Default)]

@@ -16,8 +16,12 @@ pub struct PositionService {
 }
 
 /// `posXYZ.PositionService` over `hub`.
-pub fn position_service(hub: Arc<Hub>) -> position_service_server::PositionServiceServer<PositionService> {
+pub fn position_service(
+    hub: Arc<Hub>,
+    max_message: usize,
+) -> position_service_server::PositionServiceServer<PositionService> {
     position_service_server::PositionServiceServer::new(PositionService { hub })
+        .max_decoding_message_size(max_message)
 }
 
 #[tonic::async_trait]

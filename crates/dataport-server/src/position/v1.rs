@@ -24,8 +24,10 @@ pub struct PositionService {
 pub fn position_service(
     hub: Arc<Hub>,
     drain: Drain,
+    max_message: usize,
 ) -> EndOnDrain<position_service_server::PositionServiceServer<PositionService>> {
-    EndOnDrain::new(position_service_server::PositionServiceServer::new(PositionService { hub }), drain)
+    let server = position_service_server::PositionServiceServer::new(PositionService { hub });
+    EndOnDrain::new(server.max_decoding_message_size(max_message), drain)
 }
 
 fn wire(s: Snapshot) -> pb::EntityPosition {

@@ -27,8 +27,8 @@ pub struct RouteGuide {
 }
 
 /// `routeguide.RouteGuide` over `features`.
-pub fn route_guide(features: Arc<FeatureDb>) -> RouteGuideServer<RouteGuide> {
-    RouteGuideServer::new(RouteGuide { features })
+pub fn route_guide(features: Arc<FeatureDb>, max_message: usize) -> RouteGuideServer<RouteGuide> {
+    RouteGuideServer::new(RouteGuide { features }).max_decoding_message_size(max_message)
 }
 
 /// Converts a wire point, refusing a missing one or one off the Earth;
