@@ -7,10 +7,7 @@
 //! `dataport-core`, and only `dataport-store` touches the data directory.
 
 pub mod config;
-mod cut;
-mod deadline;
 mod drain;
-mod ended;
 mod files;
 pub mod framing;
 mod greeter;
@@ -18,12 +15,16 @@ mod health;
 mod lean;
 pub mod logging;
 mod market;
-mod message_limit;
 mod outliers;
 mod position;
 mod reflection;
 mod route;
 mod server;
+mod stack;
+mod tonic_fixes;
+/// Where the handlers that commit a client stream find
+/// [`BodyEnd`](tonic_fixes::BodyEnd).
+use tonic_fixes as ended;
 
 pub use server::{SERVICES, ServeError, Server, StartError};
 

@@ -16,12 +16,8 @@ use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::Config;
-use crate::deadline::DeadlineLayer;
 use crate::drain::{Drain, EndOnDrain};
-use crate::ended::WatchEndLayer;
-use crate::logging::CallLogLayer;
 use crate::market::{self, Market};
-use crate::message_limit::MessageLimitLayer;
 use crate::position::Hub;
 use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
 use crate::{files, greeter, health, outliers, position, route};
@@ -142,10 +138,7 @@ impl Server {
             .max_frame_size(Some(1 << 20))
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
-            .layer(WatchEndLayer)
-            .layer(CallLogLayer)
-            .layer(MessageLimitLayer)
-            .layer(DeadlineLayer)
+            .layer(crate::stack::layers!())
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))
             .add_service(ReflectionV1Alpha::server(catalog))
