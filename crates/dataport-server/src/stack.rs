@@ -302,67 +302,31 @@ mod tests {
     use crate::drain::EndOnDrain;
 
     /// A service that answers after `delay`.
-    #[derive(Clone)]
-    struct After(Duration);
-
-    impl Service<http::Request<()>> for After {
-        type Response = http::Response<tonic::body::Body>;
-        type Error = Infallible;
-        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: http::Request<()>) -> Self::Future {
-            let delay = self.0;
-            Box::pin(async move {
-                tokio::time::sleep(delay).await;
-                Ok(http::Response::new(tonic::body::Body::default()))
-            })
-        }
+    fn after(delay: Duration) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+        tower::service_fn(move |_| async move {
+            tokio::time::sleep(delay).await;
+            Ok(http::Response::new(tonic::body::Body::default()))
+        })
     }
 
     /// A service whose handler blocks its thread for `block`, as a busy
     /// machine can keep a ready timer from firing, and whose response body
     /// sends one frame and then never ends.
-    #[derive(Clone)]
-    struct Streaming(Duration);
-
-    #[derive(Default)]
-    struct Endless {
-        sent: bool,
+    fn streaming(
+        block: Duration,
+    ) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+        tower::service_fn(move |_| {
+            std::thread::sleep(block);
+            use tokio_stream::StreamExt as _;
+            let frame = Ok::<_, Status>(Frame::data(Bytes::from_static(b"frame")));
+            let frames = tokio_stream::once(frame).chain(tokio_stream::pending());
+            std::future::ready(Ok(http::Response::new(tonic::body::Body::new(
+                http_body_util::StreamBody::new(frames),
+            ))))
+        })
     }
 
-    impl Body for Endless {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Self::Data>, Infallible>>> {
-            if std::mem::replace(&mut self.sent, true) {
-                return Poll::Pending;
-            }
-            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"frame")))))
-        }
-    }
-
-    impl Service<http::Request<()>> for Streaming {
-        type Response = http::Response<Endless>;
-        type Error = Infallible;
-        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: http::Request<()>) -> Self::Future {
-            std::thread::sleep(self.0);
-            std::future::ready(Ok(http::Response::new(Endless::default())))
-        }
-    }
+    type Response = http::Response<tonic::body::Body>;
 
     fn with_timeout(timeout: &str) -> http::Request<()> {
         http::Request::builder().header("grpc-timeout", timeout).body(()).unwrap()
@@ -370,7 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_response_stream_still_going_at_the_deadline_ends_there_deadline_exceeded() {
-        let mut service = CallLayer.layer(Streaming(Duration::ZERO));
+        let mut service = CallLayer.layer(streaming(Duration::ZERO));
         let start = Instant::now();
         let mut body = Box::pin(service.call(with_timeout("40m")).await.unwrap().into_body());
         let frame = body.frame().await.unwrap().unwrap();
@@ -385,7 +349,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_ready_only_after_the_deadline_is_not_sent() {
         // The handler's reply is ready at 60 ms; the 30 ms timer never got to fire.
-        let mut service = CallLayer.layer(Streaming(Duration::from_millis(60)));
+        let mut service = CallLayer.layer(streaming(Duration::from_millis(60)));
         let response = service.call(with_timeout("30m")).await.unwrap();
         assert_eq!(response.headers()["grpc-status"], "4");
         assert!(response.into_body().is_end_stream());
@@ -395,7 +359,7 @@ mod tests {
         delay: Duration,
         timeout: Option<&str>,
     ) -> (http::Response<CallBody<tonic::body::Body>>, Duration) {
-        let mut service = CallLayer.layer(After(delay));
+        let mut service = CallLayer.layer(after(delay));
         let mut request = http::Request::builder();
         if let Some(timeout) = timeout {
             request = request.header("grpc-timeout", timeout);
@@ -425,41 +389,29 @@ mod tests {
 
     /// A service answering one data frame and then `trailers`, or, when
     /// `trailers_only`, those in the headers of an empty response.
-    #[derive(Clone)]
-    struct Answers {
+    fn answers(
         trailers: HeaderMap,
         trailers_only: bool,
-    }
-
-    impl Service<http::Request<()>> for Answers {
-        type Response = http::Response<tonic::body::Body>;
-        type Error = Infallible;
-        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
-
-        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: http::Request<()>) -> Self::Future {
-            let response = if self.trailers_only {
+    ) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+        tower::service_fn(move |_| {
+            let response = if trailers_only {
                 let mut response = http::Response::new(tonic::body::Body::empty());
-                response.headers_mut().extend(self.trailers.clone());
+                response.headers_mut().extend(trailers.clone());
                 response
             } else {
-                let frames =
-                    [Frame::data(Bytes::from_static(b"data")), Frame::trailers(self.trailers.clone())];
+                let frames = [Frame::data(Bytes::from_static(b"data")), Frame::trailers(trailers.clone())];
                 let stream = tokio_stream::iter(frames.map(Ok::<_, Status>));
                 http::Response::new(tonic::body::Body::new(http_body_util::StreamBody::new(stream)))
             };
             std::future::ready(Ok(response))
-        }
+        })
     }
 
     /// The status headers a client gets from a service that answers `status`.
     async fn status_out(status: Status, trailers_only: bool) -> HeaderMap {
         let mut trailers = HeaderMap::new();
         status.add_header(&mut trailers).unwrap();
-        let mut service = CallLayer.layer(Answers { trailers, trailers_only });
+        let mut service = CallLayer.layer(answers(trailers, trailers_only));
         let response = service.call(http::Request::new(())).await.unwrap();
         if trailers_only {
             assert!(response.body().is_end_stream());
@@ -509,9 +461,9 @@ mod tests {
     #[tokio::test]
     async fn a_stream_of_a_service_that_ends_on_drain_ends_unavailable_after_what_is_ready() {
         let drain = Drain::default();
-        let mut other = body_of(CallLayer.layer(Streaming(Duration::ZERO))).await;
+        let mut other = body_of(CallLayer.layer(streaming(Duration::ZERO))).await;
         let mut marked =
-            body_of(CallLayer.layer(EndOnDrain::new(Streaming(Duration::ZERO), drain.clone()))).await;
+            body_of(CallLayer.layer(EndOnDrain::new(streaming(Duration::ZERO), drain.clone()))).await;
         drain.start();
         // The frame the handler had ready goes first, then UNAVAILABLE.
         assert_eq!(marked.frame().await.unwrap().unwrap().into_data().unwrap(), "frame");

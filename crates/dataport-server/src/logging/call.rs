@@ -179,6 +179,21 @@ impl LineBuf {
         }
     }
 
+    /// The code, the duration and the peer (if known), which every format
+    /// writes alike: `before` holds what goes before each, and after the peer.
+    fn fields(&mut self, line: &Line<'_>, before: [&str; 4]) {
+        let [code, duration_us, peer, after_peer] = before;
+        self.push(code);
+        self.push(line.code);
+        self.push(duration_us);
+        self.int(line.duration_us);
+        if let Some(addr) = line.peer {
+            self.push(peer);
+            self.peer(addr);
+            self.push(after_peer);
+        }
+    }
+
     /// The method as a JSON string; methods repeat, so the last one that
     /// needed no escaping is remembered.
     fn json_method(&mut self, method: &str) {
@@ -204,14 +219,7 @@ fn text(out: &mut LineBuf, line: &Line<'_>) {
     out.push(TARGET);
     out.push(": method=");
     out.push(line.method);
-    out.push(" code=");
-    out.push(line.code);
-    out.push(" duration_us=");
-    out.int(line.duration_us);
-    if let Some(peer) = line.peer {
-        out.push(" peer=");
-        out.peer(peer);
-    }
+    out.fields(line, [" code=", " duration_us=", " peer=", ""]);
     if let Some(message) = line.message {
         // Quoted and escaped, so a message cannot forge a line.
         let _ = write!(out.buf, " message={message:?}");
@@ -225,15 +233,7 @@ fn json(out: &mut LineBuf, line: &Line<'_>) {
     out.time(SystemTime::now());
     out.push("\",\"level\":\"INFO\",\"fields\":{\"method\":");
     out.json_method(line.method);
-    out.push(",\"code\":\"");
-    out.push(line.code);
-    out.push("\",\"duration_us\":");
-    out.int(line.duration_us);
-    if let Some(peer) = line.peer {
-        out.push(",\"peer\":\"");
-        out.peer(peer);
-        out.buf.push(b'"');
-    }
+    out.fields(line, [",\"code\":\"", "\",\"duration_us\":", ",\"peer\":\"", "\""]);
     if let Some(message) = line.message {
         out.push(",\"message\":");
         out.json_str(message);
