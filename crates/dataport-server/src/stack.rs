@@ -19,9 +19,10 @@
 //!      place that reads it, rewrites what [`corrected`] corrects and writes
 //!      the call's line ([`Call`]).
 //!
-//! Per call, the stack allocates only the request's `BodyEnd` (and a timer
-//! for the drain where it applies); tonic boxes the request and response
-//! bodies once more either way.
+//! Per call, the stack allocates only the request's `BodyEnd`, and a timer
+//! for the deadline or the drain where they apply (kept out of line, so that
+//! the future and the body of a call without them stay small); tonic boxes
+//! the request and response bodies once more either way.
 //!
 //! [`watch_end`]: crate::tonic_fixes::watch_end
 //! [`corrected`]: crate::tonic_fixes::corrected
@@ -95,7 +96,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         call: Option<Call>,
-        #[pin]
         deadline: Option<Deadline>,
     }
 }
@@ -108,17 +108,17 @@ where
     type Output = Result<http::Response<CallBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         let late = match this.inner.poll(cx) {
-            Poll::Ready(result) => match this.deadline.as_ref().get_ref() {
+            Poll::Ready(result) => match this.deadline.take() {
                 Some(deadline) if deadline.passed() => deadline.status(),
-                _ => return Poll::Ready(respond(result, this.call.take(), this.deadline.as_ref().get_ref())),
+                deadline => return Poll::Ready(respond(result, this.call.take(), deadline)),
             },
             Poll::Pending => {
-                let Some(mut deadline) = this.deadline.as_mut().as_pin_mut() else {
+                let Some(deadline) = this.deadline else {
                     return Poll::Pending;
                 };
-                ready!(deadline.as_mut().poll_fired(cx));
+                ready!(deadline.poll_fired(cx));
                 deadline.status()
             }
         };
@@ -132,7 +132,7 @@ where
 fn respond<B: Body, E>(
     result: Result<http::Response<B>, E>,
     mut call: Option<Call>,
-    deadline: &Option<Deadline>,
+    deadline: Option<Deadline>,
 ) -> Result<http::Response<CallBody<B>>, E> {
     let response = match result {
         Ok(response) => response,
@@ -153,7 +153,7 @@ fn respond<B: Body, E>(
     let body = CallBody {
         inner,
         call,
-        deadline: deadline.as_ref().map(Deadline::again),
+        deadline,
         drain: drain.map(|drain| Box::pin(drain.signaled()) as Signal),
         ended: false,
     };
@@ -169,7 +169,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         call: Option<Call>,
-        #[pin]
         deadline: Option<Deadline>,
         drain: Option<Signal>,
         ended: bool,
@@ -191,14 +190,14 @@ impl<B: Body> Body for CallBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
+        let this = self.project();
         if *this.ended {
             return Poll::Ready(None);
         }
         // Past the deadline nothing more is sent, not even frames the handler
         // has ready, so no call the client has given up on ends OK.
-        let fired = this.deadline.as_mut().as_pin_mut().is_some_and(|d| d.poll_fired(cx).is_ready());
-        let cut = match this.deadline.as_ref().get_ref() {
+        let fired = this.deadline.as_mut().is_some_and(|deadline| deadline.poll_fired(cx).is_ready());
+        let cut = match this.deadline {
             Some(deadline) if fired => deadline.status(),
             _ => match this.inner.poll_frame(cx) {
                 Poll::Ready(mut frame) => {

@@ -80,28 +80,19 @@ pub fn watch_end<B: Body>(
 /// How much earlier than the client's deadline [`Deadline`] fires.
 pub const MARGIN: Duration = Duration::from_millis(1);
 
-pin_project_lite::pin_project! {
-    /// The client's deadline for a call: how long it gave the call
-    /// (`grpc-timeout`), and a timer that fires [`MARGIN`] before that.
-    #[derive(Debug)]
-    pub struct Deadline {
-        timeout: Duration,
-        #[pin]
-        timer: Sleep,
-    }
+/// The client's deadline for a call: how long it gave the call
+/// (`grpc-timeout`), and a timer that fires [`MARGIN`] before that.
+#[derive(Debug)]
+pub struct Deadline {
+    timeout: Duration,
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Deadline {
     /// The deadline `headers` give a call that starts now, if any.
     pub fn of(headers: &HeaderMap) -> Option<Deadline> {
         let timeout = grpc_timeout(headers)?;
-        Some(Deadline { timeout, timer: tokio::time::sleep(timeout.saturating_sub(MARGIN)) })
-    }
-
-    /// The same deadline with a timer of its own (a pinned timer cannot move
-    /// from the response future into the response body).
-    pub fn again(&self) -> Deadline {
-        Deadline { timeout: self.timeout, timer: tokio::time::sleep_until(self.timer.deadline()) }
+        Some(Deadline { timeout, timer: Box::pin(tokio::time::sleep(timeout.saturating_sub(MARGIN))) })
     }
 
     /// Whether the deadline has passed by the clock (a timer can fire late).
@@ -110,8 +101,8 @@ impl Deadline {
     }
 
     /// Ready once the timer fires.
-    pub fn poll_fired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.project().timer.poll(cx)
+    pub fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.timer.as_mut().poll(cx)
     }
 
     /// What the client is told.
