@@ -110,15 +110,6 @@ struct Candle {
     style: ShapeStyle,
 }
 
-impl<'a> PointCollection<'a, (f64, f64)> for &'a Candle {
-    type Point = &'a (f64, f64);
-    type IntoIter = &'a [(f64, f64)];
-
-    fn point_iter(self) -> Self::IntoIter {
-        &self.points
-    }
-}
-
 impl<DB: DrawingBackend> Drawable<DB> for Candle {
     fn draw<I: Iterator<Item = BackendCoord>>(
         &self,
@@ -150,14 +141,21 @@ struct Column {
     color: RGBColor,
 }
 
-impl<'a> PointCollection<'a, (f64, f64)> for &'a Column {
-    type Point = &'a (f64, f64);
-    type IntoIter = &'a [(f64, f64)];
+/// Candles and columns hand plotters their points as the slice they hold.
+macro_rules! points_held {
+    ($($shape:ty),*) => {$(
+        impl<'a> PointCollection<'a, (f64, f64)> for &'a $shape {
+            type Point = &'a (f64, f64);
+            type IntoIter = &'a [(f64, f64)];
 
-    fn point_iter(self) -> Self::IntoIter {
-        &self.points
-    }
+            fn point_iter(self) -> Self::IntoIter {
+                &self.points
+            }
+        }
+    )*};
 }
+
+points_held!(Candle, Column);
 
 impl<DB: DrawingBackend> Drawable<DB> for Column {
     fn draw<I: Iterator<Item = BackendCoord>>(
@@ -226,48 +224,10 @@ pub(crate) fn chart<DB: DrawingBackend>(
         return root.present();
     }
 
-    let mut panels = Vec::new();
-    if options.panels.price {
-        panels.push(Panel::Price);
-    }
-    if options.panels.volume {
-        panels.push(Panel::Volume);
-    }
-    if options.panels.macd {
-        panels.push(Panel::Macd);
-    }
-
     // Vertical layout: panels share what the title and the date labels leave.
     let bottom_labels = (f64::from(style.tick) * 2.0 + text * 1.2 + pad * 0.5).round();
-    let gap = (text * 0.6).round();
-    let available = (h - top - bottom_labels - pad * 0.25 - gap * (panels.len() as f64 - 1.0)).max(1.0);
-    let total_weight: f64 = panels.iter().map(|p| p.weight()).sum();
-    let mut plans = Vec::with_capacity(panels.len());
-    let mut y = top;
-    for (i, &panel) in panels.iter().enumerate() {
-        let mut panel_h = (available * panel.weight() / total_weight).floor();
-        if i == panels.len() - 1 {
-            panel_h += bottom_labels;
-        }
-        let plot_h = if i == panels.len() - 1 { panel_h - bottom_labels } else { panel_h };
-        let (lo, hi) = y_range(panel, bars, macd, plot_h, text);
-        let target = (plot_h / (text * 2.2)).floor().clamp(3.0, 10.0) as usize;
-        let (values, step) = ticks::nice_ticks(lo, hi, target);
-        // Labels are centred on their tick: keep them off the panel's edges,
-        // where they would run into the neighbouring panel's labels.
-        let margin = text * 0.7 * (hi - lo) / plot_h.max(1.0);
-        let values: Vec<f64> =
-            values.into_iter().filter(|v| *v >= lo + margin && *v <= hi - margin).collect();
-        let labels = values.iter().map(|v| y_label(panel, *v, step, &values)).collect();
-        plans.push(PanelPlan {
-            panel,
-            top: y as u32,
-            height: panel_h as u32,
-            axis: Axis { lo, hi, ticks: values },
-            labels,
-        });
-        y += panel_h + gap;
-    }
+    let plans =
+        plan_panels(options, bars, macd, (top, h - top - bottom_labels - pad * 0.25), bottom_labels, text);
 
     // Horizontal layout: one left margin for all panels, so their x axes line up.
     let widest = plans
@@ -316,6 +276,57 @@ pub(crate) fn chart<DB: DrawingBackend>(
         chart.plotting_area().draw(&Rectangle::new(frame, FRAME.stroke_width(1)))?;
     }
     root.present()
+}
+
+/// The panels `options` asks for, stacked from `top` down through
+/// `available` pixels (the last one also holding the `bottom_labels` below
+/// it), each with its value axis and tick labels.
+fn plan_panels(
+    options: &ChartOptions,
+    bars: &[Bar],
+    macd: MacdLines<'_>,
+    (top, available): (f64, f64),
+    bottom_labels: f64,
+    text: f64,
+) -> Vec<PanelPlan> {
+    let panels: Vec<Panel> = [
+        (options.panels.price, Panel::Price),
+        (options.panels.volume, Panel::Volume),
+        (options.panels.macd, Panel::Macd),
+    ]
+    .into_iter()
+    .filter_map(|(on, panel)| on.then_some(panel))
+    .collect();
+    let gap = (text * 0.6).round();
+    let available = (available - gap * (panels.len() as f64 - 1.0)).max(1.0);
+    let total_weight: f64 = panels.iter().map(|p| p.weight()).sum();
+    let mut plans = Vec::with_capacity(panels.len());
+    let mut y = top;
+    for (i, &panel) in panels.iter().enumerate() {
+        let mut panel_h = (available * panel.weight() / total_weight).floor();
+        if i == panels.len() - 1 {
+            panel_h += bottom_labels;
+        }
+        let plot_h = if i == panels.len() - 1 { panel_h - bottom_labels } else { panel_h };
+        let (lo, hi) = y_range(panel, bars, macd, plot_h, text);
+        let target = (plot_h / (text * 2.2)).floor().clamp(3.0, 10.0) as usize;
+        let (values, step) = ticks::nice_ticks(lo, hi, target);
+        // Labels are centred on their tick: keep them off the panel's edges,
+        // where they would run into the neighbouring panel's labels.
+        let margin = text * 0.7 * (hi - lo) / plot_h.max(1.0);
+        let values: Vec<f64> =
+            values.into_iter().filter(|v| *v >= lo + margin && *v <= hi - margin).collect();
+        let labels = values.iter().map(|v| y_label(panel, *v, step, &values)).collect();
+        plans.push(PanelPlan {
+            panel,
+            top: y as u32,
+            height: panel_h as u32,
+            axis: Axis { lo, hi, ticks: values },
+            labels,
+        });
+        y += panel_h + gap;
+    }
+    plans
 }
 
 /// Draws the title centred on top, shortened with an ellipsis if it is wider

@@ -6,14 +6,11 @@
 //! after handing over whatever they already have, so that a server with
 //! watchers stops promptly instead of at the shutdown deadline.
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 use tonic::server::NamedService;
-
-use crate::cut::{Cut, CutBody, Reason};
 
 /// Starts the drain once; every [`Drain::signaled`] future then resolves.
 #[derive(Clone, Debug)]
@@ -38,10 +35,17 @@ impl Drain {
             let _ = rx.wait_for(|started| *started).await;
         }
     }
+
+    /// What a stream the drain ends says.
+    pub fn status() -> tonic::Status {
+        tonic::Status::unavailable("the server is shutting down")
+    }
 }
 
 /// Wraps a service so that its response streams end with UNAVAILABLE once
-/// the drain starts.
+/// the drain starts: it hands each response's [`Drain`] to the layer stack
+/// (in the response's extensions), whose response body ends the stream
+/// ([`crate::stack`]).
 #[derive(Clone, Debug)]
 pub struct EndOnDrain<S> {
     inner: S,
@@ -60,24 +64,43 @@ impl<S: NamedService> NamedService for EndOnDrain<S> {
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for EndOnDrain<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>, Error = Infallible>,
-    S::Future: Send + 'static,
-    ResBody: Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
 {
-    type Response = http::Response<CutBody<ResBody>>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Marked<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let response = self.inner.call(req);
-        let cut = Cut { signal: Box::pin(self.drain.signaled()), reason: Reason::Drain };
-        Box::pin(async move {
-            let response = response.await?;
-            Ok(response.map(|inner| CutBody::new(inner, Some(cut))))
-        })
+        Marked { inner: self.inner.call(req), drain: Some(self.drain.clone()) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`EndOnDrain`].
+    #[derive(Debug)]
+    pub struct Marked<F> {
+        #[pin]
+        inner: F,
+        drain: Option<Drain>,
+    }
+}
+
+impl<F, ResBody, E> Future for Marked<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(drain) = this.drain.take() {
+            response.extensions_mut().insert(drain);
+        }
+        Poll::Ready(Ok(response))
     }
 }

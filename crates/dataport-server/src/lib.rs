@@ -7,21 +7,19 @@
 //! `dataport-core`, and only `dataport-store` touches the data directory.
 
 pub mod config;
-mod cut;
-mod deadline;
 mod drain;
-mod ended;
 mod files;
 mod greeter;
 mod health;
 pub mod logging;
 mod market;
-mod message_limit;
 mod outliers;
 mod position;
 mod reflection;
 mod route;
 mod server;
+mod stack;
+mod tonic_fixes;
 
 pub use server::{SERVICES, ServeError, Server, StartError};
 

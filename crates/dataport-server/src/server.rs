@@ -19,12 +19,8 @@ use dataport_wire::Encoding;
 use dataport_wire::compression::{CompressionLayer, Limits};
 
 use crate::config::{Config, ResponseCompression};
-use crate::deadline::DeadlineLayer;
 use crate::drain::{Drain, EndOnDrain};
-use crate::ended::WatchEndLayer;
-use crate::logging::CallLogLayer;
 use crate::market::{self, Market};
-use crate::message_limit::MessageLimitLayer;
 use crate::position::Hub;
 use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
 use crate::{files, greeter, health, outliers, position, route};
@@ -173,11 +169,7 @@ impl Server {
             .max_frame_size(Some(1 << 20))
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
-            .layer(WatchEndLayer)
-            .layer(CallLogLayer)
-            .layer(MessageLimitLayer)
-            .layer(self.compression())
-            .layer(DeadlineLayer)
+            .layer(crate::stack::layers!(self.compression()))
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))
             .add_service(ReflectionV1Alpha::server(catalog))

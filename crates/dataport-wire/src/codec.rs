@@ -66,7 +66,7 @@ impl Encoding {
         }
         if out.len() > limit {
             return Err(Status::resource_exhausted(format!(
-                "the request message decompresses to more than this service's limit of {limit} bytes"
+                "the request message is over this service's limit of {limit} bytes once decompressed"
             )));
         }
         Ok(out.into())

@@ -212,6 +212,13 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// An empty body: what a refusal in the headers sends.
+impl<B> Default for Out<B> {
+    fn default() -> Self {
+        Out::Empty
+    }
+}
+
 impl<B> Body for Out<B>
 where
     B: Body<Data = Bytes>,

@@ -8,7 +8,7 @@
 //! stream that ends cleanly without `finish_write` is flushed and answers
 //! its size, a reset or broken one keeps what the writer had. Only a stream
 //! that really ended after `finish_write` commits
-//! ([`BodyEnd`](crate::ended::BodyEnd)).
+//! ([`BodyEnd`](crate::tonic_fixes::BodyEnd)).
 
 use std::io::{Seek, SeekFrom};
 

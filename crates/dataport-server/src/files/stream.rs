@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Status, Streaming};
 
 use super::status;
-use crate::ended::BodyEnd;
+use crate::tonic_fixes::BodyEnd;
 use dataport_wire::LoneBytes;
 
 /// Chunks (or pieces of them) received but not yet written, per upload:

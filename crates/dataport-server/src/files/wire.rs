@@ -26,7 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::stream::{Incoming, Source};
-use crate::ended::BodyEnd;
+use crate::tonic_fixes::BodyEnd;
 
 /// A download: its request read whole, the handler's messages sent with
 /// their chunks uncopied.

@@ -1,4 +1,5 @@
-//! The tower layer that writes one line per call.
+//! One line per call: the record of a call in flight ([`Call`]) and the
+//! formatter of its line.
 //!
 //! The line for a call is written when the call ends: for a unary or
 //! streaming response, when its trailers (which carry `grpc-status`) leave the
@@ -13,20 +14,15 @@
 //! embedders with their own subscriber) they are ordinary tracing events.
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
-use http::{HeaderMap, HeaderName};
-use http_body::{Body, Frame, SizeHint};
 use tonic::transport::server::TcpConnectInfo;
 
 use super::sink::Sink;
 use crate::config::LogFormat;
-use crate::ended::BodyEnd;
+use crate::tonic_fixes::BodyEnd;
 
 /// The canonical name of a gRPC status code.
 pub fn code_name(code: i32) -> &'static str {
@@ -183,6 +179,21 @@ impl LineBuf {
         }
     }
 
+    /// The code, the duration and the peer (if known), which every format
+    /// writes alike: `before` holds what goes before each, and after the peer.
+    fn fields(&mut self, line: &Line<'_>, before: [&str; 4]) {
+        let [code, duration_us, peer, after_peer] = before;
+        self.push(code);
+        self.push(line.code);
+        self.push(duration_us);
+        self.int(line.duration_us);
+        if let Some(addr) = line.peer {
+            self.push(peer);
+            self.peer(addr);
+            self.push(after_peer);
+        }
+    }
+
     /// The method as a JSON string; methods repeat, so the last one that
     /// needed no escaping is remembered.
     fn json_method(&mut self, method: &str) {
@@ -208,14 +219,7 @@ fn text(out: &mut LineBuf, line: &Line<'_>) {
     out.push(TARGET);
     out.push(": method=");
     out.push(line.method);
-    out.push(" code=");
-    out.push(line.code);
-    out.push(" duration_us=");
-    out.int(line.duration_us);
-    if let Some(peer) = line.peer {
-        out.push(" peer=");
-        out.peer(peer);
-    }
+    out.fields(line, [" code=", " duration_us=", " peer=", ""]);
     if let Some(message) = line.message {
         // Quoted and escaped, so a message cannot forge a line.
         let _ = write!(out.buf, " message={message:?}");
@@ -229,15 +233,7 @@ fn json(out: &mut LineBuf, line: &Line<'_>) {
     out.time(SystemTime::now());
     out.push("\",\"level\":\"INFO\",\"fields\":{\"method\":");
     out.json_method(line.method);
-    out.push(",\"code\":\"");
-    out.push(line.code);
-    out.push("\",\"duration_us\":");
-    out.int(line.duration_us);
-    if let Some(peer) = line.peer {
-        out.push(",\"peer\":\"");
-        out.peer(peer);
-        out.buf.push(b'"');
-    }
+    out.fields(line, [",\"code\":\"", "\",\"duration_us\":", ",\"peer\":\"", "\""]);
     if let Some(message) = line.message {
         out.push(",\"message\":");
         out.json_str(message);
@@ -247,83 +243,52 @@ fn json(out: &mut LineBuf, line: &Line<'_>) {
     out.push("\"}\n");
 }
 
-/// A tower layer that logs every call: method, status code, duration, peer.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CallLogLayer;
-
-impl<S> tower::Layer<S> for CallLogLayer {
-    type Service = CallLog<S>;
-
-    fn layer(&self, inner: S) -> CallLog<S> {
-        CallLog { inner }
-    }
-}
-
-/// See [`CallLogLayer`].
-#[derive(Clone, Debug)]
-pub struct CallLog<S> {
-    inner: S,
-}
-
-impl<S, B, ResBody> tower::Service<http::Request<B>> for CallLog<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
-    ResBody: Body,
-{
-    type Response = http::Response<CallLogBody<ResBody>>;
-    type Error = S::Error;
-    type Future = CallLogFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let call = PendingCall {
-            method: req.uri().path_and_query().cloned(),
-            peer: req.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
-            end: req.extensions().get::<BodyEnd>().cloned(),
-            start: Instant::now(),
-            done: false,
-        };
-        CallLogFuture { inner: self.inner.call(req), call: Some(call) }
-    }
-}
-
-/// A call whose line is not written yet; dropping it unfinished logs CANCELLED.
+/// A call whose line is not written yet; dropping it unfinished logs
+/// CANCELLED. [`crate::stack`] starts one per request and finishes it when the
+/// call's status leaves the server.
 #[derive(Debug)]
-struct PendingCall {
+pub(crate) struct Call {
     method: Option<http::uri::PathAndQuery>,
     peer: Option<SocketAddr>,
-    /// How the request body ended; see [`Self::log`].
+    /// How the request body ended; see [`Self::finish`].
     end: Option<BodyEnd>,
     start: Instant,
     done: bool,
 }
 
-impl PendingCall {
-    fn finish(mut self, code: tonic::Code, message: Option<&str>) {
-        self.log(code as i32, message);
+impl Call {
+    pub(crate) fn start<B>(request: &http::Request<B>) -> Call {
+        Call {
+            method: request.uri().path_and_query().cloned(),
+            peer: request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
+            end: request.extensions().get::<BodyEnd>().cloned(),
+            start: Instant::now(),
+            done: false,
+        }
     }
 
-    /// Writes the call's line, once. A call whose client reset its request
-    /// stream failed because the client gave up (or its connection broke):
-    /// whatever error the handler then made of a missing or cut-off request
-    /// (tonic hands it a clean end, see [`crate::ended`]), and the client
-    /// never received, the line says CANCELLED.
-    fn log(&mut self, mut code: i32, mut message: Option<&str>) {
+    /// Writes the call's line (`message` is empty for none). A call whose
+    /// client reset its request stream failed because the client gave up (or
+    /// its connection broke): whatever error the handler then made of a
+    /// missing or cut-off request (tonic hands it a clean end, see
+    /// [`crate::tonic_fixes`]), and the client never received, the line says
+    /// CANCELLED.
+    pub(crate) fn finish(mut self, code: tonic::Code, message: &str) {
+        self.log(code, message);
+    }
+
+    fn log(&mut self, mut code: tonic::Code, mut message: &str) {
         self.done = true;
-        if code != tonic::Code::Ok as i32 && self.end.as_ref().is_some_and(BodyEnd::failed) {
-            code = tonic::Code::Cancelled as i32;
-            message = Some("the client reset its request stream (it cancelled, or its connection broke)");
+        if code != tonic::Code::Ok && self.end.as_ref().is_some_and(BodyEnd::failed) {
+            code = tonic::Code::Cancelled;
+            message = "the client reset its request stream (it cancelled, or its connection broke)";
         }
-        let message = message.map(|m| percent_encoding::percent_decode_str(m).decode_utf8_lossy());
         let line = Line {
             method: self.method.as_ref().map_or("", |m| m.path()),
-            code: code_name(code),
+            code: code_name(code as i32),
             duration_us: u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX),
             peer: self.peer,
-            message: message.as_deref(),
+            message: (code != tonic::Code::Ok && !message.is_empty()).then_some(message),
         };
         match super::CALL_LINES.get() {
             Some(lines) => lines.write(&line),
@@ -334,124 +299,13 @@ impl PendingCall {
             }
         }
     }
-
-    /// Finishes the call from the `grpc-status` in `headers`, if there is one.
-    fn finish_from(self, headers: &HeaderMap) -> Option<Self> {
-        const STATUS: HeaderName = HeaderName::from_static("grpc-status");
-        const MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
-        let Some(status) = headers.get(STATUS) else {
-            return Some(self);
-        };
-        let code = match status.as_bytes() {
-            b"0" => 0,
-            other => std::str::from_utf8(other)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(tonic::Code::Unknown as i32),
-        };
-        let message = if code == 0 { None } else { headers.get(MESSAGE).and_then(|m| m.to_str().ok()) };
-        let mut call = self;
-        call.log(code, message);
-        None
-    }
 }
 
-impl Drop for PendingCall {
+impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
-            self.log(tonic::Code::Cancelled as i32, Some("the call ended before its response did"));
+            self.log(tonic::Code::Cancelled, "the call ended before its response did");
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`CallLog`].
-    #[derive(Debug)]
-    pub struct CallLogFuture<F> {
-        #[pin]
-        inner: F,
-        call: Option<PendingCall>,
-    }
-}
-
-impl<F, ResBody, E> Future for CallLogFuture<F>
-where
-    F: Future<Output = Result<http::Response<ResBody>, E>>,
-    ResBody: Body,
-{
-    type Output = Result<http::Response<CallLogBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        let call = this.call.take();
-        Poll::Ready(match result {
-            Ok(response) => {
-                let (parts, inner) = response.into_parts();
-                // Only a trailers-only response (an empty body) carries its
-                // status in the headers; others carry it in the trailers.
-                let call = match call {
-                    Some(call) if inner.is_end_stream() => call.finish_from(&parts.headers),
-                    call => call,
-                };
-                Ok(http::Response::from_parts(parts, CallLogBody { inner, call }))
-            }
-            Err(e) => {
-                if let Some(call) = call {
-                    call.finish(tonic::Code::Internal, Some("the service failed before answering"));
-                }
-                Err(e)
-            }
-        })
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that logs its call when the trailers pass.
-    #[derive(Debug)]
-    pub struct CallLogBody<B> {
-        #[pin]
-        inner: B,
-        call: Option<PendingCall>,
-    }
-}
-
-impl<B: Body> Body for CallLogBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        match &frame {
-            Some(Ok(f)) => {
-                if let Some(trailers) = f.trailers_ref() {
-                    *this.call = this.call.take().and_then(|call| call.finish_from(trailers));
-                }
-            }
-            Some(Err(_)) => {
-                if let Some(call) = this.call.take() {
-                    call.finish(tonic::Code::Internal, Some("the response body failed"));
-                }
-            }
-            None => {
-                if let Some(call) = this.call.take() {
-                    call.finish(tonic::Code::Unknown, Some("the response ended without a grpc-status"));
-                }
-            }
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

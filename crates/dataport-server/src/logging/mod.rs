@@ -1,5 +1,5 @@
 //! Logs: the subscriber, the batching sink every line goes through, and the
-//! layer that writes one line per call.
+//! line written for every call ([`crate::stack`] finishes one per call).
 
 mod call;
 mod sink;
@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
-pub use call::{CallLog, CallLogBody, CallLogFuture, CallLogLayer, code_name};
+pub(crate) use call::Call;
+pub use call::code_name;
 pub use sink::{Sink, SinkGuard};
 
 /// Set by [`init`] when call lines are enabled: they then bypass tracing's

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{ChartRequest, DateRange, Market, blocking, chunks, internal};
 use crate::Reply;
-use crate::ended::BodyEnd;
+use crate::tonic_fixes::BodyEnd;
 
 /// The most CSV bytes one import takes.
 pub const MAX_IMPORT_CSV_BYTES: usize = 64 * 1024 * 1024;

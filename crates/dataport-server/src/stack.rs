@@ -1,0 +1,483 @@
+//! The layer stack every call goes through, written once ([`layers!`]).
+//! Outermost first:
+//!
+//! 1. [`watch_end`] (tower's `map_request`) gives the request its
+//!    [`BodyEnd`](crate::tonic_fixes::BodyEnd).
+//! 2. [`CallLayer`] does everything that happens to a response, in one future
+//!    ([`CallFuture`]) and one body ([`CallBody`]):
+//!    - the client's deadline ([`Deadline`]): a call still running at it is
+//!      answered DEADLINE_EXCEEDED; a reply ready only after it (a timer can
+//!      fire late on a busy machine) is not sent; a response stream still going
+//!      at it ends there, DEADLINE_EXCEEDED in its trailers, rather than
+//!      finishing OK for a client that has given up;
+//!    - the drain, for the responses of services wrapped in [`EndOnDrain`]
+//!      (which put the [`Drain`] in the response's extensions): their stream
+//!      ends with UNAVAILABLE once the drain starts, after what the handler
+//!      already has;
+//!    - the status: wherever the `grpc-status` leaves the server (the headers
+//!      of a trailers-only response, or the trailers), [`on_status`], the one
+//!      place that reads it, rewrites what [`corrected`] corrects and writes
+//!      the call's line ([`Call`]).
+//!
+//! 3. dataport-wire's `CompressionLayer` undoes a request's `grpc-encoding`
+//!    before any service (within each service's message limit), advertises
+//!    `grpc-accept-encoding`, and compresses responses when configured.
+//!
+//! Per call, the stack allocates only the request's `BodyEnd`, and a timer
+//! for the deadline or the drain where they apply (kept out of line, so that
+//! the future and the body of a call without them stay small); tonic boxes
+//! the request and response bodies once more either way.
+//!
+//! [`watch_end`]: crate::tonic_fixes::watch_end
+//! [`corrected`]: crate::tonic_fixes::corrected
+//! [`EndOnDrain`]: crate::drain::EndOnDrain
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, HeaderName};
+use http_body::{Body, Frame, SizeHint};
+use tonic::{Code, Status};
+
+use crate::drain::Drain;
+use crate::logging::Call;
+use crate::tonic_fixes::{self, Deadline};
+
+/// The stack, outermost first, for `tonic::transport::Server::layer`, with
+/// `compression` (dataport-wire's layer) inside the call log, so that a call
+/// it refuses is logged too. A macro, because the request body
+/// [`tonic_fixes::watch_end`] makes has no name that a function's signature
+/// could give.
+macro_rules! layers {
+    ($compression:expr) => {
+        tower::ServiceBuilder::new()
+            .map_request($crate::tonic_fixes::watch_end::<tonic::body::Body>)
+            .layer($crate::stack::CallLayer)
+            .layer($compression)
+    };
+}
+pub(crate) use layers;
+
+/// See the module docs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallLayer;
+
+impl<S> tower::Layer<S> for CallLayer {
+    type Service = Calls<S>;
+
+    fn layer(&self, inner: S) -> Calls<S> {
+        Calls { inner }
+    }
+}
+
+/// See [`CallLayer`].
+#[derive(Clone, Debug)]
+pub struct Calls<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> tower::Service<http::Request<B>> for Calls<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    ResBody: Body + Default,
+{
+    type Response = http::Response<CallBody<ResBody>>;
+    type Error = S::Error;
+    type Future = CallFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let call = Call::start(&req);
+        let deadline = Deadline::of(req.headers());
+        CallFuture { inner: self.inner.call(req), call: Some(call), deadline }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Calls`].
+    #[derive(Debug)]
+    pub struct CallFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<Call>,
+        deadline: Option<Deadline>,
+    }
+}
+
+impl<F, B, E> Future for CallFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    B: Body + Default,
+{
+    type Output = Result<http::Response<CallBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let late = match this.inner.poll(cx) {
+            Poll::Ready(result) => match this.deadline.take() {
+                Some(deadline) if deadline.passed() => deadline.status(),
+                deadline => return Poll::Ready(respond(result, this.call.take(), deadline)),
+            },
+            Poll::Pending => {
+                let Some(deadline) = this.deadline else {
+                    return Poll::Pending;
+                };
+                ready!(deadline.poll_fired(cx));
+                deadline.status()
+            }
+        };
+        finish(this.call, late.code(), late.message());
+        // Trailers-only: the status is in the headers, and the body is empty.
+        Poll::Ready(Ok(late.into_http::<B>().map(CallBody::ended)))
+    }
+}
+
+/// The response the service gave, its body ready to be watched.
+fn respond<B: Body, E>(
+    result: Result<http::Response<B>, E>,
+    mut call: Option<Call>,
+    deadline: Option<Deadline>,
+) -> Result<http::Response<CallBody<B>>, E> {
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            finish(&mut call, Code::Internal, "the service failed before answering");
+            return Err(e);
+        }
+    };
+    let (mut parts, inner) = response.into_parts();
+    let drain = parts.extensions.remove::<Drain>();
+    if inner.is_end_stream() {
+        // Only a trailers-only response (an empty body) carries its status in
+        // the headers, and tonic drops such a body unread.
+        on_status(&mut call, &mut parts.headers);
+        finish(&mut call, Code::Unknown, "the response ended without a grpc-status");
+        return Ok(http::Response::from_parts(parts, CallBody::ended(inner)));
+    }
+    let body = CallBody {
+        inner,
+        call,
+        deadline,
+        drain: drain.map(|drain| Box::pin(drain.signaled()) as Signal),
+        ended: false,
+    };
+    Ok(http::Response::from_parts(parts, body))
+}
+
+type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// A response body that passes its trailers through [`on_status`], and
+    /// that the deadline or the drain can end early.
+    pub struct CallBody<B> {
+        #[pin]
+        inner: B,
+        call: Option<Call>,
+        deadline: Option<Deadline>,
+        drain: Option<Signal>,
+        ended: bool,
+    }
+}
+
+impl<B> CallBody<B> {
+    /// A body with nothing more in it: its status went in the headers.
+    fn ended(inner: B) -> Self {
+        CallBody { inner, call: None, deadline: None, drain: None, ended: true }
+    }
+}
+
+impl<B: Body> Body for CallBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        // Past the deadline nothing more is sent, not even frames the handler
+        // has ready, so no call the client has given up on ends OK.
+        let fired = this.deadline.as_mut().is_some_and(|deadline| deadline.poll_fired(cx).is_ready());
+        let cut = match this.deadline {
+            Some(deadline) if fired => deadline.status(),
+            _ => match this.inner.poll_frame(cx) {
+                Poll::Ready(mut frame) => {
+                    watch(this.call, &mut frame);
+                    return Poll::Ready(frame);
+                }
+                // The drain hands over what the handler already has first.
+                Poll::Pending => {
+                    let drained = this.drain.as_mut().is_some_and(|drain| drain.as_mut().poll(cx).is_ready());
+                    if !drained {
+                        return Poll::Pending;
+                    }
+                    Drain::status()
+                }
+            },
+        };
+        // The stream ends here; the inner body is dropped with the response.
+        *this.ended = true;
+        finish(this.call, cut.code(), cut.message());
+        let mut trailers = HeaderMap::new();
+        // A status's headers (grpc-status, grpc-message) are valid trailers.
+        let _ = cut.add_header(&mut trailers);
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> std::fmt::Debug for CallBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallBody")
+            .field("call", &self.call)
+            .field("deadline", &self.deadline)
+            .field("drains", &self.drain.is_some())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finishes the call from a frame of its response body.
+fn watch<D, E>(call: &mut Option<Call>, frame: &mut Option<Result<Frame<D>, E>>) {
+    match frame {
+        Some(Ok(frame)) => {
+            if let Some(trailers) = frame.trailers_mut() {
+                on_status(call, trailers);
+            }
+        }
+        Some(Err(_)) => finish(call, Code::Internal, "the response body failed"),
+        None => finish(call, Code::Unknown, "the response ended without a grpc-status"),
+    }
+}
+
+/// The hook every status from a service passes on its way out (`headers`:
+/// the trailers, or the headers of a trailers-only response): the one place
+/// that reads `grpc-status`. It rewrites what Dataport corrects and finishes
+/// the call; headers without a status are left alone.
+fn on_status(call: &mut Option<Call>, headers: &mut HeaderMap) {
+    const STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    const MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+    match headers.get(STATUS) {
+        None => {}
+        // Most calls: nothing to read further, nothing to allocate.
+        Some(code) if code.as_bytes() == b"0" => finish(call, Code::Ok, ""),
+        Some(_) => {
+            let Some(mut status) = Status::from_header_map(headers) else {
+                return;
+            };
+            if let Some(ours) = tonic_fixes::corrected(&status) {
+                headers.remove(MESSAGE);
+                // Our own words: plain ASCII, always a valid header value.
+                let _ = ours.add_header(headers);
+                status = ours;
+            }
+            finish(call, status.code(), status.message());
+        }
+    }
+}
+
+fn finish(call: &mut Option<Call>, code: Code, message: &str) {
+    if let Some(call) = call.take() {
+        call.finish(code, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::{Duration, Instant};
+
+    use http_body_util::BodyExt as _;
+    use prost::bytes::Bytes;
+    use tower::{Layer, Service};
+
+    use super::*;
+    use crate::drain::EndOnDrain;
+
+    /// A service that answers after `delay`.
+    fn after(delay: Duration) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+        tower::service_fn(move |_| async move {
+            tokio::time::sleep(delay).await;
+            Ok(http::Response::new(tonic::body::Body::default()))
+        })
+    }
+
+    /// A service whose handler blocks its thread for `block`, as a busy
+    /// machine can keep a ready timer from firing, and whose response body
+    /// sends one frame and then never ends.
+    fn streaming(
+        block: Duration,
+    ) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+        tower::service_fn(move |_| {
+            std::thread::sleep(block);
+            use tokio_stream::StreamExt as _;
+            let frame = Ok::<_, Status>(Frame::data(Bytes::from_static(b"frame")));
+            let frames = tokio_stream::once(frame).chain(tokio_stream::pending());
+            std::future::ready(Ok(http::Response::new(tonic::body::Body::new(
+                http_body_util::StreamBody::new(frames),
+            ))))
+        })
+    }
+
+    type Response = http::Response<tonic::body::Body>;
+
+    fn with_timeout(timeout: &str) -> http::Request<()> {
+        http::Request::builder().header("grpc-timeout", timeout).body(()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_response_stream_still_going_at_the_deadline_ends_there_deadline_exceeded() {
+        let mut service = CallLayer.layer(streaming(Duration::ZERO));
+        let start = Instant::now();
+        let mut body = Box::pin(service.call(with_timeout("40m")).await.unwrap().into_body());
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "frame");
+        let trailers = body.frame().await.unwrap().unwrap().into_trailers().unwrap();
+        assert_eq!(trailers["grpc-status"], "4");
+        assert!(start.elapsed() >= Duration::from_millis(39), "{:?}", start.elapsed());
+        assert!(body.frame().await.is_none());
+        assert!(body.is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_reply_ready_only_after_the_deadline_is_not_sent() {
+        // The handler's reply is ready at 60 ms; the 30 ms timer never got to fire.
+        let mut service = CallLayer.layer(streaming(Duration::from_millis(60)));
+        let response = service.call(with_timeout("30m")).await.unwrap();
+        assert_eq!(response.headers()["grpc-status"], "4");
+        assert!(response.into_body().is_end_stream());
+    }
+
+    async fn call(
+        delay: Duration,
+        timeout: Option<&str>,
+    ) -> (http::Response<CallBody<tonic::body::Body>>, Duration) {
+        let mut service = CallLayer.layer(after(delay));
+        let mut request = http::Request::builder();
+        if let Some(timeout) = timeout {
+            request = request.header("grpc-timeout", timeout);
+        }
+        let start = Instant::now();
+        let response = service.call(request.body(()).unwrap()).await.unwrap();
+        (response, start.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_call_still_running_at_its_deadline_is_deadline_exceeded() {
+        let (response, elapsed) = call(Duration::from_secs(60), Some("30m")).await;
+        assert_eq!(response.headers()["grpc-status"], "4");
+        let message = response.headers()["grpc-message"].to_str().unwrap();
+        assert!(message.contains("deadline"), "{message}");
+        assert!(elapsed >= Duration::from_millis(29) && elapsed < Duration::from_secs(30), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn calls_that_answer_in_time_or_have_no_deadline_are_left_alone() {
+        let (response, _) = call(Duration::from_millis(1), Some("10S")).await;
+        assert!(response.headers().get("grpc-status").is_none());
+        let (response, elapsed) = call(Duration::from_millis(50), None).await;
+        assert!(response.headers().get("grpc-status").is_none());
+        assert!(elapsed >= Duration::from_millis(50));
+    }
+
+    /// A service answering one data frame and then `trailers`, or, when
+    /// `trailers_only`, those in the headers of an empty response.
+    fn answers(
+        trailers: HeaderMap,
+        trailers_only: bool,
+    ) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+        tower::service_fn(move |_| {
+            let response = if trailers_only {
+                let mut response = http::Response::new(tonic::body::Body::empty());
+                response.headers_mut().extend(trailers.clone());
+                response
+            } else {
+                let frames = [Frame::data(Bytes::from_static(b"data")), Frame::trailers(trailers.clone())];
+                let stream = tokio_stream::iter(frames.map(Ok::<_, Status>));
+                http::Response::new(tonic::body::Body::new(http_body_util::StreamBody::new(stream)))
+            };
+            std::future::ready(Ok(response))
+        })
+    }
+
+    /// The status headers a client gets from a service that answers `status`.
+    async fn status_out(status: Status, trailers_only: bool) -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        status.add_header(&mut trailers).unwrap();
+        let mut service = CallLayer.layer(answers(trailers, trailers_only));
+        let response = service.call(http::Request::new(())).await.unwrap();
+        if trailers_only {
+            assert!(response.body().is_end_stream());
+            return response.headers().clone();
+        }
+        let collected = Box::pin(response.into_body()).collect().await.unwrap();
+        collected.trailers().cloned().expect("trailers")
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_leaves_resource_exhausted_in_headers_or_trailers() {
+        let tonics =
+            "Error, decoded message length too large: found 70000000 bytes, the limit is: 67108864 bytes";
+        for trailers_only in [true, false] {
+            let out = status_out(Status::out_of_range(tonics), trailers_only).await;
+            let status = Status::from_header_map(&out).unwrap();
+            assert_eq!(status.code(), Code::ResourceExhausted);
+            assert_eq!(
+                status.message(),
+                "the request message is 70000000 bytes, over this service's limit of 67108864 bytes"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn other_statuses_leave_unchanged() {
+        for trailers_only in [true, false] {
+            for status in [
+                Status::out_of_range("start_date is out of range"),
+                Status::not_found("entity \"ghost\" has never been published"),
+                Status::new(Code::Ok, ""),
+            ] {
+                let mut expected = HeaderMap::new();
+                status.add_header(&mut expected).unwrap();
+                assert_eq!(status_out(status, trailers_only).await, expected);
+            }
+        }
+    }
+
+    async fn body_of<S, B>(mut service: S) -> Pin<Box<B>>
+    where
+        S: Service<http::Request<()>, Response = http::Response<B>, Error = Infallible>,
+    {
+        Box::pin(service.call(http::Request::new(())).await.unwrap().into_body())
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_a_service_that_ends_on_drain_ends_unavailable_after_what_is_ready() {
+        let drain = Drain::default();
+        let mut other = body_of(CallLayer.layer(streaming(Duration::ZERO))).await;
+        let mut marked =
+            body_of(CallLayer.layer(EndOnDrain::new(streaming(Duration::ZERO), drain.clone()))).await;
+        drain.start();
+        // The frame the handler had ready goes first, then UNAVAILABLE.
+        assert_eq!(marked.frame().await.unwrap().unwrap().into_data().unwrap(), "frame");
+        let trailers = marked.frame().await.unwrap().unwrap().into_trailers().unwrap();
+        assert_eq!(trailers["grpc-status"], "14");
+        assert!(marked.frame().await.is_none());
+        // A service that does not end on drain goes on.
+        assert_eq!(other.frame().await.unwrap().unwrap().into_data().unwrap(), "frame");
+        assert!(tokio::time::timeout(Duration::from_millis(50), other.frame()).await.is_err());
+    }
+}
