@@ -81,9 +81,15 @@ pub fn sma_lookback(period: Period) -> usize {
 /// bars `0..period`, and the sum then rolls (add the new bar, drop the oldest)
 /// as TA-Lib's does.
 pub fn sma(values: &[f64], period: Period) -> Vec<f64> {
+    from_first_valid(values, |x, out| sma_into(x, period, out))
+}
+
+/// `fill` run on `values` from its first valid bar on, writing into a
+/// column of NaNs as long as `values`: the bars before stay NaN.
+fn from_first_valid(values: &[f64], fill: impl FnOnce(&[f64], &mut [f64])) -> Vec<f64> {
     let mut out = nans(values.len());
     let start = first_valid(&[values]);
-    sma_into(&values[start..], period, &mut out[start..]);
+    fill(&values[start..], &mut out[start..]);
     out
 }
 
@@ -115,10 +121,7 @@ pub fn ema(values: &[f64], period: Period) -> Vec<f64> {
     if period.get() == 1 {
         return values.to_vec();
     }
-    let mut out = nans(values.len());
-    let start = first_valid(&[values]);
-    ema_into(&values[start..], period, &mut out[start..]);
-    out
+    from_first_valid(values, |x, out| ema_into(x, period, out))
 }
 
 /// Writes an EMA of `x` into `out[n - 1..]`, seeded at bar `n - 1` with the
@@ -293,35 +296,33 @@ pub fn rsi_lookback(period: Period) -> usize {
 /// As in TA-Lib, a NaN after the first valid bar makes every later value 0,
 /// not NaN, because the zero test fails for NaN.
 pub fn rsi(values: &[f64], period: Period) -> Vec<f64> {
-    let mut out = nans(values.len());
-    let start = first_valid(&[values]);
-    let (x, o) = (&values[start..], &mut out[start..]);
-    let n = period.get();
-    if x.len() <= n {
-        return out;
-    }
-    let inverse = 1.0 / period.as_f64();
-    let (mut gain, mut loss) = (0.0, 0.0);
-    for i in 1..x.len() {
-        let change = x[i] - x[i - 1];
-        if i > n {
-            gain *= (n - 1) as f64;
-            loss *= (n - 1) as f64;
+    from_first_valid(values, |x, o| {
+        let n = period.get();
+        if x.len() <= n {
+            return;
         }
-        // A NaN change counts as a gain, as in TA-Lib.
-        if change < 0.0 {
-            loss -= change
-        } else {
-            gain += change
+        let inverse = 1.0 / period.as_f64();
+        let (mut gain, mut loss) = (0.0, 0.0);
+        for i in 1..x.len() {
+            let change = x[i] - x[i - 1];
+            if i > n {
+                gain *= (n - 1) as f64;
+                loss *= (n - 1) as f64;
+            }
+            // A NaN change counts as a gain, as in TA-Lib.
+            if change < 0.0 {
+                loss -= change
+            } else {
+                gain += change
+            }
+            if i >= n {
+                // Times the reciprocal, as the TA-Lib build we compare with computes it.
+                gain *= inverse;
+                loss *= inverse;
+                o[i] = rsi_value(gain, loss);
+            }
         }
-        if i >= n {
-            // Times the reciprocal, as the TA-Lib build we compare with computes it.
-            gain *= inverse;
-            loss *= inverse;
-            o[i] = rsi_value(gain, loss);
-        }
-    }
-    out
+    })
 }
 
 fn rsi_value(gain: f64, loss: f64) -> f64 {
