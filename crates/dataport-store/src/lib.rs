@@ -14,6 +14,29 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
+/// Why a store's SQLite database cannot be opened.
+#[derive(Debug)]
+enum OpenError {
+    Sqlite(rusqlite::Error),
+    Migration(rusqlite_migration::Error),
+}
+
+/// Opens (creating if missing) a store's SQLite database at `path` and brings
+/// its schema up to date with `migrations`. WAL lets reads run beside a
+/// write; synchronous=FULL makes a committed transaction (an import, an
+/// upload's index row) survive a power cut, which is what acknowledging it
+/// means.
+fn open_sqlite(
+    path: &Path,
+    migrations: &rusqlite_migration::Migrations<'_>,
+) -> Result<rusqlite::Connection, OpenError> {
+    let mut conn = rusqlite::Connection::open(path).map_err(OpenError::Sqlite)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(OpenError::Sqlite)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(OpenError::Sqlite)?;
+    migrations.to_latest(&mut conn).map_err(OpenError::Migration)?;
+    Ok(conn)
+}
+
 /// Why the data directory cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

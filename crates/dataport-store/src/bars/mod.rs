@@ -66,15 +66,10 @@ impl SqliteBarStore {
     /// up to date.
     pub fn open(dir: &Path) -> Result<Self, BarStoreError> {
         let path = dir.join(Self::FILE);
-        let sqlite = |source| BarStoreError::Sqlite { path: path.clone(), source };
-        let mut conn = Connection::open(&path).map_err(sqlite)?;
-        // WAL lets readers run beside an import; FULL makes a committed
-        // import survive a power cut.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|source| BarStoreError::Migration { path: path.clone(), source })?;
+        let conn = crate::open_sqlite(&path, &migrations()).map_err(|e| match e {
+            crate::OpenError::Sqlite(source) => BarStoreError::Sqlite { path: path.clone(), source },
+            crate::OpenError::Migration(source) => BarStoreError::Migration { path: path.clone(), source },
+        })?;
         Ok(SqliteBarStore { path, conn: Mutex::new(conn) })
     }
 

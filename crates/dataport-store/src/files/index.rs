@@ -57,15 +57,10 @@ pub(super) struct Locked<'a> {
 
 impl Index {
     pub fn open(path: PathBuf) -> Result<Self, FileError> {
-        let sqlite = |source| index_error(&path, source);
-        let mut conn = Connection::open(&path).map_err(sqlite)?;
-        // WAL lets a read run beside a commit; FULL makes a committed row
-        // survive a power cut, which is what acknowledging an upload means.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|source| FileError::Migration { path: path.clone(), source })?;
+        let conn = crate::open_sqlite(&path, &migrations()).map_err(|e| match e {
+            crate::OpenError::Sqlite(source) => index_error(&path, source),
+            crate::OpenError::Migration(source) => FileError::Migration { path: path.clone(), source },
+        })?;
         Ok(Index { path, conn: Mutex::new(conn) })
     }
 
