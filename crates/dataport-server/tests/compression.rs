@@ -27,6 +27,16 @@ fn hello(name: &str) -> HelloRequest {
     HelloRequest { name: name.into() }
 }
 
+/// A FileSrv upload of `name.bin`: its header, then `chunks`.
+fn upload_of(name: &str, chunks: &[&[u8]]) -> Vec<file_srv::UploadRequest> {
+    use file_srv::upload_request::Request;
+    let header = Request::Header(FileHeader { filename: name.into(), extension: ".bin".into() });
+    std::iter::once(header)
+        .chain(chunks.iter().map(|c| Request::ChunkData(c.to_vec().into())))
+        .map(|r| file_srv::UploadRequest { request: Some(r) })
+        .collect()
+}
+
 #[tokio::test]
 async fn every_encoding_is_read_on_tonics_path_and_accept_encoding_is_advertised() {
     let server = common::start().await;
@@ -80,20 +90,7 @@ async fn uploads_read_off_the_wire_store_the_same_bytes_compressed() {
     let data = bytes(3 << 20, 7);
     for (i, encoding) in EVERY.into_iter().enumerate() {
         let mut client = FileSrvClient::new(server.channel().await).send_compressed(encoding);
-        let messages = [
-            file_srv::UploadRequest {
-                request: Some(file_srv::upload_request::Request::Header(FileHeader {
-                    filename: format!("z{i}"),
-                    extension: ".bin".into(),
-                })),
-            },
-            file_srv::UploadRequest {
-                request: Some(file_srv::upload_request::Request::ChunkData(data[..1 << 20].to_vec().into())),
-            },
-            file_srv::UploadRequest {
-                request: Some(file_srv::upload_request::Request::ChunkData(data[1 << 20..].to_vec().into())),
-            },
-        ];
+        let messages = upload_of(&format!("z{i}"), &[&data[..1 << 20], &data[1 << 20..]]);
         client.upload_file(tokio_stream::iter(messages)).await.unwrap();
 
         let mut v1 = FilesServiceClient::new(server.channel().await).send_compressed(encoding);
@@ -123,18 +120,8 @@ async fn a_message_that_decompresses_past_the_limit_is_resource_exhausted_naming
         assert_status(result, Code::ResourceExhausted, &["limit of 4194304 bytes"]);
 
         let files = FileSrvClient::new(server.channel().await).send_compressed(encoding);
-        let header = file_srv::UploadRequest {
-            request: Some(file_srv::upload_request::Request::Header(FileHeader {
-                filename: "bomb".into(),
-                extension: ".bin".into(),
-            })),
-        };
-        let chunk = file_srv::UploadRequest {
-            request: Some(file_srv::upload_request::Request::ChunkData(vec![0; 5 << 20].into())),
-        };
-        let files = files.max_encoding_message_size(usize::MAX);
-        let mut files = files;
-        let result = files.upload_file(tokio_stream::iter([header, chunk])).await;
+        let mut files = files.max_encoding_message_size(usize::MAX);
+        let result = files.upload_file(tokio_stream::iter(upload_of("bomb", &[&[0; 5 << 20]]))).await;
         assert_status(result, Code::ResourceExhausted, &["limit of 4194304 bytes"]);
     }
     // Nothing was stored.
@@ -175,17 +162,7 @@ async fn responses_are_compressed_when_asked_and_accepted_but_file_data_never() 
 
     let data = bytes(100_000, 3);
     let mut files = FileSrvClient::new(server.channel().await).accept_compressed(CompressionEncoding::Gzip);
-    let upload = [
-        file_srv::UploadRequest {
-            request: Some(file_srv::upload_request::Request::Header(FileHeader {
-                filename: "f".into(),
-                extension: ".bin".into(),
-            })),
-        },
-        file_srv::UploadRequest {
-            request: Some(file_srv::upload_request::Request::ChunkData(data.clone().into())),
-        },
-    ];
+    let upload = upload_of("f", &[&data]);
     let reply = files.upload_file(tokio_stream::iter(upload)).await.unwrap();
     assert_eq!(reply.metadata().get("grpc-encoding").expect("the answer is compressed"), "gzip");
     let download =
@@ -226,17 +203,7 @@ async fn the_configured_message_limit_holds_on_every_path_compressed_or_not() {
         if let Some(encoding) = encoding {
             client = client.send_compressed(encoding);
         }
-        let upload = [
-            file_srv::UploadRequest {
-                request: Some(file_srv::upload_request::Request::Header(FileHeader {
-                    filename: "big".into(),
-                    extension: ".bin".into(),
-                })),
-            },
-            file_srv::UploadRequest {
-                request: Some(file_srv::upload_request::Request::ChunkData(vec![0; 2000].into())),
-            },
-        ];
+        let upload = upload_of("big", &[&[0; 2000]]);
         let result = client.upload_file(tokio_stream::iter(upload)).await;
         assert_status(result, Code::ResourceExhausted, &["limit of 1024 bytes"]);
     }
