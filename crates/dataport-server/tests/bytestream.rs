@@ -19,11 +19,7 @@ type Client = ByteStreamClient<Channel>;
 
 /// A server, a client, and where the server keeps its files.
 async fn start() -> (common::TestServer, Client, PathBuf) {
-    let (config, dir) = common::config();
-    let files = config.data_dir.join("files");
-    let server = common::start_with(config, dir).await;
-    let client = ByteStreamClient::new(server.channel().await);
-    (server, client, files)
+    common::files::serve(|_| {}, ByteStreamClient::new).await
 }
 
 fn upload(id: &str, name: &str) -> String {

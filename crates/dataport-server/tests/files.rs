@@ -13,11 +13,7 @@ use tonic::transport::Channel;
 
 /// A server, a client, and where the server keeps its files.
 async fn start() -> (common::TestServer, FileSrvClient<Channel>, PathBuf) {
-    let (config, dir) = common::config();
-    let files = config.data_dir.join("files");
-    let server = common::start_with(config, dir).await;
-    let client = FileSrvClient::new(server.channel().await);
-    (server, client, files)
+    common::files::serve(|_| {}, FileSrvClient::new).await
 }
 
 fn header(filename: &str, extension: &str) -> UploadRequest {
