@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -186,6 +187,7 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 				Method  string `json:"method"`
 				Code    string `json:"code"`
 				Peer    string `json:"peer"`
+				Micros  int64  `json:"duration_us"`
 			} `json:"fields"`
 		}
 		if json.Unmarshal([]byte(line), &record) != nil {
@@ -193,7 +195,8 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 		}
 		if record.Fields.Method != "" && record.Fields.Code != "" {
 			s.mu.Lock()
-			s.calls = append(s.calls, call{record.Fields.Method, record.Fields.Code, record.Fields.Peer})
+			s.calls = append(s.calls, call{record.Fields.Method, record.Fields.Code, record.Fields.Peer,
+				time.Duration(record.Fields.Micros) * time.Microsecond})
 			s.mu.Unlock()
 		}
 		if announced != nil && record.Fields.Message == "listening" {
@@ -209,6 +212,7 @@ type call struct {
 	method string // /package.Service/Method
 	code   string // OK, CANCELLED, ...
 	peer   string // the client's address
+	took   time.Duration
 }
 
 // peerConn is a connection of its own to s, and the local address it
@@ -246,13 +250,19 @@ func (s *server) peerConn(t *testing.T) (*grpc.ClientConn, func() string) {
 // 100 ms) and answers its code.
 func (s *server) ended(t *testing.T, method, peer string) string {
 	t.Helper()
+	return s.endedCall(t, method, peer).code
+}
+
+// endedCall is ended's whole line: code and the server's own duration.
+func (s *server) endedCall(t *testing.T, method, peer string) call {
+	t.Helper()
 	deadline := time.Now().Add(rpcTimeout)
 	for {
 		s.mu.Lock()
 		for _, c := range s.calls {
 			if c.method == method && c.peer == peer {
 				s.mu.Unlock()
-				return c.code
+				return c
 			}
 		}
 		s.mu.Unlock()
@@ -260,6 +270,18 @@ func (s *server) ended(t *testing.T, method, peer string) string {
 			t.Fatalf("the server logged no end of %s from %s within %v", method, peer, rpcTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// received returns once the server has read every frame sent on cc so far:
+// HTTP/2 frames on one connection arrive in order, and the answer to a call
+// made now comes after the server read its request. Tests use it where a
+// client must know the server holds what it sent (before a cancel), instead
+// of sleeping.
+func received(t *testing.T, cc *grpc.ClientConn) {
+	t.Helper()
+	if _, err := healthpb.NewHealthClient(cc).Check(callCtx(t), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("a health check after the messages: %v", err)
 	}
 }
 

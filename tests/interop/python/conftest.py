@@ -136,6 +136,13 @@ class DataportServer:
             pytest.fail(f"the server's call log never showed what was awaited; lines since: {calls}")
         return calls
 
+    def ended(self, mark, method, timeout=10.0):
+        """The code of the first call to `method` whose line was written after
+        `mark`, once that line is there (the server writes it when the call
+        ends, CANCELLED for a call the client cancelled)."""
+        calls = self.calls_since(mark, lambda cs: any(c.get("method") == method for c in cs), timeout=timeout)
+        return next(c["code"] for c in calls if c.get("method") == method)
+
     def stop(self):
         """SIGTERM, then the exit status; asserts a clean exit in time."""
         if self.process.poll() is None:

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import os
 import threading
-import time
 import uuid
 
 import file_pb2 as f
@@ -14,7 +13,7 @@ import file_pb2_grpc as f_grpc
 import grpc
 import pytest
 
-from interop import RPC_TIMEOUT, expect_status
+from interop import RPC_TIMEOUT, expect_status, received
 
 
 @pytest.fixture
@@ -89,25 +88,26 @@ def test_a_chunk_before_the_header_or_a_second_header_is_refused(stub, tmp_path)
         download(stub, name, ".txt", tmp_path / "x")
 
 
-def test_a_cancelled_upload_stores_nothing(stub, tmp_path):
+def test_a_cancelled_upload_stores_nothing(server, channel, stub, tmp_path):
     # grpcio resets the stream (RST_STREAM CANCEL); tonic reports that to a
     # handler as a clean end, which must not commit the part received.
     name = f"cancelled-{uuid.uuid4().hex[:8]}"
-    sent = []
+    sent, release = threading.Event(), threading.Event()
 
     def requests():
         yield from uploads(name, ".bin", os.urandom(100_000), chunk=10_000)
-        sent.append(True)
-        time.sleep(30)  # until the call is cancelled
+        sent.set()
+        release.wait(RPC_TIMEOUT)  # the stream stays open until the call is cancelled
 
+    mark = server.mark()
     future = stub.UploadFile.future(requests(), timeout=RPC_TIMEOUT)
-    deadline = time.monotonic() + 5
-    while not sent and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert sent.wait(RPC_TIMEOUT), "grpcio never sent the upload"
+    received(channel)  # the server holds the data, uncommitted
     future.cancel()
+    release.set()
     with pytest.raises(grpc.FutureCancelledError):
         future.result()
-    time.sleep(0.2)
+    assert server.ended(mark, "/FileSrv/UploadFile") == "CANCELLED"
     with expect_status(grpc.StatusCode.NOT_FOUND):
         download(stub, name, ".bin", tmp_path / "x")
 
