@@ -105,7 +105,8 @@ type server struct {
 
 	mu     sync.Mutex
 	recent []string
-	calls  []call // every call line, in the order written
+	calls  []call        // every call line, in the order written
+	logged chan struct{} // closed (and replaced) when a call line comes
 	drains sync.WaitGroup
 	exited chan struct{}
 	err    error // the process's exit, once exited is closed
@@ -130,7 +131,7 @@ func start(bin, dataDir string, env []string, args []string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dataDir: dataDir, cmd: cmd, exited: make(chan struct{})}
+	s := &server{dataDir: dataDir, cmd: cmd, exited: make(chan struct{}), logged: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -197,6 +198,8 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 			s.mu.Lock()
 			s.calls = append(s.calls, call{record.Fields.Method, record.Fields.Code, record.Fields.Peer,
 				time.Duration(record.Fields.Micros) * time.Microsecond})
+			close(s.logged)
+			s.logged = make(chan struct{})
 			s.mu.Unlock()
 		}
 		if announced != nil && record.Fields.Message == "listening" {
@@ -256,7 +259,7 @@ func (s *server) ended(t *testing.T, method, peer string) string {
 // endedCall is ended's whole line: code and the server's own duration.
 func (s *server) endedCall(t *testing.T, method, peer string) call {
 	t.Helper()
-	deadline := time.Now().Add(rpcTimeout)
+	timeout := time.After(rpcTimeout)
 	for {
 		s.mu.Lock()
 		for _, c := range s.calls {
@@ -265,11 +268,13 @@ func (s *server) endedCall(t *testing.T, method, peer string) call {
 				return c
 			}
 		}
+		next := s.logged
 		s.mu.Unlock()
-		if time.Now().After(deadline) {
+		select {
+		case <-next:
+		case <-timeout:
 			t.Fatalf("the server logged no end of %s from %s within %v", method, peer, rpcTimeout)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
