@@ -22,14 +22,6 @@ BUILTIN_FEATURES_JSON = REPO_ROOT / "crates/dataport-core/src/route/builtin_feat
 RPC_TIMEOUT = 10.0
 
 
-def received(channel):
-    """Returns once the server has read every message sent on `channel` so
-    far: HTTP/2 frames on one connection arrive in order, and the answer to a
-    call made now comes after the server read its request."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
-
 EARTH_RADIUS_M = 6_371_000.0
 COORD_FACTOR = 1e7
 

@@ -14,7 +14,8 @@ import pytest
 
 from dataport.files.v1 import files_pb2 as pb
 from dataport.files.v1 import files_pb2_grpc as pb_grpc
-from interop import RPC_TIMEOUT, expect_status, received
+from conftest import own_channel
+from interop import RPC_TIMEOUT, expect_status
 
 
 @pytest.fixture
@@ -228,7 +229,7 @@ def test_a_download_naming_a_missing_file_sends_nothing(stub):
         download(stub)
 
 
-def test_a_cancelled_upload_stores_nothing(server, channel, stub):
+def test_a_cancelled_upload_stores_nothing(server, stub):
     # grpcio resets the stream (RST_STREAM CANCEL), which tonic reports to a
     # handler as a clean end: the part received must not be committed.
     name = new_name("cancelled")
@@ -239,15 +240,15 @@ def test_a_cancelled_upload_stores_nothing(server, channel, stub):
         sent.set()
         release.wait(RPC_TIMEOUT)  # the stream stays open until the call is cancelled
 
-    mark = server.mark()
-    future = stub.Upload.future(requests(), timeout=RPC_TIMEOUT)
-    assert sent.wait(RPC_TIMEOUT), "grpcio never sent the upload"
-    received(channel)  # the server holds the data, uncommitted
-    future.cancel()
-    release.set()
-    with pytest.raises(grpc.FutureCancelledError):
-        future.result()
-    assert server.ended(mark, "/dataport.files.v1.FilesService/Upload") == "CANCELLED"
+    with own_channel(server.addr) as ch:
+        future = pb_grpc.FilesServiceStub(ch).Upload.future(requests(), timeout=RPC_TIMEOUT)
+        assert sent.wait(RPC_TIMEOUT), "grpcio never sent the upload"
+        peer = server.peer_of(ch)  # and the server holds the data, uncommitted
+        future.cancel()
+        release.set()
+        with pytest.raises(grpc.FutureCancelledError):
+            future.result()
+    assert server.ended(peer, "/dataport.files.v1.FilesService/Upload") == "CANCELLED"
     with expect_status(grpc.StatusCode.NOT_FOUND, name):
         stub.Stat(pb.StatRequest(name=name), timeout=RPC_TIMEOUT)
 

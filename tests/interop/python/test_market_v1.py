@@ -27,7 +27,8 @@ from dataport.market.v1 import market_pb2 as m
 from dataport.market.v1 import market_pb2_grpc as m_grpc
 from PIL import Image
 
-from interop import REPO_ROOT, RPC_TIMEOUT, expect_status, received
+from conftest import own_channel
+from interop import REPO_ROOT, RPC_TIMEOUT, expect_status
 
 SAMPLE_BARS = REPO_ROOT / "data/sample/bars.csv.gz"
 SAMPLE = {
@@ -834,7 +835,7 @@ def test_an_expired_deadline_is_deadline_exceeded_whichever_side_sees_it_first(s
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (info.value.code(), info.value.details())
 
 
-def test_a_cancelled_import_stores_nothing(server, channel, stub):
+def test_a_cancelled_import_stores_nothing(server, stub):
     # grpcio's cancel resets the stream; tonic reports that as a clean end,
     # which must not import the bars received so far.
     symbol = new_symbol("cancel")
@@ -845,13 +846,13 @@ def test_a_cancelled_import_stores_nothing(server, channel, stub):
         sent.set()
         release.wait(RPC_TIMEOUT)  # the stream stays open until the call is cancelled
 
-    mark = server.mark()
-    future = stub.ImportBars.future(requests(), timeout=RPC_TIMEOUT)
-    assert sent.wait(RPC_TIMEOUT), "grpcio never sent the bars"
-    received(channel)  # the server holds the bars, uncommitted
-    future.cancel()
-    release.set()
-    with pytest.raises(grpc.FutureCancelledError):
-        future.result()
-    assert server.ended(mark, "/dataport.market.v1.MarketService/ImportBars") == "CANCELLED"
+    with own_channel(server.addr) as ch:
+        future = m_grpc.MarketServiceStub(ch).ImportBars.future(requests(), timeout=RPC_TIMEOUT)
+        assert sent.wait(RPC_TIMEOUT), "grpcio never sent the bars"
+        peer = server.peer_of(ch)  # and the server holds the bars, uncommitted
+        future.cancel()
+        release.set()
+        with pytest.raises(grpc.FutureCancelledError):
+            future.result()
+    assert server.ended(peer, "/dataport.market.v1.MarketService/ImportBars") == "CANCELLED"
     assert symbol not in summaries(stub)
