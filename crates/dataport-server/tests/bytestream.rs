@@ -88,11 +88,8 @@ async fn read(client: &mut Client, name: &str) -> Result<Vec<u8>, tonic::Status>
 /// Waits until the server has written some of upload `id` to its data file.
 async fn until_some_written(files: &Path, id: &str) {
     let path = files.join(".tmp/resumable").join(id);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&path).map_or(0, |m| m.len()) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the upload never reached the disk");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("the upload reaches the disk", || std::fs::metadata(&path).map_or(0, |m| m.len()) > 0)
+        .await;
 }
 
 /// What a client does after its Write was cut off: asks where to continue

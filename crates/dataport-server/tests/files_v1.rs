@@ -136,11 +136,7 @@ fn names(files: &[File]) -> Vec<&str> {
 
 /// Waits until `dir` holds exactly `count` stored files.
 async fn until_stored_count(dir: &Path, count: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stored_files(dir).len() != count {
-        assert!(tokio::time::Instant::now() < deadline, "expected {count} files: {:?}", stored_files(dir));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until(&format!("{count} stored files"), || stored_files(dir).len() == count).await;
 }
 
 #[tokio::test]
@@ -404,11 +400,7 @@ async fn upload_in_progress(
     }
     // The temporary file exists once the server has begun the upload.
     let tmp = files.join(".tmp");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stored_files(&tmp).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("the upload starts", || !stored_files(&tmp).is_empty()).await;
     (call, tx)
 }
 

@@ -111,6 +111,29 @@ pub fn assert_status<T: std::fmt::Debug>(
     }
 }
 
+/// How often [`until`] looks again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Waits until `done()` holds: for state a test can only look at (files on
+/// disk), never for a guessed time. Fails naming `what` after
+/// [`EVENT_TIMEOUT`].
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {EVENT_TIMEOUT:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`until`] for tests that are not async.
+pub fn until_blocking(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {EVENT_TIMEOUT:?}");
+        std::thread::sleep(POLL);
+    }
+}
+
 /// A server for tests that are not async themselves (the CLI's): it runs on
 /// a runtime of its own until dropped.
 #[derive(Debug)]

@@ -490,11 +490,7 @@ fn an_interrupted_download_leaves_nothing_behind() {
         .spawn()
         .expect("spawns");
     // Wait until the first half is being written, then press Ctrl-C.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while entries(into.path()).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the download never started");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    dataport_testkit::until_blocking("the download starts", || !entries(into.path()).is_empty());
     let part = entries(into.path());
     assert!(part[0].starts_with(".dataport-") && part[0].ends_with(".part"), "{part:?}");
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();

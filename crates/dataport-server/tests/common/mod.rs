@@ -5,4 +5,4 @@
 
 pub mod files;
 
-pub use dataport_testkit::{TestServer, assert_status, config, start, start_with};
+pub use dataport_testkit::{TestServer, assert_status, config, start, start_with, until};
