@@ -40,11 +40,11 @@ fn read_closes(path: &Path) -> anyhow::Result<Vec<f64>> {
 
 /// One untimed warm-up, then `reps` timed rounds of the core's MACD, each
 /// timing two calls:
-/// - `rep_ms`: `macd_into` into the same three output buffers every time, as
-///   TA-Lib's C `TA_MACD` writes into the caller's arrays (the comparison);
-/// - `fresh_ms`: `macd`, which allocates its outputs: 240 MB of fresh pages
-///   that the kernel faults in 4 KiB at a time, where numpy (TA-Lib's wrapper)
-///   asks for transparent huge pages.
+/// - `rep_ms`: `macd_into` into the same three output buffers every time,
+///   compared with TA-Lib's C `TA_MACD` writing into arrays made once;
+/// - `fresh_ms`: `macd`, which allocates its outputs (240 MB of fresh pages
+///   that the kernel faults in 4 KiB at a time), compared with `talib.MACD`,
+///   which allocates too (numpy asks for transparent huge pages).
 pub fn time_macd(input: &Path, reps: usize) -> anyhow::Result<()> {
     let closes = read_closes(input)?;
     let params = MacdParams::new(12, 26, 9)?;

@@ -19,11 +19,7 @@ type Client = ByteStreamClient<Channel>;
 
 /// A server, a client, and where the server keeps its files.
 async fn start() -> (common::TestServer, Client, PathBuf) {
-    let (config, dir) = common::config();
-    let files = config.data_dir.join("files");
-    let server = common::start_with(config, dir).await;
-    let client = ByteStreamClient::new(server.channel().await);
-    (server, client, files)
+    common::files::serve(|_| {}, ByteStreamClient::new).await
 }
 
 fn upload(id: &str, name: &str) -> String {
@@ -92,11 +88,8 @@ async fn read(client: &mut Client, name: &str) -> Result<Vec<u8>, tonic::Status>
 /// Waits until the server has written some of upload `id` to its data file.
 async fn until_some_written(files: &Path, id: &str) {
     let path = files.join(".tmp/resumable").join(id);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&path).map_or(0, |m| m.len()) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the upload never reached the disk");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("the upload reaches the disk", || std::fs::metadata(&path).map_or(0, |m| m.len()) > 0)
+        .await;
 }
 
 /// What a client does after its Write was cut off: asks where to continue

@@ -13,11 +13,7 @@ use tonic::transport::Channel;
 
 /// A server, a client, and where the server keeps its files.
 async fn start() -> (common::TestServer, FileSrvClient<Channel>, PathBuf) {
-    let (config, dir) = common::config();
-    let files = config.data_dir.join("files");
-    let server = common::start_with(config, dir).await;
-    let client = FileSrvClient::new(server.channel().await);
-    (server, client, files)
+    common::files::serve(|_| {}, FileSrvClient::new).await
 }
 
 fn header(filename: &str, extension: &str) -> UploadRequest {
@@ -235,11 +231,7 @@ async fn a_client_cut_off_mid_upload_leaves_nothing_visible() {
     }
     // Wait until the upload's temporary file exists, so the server has begun it.
     let tmp = files.join(".tmp");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stored_files(&tmp).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("the upload starts", || !stored_files(&tmp).is_empty()).await;
     // The request stream never ends cleanly: the connection is cut under it.
     cut.abort();
     let _ = cut.await;

@@ -23,14 +23,12 @@ async fn start() -> (common::TestServer, Client, PathBuf) {
 }
 
 async fn start_limited(max_file_size: Option<u64>) -> (common::TestServer, Client, PathBuf) {
-    let (mut config, dir) = common::config();
-    if let Some(limit) = max_file_size {
-        config.max_file_size = limit;
-    }
-    let files = config.data_dir.join("files");
-    let server = common::start_with(config, dir).await;
-    let client = FilesServiceClient::new(server.channel().await);
-    (server, client, files)
+    let configure = |config: &mut dataport_server::config::Config| {
+        if let Some(limit) = max_file_size {
+            config.max_file_size = limit;
+        }
+    };
+    common::files::serve(configure, FilesServiceClient::new).await
 }
 
 fn header(name: &str, sha256: &str) -> UploadRequest {
@@ -138,11 +136,7 @@ fn names(files: &[File]) -> Vec<&str> {
 
 /// Waits until `dir` holds exactly `count` stored files.
 async fn until_stored_count(dir: &Path, count: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stored_files(dir).len() != count {
-        assert!(tokio::time::Instant::now() < deadline, "expected {count} files: {:?}", stored_files(dir));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until(&format!("{count} stored files"), || stored_files(dir).len() == count).await;
 }
 
 #[tokio::test]
@@ -178,11 +172,15 @@ async fn uploaded_files_stat_list_and_download_byte_exact() {
 async fn a_replaced_file_keeps_its_create_time() {
     let (_server, mut client, files) = start().await;
     let first = upload(&mut client, upload_messages("f", b"first")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The replacement is stored at a later time than the first: wait until
+    // the clock has passed it.
+    let t1: std::time::SystemTime = first.update_time.unwrap().try_into().unwrap();
+    while std::time::SystemTime::now() <= t1 {
+        tokio::task::yield_now().await;
+    }
     let second = upload(&mut client, upload_messages("f", b"second, longer")).await.unwrap();
     assert_eq!(second.create_time, first.create_time);
-    let (t1, t2): (std::time::SystemTime, std::time::SystemTime) =
-        (first.update_time.unwrap().try_into().unwrap(), second.update_time.unwrap().try_into().unwrap());
+    let t2: std::time::SystemTime = second.update_time.unwrap().try_into().unwrap();
     assert!(t2 > t1, "{t1:?} {t2:?}");
     assert_eq!(content(&mut client, "f").await.unwrap(), b"second, longer");
     assert_eq!(stored_files(&files).len(), 1, "the replaced object is deleted");
@@ -402,11 +400,7 @@ async fn upload_in_progress(
     }
     // The temporary file exists once the server has begun the upload.
     let tmp = files.join(".tmp");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stored_files(&tmp).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::until("the upload starts", || !stored_files(&tmp).is_empty()).await;
     (call, tx)
 }
 

@@ -72,19 +72,26 @@ async fn every_service_reports_serving() {
 
 #[tokio::test]
 async fn watch_of_an_unknown_service_answers_service_unknown_and_stays_open() {
-    let server = common::start().await;
+    let mut server = common::start().await;
     let mut watch = HealthClient::new(server.channel().await)
         .watch(HealthCheckRequest { service: "no.Such".into() })
         .await
         .expect("ok")
         .into_inner();
     assert_eq!(watch.next().await.expect("first").expect("ok").status(), ServingStatus::ServiceUnknown);
-    assert!(tokio::time::timeout(Duration::from_millis(200), watch.next()).await.is_err(), "still open");
+    // Still open: nothing ends it until the drain does, with UNAVAILABLE.
+    server.signal_shutdown();
+    let end = watch.next().await.expect("a final status").expect_err("an error status");
+    assert_eq!(end.code(), Code::Unavailable);
+    server.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
 async fn health_watchers_see_not_serving_when_draining_starts() {
-    let mut server = common::start().await;
+    // A deadline no test waits for: the server stops only if the watch ends.
+    let (mut config, dir) = common::config();
+    config.shutdown_timeout = Duration::from_secs(3600);
+    let mut server = common::start_with(config, dir).await;
     let mut watch = HealthClient::new(server.channel().await)
         .watch(HealthCheckRequest { service: String::new() })
         .await
@@ -92,14 +99,12 @@ async fn health_watchers_see_not_serving_when_draining_starts() {
         .into_inner();
     assert_eq!(watch.next().await.expect("first").expect("ok").status(), ServingStatus::Serving);
     server.signal_shutdown();
-    let next = tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("prompt");
-    assert_eq!(next.expect("an update").expect("ok").status(), ServingStatus::NotServing);
+    let next = watch.next().await.expect("an update");
+    assert_eq!(next.expect("ok").status(), ServingStatus::NotServing);
     // Then the watch ends, so it does not hold the server up until the deadline.
     let end = watch.next().await.expect("a final status").expect_err("an error status");
     assert_eq!(end.code(), Code::Unavailable);
-    let started = std::time::Instant::now();
-    server.stop().await.expect("clean stop");
-    assert!(started.elapsed() < Duration::from_secs(2), "stop took {:?}", started.elapsed());
+    server.stop().await.expect("clean stop, long before the deadline");
 }
 
 async fn v1(channel: Channel, request: V1Request) -> V1Response {
@@ -224,10 +229,16 @@ async fn calls_still_open_at_the_deadline_are_dropped_and_the_server_stops() {
     tx.send(note()).await.expect("send");
     tx.send(note()).await.expect("send");
     replies.next().await.expect("reply").expect("the call is in flight");
-    // The client never closes its side, so only the deadline ends the call.
-    let started = std::time::Instant::now();
+    // Draining, the server still serves the call in flight ...
+    let mut server = server;
+    server.signal_shutdown();
+    tx.send(note()).await.expect("send");
+    // (A note is answered with every earlier one at its location: two.)
+    for _ in 0..2 {
+        assert_eq!(replies.next().await.expect("reply").expect("still served while draining").message, "hi");
+    }
+    // ... and, as the client never closes its side, only the deadline lets
+    // the server stop, cleanly.
     server.stop().await.expect("clean stop");
-    let took = started.elapsed();
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "stopped after {took:?}");
     drop(tx);
 }

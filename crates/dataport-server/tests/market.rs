@@ -64,31 +64,20 @@ async fn a_range_without_bars_is_an_empty_reply() {
 #[tokio::test]
 async fn bad_requests_name_the_field() {
     let (_server, mut client) = with_sample(None).await;
-    assert_status(
-        client.get_macd(request("AAPL", "2010-1-4", "2010-01-08")).await,
-        Code::InvalidArgument,
-        &["start_date \"2010-1-4\""],
-    );
-    assert_status(
-        client.get_macd(request("AAPL", "2010-01-04", "")).await,
-        Code::InvalidArgument,
-        &["end_date \"\""],
-    );
-    assert_status(
-        client.get_macd(request("AAPL", "2010-02-01", "2010-01-01")).await,
-        Code::InvalidArgument,
-        &["start_date 2010-02-01 is after end_date 2010-01-01"],
-    );
-    assert_status(
-        client.get_macd(request("A B", "2010-01-04", "2010-01-08")).await,
-        Code::InvalidArgument,
-        &["symbol \"A B\""],
-    );
-    assert_status(
-        client.get_macd(request("TSLA", "2010-01-04", "2010-01-08")).await,
-        Code::NotFound,
-        &["\"TSLA\"", "AAPL, GOOG, IBM, MSFT"],
-    );
+    let cases = [
+        (("AAPL", "2010-1-4", "2010-01-08"), Code::InvalidArgument, &["start_date \"2010-1-4\""][..]),
+        (("AAPL", "2010-01-04", ""), Code::InvalidArgument, &["end_date \"\""]),
+        (
+            ("AAPL", "2010-02-01", "2010-01-01"),
+            Code::InvalidArgument,
+            &["start_date 2010-02-01 is after end_date 2010-01-01"],
+        ),
+        (("A B", "2010-01-04", "2010-01-08"), Code::InvalidArgument, &["symbol \"A B\""]),
+        (("TSLA", "2010-01-04", "2010-01-08"), Code::NotFound, &["\"TSLA\"", "AAPL, GOOG, IBM, MSFT"]),
+    ];
+    for ((symbol, start, end), code, parts) in cases {
+        assert_status(client.get_macd(request(symbol, start, end)).await, code, parts);
+    }
 }
 
 #[tokio::test]

@@ -200,26 +200,19 @@ async fn an_import_past_the_bar_limit_is_resource_exhausted() {
 #[tokio::test]
 async fn get_bars_refuses_bad_requests() {
     let (_server, mut client) = server(true).await;
-    assert_status(
-        client.get_bars(get("", "", "")).await,
-        Code::InvalidArgument,
-        &["symbol must not be empty"],
-    );
-    assert_status(
-        client.get_bars(get("ZZZ", "", "")).await,
-        Code::NotFound,
-        &["\"ZZZ\"", "AAPL, GOOG, IBM, MSFT"],
-    );
-    assert_status(
-        client.get_bars(get("IBM", "2010-02-30", "")).await,
-        Code::InvalidArgument,
-        &["start_date \"2010-02-30\""],
-    );
-    assert_status(
-        client.get_bars(get("IBM", "2010-02-03", "2010-02-01")).await,
-        Code::InvalidArgument,
-        &["start_date 2010-02-03 is after end_date 2010-02-01"],
-    );
+    let cases = [
+        (("", "", ""), Code::InvalidArgument, &["symbol must not be empty"][..]),
+        (("ZZZ", "", ""), Code::NotFound, &["\"ZZZ\"", "AAPL, GOOG, IBM, MSFT"]),
+        (("IBM", "2010-02-30", ""), Code::InvalidArgument, &["start_date \"2010-02-30\""]),
+        (
+            ("IBM", "2010-02-03", "2010-02-01"),
+            Code::InvalidArgument,
+            &["start_date 2010-02-03 is after end_date 2010-02-01"],
+        ),
+    ];
+    for ((symbol, start, end), code, parts) in cases {
+        assert_status(client.get_bars(get(symbol, start, end)).await, code, parts);
+    }
 }
 
 fn compute(symbol: &str, start: &str, end: &str, kinds: Vec<Kind>) -> pb::ComputeIndicatorsRequest {

@@ -1,90 +1,67 @@
 //! The client commands, run as a user runs them: the built binary against a
 //! real server started in this process on an ephemeral port.
 
-use std::net::SocketAddr;
-
 use assert_cmd::Command;
-use dataport_server::Server;
-use dataport_server::config::Config;
-
-struct Running {
-    addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-fn start_server() -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config { data_dir: dir.path().join("data"), ..Config::default() };
-    let server = Server::new(config).expect("starts");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    runtime.spawn(server.run(listener, std::future::pending()));
-    Running { addr, _runtime: runtime, _dir: dir }
-}
-
-fn dataport(server: &Running) -> Command {
-    let mut cmd = Command::cargo_bin("dataport").expect("binary");
-    cmd.env_remove("DATAPORT_SERVER").arg("--server").arg(format!("http://{}", server.addr));
-    cmd
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
+use dataport_testkit::BackgroundServer;
+use dataport_testkit::cli::{dataport, stdout_of};
 
 #[test]
 fn hello_prints_the_greeting() {
-    let s = start_server();
-    assert_eq!(stdout_of(dataport(&s).args(["hello", "world"])), "Hello, world!\n");
-    assert_eq!(stdout_of(dataport(&s).args(["hello", "--again", "world"])), "Hello again, world!\n");
+    let s = BackgroundServer::start();
+    assert_eq!(stdout_of(dataport(s.addr()).args(["hello", "world"])), "Hello, world!\n");
+    assert_eq!(stdout_of(dataport(s.addr()).args(["hello", "--again", "world"])), "Hello again, world!\n");
 }
 
 #[test]
 fn server_can_come_from_the_environment_without_a_scheme() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let mut cmd = Command::cargo_bin("dataport").expect("binary");
-    cmd.env("DATAPORT_SERVER", s.addr.to_string()).args(["hello", "env"]);
+    cmd.env("DATAPORT_SERVER", s.addr().to_string()).args(["hello", "env"]);
     assert_eq!(stdout_of(&mut cmd), "Hello, env!\n");
 }
 
 #[test]
 fn route_commands_print_features_and_summaries() {
-    let s = start_server();
-    let out = stdout_of(dataport(&s).args(["route", "feature", "488583701", "22944813"]));
+    let s = BackgroundServer::start();
+    let out = stdout_of(dataport(s.addr()).args(["route", "feature", "488583701", "22944813"]));
     assert_eq!(out, "Eiffel Tower, Paris, France at 48.8583701, 2.2944813 (488583701, 22944813)\n");
-    let out = stdout_of(dataport(&s).args(["route", "feature", "-1", "-2"]));
+    let out = stdout_of(dataport(s.addr()).args(["route", "feature", "-1", "-2"]));
     assert!(out.starts_with("(no feature) at"), "{out}");
 
-    let out =
-        stdout_of(dataport(&s).args(["route", "list", "525162746", "133777041", "488583701", "22944813"]));
+    let out = stdout_of(dataport(s.addr()).args([
+        "route",
+        "list",
+        "525162746",
+        "133777041",
+        "488583701",
+        "22944813",
+    ]));
     assert_eq!(out.lines().count(), 3, "{out}");
 
-    let out = stdout_of(dataport(&s).args(["route", "record", "488583701,22944813", "525162746,133777041"]));
+    let out =
+        stdout_of(dataport(s.addr()).args(["route", "record", "488583701,22944813", "525162746,133777041"]));
     assert_eq!(out, "2 points, 2 features, 879088 m, 0 s\n");
-    let out = stdout_of(dataport(&s).args(["route", "record"]).write_stdin("488583701,22944813\n\n1,1\n"));
+    let out =
+        stdout_of(dataport(s.addr()).args(["route", "record"]).write_stdin("488583701,22944813\n\n1,1\n"));
     assert_eq!(out, "2 points, 1 features, 5437263 m, 0 s\n");
 
-    let out = stdout_of(dataport(&s).args(["route", "chat", "1,1:a", "2,2:b", "1,1:c"]));
+    let out = stdout_of(dataport(s.addr()).args(["route", "chat", "1,1:a", "2,2:b", "1,1:c"]));
     assert_eq!(out, "0.0000001, 0.0000001 (1, 1): a\n");
 }
 
 #[test]
 fn position_commands_publish_get_and_watch() {
-    let s = start_server();
-    let out = stdout_of(dataport(&s).args(["position", "get"]));
+    let s = BackgroundServer::start();
+    let out = stdout_of(dataport(s.addr()).args(["position", "get"]));
     assert!(out.starts_with("default x=1 y=0 z=0 revision=0"), "{out}");
 
     // Start a watcher, then publish until it has printed what it was asked for.
     let watcher = std::process::Command::new(assert_cmd::cargo::cargo_bin("dataport"))
-        .args(["--server", &format!("http://{}", s.addr), "position", "watch", "drone", "--count", "1"])
+        .args(["--server", &format!("http://{}", s.addr()), "position", "watch", "drone", "--count", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawns");
-    let out = stdout_of(dataport(&s).args(["position", "pub", "--entity", "drone", "1.5", "-2", "3"]));
+    let out = stdout_of(dataport(s.addr()).args(["position", "pub", "--entity", "drone", "1.5", "-2", "3"]));
     assert!(out.starts_with("drone x=1.5 y=-2 z=3 revision=1"), "{out}");
     // The watcher may have registered after that publish; keep publishing
     // until it prints and exits, which it does after one position.
@@ -93,7 +70,7 @@ fn position_commands_publish_get_and_watch() {
         if watcher.try_wait().expect("status").is_some() {
             break;
         }
-        stdout_of(dataport(&s).args(["position", "pub", "--entity", "drone", "1.5", "-2", "3"]));
+        stdout_of(dataport(s.addr()).args(["position", "pub", "--entity", "drone", "1.5", "-2", "3"]));
     }
     let out = watcher.wait_with_output().expect("exits");
     assert!(out.status.success());
@@ -103,8 +80,8 @@ fn position_commands_publish_get_and_watch() {
 
 #[test]
 fn failures_print_the_status_and_exit_non_zero() {
-    let s = start_server();
-    let out = dataport(&s).args(["position", "get", "--entity", "ghost"]).output().expect("runs");
+    let s = BackgroundServer::start();
+    let out = dataport(s.addr()).args(["position", "get", "--entity", "ghost"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -112,12 +89,12 @@ fn failures_print_the_status_and_exit_non_zero() {
     );
     assert!(out.stdout.is_empty());
 
-    let out = dataport(&s).args(["route", "feature", "900000001", "0"]).output().expect("runs");
+    let out = dataport(s.addr()).args(["route", "feature", "900000001", "0"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: INVALID_ARGUMENT: point: latitude 900000001"), "{stderr}");
 
-    let out = dataport(&s).args(["position", "pub", "nan", "0", "0"]).output().expect("runs");
+    let out = dataport(s.addr()).args(["position", "pub", "nan", "0", "0"]).output().expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: INVALID_ARGUMENT: position.x must be finite"), "{stderr}");
 }
@@ -152,9 +129,9 @@ fn malformed_arguments_are_usage_errors() {
 
 #[test]
 fn macd_prints_a_table_csv_or_json_lines() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let range = ["--symbol", "AAPL", "--start", "2010-01-04", "--end", "2010-01-05"];
-    let table = stdout_of(dataport(&s).arg("macd").args(range));
+    let table = stdout_of(dataport(s.addr()).arg("macd").args(range));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("date") && lines[0].ends_with("histogram"), "{table}");
@@ -163,16 +140,17 @@ fn macd_prints_a_table_csv_or_json_lines() {
         "{table}"
     );
 
-    let csv = stdout_of(dataport(&s).arg("macd").args(range).args(["--format", "csv"]));
+    let csv = stdout_of(dataport(s.addr()).arg("macd").args(range).args(["--format", "csv"]));
     assert_eq!(csv.lines().next(), Some("date,open,high,low,close,macd,signal,histogram"));
     assert!(csv.lines().nth(2).is_some_and(|l| l.starts_with("2010-01-05,214.6,")), "{csv}");
 
-    let json = stdout_of(dataport(&s).arg("macd").args(range).args(["--format", "json"]));
+    let json = stdout_of(dataport(s.addr()).arg("macd").args(range).args(["--format", "json"]));
     let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1]["date"], "2010-01-05");
 
-    let out = dataport(&s).args(["macd", "--start", "2010-01-04", "--end", "2010-01-05"]).output().unwrap();
+    let out =
+        dataport(s.addr()).args(["macd", "--start", "2010-01-04", "--end", "2010-01-05"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -184,7 +162,7 @@ fn macd_prints_a_table_csv_or_json_lines() {
 
 #[test]
 fn bars_import_list_and_get() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("acme.csv");
     std::fs::write(
@@ -192,16 +170,16 @@ fn bars_import_list_and_get() {
         "Date,Open,High,Low,Close,Volume\n2024-01-03,11,12,10,11.5,900\n2024-01-02,10,11,9,10.5,\n",
     )
     .expect("write");
-    let out = stdout_of(dataport(&s).args(["bars", "import", "--symbol", "ACME"]).arg(&file));
+    let out = stdout_of(dataport(s.addr()).args(["bars", "import", "--symbol", "ACME"]).arg(&file));
     assert_eq!(out, "imported 2 bars of ACME; it now holds 2 bars, 2024-01-02 to 2024-01-03\n");
     let out = stdout_of(
-        dataport(&s)
+        dataport(s.addr())
             .args(["bars", "import", "--symbol", "ACME", "-"])
             .write_stdin("date,open,high,low,close\n2024-01-04,1,2,1,2\n"),
     );
     assert!(out.contains("it now holds 3 bars, 2024-01-02 to 2024-01-04"), "{out}");
 
-    let list = stdout_of(dataport(&s).args(["bars", "list"]));
+    let list = stdout_of(dataport(s.addr()).args(["bars", "list"]));
     let lines: Vec<&str> = list.lines().collect();
     assert!(lines[0].starts_with("symbol") && lines[0].contains("first"), "{list}");
     assert!(lines[1].starts_with("AAPL") && lines[1].contains("3270"), "{list}");
@@ -210,7 +188,7 @@ fn bars_import_list_and_get() {
         "{list}"
     );
 
-    let csv = stdout_of(dataport(&s).args([
+    let csv = stdout_of(dataport(s.addr()).args([
         "bars",
         "get",
         "--symbol",
@@ -227,13 +205,14 @@ fn bars_import_list_and_get() {
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "date,open,high,low,close\n2024-01-05,1,1,2,1\n").expect("write");
-    let out = dataport(&s).args(["bars", "import", "--symbol", "ACME"]).arg(&bad).output().expect("runs");
+    let out =
+        dataport(s.addr()).args(["bars", "import", "--symbol", "ACME"]).arg(&bad).output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "error: INVALID_ARGUMENT: csv: line 2: high 1 is below low 2\n"
     );
-    let out = dataport(&s)
+    let out = dataport(s.addr())
         .args(["bars", "import", "--symbol", "ACME", "/no/such/file.csv"])
         .output()
         .expect("runs");
@@ -242,9 +221,9 @@ fn bars_import_list_and_get() {
 
 #[test]
 fn indicators_print_one_column_per_output() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let args = ["indicators", "--symbol", "AAPL", "--start", "2010-01-04", "--end", "2010-01-05"];
-    let table = stdout_of(dataport(&s).args(args).args(["sma:5", "macd", "bollinger:20,2.5"]));
+    let table = stdout_of(dataport(s.addr()).args(args).args(["sma:5", "macd", "bollinger:20,2.5"]));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
@@ -264,7 +243,7 @@ fn indicators_print_one_column_per_output() {
     // TA-Lib's MACD of AAPL at 2010-01-04 is 3.926500332345171 (see the server's market tests).
     assert!(lines[1].starts_with("2010-01-04") && lines[1].contains("3.9265"), "{table}");
 
-    let json = stdout_of(dataport(&s).args([
+    let json = stdout_of(dataport(s.addr()).args([
         "indicators",
         "--symbol",
         "AAPL",
@@ -278,23 +257,23 @@ fn indicators_print_one_column_per_output() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0], serde_json::json!({"date": "2000-03-01", "rsi_14": null}));
 
-    let out = dataport(&s).args(args).arg("vwap:3").output().expect("runs");
+    let out = dataport(s.addr()).args(args).arg("vwap:3").output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown indicator \"vwap\""));
-    let out = dataport(&s).args(args).arg("sma:0x").output().expect("runs");
+    let out = dataport(s.addr()).args(args).arg("sma:0x").output().expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"0x\" in \"sma:0x\" is not a period"));
-    let out = dataport(&s).args(args).arg("sma:200000").output().expect("runs");
+    let out = dataport(s.addr()).args(args).arg("sma:200000").output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT: indicators[0].sma.period"));
 }
 
 #[test]
 fn chart_writes_a_png_or_an_svg_file() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let png = dir.path().join("goog.png");
     let range = ["--symbol", "GOOG", "--start", "2012-01-01", "--end", "2012-12-31"];
-    let out = dataport(&s).arg("chart").args(range).arg("-o").arg(&png).output().expect("runs");
+    let out = dataport(s.addr()).arg("chart").args(range).arg("-o").arg(&png).output().expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&png).expect("written");
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
@@ -302,7 +281,7 @@ fn chart_writes_a_png_or_an_svg_file() {
     assert_eq!((&bytes[16..20], &bytes[20..24]), (&1000u32.to_be_bytes()[..], &700u32.to_be_bytes()[..]));
 
     let svg = dir.path().join("goog.svg");
-    let out = dataport(&s)
+    let out = dataport(s.addr())
         .arg("chart")
         .args(range)
         .args(["--panels", "price,macd", "-o"])
@@ -312,7 +291,7 @@ fn chart_writes_a_png_or_an_svg_file() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read_to_string(&svg).expect("written").contains("<svg"));
 
-    let out = dataport(&s)
+    let out = dataport(s.addr())
         .arg("chart")
         .args(range)
         .args(["--width", "50", "-o"])
@@ -331,7 +310,7 @@ fn chart_writes_a_png_or_an_svg_file() {
 
 #[test]
 fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("metrics.csv");
     let mut csv = String::from("time,name,value\n");
@@ -341,7 +320,7 @@ fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
     }
     std::fs::write(&file, &csv).expect("write");
 
-    let out = stdout_of(dataport(&s).arg("outliers").arg(&file).args(["--format", "csv"]));
+    let out = stdout_of(dataport(s.addr()).arg("outliers").arg(&file).args(["--format", "csv"]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "index,time,name,value,score");
     assert_eq!(lines.len(), 2, "{out}");
@@ -349,7 +328,7 @@ fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
     assert!(lines[1].contains(",cpu,90,"), "{out}");
 
     let out = stdout_of(
-        dataport(&s)
+        dataport(s.addr())
             .args(["outliers", "--stream", "--window", "10", "--format", "json", "-"])
             .write_stdin(csv.clone()),
     );
@@ -357,13 +336,13 @@ fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
     assert_eq!(rows.len(), 1, "{out}");
     assert_eq!((rows[0]["index"].as_f64(), rows[0]["value"].as_f64()), (Some(25.0), Some(90.0)));
 
-    let out = stdout_of(dataport(&s).args(["outliers", "--method", "iqr", "-"]).write_stdin(csv));
+    let out = stdout_of(dataport(s.addr()).args(["outliers", "--method", "iqr", "-"]).write_stdin(csv));
     assert!(
         out.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("25 2024-05-01T12:00:25Z cpu")),
         "{out}"
     );
 
-    let out = dataport(&s)
+    let out = dataport(s.addr())
         .args(["outliers", "-"])
         .write_stdin("time,name,value\n,cpu,1\n,cpu,oops\n")
         .output()
@@ -373,8 +352,11 @@ fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
         String::from_utf8_lossy(&out.stderr),
         "error: line 3: value \"oops\" is not a finite number\n"
     );
-    let out =
-        dataport(&s).args(["outliers", "--threshold", "-1", "-"]).write_stdin(",cpu,1\n").output().unwrap();
+    let out = dataport(s.addr())
+        .args(["outliers", "--threshold", "-1", "-"])
+        .write_stdin(",cpu,1\n")
+        .output()
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("error: INVALID_ARGUMENT: method.z_score.threshold")
     );

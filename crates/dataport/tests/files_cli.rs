@@ -7,69 +7,13 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use assert_cmd::Command;
 use dataport_proto::dataport::files::v1 as pb;
 use dataport_proto::google::bytestream::{self as bs, byte_stream_client::ByteStreamClient};
-use dataport_server::Server;
-use dataport_server::config::Config;
+use dataport_testkit::BackgroundServer;
+use dataport_testkit::cli::{dataport, failing, quietly};
+use dataport_testkit::data::{bytes, hex_sha256};
 use prost::bytes::Bytes;
 use sha2::{Digest, Sha256};
-
-struct Running {
-    addr: SocketAddr,
-    runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-fn start_server() -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config { data_dir: dir.path().join("data"), ..Config::default() };
-    let server = Server::new(config).expect("starts");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    runtime.spawn(server.run(listener, std::future::pending()));
-    Running { addr, runtime, _dir: dir }
-}
-
-fn dataport(addr: SocketAddr) -> Command {
-    let mut cmd = Command::cargo_bin("dataport").expect("binary");
-    cmd.env_remove("DATAPORT_SERVER").arg("--server").arg(format!("http://{addr}"));
-    cmd
-}
-
-/// Runs a command that must succeed quietly, and answers its stdout.
-fn quietly(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "failed: {stderr}");
-    assert_eq!(stderr, "", "not on a terminal, nothing but errors goes to stderr");
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-/// Runs a command that must fail with exit code 1, and answers its stderr.
-fn failing(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    assert_eq!(out.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8(out.stderr).expect("utf-8")
-}
-
-/// `len` bytes that are not all alike (a xorshift sequence from `seed`).
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The entries of `dir`, sorted: to see that nothing half-written stayed.
 fn entries(dir: &Path) -> Vec<String> {
@@ -83,49 +27,49 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn upload_then_list_stat_and_download_round_trip_byte_exact() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
     // Large enough to be read with direct I/O at both ends (16 MiB), not a
     // multiple of the client's 1 MiB chunks; and an empty file.
-    let big = data(17 * 1024 * 1024 + 12_345, 1);
+    let big = bytes(17 * 1024 * 1024 + 12_345, 1);
     std::fs::write(local.path().join("big.bin"), &big).expect("write");
     std::fs::write(local.path().join("empty"), b"").expect("write");
 
     let out = quietly(
-        dataport(s.addr).arg("upload").arg(local.path().join("big.bin")).arg(local.path().join("empty")),
+        dataport(s.addr()).arg("upload").arg(local.path().join("big.bin")).arg(local.path().join("empty")),
     );
     assert_eq!(
         out,
         format!(
             "stored big.bin ({} bytes, sha256 {})\nstored empty (0 bytes, sha256 {})\n",
             big.len(),
-            sha256_hex(&big),
-            sha256_hex(b"")
+            hex_sha256(&big),
+            hex_sha256(b"")
         )
     );
 
-    let out = quietly(dataport(s.addr).args(["files", "ls", "--format", "csv"]));
+    let out = quietly(dataport(s.addr()).args(["files", "ls", "--format", "csv"]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "size,created,updated,sha256,name");
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[1].starts_with(&format!("{},", big.len())), "{out}");
-    assert!(lines[1].ends_with(&format!(",{},big.bin", sha256_hex(&big))), "{out}");
+    assert!(lines[1].ends_with(&format!(",{},big.bin", hex_sha256(&big))), "{out}");
     assert!(
-        lines[2].starts_with("0,") && lines[2].ends_with(&format!(",{},empty", sha256_hex(b""))),
+        lines[2].starts_with("0,") && lines[2].ends_with(&format!(",{},empty", hex_sha256(b""))),
         "{out}"
     );
-    let out = quietly(dataport(s.addr).args(["files", "ls", "em"]));
+    let out = quietly(dataport(s.addr()).args(["files", "ls", "em"]));
     assert_eq!(out.lines().count(), 2, "a header and one file: {out}");
 
-    let out = quietly(dataport(s.addr).args(["files", "stat", "big.bin", "--format", "json"]));
+    let out = quietly(dataport(s.addr()).args(["files", "stat", "big.bin", "--format", "json"]));
     let stat: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(stat["name"], "big.bin");
     assert_eq!(stat["size"].as_f64(), Some(big.len() as f64));
-    assert_eq!(stat["sha256"], sha256_hex(&big));
+    assert_eq!(stat["sha256"], hex_sha256(&big));
     assert!(stat["updated"].as_str().is_some_and(|t| t.ends_with('Z')), "{out}");
 
     let into = tempfile::tempdir().expect("tempdir");
-    let out = quietly(dataport(s.addr).args(["download", "big.bin", "empty", "-o"]).arg(into.path()));
+    let out = quietly(dataport(s.addr()).args(["download", "big.bin", "empty", "-o"]).arg(into.path()));
     let written = into.path().join("big.bin");
     assert_eq!(
         out,
@@ -133,9 +77,9 @@ fn upload_then_list_stat_and_download_round_trip_byte_exact() {
             "wrote {} ({} bytes, sha256 {})\nwrote {} (0 bytes, sha256 {})\n",
             written.display(),
             big.len(),
-            sha256_hex(&big),
+            hex_sha256(&big),
             into.path().join("empty").display(),
-            sha256_hex(b"")
+            hex_sha256(b"")
         )
     );
     assert!(std::fs::read(&written).expect("read") == big, "downloaded bytes differ");
@@ -144,17 +88,17 @@ fn upload_then_list_stat_and_download_round_trip_byte_exact() {
 
     // A second download replaces the file.
     std::fs::write(&written, b"stale").expect("write");
-    quietly(dataport(s.addr).args(["download", "big.bin", "-o"]).arg(into.path()));
+    quietly(dataport(s.addr()).args(["download", "big.bin", "-o"]).arg(into.path()));
     assert!(std::fs::read(&written).expect("read") == big, "downloaded bytes differ");
 }
 
 #[test]
 fn download_of_several_files_is_one_call_into_a_new_directory() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
     let files: Vec<(String, Vec<u8>)> =
-        (0..3).map(|i| (format!("part-{i}.dat"), data(700_000 * i + 1, i as u64 + 7))).collect();
-    let mut upload = dataport(s.addr);
+        (0..3).map(|i| (format!("part-{i}.dat"), bytes(700_000 * i + 1, i as u64 + 7))).collect();
+    let mut upload = dataport(s.addr());
     upload.arg("upload");
     for (name, bytes) in &files {
         std::fs::write(local.path().join(name), bytes).expect("write");
@@ -164,7 +108,7 @@ fn download_of_several_files_is_one_call_into_a_new_directory() {
 
     let into = local.path().join("new/dir");
     let out = quietly(
-        dataport(s.addr).args(["download", "part-2.dat", "part-0.dat", "part-1.dat", "-o"]).arg(&into),
+        dataport(s.addr()).args(["download", "part-2.dat", "part-0.dat", "part-1.dat", "-o"]).arg(&into),
     );
     let order: Vec<&str> = out.lines().map(|l| l.split(' ').nth(1).unwrap_or("")).collect();
     let expected: Vec<String> = ["part-2.dat", "part-0.dat", "part-1.dat"]
@@ -180,28 +124,28 @@ fn download_of_several_files_is_one_call_into_a_new_directory() {
 
 #[test]
 fn download_of_a_missing_name_fails_and_writes_nothing() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
     std::fs::write(local.path().join("here.txt"), b"present").expect("write");
-    quietly(dataport(s.addr).arg("upload").arg(local.path().join("here.txt")));
+    quietly(dataport(s.addr()).arg("upload").arg(local.path().join("here.txt")));
 
     let existing = local.path().join("out");
     std::fs::create_dir(&existing).expect("mkdir");
-    let stderr = failing(dataport(s.addr).args(["download", "here.txt", "ghost.txt", "-o"]).arg(&existing));
+    let stderr = failing(dataport(s.addr()).args(["download", "here.txt", "ghost.txt", "-o"]).arg(&existing));
     assert!(stderr.starts_with("error: NOT_FOUND: "), "{stderr}");
     assert!(stderr.contains("ghost.txt"), "{stderr}");
     assert!(entries(&existing).is_empty(), "{:?}", entries(&existing));
     let new = local.path().join("new");
-    failing(dataport(s.addr).args(["download", "ghost.txt", "-o"]).arg(&new));
+    failing(dataport(s.addr()).args(["download", "ghost.txt", "-o"]).arg(&new));
     assert!(!new.exists(), "a failed download creates no directory");
 
-    let stderr = failing(dataport(s.addr).args(["files", "stat", "ghost.txt"]));
+    let stderr = failing(dataport(s.addr()).args(["files", "stat", "ghost.txt"]));
     assert!(stderr.starts_with("error: NOT_FOUND: "), "{stderr}");
 }
 
 #[test]
 fn hostile_base_names_are_refused_before_anything_is_sent() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
     let good = local.path().join("good.txt");
     std::fs::write(&good, b"fine").expect("write");
@@ -209,32 +153,32 @@ fn hostile_base_names_are_refused_before_anything_is_sent() {
         let path = local.path().join(hostile);
         std::fs::write(&path, b"x").expect("write");
         // With a good file first: a bad name anywhere uploads nothing.
-        let stderr = failing(dataport(s.addr).arg("upload").arg(&good).arg(&path));
+        let stderr = failing(dataport(s.addr()).arg("upload").arg(&good).arg(&path));
         assert!(stderr.starts_with("error: cannot upload "), "{hostile:?}: {stderr}");
         assert!(stderr.contains("use --name"), "{hostile:?}: {stderr}");
         // The same file under a name of the user's choice is fine.
-        let out = quietly(dataport(s.addr).arg("upload").arg(&path).args(["--name", "renamed"]));
+        let out = quietly(dataport(s.addr()).arg("upload").arg(&path).args(["--name", "renamed"]));
         assert!(out.starts_with("stored renamed (1 bytes, sha256 "), "{out}");
     }
     for name in ["..", ".", "a/b", "", "tab\there"] {
-        let stderr = failing(dataport(s.addr).arg("upload").arg(&good).args(["--name", name]));
+        let stderr = failing(dataport(s.addr()).arg("upload").arg(&good).args(["--name", name]));
         assert!(stderr.starts_with("error: --name: file name"), "{name:?}: {stderr}");
     }
-    let stderr = failing(dataport(s.addr).arg("upload").arg(local.path().join("..")));
+    let stderr = failing(dataport(s.addr()).arg("upload").arg(local.path().join("..")));
     assert!(stderr.contains("names no file"), "{stderr}");
-    let stderr = failing(dataport(s.addr).arg("upload").arg(local.path()));
+    let stderr = failing(dataport(s.addr()).arg("upload").arg(local.path()));
     assert!(stderr.contains("not a regular file"), "{stderr}");
-    let stderr = failing(dataport(s.addr).arg("upload").arg(&good).arg(&good).args(["--name", "x"]));
+    let stderr = failing(dataport(s.addr()).arg("upload").arg(&good).arg(&good).args(["--name", "x"]));
     assert!(stderr.starts_with("error: --name stores one file"), "{stderr}");
     let stderr = failing(
-        dataport(s.addr)
+        dataport(s.addr())
             .arg("upload")
             .arg(&good)
             .arg(local.path().join("../").join(local.path().file_name().expect("name")).join("good.txt")),
     );
     assert!(stderr.contains("would both be stored as \"good.txt\""), "{stderr}");
 
-    let out = quietly(dataport(s.addr).args(["files", "ls", "--format", "csv"]));
+    let out = quietly(dataport(s.addr()).args(["files", "ls", "--format", "csv"]));
     assert_eq!(
         out.lines().skip(1).map(|l| l.rsplit(',').next().unwrap_or("")).collect::<Vec<_>>(),
         ["renamed"]
@@ -242,7 +186,7 @@ fn hostile_base_names_are_refused_before_anything_is_sent() {
 
     let into = local.path().join("out");
     for name in ["../escape", "..", "a\\b"] {
-        let stderr = failing(dataport(s.addr).args(["download", name, "-o"]).arg(&into));
+        let stderr = failing(dataport(s.addr()).args(["download", name, "-o"]).arg(&into));
         assert!(stderr.starts_with("error: file name"), "{name:?}: {stderr}");
     }
     assert!(!into.exists(), "a refused download creates nothing");
@@ -254,15 +198,15 @@ fn hostile_base_names_are_refused_before_anything_is_sent() {
 /// upload.
 fn upload_id(name: &str, content: &[u8], generation: u32) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("dataport upload\n{name}\n{}\n{generation}", sha256_hex(content)));
+    hasher.update(format!("dataport upload\n{name}\n{}\n{generation}", hex_sha256(content)));
     hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes `prefix` to a resumable upload without finishing it, as a client
 /// cut off after sending it would have; answers what the server then holds.
-fn write_partially(s: &Running, resource: &str, prefix: &[u8]) -> i64 {
+fn write_partially(s: &BackgroundServer, resource: &str, prefix: &[u8]) -> i64 {
     s.runtime.block_on(async {
-        let mut client = ByteStreamClient::connect(format!("http://{}", s.addr)).await.expect("connects");
+        let mut client = ByteStreamClient::connect(s.server.url()).await.expect("connects");
         let request = bs::WriteRequest {
             resource_name: resource.to_owned(),
             write_offset: 0,
@@ -280,12 +224,12 @@ fn write_partially(s: &Running, resource: &str, prefix: &[u8]) -> i64 {
 
 #[test]
 fn resume_continues_a_partial_upload_and_sends_only_the_rest() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
-    let content = data(2 * 1024 * 1024 + 999, 3);
+    let content = bytes(2 * 1024 * 1024 + 999, 3);
     let path = local.path().join("resumed.bin");
     std::fs::write(&path, &content).expect("write");
-    let sha = sha256_hex(&content);
+    let sha = hex_sha256(&content);
     let resource =
         format!("uploads/{}/files/resumed.bin/sha256/{sha}", upload_id("resumed.bin", &content, 0));
     let held = write_partially(&s, &resource, &content[..1_500_000]);
@@ -293,87 +237,90 @@ fn resume_continues_a_partial_upload_and_sends_only_the_rest() {
 
     // The server accepts a Write only at the committed offset, so success
     // means the CLI sent the bytes from there on, and nothing before.
-    let out = quietly(dataport(s.addr).args(["upload", "--resume"]).arg(&path));
+    let out = quietly(dataport(s.addr()).args(["upload", "--resume"]).arg(&path));
     assert_eq!(out, format!("stored resumed.bin ({} bytes, sha256 {sha})\n", content.len()));
     let into = local.path().join("back");
-    quietly(dataport(s.addr).args(["download", "resumed.bin", "-o"]).arg(&into));
+    quietly(dataport(s.addr()).args(["download", "resumed.bin", "-o"]).arg(&into));
     assert!(std::fs::read(into.join("resumed.bin")).expect("read") == content, "resumed upload differs");
 
     // The same command again finds the upload done.
-    let again = quietly(dataport(s.addr).args(["upload", "--resume"]).arg(&path));
+    let again = quietly(dataport(s.addr()).args(["upload", "--resume"]).arg(&path));
     assert_eq!(again, out);
     // Deleted or replaced since, the file is uploaded again.
-    quietly(dataport(s.addr).args(["files", "rm", "resumed.bin"]));
-    assert_eq!(quietly(dataport(s.addr).args(["upload", "--resume"]).arg(&path)), out);
+    quietly(dataport(s.addr()).args(["files", "rm", "resumed.bin"]));
+    assert_eq!(quietly(dataport(s.addr()).args(["upload", "--resume"]).arg(&path)), out);
     let other = local.path().join("other");
     std::fs::write(&other, b"other content").expect("write");
-    quietly(dataport(s.addr).arg("upload").arg(&other).args(["--name", "resumed.bin"]));
-    assert_eq!(quietly(dataport(s.addr).args(["upload", "--resume"]).arg(&path)), out);
-    let stat = quietly(dataport(s.addr).args(["files", "stat", "resumed.bin", "--format", "csv"]));
+    quietly(dataport(s.addr()).arg("upload").arg(&other).args(["--name", "resumed.bin"]));
+    assert_eq!(quietly(dataport(s.addr()).args(["upload", "--resume"]).arg(&path)), out);
+    let stat = quietly(dataport(s.addr()).args(["files", "stat", "resumed.bin", "--format", "csv"]));
     assert!(stat.contains(&format!("{sha},resumed.bin")), "{stat}");
 
     // A resumable upload from nothing, several files at once.
     let other = local.path().join("fresh.bin");
-    std::fs::write(&other, data(5000, 9)).expect("write");
+    std::fs::write(&other, bytes(5000, 9)).expect("write");
     let out = quietly(
-        dataport(s.addr).args(["upload", "--resume"]).arg(&other).arg(local.path().join("back/resumed.bin")),
+        dataport(s.addr())
+            .args(["upload", "--resume"])
+            .arg(&other)
+            .arg(local.path().join("back/resumed.bin")),
     );
     assert_eq!(out.lines().count(), 2, "{out}");
-    let out = quietly(dataport(s.addr).args(["files", "stat", "fresh.bin", "--format", "csv"]));
-    assert!(out.contains(&sha256_hex(&data(5000, 9))), "{out}");
+    let out = quietly(dataport(s.addr()).args(["files", "stat", "fresh.bin", "--format", "csv"]));
+    assert!(out.contains(&hex_sha256(&bytes(5000, 9))), "{out}");
 }
 
 #[test]
 fn resume_onto_a_damaged_prefix_is_data_loss_and_stores_nothing() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
-    let content = data(300_000, 5);
+    let content = bytes(300_000, 5);
     let path = local.path().join("damaged.bin");
     std::fs::write(&path, &content).expect("write");
     let resource = format!(
         "uploads/{}/files/damaged.bin/sha256/{}",
         upload_id("damaged.bin", &content, 0),
-        sha256_hex(&content)
+        hex_sha256(&content)
     );
     let mut wrong = content[..100_000].to_vec();
     wrong[5] ^= 0xff;
     write_partially(&s, &resource, &wrong);
 
-    let stderr = failing(dataport(s.addr).args(["upload", "--resume"]).arg(&path));
+    let stderr = failing(dataport(s.addr()).args(["upload", "--resume"]).arg(&path));
     assert!(stderr.starts_with("error: DATA_LOSS: "), "{stderr}");
     assert!(stderr.contains("nothing was stored"), "{stderr}");
-    let stderr = failing(dataport(s.addr).args(["files", "stat", "damaged.bin"]));
+    let stderr = failing(dataport(s.addr()).args(["files", "stat", "damaged.bin"]));
     assert!(stderr.starts_with("error: NOT_FOUND: "), "{stderr}");
 }
 
 #[test]
 fn rm_deletes_and_names_what_it_deleted() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
     for name in ["a", "b"] {
         std::fs::write(local.path().join(name), name).expect("write");
     }
-    quietly(dataport(s.addr).arg("upload").arg(local.path().join("a")).arg(local.path().join("b")));
-    let out = quietly(dataport(s.addr).args(["files", "rm", "a", "b"]));
+    quietly(dataport(s.addr()).arg("upload").arg(local.path().join("a")).arg(local.path().join("b")));
+    let out = quietly(dataport(s.addr()).args(["files", "rm", "a", "b"]));
     assert_eq!(
         out,
         format!(
             "deleted a (1 bytes, sha256 {})\ndeleted b (1 bytes, sha256 {})\n",
-            sha256_hex(b"a"),
-            sha256_hex(b"b")
+            hex_sha256(b"a"),
+            hex_sha256(b"b")
         )
     );
-    assert_eq!(quietly(dataport(s.addr).args(["files", "ls"])).lines().count(), 1, "the header only");
-    let stderr = failing(dataport(s.addr).args(["files", "rm", "a"]));
+    assert_eq!(quietly(dataport(s.addr()).args(["files", "ls"])).lines().count(), 1, "the header only");
+    let stderr = failing(dataport(s.addr()).args(["files", "rm", "a"]));
     assert!(stderr.starts_with("error: NOT_FOUND: "), "{stderr}");
 }
 
 #[test]
 fn listing_follows_every_page() {
-    let s = start_server();
+    let s = BackgroundServer::start();
     let local = tempfile::tempdir().expect("tempdir");
     // More than the server's default page of 1000.
-    let mut upload = dataport(s.addr);
+    let mut upload = dataport(s.addr());
     upload.arg("upload");
     for i in 0..1005 {
         let path = local.path().join(format!("f{i:04}"));
@@ -381,13 +328,13 @@ fn listing_follows_every_page() {
         upload.arg(path);
     }
     assert_eq!(quietly(&mut upload).lines().count(), 1005);
-    let out = quietly(dataport(s.addr).args(["files", "ls", "--format", "json"]));
+    let out = quietly(dataport(s.addr()).args(["files", "ls", "--format", "json"]));
     assert_eq!(out.lines().count(), 1005);
     assert!(out.lines().last().is_some_and(|l| l.contains("\"f1004\"")), "{out}");
 
     // More names than one Download call may carry.
     let into = local.path().join("all");
-    let mut download = dataport(s.addr);
+    let mut download = dataport(s.addr());
     download.arg("download").arg("-o").arg(&into);
     download.args((0..1005).map(|i| format!("f{i:04}")));
     assert_eq!(quietly(&mut download).lines().count(), 1005);
@@ -421,7 +368,7 @@ mod fake {
         let file = pb::File {
             name: name.into(),
             size: content.len() as u64,
-            sha256: sha256_hex(content),
+            sha256: hex_sha256(content),
             ..Default::default()
         };
         pb::DownloadResponse { kind: Some(pb::download_response::Kind::File(file)) }
@@ -450,7 +397,7 @@ mod fake {
             request: Request<pb::DownloadRequest>,
         ) -> Result<Response<Self::DownloadStream>, Status> {
             let names = request.into_inner().names;
-            let good = data(200_000, 11);
+            let good = bytes(200_000, 11);
             let mut messages = Vec::new();
             for (i, name) in names.iter().enumerate() {
                 match self.0 {
@@ -543,11 +490,7 @@ fn an_interrupted_download_leaves_nothing_behind() {
         .spawn()
         .expect("spawns");
     // Wait until the first half is being written, then press Ctrl-C.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while entries(into.path()).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the download never started");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    dataport_testkit::until_blocking("the download starts", || !entries(into.path()).is_empty());
     let part = entries(into.path());
     assert!(part[0].starts_with(".dataport-") && part[0].ends_with(".part"), "{part:?}");
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();

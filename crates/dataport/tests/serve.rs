@@ -1,21 +1,9 @@
 //! `dataport serve` as a process: configuration errors, the start line, one
 //! log line per call, and a clean exit on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-fn serve() -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("dataport"));
-    cmd.arg("serve");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DATAPORT_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
+use dataport_testkit::cli::{Served, serve};
 
 /// Runs a serve command expected to refuse its settings; returns stderr.
 fn refused(cmd: &mut Command) -> String {
@@ -96,17 +84,25 @@ fn new_keys_refuse_bad_values_naming_key_value_and_source() {
 #[test]
 fn new_keys_layer_flag_over_env_over_file() {
     // Each bad value is hidden by a good one from a stronger source, so the
-    // server starts only if the layers are applied in that order.
+    // settings pass only if the layers are applied in that order; the server
+    // then stops at the port held here, which it binds only after every
+    // setting passed.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("dataport.toml");
     std::fs::write(&config, "response_compression = \"brotli\"\nmax_message_size = 0\n").expect("write");
-    let config = config.to_str().expect("utf-8 path");
-    let env =
-        [("RUST_LOG", "info"), ("DATAPORT_RESPONSE_COMPRESSION", "gzip"), ("DATAPORT_MAX_MESSAGE_SIZE", "0")];
-    let mut served =
-        start_with(&env, &["--config", config, "--max-message-size", "8MiB", "--no-sample-data"], dir.path());
-    sigterm(&served.child);
-    assert_eq!(served.child.wait().expect("exits").code(), Some(0));
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = held.local_addr().expect("addr").to_string();
+    let e = refused(
+        serve()
+            .env("DATAPORT_RESPONSE_COMPRESSION", "gzip")
+            .env("DATAPORT_MAX_MESSAGE_SIZE", "0")
+            .arg("--config")
+            .arg(&config)
+            .args(["--max-message-size", "8MiB", "--listen", &addr])
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
+    assert!(e.contains(&format!("listen = \"{addr}\": cannot bind")), "{e}");
 }
 
 #[test]
@@ -128,86 +124,31 @@ fn serve_help_lists_every_declared_setting() {
     }
 }
 
-struct Served {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-}
-
 /// Starts `dataport serve` on an ephemeral port and reads its address from
 /// the JSON start line.
 fn start(extra: &[&str], data_dir: &std::path::Path) -> Served {
-    start_with_filter("info", extra, data_dir)
-}
-
-fn start_with_filter(rust_log: &str, extra: &[&str], data_dir: &std::path::Path) -> Served {
-    start_with(&[("RUST_LOG", rust_log)], extra, data_dir)
-}
-
-fn start_with(env: &[(&str, &str)], extra: &[&str], data_dir: &std::path::Path) -> Served {
-    let mut child = serve()
-        .envs(env.iter().copied())
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawns");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Start-up lines (migrations, the sample bars) come first, then this one.
-    let start = loop {
-        let line = lines.recv_timeout(Duration::from_secs(30)).expect("a start line");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("every line is JSON");
-        if v["fields"]["message"] == "listening" {
-            break v;
-        }
-    };
-    assert_eq!(start["fields"]["data_dir"], data_dir.display().to_string());
-    let addr = start["fields"]["addr"].as_str().expect("addr").to_owned();
-    Served { child, addr, lines }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(status.success());
+    Served::start("info", extra, data_dir)
 }
 
 #[test]
 fn serve_logs_each_call_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("new/data");
-    let mut served = start(&[], &data);
+    let served = start(&[], &data);
     assert!(data.is_dir(), "the data dir is created");
 
-    let client = |args: &[&str]| {
-        Command::new(assert_cmd::cargo::cargo_bin("dataport"))
-            .arg("--server")
-            .arg(&served.addr)
-            .args(args)
+    assert!(served.client().args(["hello", "log"]).output().expect("runs").status.success());
+    assert!(
+        !served
+            .client()
+            .args(["position", "get", "--entity", "ghost"])
             .output()
             .expect("runs")
-    };
-    assert!(client(&["hello", "log"]).status.success());
-    assert!(!client(&["position", "get", "--entity", "ghost"]).status.success());
+            .status
+            .success()
+    );
 
-    let mut calls = Vec::new();
-    while calls.len() < 2 {
-        let line = served.lines.recv_timeout(Duration::from_secs(10)).expect("a call line");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
-        if v["target"] == "dataport::call" {
-            calls.push(v["fields"].clone());
-        }
-    }
+    let calls = served.calls(2);
     assert_eq!(calls[0]["method"], "/helloworld.Greeter/SayHello");
     assert_eq!(calls[0]["code"], "OK");
     assert!(calls[0]["duration_us"].is_u64());
@@ -215,25 +156,18 @@ fn serve_logs_each_call_and_exits_0_on_sigterm() {
     assert_eq!(calls[1]["code"], "NOT_FOUND");
     assert_eq!(calls[1]["message"], "entity \"ghost\" has never been published");
 
-    sigterm(&served.child);
-    let status = served.child.wait().expect("exits");
-    assert_eq!(status.code(), Some(0));
-    let rest: Vec<String> = served.lines.iter().collect();
+    let (code, rest) = served.terminate();
+    assert_eq!(code, Some(0));
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
 }
 
 #[test]
 fn rust_log_can_turn_the_call_lines_off() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut served = start_with_filter("info,dataport::call=off", &[], dir.path());
-    let hello = Command::new(assert_cmd::cargo::cargo_bin("dataport"))
-        .args(["--server", &served.addr, "hello", "quiet"])
-        .output()
-        .expect("runs");
-    assert!(hello.status.success());
-    sigterm(&served.child);
-    assert_eq!(served.child.wait().expect("exits").code(), Some(0));
-    let rest: Vec<String> = served.lines.iter().collect();
+    let served = Served::start("info,dataport::call=off", &[], dir.path());
+    assert!(served.client().args(["hello", "quiet"]).output().expect("runs").status.success());
+    let (code, rest) = served.terminate();
+    assert_eq!(code, Some(0));
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
     assert!(!rest.iter().any(|l| l.contains("dataport::call")), "{rest:?}");
 }
@@ -241,21 +175,17 @@ fn rust_log_can_turn_the_call_lines_off() {
 #[test]
 fn a_second_server_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut first = start(&[], dir.path());
+    let first = start(&[], dir.path());
     let e = refused(serve().args(["--listen", "127.0.0.1:0"]).arg("--data-dir").arg(dir.path()));
     assert!(e.contains("in use by another dataport server"), "{e}");
-    sigterm(&first.child);
-    assert_eq!(first.child.wait().expect("exits").code(), Some(0));
+    assert_eq!(first.terminate().0, Some(0));
 }
 
 #[test]
 fn simulate_orbit_moves_the_default_position() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut served = start(&["--simulate-orbit"], dir.path());
-    let out = Command::new(assert_cmd::cargo::cargo_bin("dataport"))
-        .args(["--server", &served.addr, "position", "watch", "default", "--count", "3"])
-        .output()
-        .expect("runs");
+    let served = start(&["--simulate-orbit"], dir.path());
+    let out = served.client().args(["position", "watch", "default", "--count", "3"]).output().expect("runs");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let revisions: Vec<u64> = text
@@ -280,6 +210,5 @@ fn simulate_orbit_moves_the_default_position() {
         };
         assert!((coord("x").hypot(coord("y")) - 1.0).abs() < 1e-9, "{line}");
     }
-    sigterm(&served.child);
-    assert_eq!(served.child.wait().expect("exits").code(), Some(0));
+    assert_eq!(served.terminate().0, Some(0));
 }

@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"io"
 	"slices"
 	"testing"
 
@@ -9,7 +10,9 @@ import (
 	"github.com/dataport/dataport/clients/go/compat/pb"
 	filesv1 "github.com/dataport/dataport/clients/go/dataport/files/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
 )
 
@@ -69,4 +72,26 @@ func TestGzipCompressedCallsGetTheSameAnswers(t *testing.T) {
 	if err != nil || len(got) != 1 || !bytes.Equal(got[0].data, data) {
 		t.Fatalf("download of the gzip upload: %d files, err %v", len(got), err)
 	}
+}
+
+// snappy stands for an encoding the server does not know: grpc-go sends
+// whatever compressor is registered under a name, here the identity.
+type snappy struct{}
+
+func (snappy) Compress(w io.Writer) (io.WriteCloser, error) { return nopCloser{w}, nil }
+func (snappy) Decompress(r io.Reader) (io.Reader, error)    { return r, nil }
+func (snappy) Name() string                                 { return "snappy" }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+func init() { encoding.RegisterCompressor(snappy{}) }
+
+// TestAnUnknownEncodingIsUnimplementedNamingTheAcceptedOnes sends a call in an
+// encoding the server does not read: UNIMPLEMENTED, naming what it accepts.
+func TestAnUnknownEncodingIsUnimplementedNamingTheAcceptedOnes(t *testing.T) {
+	greeter := helloworld.NewGreeterClient(conn(t))
+	_, err := greeter.SayHello(callCtx(t), &helloworld.HelloRequest{Name: "x"}, grpc.UseCompressor("snappy"))
+	wantStatus(t, err, codes.Unimplemented, `"snappy"`, "gzip, deflate or zstd")
 }

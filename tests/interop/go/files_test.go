@@ -567,8 +567,8 @@ func TestUploadsEndedByTheClientStoreNothing(t *testing.T) {
 					t.Fatalf("%s: %v", name, err)
 				}
 			}
+			received(t, cc) // the server holds the data, uncommitted
 			if !expire {
-				time.Sleep(100 * time.Millisecond)
 				cancel()
 			}
 			err = stream.RecvMsg(u.reply)

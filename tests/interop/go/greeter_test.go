@@ -44,7 +44,7 @@ func TestGreeterWithAnExpiredDeadlineIsDeadlineExceeded(t *testing.T) {
 	greeter := helloworld.NewGreeterClient(conn(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Microsecond)
 	defer cancel()
-	time.Sleep(time.Millisecond)
+	<-ctx.Done() // the deadline has passed before the call starts
 	_, err := greeter.SayHello(ctx, &helloworld.HelloRequest{Name: "late"})
 	wantStatus(t, err, codes.DeadlineExceeded)
 	ctx, cancel = context.WithCancel(context.Background())

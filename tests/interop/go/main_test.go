@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -104,7 +105,8 @@ type server struct {
 
 	mu     sync.Mutex
 	recent []string
-	calls  []call // every call line, in the order written
+	calls  []call        // every call line, in the order written
+	logged chan struct{} // closed (and replaced) when a call line comes
 	drains sync.WaitGroup
 	exited chan struct{}
 	err    error // the process's exit, once exited is closed
@@ -129,7 +131,7 @@ func start(bin, dataDir string, env []string, args []string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dataDir: dataDir, cmd: cmd, exited: make(chan struct{})}
+	s := &server{dataDir: dataDir, cmd: cmd, exited: make(chan struct{}), logged: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -186,6 +188,7 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 				Method  string `json:"method"`
 				Code    string `json:"code"`
 				Peer    string `json:"peer"`
+				Micros  int64  `json:"duration_us"`
 			} `json:"fields"`
 		}
 		if json.Unmarshal([]byte(line), &record) != nil {
@@ -193,7 +196,10 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 		}
 		if record.Fields.Method != "" && record.Fields.Code != "" {
 			s.mu.Lock()
-			s.calls = append(s.calls, call{record.Fields.Method, record.Fields.Code, record.Fields.Peer})
+			s.calls = append(s.calls, call{record.Fields.Method, record.Fields.Code, record.Fields.Peer,
+				time.Duration(record.Fields.Micros) * time.Microsecond})
+			close(s.logged)
+			s.logged = make(chan struct{})
 			s.mu.Unlock()
 		}
 		if announced != nil && record.Fields.Message == "listening" {
@@ -209,6 +215,7 @@ type call struct {
 	method string // /package.Service/Method
 	code   string // OK, CANCELLED, ...
 	peer   string // the client's address
+	took   time.Duration
 }
 
 // peerConn is a connection of its own to s, and the local address it
@@ -246,20 +253,40 @@ func (s *server) peerConn(t *testing.T) (*grpc.ClientConn, func() string) {
 // 100 ms) and answers its code.
 func (s *server) ended(t *testing.T, method, peer string) string {
 	t.Helper()
-	deadline := time.Now().Add(rpcTimeout)
+	return s.endedCall(t, method, peer).code
+}
+
+// endedCall is ended's whole line: code and the server's own duration.
+func (s *server) endedCall(t *testing.T, method, peer string) call {
+	t.Helper()
+	timeout := time.After(rpcTimeout)
 	for {
 		s.mu.Lock()
 		for _, c := range s.calls {
 			if c.method == method && c.peer == peer {
 				s.mu.Unlock()
-				return c.code
+				return c
 			}
 		}
+		next := s.logged
 		s.mu.Unlock()
-		if time.Now().After(deadline) {
+		select {
+		case <-next:
+		case <-timeout:
 			t.Fatalf("the server logged no end of %s from %s within %v", method, peer, rpcTimeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// received returns once the server has read every frame sent on cc so far:
+// HTTP/2 frames on one connection arrive in order, and the answer to a call
+// made now comes after the server read its request. Tests use it where a
+// client must know the server holds what it sent (before a cancel), instead
+// of sleeping.
+func received(t *testing.T, cc *grpc.ClientConn) {
+	t.Helper()
+	if _, err := healthpb.NewHealthClient(cc).Check(callCtx(t), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("a health check after the messages: %v", err)
 	}
 }
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import grpc
 import pytest
@@ -136,6 +137,34 @@ class DataportServer:
             pytest.fail(f"the server's call log never showed what was awaited; lines since: {calls}")
         return calls
 
+    def peer_of(self, channel):
+        """The address the server logs `channel`'s calls with (a channel of
+        its own connection: `own_channel`), found by a health check for a
+        service of a unique name, whose NOT_FOUND line names it. That answer
+        also means the server has read every message sent on the channel
+        before it: HTTP/2 frames on one connection arrive in order."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        probe = f"probe-{uuid.uuid4().hex}"
+        try:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=probe), timeout=10.0)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.NOT_FOUND, e
+        else:
+            pytest.fail(f"a health check of {probe} answered")
+        calls = self.calls_since(0, lambda cs: any(probe in c.get("message", "") for c in cs))
+        return next(c["peer"] for c in calls if probe in c.get("message", ""))
+
+    def ended(self, peer, method, timeout=10.0):
+        """The code of the call to `method` from `peer`, once its line is
+        there (the server writes it when the call ends, in batches every
+        100 ms: CANCELLED for a call the client cancelled)."""
+
+        def mine(cs):
+            return [c for c in cs if c.get("method") == method and c.get("peer") == peer]
+
+        return mine(self.calls_since(0, lambda cs: bool(mine(cs)), timeout=timeout))[0]["code"]
+
     def stop(self):
         """SIGTERM, then the exit status; asserts a clean exit in time."""
         if self.process.poll() is None:
@@ -188,6 +217,15 @@ def fresh_server(dataport_bin, tmp_path_factory):
 
 def open_channel(addr):
     channel = grpc.insecure_channel(addr)
+    grpc.channel_ready_future(channel).result(timeout=STARTUP_TIMEOUT_S)
+    return channel
+
+
+def own_channel(addr):
+    """A channel on a connection of its own (grpcio shares connections
+    between channels to one address unless told not to), so that the
+    server's call log tells its calls apart by peer address."""
+    channel = grpc.insecure_channel(addr, options=[("grpc.use_local_subchannel_pool", 1)])
     grpc.channel_ready_future(channel).result(timeout=STARTUP_TIMEOUT_S)
     return channel
 

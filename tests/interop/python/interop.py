@@ -21,6 +21,7 @@ BUILTIN_FEATURES_JSON = REPO_ROOT / "crates/dataport-core/src/route/builtin_feat
 # test instead of hanging the suite.
 RPC_TIMEOUT = 10.0
 
+
 EARTH_RADIUS_M = 6_371_000.0
 COORD_FACTOR = 1e7
 

@@ -2,9 +2,10 @@
 (`grpc.insecure_channel(addr, compression=...)`) or per call
 (`stub.Method(request, compression=...)`), gzip and deflate, on every
 service the server serves. Each call checks its real answer, and a file sent
-compressed downloads byte for byte. Then the server's own side: an unknown
-encoding, a message that inflates past the limit, and responses compressed
-when the server is told to."""
+compressed downloads byte for byte. Then the server's own side: a message
+that inflates past the limit, and responses compressed when the server is
+told to. (grpcio cannot send an encoding it does not know; the Go suite sends
+one.)"""
 
 import hashlib
 import os
@@ -105,7 +106,7 @@ def outliers_service_v1(ch, kw):
     stub = outliers_v1_grpc.OutliersServiceStub(ch)
     metrics = [outliers_v1.Metric(name="cpu", value=v) for v in SERIES]
     reply = stub.Detect(outliers_v1.DetectRequest(metrics=metrics), **kw)
-    assert [a.index for a in reply.anomalies] == [9]
+    assert list(reply.indices) == [9] and len(reply.scores) == len(SERIES)
 
 
 def file_srv(ch, kw):
@@ -210,12 +211,6 @@ def test_a_message_that_inflates_past_the_limit_is_resource_exhausted_naming_it(
         stub = helloworld_pb2_grpc.GreeterStub(ch)
         with expect_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "limit of 4194304 bytes"):
             stub.SayHello(helloworld_pb2.HelloRequest(name="a" * (6 << 20)), timeout=RPC_TIMEOUT)
-
-
-def test_an_unknown_encoding_is_unimplemented_naming_what_is_accepted(channel):
-    call = channel.unary_unary("/helloworld.Greeter/SayHello")
-    with expect_status(grpc.StatusCode.UNIMPLEMENTED, '"snappy"', "gzip, deflate or zstd"):
-        call(helloworld_pb2.HelloRequest(name="x").SerializeToString(), metadata=[("grpc-encoding", "snappy")], timeout=RPC_TIMEOUT)
 
 
 def test_responses_are_compressed_when_the_server_is_told_to(start_server):

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import os
 import threading
-import time
 import uuid
 
 import file_pb2 as f
@@ -14,6 +13,7 @@ import file_pb2_grpc as f_grpc
 import grpc
 import pytest
 
+from conftest import own_channel
 from interop import RPC_TIMEOUT, expect_status
 
 
@@ -89,25 +89,26 @@ def test_a_chunk_before_the_header_or_a_second_header_is_refused(stub, tmp_path)
         download(stub, name, ".txt", tmp_path / "x")
 
 
-def test_a_cancelled_upload_stores_nothing(stub, tmp_path):
+def test_a_cancelled_upload_stores_nothing(server, stub, tmp_path):
     # grpcio resets the stream (RST_STREAM CANCEL); tonic reports that to a
     # handler as a clean end, which must not commit the part received.
     name = f"cancelled-{uuid.uuid4().hex[:8]}"
-    sent = []
+    sent, release = threading.Event(), threading.Event()
 
     def requests():
         yield from uploads(name, ".bin", os.urandom(100_000), chunk=10_000)
-        sent.append(True)
-        time.sleep(30)  # until the call is cancelled
+        sent.set()
+        release.wait(RPC_TIMEOUT)  # the stream stays open until the call is cancelled
 
-    future = stub.UploadFile.future(requests(), timeout=RPC_TIMEOUT)
-    deadline = time.monotonic() + 5
-    while not sent and time.monotonic() < deadline:
-        time.sleep(0.01)
-    future.cancel()
-    with pytest.raises(grpc.FutureCancelledError):
-        future.result()
-    time.sleep(0.2)
+    with own_channel(server.addr) as ch:
+        future = f_grpc.FileSrvStub(ch).UploadFile.future(requests(), timeout=RPC_TIMEOUT)
+        assert sent.wait(RPC_TIMEOUT), "grpcio never sent the upload"
+        peer = server.peer_of(ch)  # and the server holds the data, uncommitted
+        future.cancel()
+        release.set()
+        with pytest.raises(grpc.FutureCancelledError):
+            future.result()
+    assert server.ended(peer, "/FileSrv/UploadFile") == "CANCELLED"
     with expect_status(grpc.StatusCode.NOT_FOUND):
         download(stub, name, ".bin", tmp_path / "x")
 
@@ -187,16 +188,16 @@ def test_a_cancelled_file_transfer_upload_stores_nothing(channel, server):
         sent.set()
         release.wait(RPC_TIMEOUT)  # until the call is cancelled
 
-    mark = server.mark()
-    future = u_grpc.FileServiceStub(channel).Upload.future(chunks(), timeout=RPC_TIMEOUT)
-    try:
-        assert sent.wait(RPC_TIMEOUT)
-        future.cancel()
-        with pytest.raises(grpc.FutureCancelledError):
-            future.result()
-    finally:
-        release.set()
+    with own_channel(server.addr) as ch:
+        future = u_grpc.FileServiceStub(ch).Upload.future(chunks(), timeout=RPC_TIMEOUT)
+        try:
+            assert sent.wait(RPC_TIMEOUT)
+            peer = server.peer_of(ch)  # and the server holds the data, uncommitted
+            future.cancel()
+            with pytest.raises(grpc.FutureCancelledError):
+                future.result()
+        finally:
+            release.set()
     # Once the server has ended the call, nothing new is listed.
-    calls = server.calls_since(mark, lambda cs: any(c["method"] == "/FileTransfer.FileService/Upload" for c in cs))
-    assert [c["code"] for c in calls if c["method"] == "/FileTransfer.FileService/Upload"] == ["CANCELLED"]
+    assert server.ended(peer, "/FileTransfer.FileService/Upload") == "CANCELLED"
     assert generated() == before

@@ -1,21 +1,26 @@
-//! What the file tests share: test data, digests, what the store holds on
-//! disk, and a connection that can be cut.
+//! What the file tests share: test data in odd pieces, what the store holds
+//! on disk, and a connection that can be cut (the data and digests come from
+//! dataport-testkit).
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use dataport_server::config::Config;
+use dataport_testkit::TestServer;
+pub use dataport_testkit::data::{bytes, hex_sha256};
+use tonic::transport::Channel;
 
-/// Deterministic bytes that do not repeat in any short period.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+/// A server with `configure`'s settings, a client of it made by `client`,
+/// and where the server keeps its files.
+pub async fn serve<C>(
+    configure: impl FnOnce(&mut Config),
+    client: impl FnOnce(Channel) -> C,
+) -> (TestServer, C, PathBuf) {
+    let (mut config, dir) = dataport_testkit::config();
+    configure(&mut config);
+    let files = config.data_dir.join("files");
+    let server = dataport_testkit::start_with(config, dir).await;
+    let client = client(server.channel().await);
+    (server, client, files)
 }
 
 /// `data` cut into pieces of odd sizes (1 byte to 300,001), as a client
@@ -33,10 +38,6 @@ pub fn odd_pieces(data: &[u8]) -> Vec<&[u8]> {
         rest = later;
     }
     pieces
-}
-
-pub fn hex_sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every file under `dir` (recursively), but the store's index.
