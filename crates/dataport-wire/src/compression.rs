@@ -94,7 +94,7 @@ pub struct Compression<S> {
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for Compression<S>
 where
-    S: tower::Service<http::Request<Either<B, Decompressed<B>>>, Response = http::Response<ResBody>>,
+    S: tower::Service<http::Request<Either<B, Reframed<B>>>, Response = http::Response<ResBody>>,
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes>,
@@ -124,7 +124,7 @@ where
             Some(encoding) => {
                 parts.headers.remove(&ENCODING);
                 let limit = self.settings.limits.of(parts.uri.path());
-                Either::Right(Decompressed::new(body, encoding, limit))
+                Either::Right(Reframed::new(body, Mode::Decompress(encoding), limit))
             }
         };
         CompressionFuture::Inner { inner: self.inner.call(http::Request::from_parts(parts, body)), respond }
@@ -176,13 +176,7 @@ where
             (None, body) => Out::Plain { inner: body },
             (Some(encoding), body) => {
                 parts.headers.insert(ENCODING, HeaderValue::from_static(encoding.name()));
-                Out::Compressed {
-                    inner: body,
-                    encoding,
-                    reader: Reader::new(usize::MAX),
-                    message: None,
-                    out: None,
-                }
+                Out::Compressed { inner: Reframed::new(body, Mode::Compress(encoding), usize::MAX) }
             }
         };
         Poll::Ready(Ok(http::Response::from_parts(parts, out)))
@@ -199,15 +193,7 @@ pin_project_lite::pin_project! {
     #[project = OutProj]
     pub enum Out<B> {
         Plain { #[pin] inner: B },
-        Compressed {
-            #[pin] inner: B,
-            encoding: Encoding,
-            reader: Reader,
-            // The message being gathered: whether it is compressed already, and its bytes.
-            message: Option<(bool, BytesMut)>,
-            // Frames ready to send.
-            out: Option<VecDeque<Bytes>>,
-        },
+        Compressed { #[pin] inner: Reframed<B> },
         Empty,
     }
 }
@@ -233,71 +219,47 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             OutProj::Plain { inner } => inner.poll_frame(cx).map_err(Into::into),
+            OutProj::Compressed { inner } => inner.poll_frame(cx),
             OutProj::Empty => Poll::Ready(None),
-            OutProj::Compressed { mut inner, encoding, reader, message, out } => loop {
-                let out = out.get_or_insert_with(VecDeque::new);
-                if let Some(data) = out.pop_front() {
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                let frame = match ready!(inner.as_mut().poll_frame(cx)) {
-                    Some(Ok(frame)) => frame,
-                    other => return Poll::Ready(other.map(|r| r.map_err(Into::into))),
-                };
-                let data = match frame.into_data() {
-                    Ok(data) => data,
-                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                };
-                let encoding = *encoding;
-                reader.feed(data, |piece| {
-                    match piece {
-                        Piece::Start(h) => *message = Some((h.compressed, BytesMut::with_capacity(h.len))),
-                        Piece::Data(d) => {
-                            if let Some((_, buf)) = message {
-                                buf.extend_from_slice(&d);
-                            }
-                        }
-                        Piece::End => {
-                            if let Some((compressed, buf)) = message.take() {
-                                let bytes = if compressed { buf.freeze() } else { encoding.compress(&buf) };
-                                out.push_back(Bytes::copy_from_slice(&prefix(true, bytes.len())));
-                                out.push_back(bytes);
-                            }
-                        }
-                    }
-                    Ok(())
-                })?;
-            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Out::Plain { inner } => inner.is_end_stream(),
+            Out::Compressed { inner } => inner.is_end_stream(),
             Out::Empty => true,
-            Out::Compressed { inner, out, .. } => {
-                inner.is_end_stream() && out.as_ref().is_none_or(VecDeque::is_empty)
-            }
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Out::Plain { inner } => inner.size_hint(),
-            Out::Empty => SizeHint::with_exact(0),
             Out::Compressed { .. } => SizeHint::default(),
+            Out::Empty => SizeHint::with_exact(0),
         }
     }
 }
 
+/// What a [`Reframed`] body does to the messages it carries.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// A request in this encoding: compressed messages are decompressed.
+    Decompress(Encoding),
+    /// A response in this encoding: plain messages are compressed.
+    Compress(Encoding),
+}
+
 pin_project_lite::pin_project! {
-    /// A request body in some encoding, read as plain gRPC messages.
-    pub struct Decompressed<B> {
+    /// A body whose messages are re-framed as they pass: each one `mode`
+    /// changes is gathered whole (at most the reader's limit) and handed on
+    /// changed; every other one is handed on piece by piece as it comes.
+    pub struct Reframed<B> {
         #[pin]
         inner: B,
-        encoding: Encoding,
+        mode: Mode,
         reader: Reader,
-        // The compressed message being gathered (`None` while passing an
-        // uncompressed one on as it comes).
+        // The message being gathered to change (`None` while passing one on).
         gathering: Option<BytesMut>,
         // What to hand on, in order.
         out: VecDeque<Queued>,
@@ -312,11 +274,11 @@ enum Queued {
     Working(JoinHandle<Result<Bytes, Status>>),
 }
 
-impl<B> Decompressed<B> {
-    fn new(inner: B, encoding: Encoding, limit: usize) -> Self {
-        Decompressed {
+impl<B> Reframed<B> {
+    fn new(inner: B, mode: Mode, limit: usize) -> Self {
+        Reframed {
             inner,
-            encoding,
+            mode,
             reader: Reader::new(limit),
             gathering: None,
             out: VecDeque::new(),
@@ -325,21 +287,45 @@ impl<B> Decompressed<B> {
     }
 }
 
-impl<B> std::fmt::Debug for Decompressed<B> {
+impl<B> std::fmt::Debug for Reframed<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decompressed").field("encoding", &self.encoding).finish_non_exhaustive()
+        f.debug_struct("Reframed").field("mode", &self.mode).finish_non_exhaustive()
     }
 }
 
-/// Queues a decompressed message as plain gRPC: its prefix, then its bytes.
-fn plain_message(out: &mut VecDeque<Queued>, message: Bytes) {
-    out.push_back(Queued::Ready(Bytes::copy_from_slice(&prefix(false, message.len()))));
-    if !message.is_empty() {
-        out.push_back(Queued::Ready(message));
+/// The frames of a message changed to `compressed`: its prefix, then its bytes.
+fn framed(compressed: bool, message: Bytes) -> [Option<Queued>; 2] {
+    let prefix = Queued::Ready(Bytes::copy_from_slice(&prefix(compressed, message.len())));
+    [Some(prefix), (!message.is_empty()).then_some(Queued::Ready(message))]
+}
+
+impl Mode {
+    /// Whether a message with this compressed flag is changed.
+    fn changes(self, compressed: bool) -> bool {
+        matches!((self, compressed), (Mode::Decompress(_), true) | (Mode::Compress(_), false))
+    }
+
+    /// The changed message, queued: compressed at once; decompressed at once
+    /// when small, else on the blocking pool.
+    fn change(self, message: BytesMut, limit: usize, out: &mut VecDeque<Queued>) -> Result<(), Status> {
+        match self {
+            Mode::Compress(encoding) => {
+                out.extend(framed(true, encoding.compress(&message)).into_iter().flatten())
+            }
+            Mode::Decompress(encoding) if message.len() >= BLOCKING_FROM => {
+                out.push_back(Queued::Working(tokio::task::spawn_blocking(move || {
+                    encoding.decompress(&message, limit)
+                })))
+            }
+            Mode::Decompress(encoding) => {
+                out.extend(framed(false, encoding.decompress(&message, limit)?).into_iter().flatten())
+            }
+        }
+        Ok(())
     }
 }
 
-impl<B> Body for Decompressed<B>
+impl<B> Body for Reframed<B>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -364,10 +350,9 @@ where
                     this.out.pop_front();
                     let message =
                         done.map_err(|e| Status::internal(format!("decompressing failed: {e}")))??;
-                    if !message.is_empty() {
-                        this.out.push_front(Queued::Ready(message.clone()));
+                    for frame in framed(false, message).into_iter().flatten().rev() {
+                        this.out.push_front(frame);
                     }
-                    this.out.push_front(Queued::Ready(Bytes::copy_from_slice(&prefix(false, message.len()))));
                     continue;
                 }
                 None => {}
@@ -381,7 +366,7 @@ where
                 None => {
                     *this.ended = true;
                     if !this.reader.between_messages() {
-                        let cut = Status::invalid_argument("the request stream ended inside a message");
+                        let cut = Status::invalid_argument("the stream ended inside a message");
                         return Poll::Ready(Some(Err(cut.into())));
                     }
                     continue;
@@ -391,27 +376,25 @@ where
                 Ok(data) => data,
                 Err(frame) => return Poll::Ready(Some(Ok(frame))),
             };
-            let (encoding, limit) = (*this.encoding, this.reader.limit());
+            let (mode, limit) = (*this.mode, this.reader.limit());
             let (gathering, out) = (&mut *this.gathering, &mut *this.out);
             this.reader.feed(data, |piece| {
                 match piece {
-                    Piece::Start(h) if h.compressed => *gathering = Some(BytesMut::with_capacity(h.len)),
+                    Piece::Start(h) if mode.changes(h.compressed) => {
+                        *gathering = Some(BytesMut::with_capacity(h.len))
+                    }
                     Piece::Start(h) => {
-                        out.push_back(Queued::Ready(Bytes::copy_from_slice(&prefix(false, h.len))))
+                        out.push_back(Queued::Ready(Bytes::copy_from_slice(&prefix(h.compressed, h.len))))
                     }
                     Piece::Data(d) => match gathering {
                         Some(buf) => buf.extend_from_slice(&d),
                         None => out.push_back(Queued::Ready(d)),
                     },
-                    Piece::End => match gathering.take() {
-                        Some(buf) if buf.len() >= BLOCKING_FROM => {
-                            out.push_back(Queued::Working(tokio::task::spawn_blocking(move || {
-                                encoding.decompress(&buf, limit)
-                            })))
+                    Piece::End => {
+                        if let Some(message) = gathering.take() {
+                            mode.change(message, limit, out)?;
                         }
-                        Some(buf) => plain_message(out, encoding.decompress(&buf, limit)?),
-                        None => {}
-                    },
+                    }
                 }
                 Ok(())
             })?;
