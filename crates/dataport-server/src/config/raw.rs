@@ -236,20 +236,30 @@ mod tests {
         assert!(e.starts_with("shutdown_timeout = \"soon\" (from ") && e.contains("bad.toml"), "{e}");
     }
 
+    /// `key` from a file (`file`, TOML), then overlaid by `DATAPORT_<KEY>`
+    /// (`env_value`), then by its flag (`flag`): the three configs.
+    fn file_env_flag(key: &str, [file, env_value, flag]: [&str; 3]) -> [Config; 3] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dataport.toml");
+        std::fs::write(&path, format!("{key} = {file}\n")).expect("write");
+        let from_file = RawSettings::from_file(&path).expect("parses");
+        let from_env = env(&[(&format!("DATAPORT_{}", key.to_uppercase()), env_value)]);
+        let mut flags = RawSettings::default();
+        flags.set_flag(key, flag);
+        [
+            from_file.clone().resolve().unwrap(),
+            from_file.clone().overlay(from_env.clone()).resolve().unwrap(),
+            from_file.overlay(from_env).overlay(flags).resolve().unwrap(),
+        ]
+    }
+
     #[test]
     fn response_compression_from_file_env_and_flag() {
+        let configs = file_env_flag("response_compression", ["\"gzip\"", "zstd", "none"]);
+        let got = configs.map(|c| c.response_compression);
+        assert_eq!(got, [ResponseCompression::Gzip, ResponseCompression::Zstd, ResponseCompression::None]);
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("dataport.toml");
-        std::fs::write(&file, "response_compression = \"gzip\"\n").expect("write");
-        let from_file = RawSettings::from_file(&file).expect("parses");
-        assert_eq!(from_file.resolve().unwrap().response_compression, ResponseCompression::Gzip);
-        let from_env = env(&[("DATAPORT_RESPONSE_COMPRESSION", "zstd")]);
-        let layered = from_file.clone().overlay(from_env.clone()).resolve().unwrap();
-        assert_eq!(layered.response_compression, ResponseCompression::Zstd);
-        let mut flags = RawSettings::default();
-        flags.set_flag("response_compression", "none");
-        let layered = from_file.overlay(from_env).overlay(flags).resolve().unwrap();
-        assert_eq!(layered.response_compression, ResponseCompression::None);
 
         let e = env(&[("DATAPORT_RESPONSE_COMPRESSION", "br")]).resolve().unwrap_err().to_string();
         assert_eq!(
@@ -266,17 +276,8 @@ mod tests {
 
     #[test]
     fn max_message_size_from_file_env_and_flag() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("dataport.toml");
-        std::fs::write(&file, "max_message_size = 1048576\n").expect("write");
-        let from_file = RawSettings::from_file(&file).expect("parses");
-        assert_eq!(from_file.resolve().unwrap().max_message_size, 1 << 20);
-        let from_env = env(&[("DATAPORT_MAX_MESSAGE_SIZE", "16MiB")]);
-        assert_eq!(from_file.clone().overlay(from_env.clone()).resolve().unwrap().max_message_size, 16 << 20);
-        let mut flags = RawSettings::default();
-        flags.set_flag("max_message_size", "512 KiB");
-        let layered = from_file.overlay(from_env).overlay(flags).resolve().unwrap();
-        assert_eq!(layered.max_message_size, 512 << 10);
+        let configs = file_env_flag("max_message_size", ["1048576", "16MiB", "512 KiB"]);
+        assert_eq!(configs.map(|c| c.max_message_size), [1 << 20, 16 << 20, 512 << 10]);
         assert_eq!(env(&[("DATAPORT_MAX_MESSAGE_SIZE", "1")]).resolve().unwrap().max_message_size, 1);
 
         let mut flags = RawSettings::default();
@@ -293,6 +294,8 @@ mod tests {
                 "{e}"
             );
         }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("dataport.toml");
         std::fs::write(&file, "max_message_size = 0\n").expect("write");
         let e = RawSettings::from_file(&file).expect("parses").resolve().unwrap_err().to_string();
         assert!(e.starts_with("max_message_size = \"0\" (from ") && e.contains("dataport.toml"), "{e}");
