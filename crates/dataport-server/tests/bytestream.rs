@@ -72,13 +72,7 @@ async fn read_parts(
     read_limit: i64,
 ) -> Result<(Vec<u8>, Vec<usize>), tonic::Status> {
     let request = ReadRequest { resource_name: resource.to_owned(), read_offset, read_limit };
-    let mut stream = client.read(request).await?.into_inner();
-    let (mut data, mut sizes) = (Vec::new(), Vec::new());
-    while let Some(message) = stream.message().await? {
-        sizes.push(message.data.len());
-        data.extend_from_slice(&message.data);
-    }
-    Ok((data, sizes))
+    common::files::collect(client.read(request).await?.into_inner(), |m| &m.data).await
 }
 
 async fn read(client: &mut Client, name: &str) -> Result<Vec<u8>, tonic::Status> {

@@ -45,13 +45,7 @@ async fn download(
     extension: &str,
 ) -> Result<(Vec<u8>, Vec<usize>), tonic::Status> {
     let request = FileHeader { filename: filename.into(), extension: extension.into() };
-    let mut stream = client.download_file(request).await?.into_inner();
-    let (mut data, mut sizes) = (Vec::new(), Vec::new());
-    while let Some(message) = stream.message().await? {
-        sizes.push(message.chunk_data.len());
-        data.extend_from_slice(&message.chunk_data);
-    }
-    Ok((data, sizes))
+    common::files::collect(client.download_file(request).await?.into_inner(), |m| &m.chunk_data).await
 }
 
 #[tokio::test]

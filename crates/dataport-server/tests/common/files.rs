@@ -71,3 +71,17 @@ pub async fn cuttable_proxy(
     });
     (addr, task)
 }
+
+/// Every message of a response stream, each turned into its bytes by
+/// `bytes`: all of them joined, and each one's size.
+pub async fn collect<M>(
+    mut stream: tonic::Streaming<M>,
+    bytes: impl Fn(&M) -> &[u8],
+) -> Result<(Vec<u8>, Vec<usize>), tonic::Status> {
+    let (mut data, mut sizes) = (Vec::new(), Vec::new());
+    while let Some(message) = stream.message().await? {
+        sizes.push(bytes(&message).len());
+        data.extend_from_slice(bytes(&message));
+    }
+    Ok((data, sizes))
+}
