@@ -103,21 +103,13 @@ async fn content(client: &mut Client, name: &str) -> Result<Vec<u8>, tonic::Stat
 }
 
 async fn stat(client: &mut Client, name: &str) -> Result<File, tonic::Status> {
-    Ok(client
-        .stat(StatRequest { name: name.into() })
-        .await?
-        .into_inner()
-        .file
-        .expect("stat answers the file"))
+    let answer = client.stat(StatRequest { name: name.into() }).await?.into_inner();
+    Ok(answer.file.expect("stat answers the file"))
 }
 
 async fn delete(client: &mut Client, name: &str) -> Result<File, tonic::Status> {
-    Ok(client
-        .delete(DeleteRequest { name: name.into() })
-        .await?
-        .into_inner()
-        .file
-        .expect("delete answers the file"))
+    let answer = client.delete(DeleteRequest { name: name.into() }).await?.into_inner();
+    Ok(answer.file.expect("delete answers the file"))
 }
 
 async fn list(
