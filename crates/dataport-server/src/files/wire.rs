@@ -15,8 +15,12 @@
 //!   which a chunk arrives as pieces of the data frames it came in, copied
 //!   once, into the store's blocks.
 //!
-//! Every check and error stays in the service's code, shared with the
-//! generated path; every other method goes to the generated code.
+//! Every check and error stays in the service's code: a download calls the
+//! service's own handler (the generated trait's method), an upload the
+//! upload code every upload RPC shares; the generated upload methods, which
+//! the router shadows, answer INTERNAL. Every other method goes to the
+//! generated code. Each service's `OffTheWire` sits beside it and calls
+//! [`download`] or [`upload`] here.
 
 use dataport_wire::body::{Received, Side, response_stream, unary_response};
 use dataport_wire::{Event, LoneBytes, Served};
