@@ -165,6 +165,31 @@ class DataportServer:
 
         return mine(self.calls_since(0, lambda cs: bool(mine(cs)), timeout=timeout))[0]["code"]
 
+    def cancel_mid_stream(self, start, method, messages):
+        """Starts a client-streaming call to `method` on a channel of its own
+        (`start(channel, requests)` answers the call's future), sends
+        `messages` and holds the stream open, cancels the call once the
+        server has read them (grpcio resets the stream: RST_STREAM CANCEL),
+        and answers the code the server logged for the call."""
+        sent, release = threading.Event(), threading.Event()
+
+        def requests():
+            yield from messages
+            sent.set()
+            release.wait(10.0)  # the stream stays open until the call is cancelled
+
+        with own_channel(self.addr) as ch:
+            future = start(ch, requests())
+            try:
+                assert sent.wait(10.0), f"grpcio never sent the messages of {method}"
+                peer = self.peer_of(ch)  # and the server holds them, uncommitted
+                future.cancel()
+                with pytest.raises(grpc.FutureCancelledError):
+                    future.result()
+            finally:
+                release.set()
+        return self.ended(peer, method)
+
     def stop(self):
         """SIGTERM, then the exit status; asserts a clean exit in time."""
         if self.process.poll() is None:

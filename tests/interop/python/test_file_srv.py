@@ -5,7 +5,6 @@ each chunk to a file."""
 import asyncio
 import hashlib
 import os
-import threading
 import uuid
 
 import file_pb2 as f
@@ -13,7 +12,6 @@ import file_pb2_grpc as f_grpc
 import grpc
 import pytest
 
-from conftest import own_channel
 from interop import RPC_TIMEOUT, expect_status
 
 
@@ -93,22 +91,12 @@ def test_a_cancelled_upload_stores_nothing(server, stub, tmp_path):
     # grpcio resets the stream (RST_STREAM CANCEL); tonic reports that to a
     # handler as a clean end, which must not commit the part received.
     name = f"cancelled-{uuid.uuid4().hex[:8]}"
-    sent, release = threading.Event(), threading.Event()
-
-    def requests():
-        yield from uploads(name, ".bin", os.urandom(100_000), chunk=10_000)
-        sent.set()
-        release.wait(RPC_TIMEOUT)  # the stream stays open until the call is cancelled
-
-    with own_channel(server.addr) as ch:
-        future = f_grpc.FileSrvStub(ch).UploadFile.future(requests(), timeout=RPC_TIMEOUT)
-        assert sent.wait(RPC_TIMEOUT), "grpcio never sent the upload"
-        peer = server.peer_of(ch)  # and the server holds the data, uncommitted
-        future.cancel()
-        release.set()
-        with pytest.raises(grpc.FutureCancelledError):
-            future.result()
-    assert server.ended(peer, "/FileSrv/UploadFile") == "CANCELLED"
+    code = server.cancel_mid_stream(
+        lambda ch, requests: f_grpc.FileSrvStub(ch).UploadFile.future(requests, timeout=RPC_TIMEOUT),
+        "/FileSrv/UploadFile",
+        uploads(name, ".bin", os.urandom(100_000), chunk=10_000),
+    )
+    assert code == "CANCELLED"
     with expect_status(grpc.StatusCode.NOT_FOUND):
         download(stub, name, ".bin", tmp_path / "x")
 
@@ -180,24 +168,11 @@ def test_a_cancelled_file_transfer_upload_stores_nothing(channel, server):
         return {f.name for f in files.List(pb.ListRequest(prefix="upload-", page_size=10_000), timeout=RPC_TIMEOUT).files}
 
     before = generated()
-    sent, release = threading.Event(), threading.Event()
-
-    def chunks():
-        for _ in range(10):
-            yield u.Chunk(data=os.urandom(10_000))
-        sent.set()
-        release.wait(RPC_TIMEOUT)  # until the call is cancelled
-
-    with own_channel(server.addr) as ch:
-        future = u_grpc.FileServiceStub(ch).Upload.future(chunks(), timeout=RPC_TIMEOUT)
-        try:
-            assert sent.wait(RPC_TIMEOUT)
-            peer = server.peer_of(ch)  # and the server holds the data, uncommitted
-            future.cancel()
-            with pytest.raises(grpc.FutureCancelledError):
-                future.result()
-        finally:
-            release.set()
+    code = server.cancel_mid_stream(
+        lambda ch, requests: u_grpc.FileServiceStub(ch).Upload.future(requests, timeout=RPC_TIMEOUT),
+        "/FileTransfer.FileService/Upload",
+        (u.Chunk(data=os.urandom(10_000)) for _ in range(10)),
+    )
     # Once the server has ended the call, nothing new is listed.
-    assert server.ended(peer, "/FileTransfer.FileService/Upload") == "CANCELLED"
+    assert code == "CANCELLED"
     assert generated() == before

@@ -5,7 +5,6 @@ Delete, and the status of every refusal."""
 import asyncio
 import hashlib
 import os
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -14,7 +13,6 @@ import pytest
 
 from dataport.files.v1 import files_pb2 as pb
 from dataport.files.v1 import files_pb2_grpc as pb_grpc
-from conftest import own_channel
 from interop import RPC_TIMEOUT, expect_status
 
 
@@ -233,22 +231,12 @@ def test_a_cancelled_upload_stores_nothing(server, stub):
     # grpcio resets the stream (RST_STREAM CANCEL), which tonic reports to a
     # handler as a clean end: the part received must not be committed.
     name = new_name("cancelled")
-    sent, release = threading.Event(), threading.Event()
-
-    def requests():
-        yield from uploads(name, os.urandom(100_000), chunk=10_000)
-        sent.set()
-        release.wait(RPC_TIMEOUT)  # the stream stays open until the call is cancelled
-
-    with own_channel(server.addr) as ch:
-        future = pb_grpc.FilesServiceStub(ch).Upload.future(requests(), timeout=RPC_TIMEOUT)
-        assert sent.wait(RPC_TIMEOUT), "grpcio never sent the upload"
-        peer = server.peer_of(ch)  # and the server holds the data, uncommitted
-        future.cancel()
-        release.set()
-        with pytest.raises(grpc.FutureCancelledError):
-            future.result()
-    assert server.ended(peer, "/dataport.files.v1.FilesService/Upload") == "CANCELLED"
+    code = server.cancel_mid_stream(
+        lambda ch, requests: pb_grpc.FilesServiceStub(ch).Upload.future(requests, timeout=RPC_TIMEOUT),
+        "/dataport.files.v1.FilesService/Upload",
+        uploads(name, os.urandom(100_000), chunk=10_000),
+    )
+    assert code == "CANCELLED"
     with expect_status(grpc.StatusCode.NOT_FOUND, name):
         stub.Stat(pb.StatRequest(name=name), timeout=RPC_TIMEOUT)
 
