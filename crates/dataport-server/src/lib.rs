@@ -1,6 +1,8 @@
 //! Dataport's gRPC server: one module per area, each holding the tonic
 //! adapters (compat and v1) over the core and store calls, plus the
-//! configuration, the call log, health, reflection and shutdown.
+//! configuration, the layer stack (`stack.rs`: call log, deadlines, drain,
+//! and `tonic_fixes.rs`, every correction of tonic), health, reflection and
+//! shutdown.
 //!
 //! Adapters convert and validate wire messages and map every refusal to a
 //! `Status` that names the field and the value; the rules themselves live in
