@@ -16,7 +16,7 @@ use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 
 use dataport_wire::Encoding;
-use dataport_wire::compression::{CompressionLayer, Limits};
+use dataport_wire::compression::{Compression, Limits};
 
 use crate::config::{Config, ResponseCompression};
 use crate::drain::{Drain, EndOnDrain};
@@ -126,7 +126,7 @@ impl Server {
 
     /// Compression for every call: requests read within each service's
     /// limit, responses compressed as configured, file data and images never.
-    fn compression(&self) -> CompressionLayer {
+    fn compression(&self) -> Compression {
         use dataport_proto::methods;
         let detect = self.config.max_detect_bytes;
         let limits = Limits {
@@ -147,7 +147,7 @@ impl Server {
             methods::google::bytestream::byte_stream::READ,
             methods::idc::indicator_graph::GET_MACD_GRAPH,
         ];
-        CompressionLayer::new(limits, respond, PLAIN)
+        Compression::new(limits, respond, PLAIN)
     }
 
     /// Serves on `listener` until `shutdown` resolves, then reports every
@@ -169,7 +169,7 @@ impl Server {
             .max_frame_size(Some(1 << 20))
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
-            .layer(crate::stack::layers!(self.compression()))
+            .layer(crate::stack::CallLayer::new(self.compression()))
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))
             .add_service(ReflectionV1Alpha::server(catalog))

@@ -1,72 +1,70 @@
-//! The layer stack every call goes through, written once ([`layers!`]).
-//! Outermost first:
+//! The one layer every call goes through ([`CallLayer`]): one service, one
+//! future ([`CallFuture`]) and one response body ([`CallBody`]) a call, for
+//! every concern, so that each costs only its own work. In order:
 //!
-//! 1. [`watch_end`] (tower's `map_request`) gives the request its
-//!    [`BodyEnd`](crate::tonic_fixes::BodyEnd).
-//! 2. [`CallLayer`] does everything that happens to a response, in one future
-//!    ([`CallFuture`]) and one body ([`CallBody`]):
-//!    - the client's deadline ([`Deadline`]): a call still running at it is
-//!      answered DEADLINE_EXCEEDED; a reply ready only after it (a timer can
-//!      fire late on a busy machine) is not sent; a response stream still going
-//!      at it ends there, DEADLINE_EXCEEDED in its trailers, rather than
-//!      finishing OK for a client that has given up;
-//!    - the drain, for the responses of services wrapped in [`EndOnDrain`]
-//!      (which put the [`Drain`] in the response's extensions): their stream
-//!      ends with UNAVAILABLE once the drain starts, after what the handler
-//!      already has;
-//!    - the status: wherever the `grpc-status` leaves the server (the headers
-//!      of a trailers-only response, or the trailers), [`on_status`], the one
-//!      place that reads it, rewrites what [`corrected`] corrects and writes
-//!      the call's line ([`Call`]).
+//! - the request's body is watched ([`watch_end`]): its
+//!   [`BodyEnd`](crate::tonic_fixes::BodyEnd) says whether the client reset it;
+//! - its `grpc-encoding` is undone before any service (dataport-wire's
+//!   [`Compression`], within each service's message limit), and an encoding
+//!   not accepted is refused UNIMPLEMENTED; every response advertises
+//!   `grpc-accept-encoding` and is compressed when configured;
+//! - the client's deadline ([`Deadline`]): a call still running at it is
+//!   answered DEADLINE_EXCEEDED; a reply ready only after it (a timer can
+//!   fire late on a busy machine) is not sent; a response stream still going
+//!   at it ends there, DEADLINE_EXCEEDED in its trailers, rather than
+//!   finishing OK for a client that has given up;
+//! - the drain, for the responses of services wrapped in [`EndOnDrain`]
+//!   (which put the [`Drain`] in the response's extensions): their stream
+//!   ends with UNAVAILABLE once the drain starts, after what the handler
+//!   already has;
+//! - the status: wherever the `grpc-status` leaves the server (the headers
+//!   of a trailers-only response, or the trailers), [`on_status`], the one
+//!   place that reads it, rewrites what [`corrected`] corrects and writes
+//!   the call's line ([`Call`]).
 //!
-//! 3. dataport-wire's `CompressionLayer` undoes a request's `grpc-encoding`
-//!    before any service (within each service's message limit), advertises
-//!    `grpc-accept-encoding`, and compresses responses when configured.
-//!
-//! Per call, the stack allocates only the request's `BodyEnd`, and a timer
-//! for the deadline or the drain where they apply (kept out of line, so that
-//! the future and the body of a call without them stay small); tonic boxes
-//! the request and response bodies once more either way.
+//! Per call, the layer allocates only the request's `BodyEnd`, and what a
+//! call needs beyond the common case (a timer for the deadline or the drain,
+//! a decompressor, a refusal's status) out of line, so that the future and
+//! the bodies of the common call stay small: tonic moves and boxes them.
 //!
 //! [`watch_end`]: crate::tonic_fixes::watch_end
 //! [`corrected`]: crate::tonic_fixes::corrected
 //! [`EndOnDrain`]: crate::drain::EndOnDrain
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use dataport_wire::compression::{self, Compression, Decoded, Out, Respond};
+use futures_util::future::OptionFuture;
 use http::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
+use prost::bytes::Bytes;
 use tonic::{Code, Status};
 
 use crate::drain::Drain;
 use crate::logging::Call;
-use crate::tonic_fixes::{self, Deadline};
+use crate::tonic_fixes::{self, Deadline, Watched};
 
-/// The stack, outermost first, for `tonic::transport::Server::layer`, with
-/// `compression` (dataport-wire's layer) inside the call log, so that a call
-/// it refuses is logged too. A macro, because the request body
-/// [`tonic_fixes::watch_end`] makes has no name that a function's signature
-/// could give.
-macro_rules! layers {
-    ($compression:expr) => {
-        tower::ServiceBuilder::new()
-            .map_request($crate::tonic_fixes::watch_end::<tonic::body::Body>)
-            .layer($crate::stack::CallLayer)
-            .layer($compression)
-    };
-}
-pub(crate) use layers;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// See the module docs.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CallLayer;
+#[derive(Clone, Debug)]
+pub struct CallLayer {
+    compression: Arc<Compression>,
+}
+
+impl CallLayer {
+    pub fn new(compression: Compression) -> Self {
+        CallLayer { compression: Arc::new(compression) }
+    }
+}
 
 impl<S> tower::Layer<S> for CallLayer {
     type Service = Calls<S>;
 
     fn layer(&self, inner: S) -> Calls<S> {
-        Calls { inner }
+        Calls { inner, compression: Arc::clone(&self.compression) }
     }
 }
 
@@ -74,14 +72,16 @@ impl<S> tower::Layer<S> for CallLayer {
 #[derive(Clone, Debug)]
 pub struct Calls<S> {
     inner: S,
+    compression: Arc<Compression>,
 }
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for Calls<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
-    ResBody: Body + Default,
+    S: tower::Service<http::Request<Decoded<Watched<B>>>, Response = http::Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = http::Response<CallBody<ResBody>>;
+    type Response = http::Response<CallBody<Out<ResBody>>>;
     type Error = S::Error;
     type Future = CallFuture<S::Future>;
 
@@ -90,9 +90,17 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let call = Call::start(&req);
-        let deadline = Deadline::of(req.headers());
-        CallFuture { inner: self.inner.call(req), call: Some(call), deadline }
+        let (mut parts, body) = req.into_parts();
+        let (body, end) = tonic_fixes::watch_end(&mut parts, body);
+        let call = Call::start(&parts, end);
+        let deadline = Deadline::of(&parts.headers);
+        let (inner, respond, refused) = match self.compression.request(&mut parts, body) {
+            Ok((body, respond)) => {
+                (Some(self.inner.call(http::Request::from_parts(parts, body))), respond, None)
+            }
+            Err(status) => (None, Respond::default(), Some(Box::new(status))),
+        };
+        CallFuture { inner: inner.into(), call: Some(call), deadline, respond, refused }
     }
 }
 
@@ -100,26 +108,34 @@ pin_project_lite::pin_project! {
     /// The response future of [`Calls`].
     #[derive(Debug)]
     pub struct CallFuture<F> {
+        // None: the call was refused before any service saw it.
         #[pin]
-        inner: F,
+        inner: OptionFuture<F>,
         call: Option<Call>,
         deadline: Option<Deadline>,
+        respond: Respond,
+        refused: Option<Box<Status>>,
     }
 }
 
 impl<F, B, E> Future for CallFuture<F>
 where
     F: Future<Output = Result<http::Response<B>, E>>,
-    B: Body + Default,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
 {
-    type Output = Result<http::Response<CallBody<B>>, E>;
+    type Output = Result<http::Response<CallBody<Out<B>>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let late = match this.inner.poll(cx) {
-            Poll::Ready(result) => match this.deadline.take() {
+            Poll::Ready(Some(result)) => match this.deadline.take() {
                 Some(deadline) if deadline.passed() => deadline.status(),
-                deadline => return Poll::Ready(respond(result, this.call.take(), deadline)),
+                deadline => return Poll::Ready(respond(result, this.call.take(), deadline, *this.respond)),
+            },
+            Poll::Ready(None) => match this.refused.take() {
+                Some(status) => *status,
+                None => Status::internal("the call was polled after it ended"),
             },
             Poll::Pending => {
                 let Some(deadline) = this.deadline else {
@@ -131,16 +147,24 @@ where
         };
         finish(this.call, late.code(), late.message());
         // Trailers-only: the status is in the headers, and the body is empty.
-        Poll::Ready(Ok(late.into_http::<B>().map(CallBody::ended)))
+        let mut response = late.into_http::<Out<B>>();
+        compression::advertise(response.headers_mut());
+        Poll::Ready(Ok(response.map(CallBody::ended)))
     }
 }
 
-/// The response the service gave, its body ready to be watched.
-fn respond<B: Body, E>(
+/// The response the service gave, compressed as the call asked and its body
+/// ready to be watched.
+fn respond<B, E>(
     result: Result<http::Response<B>, E>,
     mut call: Option<Call>,
     deadline: Option<Deadline>,
-) -> Result<http::Response<CallBody<B>>, E> {
+    compress: Respond,
+) -> Result<http::Response<CallBody<Out<B>>>, E>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let response = match result {
         Ok(response) => response,
         Err(e) => {
@@ -150,6 +174,7 @@ fn respond<B: Body, E>(
     };
     let (mut parts, inner) = response.into_parts();
     let drain = parts.extensions.remove::<Drain>();
+    let inner = Compression::response(compress, &mut parts, inner);
     if inner.is_end_stream() {
         // Only a trailers-only response (an empty body) carries its status in
         // the headers, and tonic drops such a body unread.
@@ -301,14 +326,13 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use http_body_util::BodyExt as _;
-    use prost::bytes::Bytes;
     use tower::{Layer, Service};
 
     use super::*;
     use crate::drain::EndOnDrain;
 
     /// A service that answers after `delay`.
-    fn after(delay: Duration) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+    fn after<R>(delay: Duration) -> impl Service<R, Response = Response, Error = Infallible> {
         tower::service_fn(move |_| async move {
             tokio::time::sleep(delay).await;
             Ok(http::Response::new(tonic::body::Body::default()))
@@ -318,9 +342,7 @@ mod tests {
     /// A service whose handler blocks its thread for `block`, as a busy
     /// machine can keep a ready timer from firing, and whose response body
     /// sends one frame and then never ends.
-    fn streaming(
-        block: Duration,
-    ) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+    fn streaming<R>(block: Duration) -> impl Service<R, Response = Response, Error = Infallible> {
         tower::service_fn(move |_| {
             std::thread::sleep(block);
             use tokio_stream::StreamExt as _;
@@ -333,14 +355,21 @@ mod tests {
     }
 
     type Response = http::Response<tonic::body::Body>;
+    type Empty = http_body_util::Empty<Bytes>;
 
-    fn with_timeout(timeout: &str) -> http::Request<()> {
-        http::Request::builder().header("grpc-timeout", timeout).body(()).unwrap()
+    /// The layer as the server has it, compressing no response.
+    fn layer() -> CallLayer {
+        let limits = dataport_wire::compression::Limits { default: 1 << 20, services: Vec::new() };
+        CallLayer::new(Compression::new(limits, None, &[]))
+    }
+
+    fn with_timeout(timeout: &str) -> http::Request<Empty> {
+        http::Request::builder().header("grpc-timeout", timeout).body(Empty::default()).unwrap()
     }
 
     #[tokio::test]
     async fn a_response_stream_still_going_at_the_deadline_ends_there_deadline_exceeded() {
-        let mut service = CallLayer.layer(streaming(Duration::ZERO));
+        let mut service = layer().layer(streaming(Duration::ZERO));
         let start = Instant::now();
         let mut body = Box::pin(service.call(with_timeout("40m")).await.unwrap().into_body());
         let frame = body.frame().await.unwrap().unwrap();
@@ -355,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_ready_only_after_the_deadline_is_not_sent() {
         // The handler's reply is ready at 60 ms; the 30 ms timer never got to fire.
-        let mut service = CallLayer.layer(streaming(Duration::from_millis(60)));
+        let mut service = layer().layer(streaming(Duration::from_millis(60)));
         let response = service.call(with_timeout("30m")).await.unwrap();
         assert_eq!(response.headers()["grpc-status"], "4");
         assert!(response.into_body().is_end_stream());
@@ -364,14 +393,14 @@ mod tests {
     async fn call(
         delay: Duration,
         timeout: Option<&str>,
-    ) -> (http::Response<CallBody<tonic::body::Body>>, Duration) {
-        let mut service = CallLayer.layer(after(delay));
+    ) -> (http::Response<CallBody<Out<tonic::body::Body>>>, Duration) {
+        let mut service = layer().layer(after(delay));
         let mut request = http::Request::builder();
         if let Some(timeout) = timeout {
             request = request.header("grpc-timeout", timeout);
         }
         let start = Instant::now();
-        let response = service.call(request.body(()).unwrap()).await.unwrap();
+        let response = service.call(request.body(Empty::default()).unwrap()).await.unwrap();
         (response, start.elapsed())
     }
 
@@ -395,10 +424,10 @@ mod tests {
 
     /// A service answering one data frame and then `trailers`, or, when
     /// `trailers_only`, those in the headers of an empty response.
-    fn answers(
+    fn answers<R>(
         trailers: HeaderMap,
         trailers_only: bool,
-    ) -> impl Service<http::Request<()>, Response = Response, Error = Infallible> {
+    ) -> impl Service<R, Response = Response, Error = Infallible> {
         tower::service_fn(move |_| {
             let response = if trailers_only {
                 let mut response = http::Response::new(tonic::body::Body::empty());
@@ -417,11 +446,14 @@ mod tests {
     async fn status_out(status: Status, trailers_only: bool) -> HeaderMap {
         let mut trailers = HeaderMap::new();
         status.add_header(&mut trailers).unwrap();
-        let mut service = CallLayer.layer(answers(trailers, trailers_only));
-        let response = service.call(http::Request::new(())).await.unwrap();
+        let mut service = layer().layer(answers(trailers, trailers_only));
+        let response = service.call(http::Request::new(Empty::default())).await.unwrap();
         if trailers_only {
             assert!(response.body().is_end_stream());
-            return response.headers().clone();
+            // Every response advertises the encodings; the rest is the status.
+            let mut headers = response.headers().clone();
+            assert_eq!(headers.remove("grpc-accept-encoding").unwrap(), "gzip,deflate,zstd");
+            return headers;
         }
         let collected = Box::pin(response.into_body()).collect().await.unwrap();
         collected.trailers().cloned().expect("trailers")
@@ -459,17 +491,17 @@ mod tests {
 
     async fn body_of<S, B>(mut service: S) -> Pin<Box<B>>
     where
-        S: Service<http::Request<()>, Response = http::Response<B>, Error = Infallible>,
+        S: Service<http::Request<Empty>, Response = http::Response<B>, Error = Infallible>,
     {
-        Box::pin(service.call(http::Request::new(())).await.unwrap().into_body())
+        Box::pin(service.call(http::Request::new(Empty::default())).await.unwrap().into_body())
     }
 
     #[tokio::test]
     async fn a_stream_of_a_service_that_ends_on_drain_ends_unavailable_after_what_is_ready() {
         let drain = Drain::default();
-        let mut other = body_of(CallLayer.layer(streaming(Duration::ZERO))).await;
+        let mut other = body_of(layer().layer(streaming(Duration::ZERO))).await;
         let mut marked =
-            body_of(CallLayer.layer(EndOnDrain::new(streaming(Duration::ZERO), drain.clone()))).await;
+            body_of(layer().layer(EndOnDrain::new(streaming(Duration::ZERO), drain.clone()))).await;
         drain.start();
         // The frame the handler had ready goes first, then UNAVAILABLE.
         assert_eq!(marked.frame().await.unwrap().unwrap().into_data().unwrap(), "frame");

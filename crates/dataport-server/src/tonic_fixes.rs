@@ -28,7 +28,7 @@
 //!   large: found N bytes, the limit is: L bytes". [`corrected`] gives our
 //!   code and a wording that names the limit; tonic's text is the only thing
 //!   that tells it apart from a handler's status. tonic never decompresses a
-//!   request here: dataport-wire's compression layer, in the stack, undoes
+//!   request here: dataport-wire's compression, in the call layer, undoes
 //!   every encoding first, within the same limits and in the same words
 //!   (tonic's own wording, "Error decompressing: size limit, of L bytes,
 //!   exceeded while decompressing message", is kept in view by a test).
@@ -36,12 +36,11 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName};
-use http_body::Body;
-use http_body_util::BodyExt as _;
+use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 
@@ -60,20 +59,49 @@ impl BodyEnd {
     }
 }
 
-/// Gives `request` its [`BodyEnd`] (for `ServiceBuilder::map_request`, below
-/// tonic's own reading of the body).
-pub fn watch_end<B: Body>(
-    request: http::Request<B>,
-) -> http::Request<impl Body<Data = B::Data, Error = B::Error>> {
+/// Gives a request's body its [`BodyEnd`], also put in the request's
+/// extensions for its handler (the call layer does this below tonic's own
+/// reading of the body).
+pub fn watch_end<B>(parts: &mut http::request::Parts, body: B) -> (Watched<B>, BodyEnd) {
     let end = BodyEnd::default();
-    let (mut parts, body) = request.into_parts();
     parts.extensions.insert(end.clone());
-    let body = body.map_err(move |e| {
-        // Before tonic sees the error (and may call it a clean end).
-        end.0.store(true, Ordering::Release);
-        e
-    });
-    http::Request::from_parts(parts, body)
+    (Watched { inner: body, end: end.clone() }, end)
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that records in its [`BodyEnd`] when reading it fails,
+    /// before tonic sees the error (and may call it a clean end).
+    #[derive(Debug)]
+    pub struct Watched<B> {
+        #[pin]
+        inner: B,
+        end: BodyEnd,
+    }
+}
+
+impl<B: Body> Body for Watched<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Err(_)) = frame {
+            this.end.0.store(true, Ordering::Release);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 // ---- A call past its deadline ----
@@ -166,7 +194,7 @@ mod tests {
     use dataport_proto::helloworld::greeter_client::GreeterClient;
     use dataport_proto::helloworld::greeter_server::{Greeter, GreeterServer};
     use dataport_proto::helloworld::{HelloReply, HelloRequest};
-    use dataport_wire::compression::{CompressionLayer, Limits};
+    use dataport_wire::compression::{Compression, Limits};
     use tokio::sync::mpsc;
     use tokio_stream::wrappers::ReceiverStream;
     use tonic::codec::CompressionEncoding;
@@ -185,10 +213,10 @@ mod tests {
         let mut server = tonic::transport::Server::builder();
         if fixed {
             // Compressed requests are read within small_greeter's limit.
-            let compression = CompressionLayer::new(Limits { default: 64, services: Vec::new() }, None, &[]);
+            let compression = Compression::new(Limits { default: 64, services: Vec::new() }, None, &[]);
             tokio::spawn(
                 server
-                    .layer(crate::stack::layers!(compression))
+                    .layer(crate::stack::CallLayer::new(compression))
                     .add_routes(routes)
                     .serve_with_incoming(incoming),
             );

@@ -1,6 +1,8 @@
-//! Compressed gRPC, for every method alike: [`CompressionLayer`] undoes a
+//! Compressed gRPC, for every method alike: [`Compression`] undoes a
 //! request's `grpc-encoding` before any service sees it, and compresses
-//! responses when the server is told to and the client accepts it.
+//! responses when the server is told to and the client accepts it. It is two
+//! steps, not a layer of its own, so that the server's one call layer takes
+//! them (one future and one body a call, however many concerns).
 //!
 //! Requests: a call in gzip, deflate or zstd has each compressed message
 //! gathered (at most the method's limit, as sent), decompressed (at most
@@ -18,7 +20,6 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -57,133 +58,81 @@ impl Limits {
     }
 }
 
-/// See the module docs.
-#[derive(Clone, Debug)]
-pub struct CompressionLayer(Arc<Settings>);
-
+/// What the server does about compression: the two steps a call layer
+/// takes, [`Compression::request`] and [`Compression::response`].
 #[derive(Debug)]
-struct Settings {
+pub struct Compression {
     limits: Limits,
+    /// The encoding responses are compressed in, if any.
     respond: Option<Encoding>,
-    /// Methods whose responses are never compressed.
+    /// The methods whose responses are never compressed.
     plain: &'static [&'static str],
 }
 
-impl CompressionLayer {
+/// A request's body once its encoding is undone: the body itself when it
+/// came uncompressed (nearly every call), else re-framed, out of line so
+/// that the common case stays small.
+pub type Decoded<B> = Either<B, Pin<Box<Reframed<B>>>>;
+
+/// What [`Compression::request`] decided for a call's response.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Respond(Option<Encoding>);
+
+impl Compression {
     /// Reads compressed requests within `limits`; compresses responses in
     /// `respond` (if set), except those of the `plain` methods.
     pub fn new(limits: Limits, respond: Option<Encoding>, plain: &'static [&'static str]) -> Self {
-        CompressionLayer(Arc::new(Settings { limits, respond, plain }))
-    }
-}
-
-impl<S> tower::Layer<S> for CompressionLayer {
-    type Service = Compression<S>;
-
-    fn layer(&self, inner: S) -> Compression<S> {
-        Compression { inner, settings: Arc::clone(&self.0) }
-    }
-}
-
-/// See [`CompressionLayer`].
-#[derive(Clone, Debug)]
-pub struct Compression<S> {
-    inner: S,
-    settings: Arc<Settings>,
-}
-
-impl<S, B, ResBody> tower::Service<http::Request<B>> for Compression<S>
-where
-    S: tower::Service<http::Request<Either<B, Reframed<B>>>, Response = http::Response<ResBody>>,
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes>,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = http::Response<Out<ResBody>>;
-    type Error = S::Error;
-    type Future = CompressionFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+        Compression { limits, respond, plain }
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        let encoding = match parts.headers.get(&ENCODING).map(|v| Encoding::from_name(v.as_bytes())) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(encoding))) => Some(encoding),
-            Some(Err(status)) => return CompressionFuture::Refused { status: Some(status) },
+    /// Undoes a request's `grpc-encoding` (removing the header) and decides
+    /// whether its response is compressed. An encoding not accepted is
+    /// UNIMPLEMENTED, naming those that are.
+    pub fn request<B>(
+        &self,
+        parts: &mut http::request::Parts,
+        body: B,
+    ) -> Result<(Decoded<B>, Respond), Status> {
+        let encoding = match parts.headers.get(&ENCODING) {
+            None => None,
+            Some(name) => Encoding::from_name(name.as_bytes())?,
         };
-        let respond = self.settings.respond.filter(|e| {
-            !self.settings.plain.contains(&parts.uri.path())
+        let respond = self.respond.filter(|e| {
+            !self.plain.contains(&parts.uri.path())
                 && parts.headers.get(&ACCEPT_ENCODING).is_some_and(|a| e.listed_in(a.as_bytes()))
         });
         let body = match encoding {
             None => Either::Left(body),
             Some(encoding) => {
                 parts.headers.remove(&ENCODING);
-                let limit = self.settings.limits.of(parts.uri.path());
-                Either::Right(Reframed::new(body, Mode::Decompress(encoding), limit))
+                let limit = self.limits.of(parts.uri.path());
+                Either::Right(Box::pin(Reframed::new(body, Mode::Decompress(encoding), limit)))
             }
         };
-        CompressionFuture::Inner { inner: self.inner.call(http::Request::from_parts(parts, body)), respond }
+        Ok((body, Respond(respond)))
     }
-}
 
-pin_project_lite::pin_project! {
-    /// The response future of [`Compression`].
-    #[project = FutureProj]
-    pub enum CompressionFuture<F> {
-        Refused { status: Option<Status> },
-        Inner { #[pin] inner: F, respond: Option<Encoding> },
-    }
-}
-
-impl<F, ResBody, E> Future for CompressionFuture<F>
-where
-    F: Future<Output = Result<http::Response<ResBody>, E>>,
-    ResBody: Body<Data = Bytes>,
-{
-    type Output = Result<http::Response<Out<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (mut parts, body) = match self.project() {
-            FutureProj::Refused { status } => {
-                let status = status.take().unwrap_or_else(|| Status::internal("polled after completion"));
-                let (mut parts, _) = status.into_http::<()>().into_parts();
-                advertise(&mut parts.headers);
-                return Poll::Ready(Ok(http::Response::from_parts(parts, Out::Empty)));
-            }
-            FutureProj::Inner { inner, respond } => {
-                let response = ready!(inner.poll(cx))?;
-                let (parts, body) = response.into_parts();
-                let body = match respond {
-                    // A trailers-only answer (an error) has no messages to compress.
-                    Some(e)
-                        if !parts.headers.contains_key("grpc-status")
-                            && !parts.headers.contains_key(&ENCODING) =>
-                    {
-                        (Some(*e), body)
-                    }
-                    _ => (None, body),
-                };
-                (parts, body)
-            }
-        };
+    /// Advertises the accepted encodings in a response's headers, and
+    /// compresses its body as `respond` says unless the service answered
+    /// with its status in the headers or compressed the body itself.
+    pub fn response<B>(respond: Respond, parts: &mut http::response::Parts, body: B) -> Out<B> {
         advertise(&mut parts.headers);
-        let out = match body {
-            (None, body) => Out::Plain { inner: body },
-            (Some(encoding), body) => {
+        match respond.0 {
+            Some(encoding)
+                if !parts.headers.contains_key("grpc-status") && !parts.headers.contains_key(&ENCODING) =>
+            {
                 parts.headers.insert(ENCODING, HeaderValue::from_static(encoding.name()));
-                Out::Compressed { inner: Reframed::new(body, Mode::Compress(encoding), usize::MAX) }
+                let inner = Box::pin(Reframed::new(body, Mode::Compress(encoding), usize::MAX));
+                Out::Compressed { inner }
             }
-        };
-        Poll::Ready(Ok(http::Response::from_parts(parts, out)))
+            _ => Out::Plain { inner: body },
+        }
     }
 }
 
-fn advertise(headers: &mut HeaderMap) {
+/// Lists the accepted encodings (`grpc-accept-encoding`) in `headers`, as
+/// every response does, a refusal included.
+pub fn advertise(headers: &mut HeaderMap) {
     headers.entry(ACCEPT_ENCODING).or_insert(HeaderValue::from_static(ACCEPTED));
 }
 
@@ -193,7 +142,7 @@ pin_project_lite::pin_project! {
     #[project = OutProj]
     pub enum Out<B> {
         Plain { #[pin] inner: B },
-        Compressed { #[pin] inner: Reframed<B> },
+        Compressed { inner: Pin<Box<Reframed<B>>> },
         Empty,
     }
 }
@@ -219,7 +168,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             OutProj::Plain { inner } => inner.poll_frame(cx).map_err(Into::into),
-            OutProj::Compressed { inner } => inner.poll_frame(cx),
+            OutProj::Compressed { inner } => inner.as_mut().poll_frame(cx),
             OutProj::Empty => Poll::Ready(None),
         }
     }

@@ -251,17 +251,17 @@ pub(crate) struct Call {
     method: Option<http::uri::PathAndQuery>,
     peer: Option<SocketAddr>,
     /// How the request body ended; see [`Self::finish`].
-    end: Option<BodyEnd>,
+    end: BodyEnd,
     start: Instant,
     done: bool,
 }
 
 impl Call {
-    pub(crate) fn start<B>(request: &http::Request<B>) -> Call {
+    pub(crate) fn start(request: &http::request::Parts, end: BodyEnd) -> Call {
         Call {
-            method: request.uri().path_and_query().cloned(),
-            peer: request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
-            end: request.extensions().get::<BodyEnd>().cloned(),
+            method: request.uri.path_and_query().cloned(),
+            peer: request.extensions.get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
+            end,
             start: Instant::now(),
             done: false,
         }
@@ -279,7 +279,7 @@ impl Call {
 
     fn log(&mut self, mut code: tonic::Code, mut message: &str) {
         self.done = true;
-        if code != tonic::Code::Ok && self.end.as_ref().is_some_and(BodyEnd::failed) {
+        if code != tonic::Code::Ok && self.end.failed() {
             code = tonic::Code::Cancelled;
             message = "the client reset its request stream (it cancelled, or its connection broke)";
         }
