@@ -109,8 +109,14 @@ fn run(args: ServeArgs) -> Result<(), String> {
     let _log = logging::init(config.log_format).map_err(|e| format!("cannot start the log writer: {e}"))?;
     let server = Server::new(config).map_err(|e| e.to_string())?;
 
-    let runtime =
-        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    // Call lines are handed to the log writer in batches, each time a
+    // worker thread parks (see `logging::parked`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(logging::parked)
+        .on_thread_stop(logging::stopped)
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

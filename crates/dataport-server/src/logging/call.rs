@@ -60,6 +60,8 @@ pub(super) struct CallLines {
 
 /// One finished call, as its line reports it.
 struct Line<'a> {
+    /// When it finished.
+    at: Instant,
     method: &'a str,
     code: &'static str,
     duration_us: u64,
@@ -71,26 +73,70 @@ thread_local! {
     static LINE: RefCell<LineBuf> = RefCell::new(LineBuf::default());
 }
 
+/// A runtime thread hands the lines it holds to the sink once they reach
+/// this size, or when it parks, whichever comes first.
+const BATCH: usize = 16 * 1024;
+
 impl CallLines {
     fn write(&self, line: &Line<'_>) {
         LINE.with_borrow_mut(|out| {
-            out.buf.clear();
             match self.format {
                 LogFormat::Text => text(out, line),
                 LogFormat::Json => json(out, line),
             }
-            self.sink.append(|pending| pending.extend_from_slice(&out.buf));
+            if !out.holds || out.buf.len() >= BATCH {
+                self.hand_over(out);
+            }
         });
+    }
+
+    fn hand_over(&self, out: &mut LineBuf) {
+        if !out.buf.is_empty() {
+            self.sink.append(|pending| pending.extend_from_slice(&out.buf));
+            out.buf.clear();
+        }
     }
 }
 
-/// A line being built, plus what the last line on this thread already
+/// For the runtime's `on_thread_park`: hands the lines this thread holds to
+/// the sink, and lets it hold the lines of the calls it finishes until it
+/// next parks (or holds [`BATCH`] bytes). A busy thread so takes the sink's
+/// lock once per many calls, and an idle one never holds a line. A thread
+/// that never parks (one not of the runtime) holds none.
+pub fn parked() {
+    hand_over(true);
+}
+
+/// For the runtime's `on_thread_stop`: hands the lines this thread holds to
+/// the sink, and holds no more.
+pub fn stopped() {
+    hand_over(false);
+}
+
+fn hand_over(holds: bool) {
+    let Some(lines) = super::CALL_LINES.get() else {
+        return;
+    };
+    let _ = LINE.try_with(|out| {
+        if let Ok(mut out) = out.try_borrow_mut() {
+            out.holds = holds;
+            lines.hand_over(&mut out);
+        }
+    });
+}
+
+/// The lines a thread holds, plus what the last line on this thread already
 /// worked out: the formatted second, the peer, and a method known to need no
-/// JSON escaping (consecutive calls on a thread mostly share all three).
-/// Everything appends bytes directly: `core::fmt` would cost more than the
-/// rest of the call.
+/// JSON escaping (consecutive calls on a thread mostly share all three), and
+/// the wall clock's reading against the monotonic one, so that a line reads
+/// one clock, not two. Everything appends bytes directly: `core::fmt` would
+/// cost more than the rest of the call.
 struct LineBuf {
     buf: Vec<u8>,
+    /// Whether lines stay in `buf` until the thread parks (see [`parked`]).
+    holds: bool,
+    /// The wall clock at a monotonic instant, read again each second.
+    clock: Option<(Instant, SystemTime)>,
     second: u64,
     /// `YYYY-MM-DDTHH:MM:SS.` for `second`.
     stamp: [u8; 20],
@@ -103,6 +149,8 @@ impl Default for LineBuf {
     fn default() -> Self {
         LineBuf {
             buf: Vec::with_capacity(256),
+            holds: false,
+            clock: None,
             second: u64::MAX,
             stamp: [0; 20],
             peer: None,
@@ -115,6 +163,20 @@ impl Default for LineBuf {
 impl LineBuf {
     fn push(&mut self, s: &str) {
         self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    /// The wall-clock time at `at`.
+    fn wall(&mut self, at: Instant) -> SystemTime {
+        match self.clock {
+            Some((base, wall)) if at >= base && at - base < std::time::Duration::from_secs(1) => {
+                wall + (at - base)
+            }
+            _ => {
+                let wall = SystemTime::now();
+                self.clock = Some((at, wall));
+                wall
+            }
+        }
     }
 
     fn int(&mut self, n: impl itoa::Integer) {
@@ -214,7 +276,8 @@ impl LineBuf {
 
 /// The shape of tracing-subscriber's default text format, without colour.
 fn text(out: &mut LineBuf, line: &Line<'_>) {
-    out.time(SystemTime::now());
+    let wall = out.wall(line.at);
+    out.time(wall);
     out.push("  INFO ");
     out.push(TARGET);
     out.push(": method=");
@@ -230,7 +293,8 @@ fn text(out: &mut LineBuf, line: &Line<'_>) {
 /// The shape of tracing-subscriber's JSON format.
 fn json(out: &mut LineBuf, line: &Line<'_>) {
     out.push("{\"timestamp\":\"");
-    out.time(SystemTime::now());
+    let wall = out.wall(line.at);
+    out.time(wall);
     out.push("\",\"level\":\"INFO\",\"fields\":{\"method\":");
     out.json_method(line.method);
     out.fields(line, [",\"code\":\"", "\",\"duration_us\":", ",\"peer\":\"", "\""]);
@@ -283,17 +347,19 @@ impl Call {
             code = tonic::Code::Cancelled;
             message = "the client reset its request stream (it cancelled, or its connection broke)";
         }
+        let at = Instant::now();
         let line = Line {
+            at,
             method: self.method.as_ref().map_or("", |m| m.path()),
             code: code_name(code as i32),
-            duration_us: u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX),
+            duration_us: u64::try_from((at - self.start).as_micros()).unwrap_or(u64::MAX),
             peer: self.peer,
             message: (code != tonic::Code::Ok && !message.is_empty()).then_some(message),
         };
         match super::CALL_LINES.get() {
             Some(lines) => lines.write(&line),
             None => {
-                let Line { method, code, duration_us, peer, message } = line;
+                let Line { method, code, duration_us, peer, message, .. } = line;
                 let peer = peer.map(tracing::field::display);
                 tracing::info!(target: TARGET, %method, %code, duration_us, peer, message)
             }
@@ -315,6 +381,7 @@ mod tests {
 
     fn line(message: Option<&str>) -> Line<'_> {
         Line {
+            at: Instant::now(),
             method: "/helloworld.Greeter/SayHello",
             code: "NOT_FOUND",
             duration_us: 42,
@@ -363,6 +430,73 @@ mod tests {
         );
         let buf = render(text, &Line { peer: None, ..line(None) });
         assert!(String::from_utf8(buf).unwrap().ends_with("code=NOT_FOUND duration_us=42\n"));
+    }
+
+    #[test]
+    fn a_line_reads_the_wall_clock_through_the_monotonic_one_within_a_second() {
+        let mut out = LineBuf::default();
+        let start = Instant::now();
+        let first = out.wall(start);
+        // Within the second, the wall clock is the first reading moved on.
+        let later = start + std::time::Duration::from_millis(300);
+        assert_eq!(out.wall(later), first + std::time::Duration::from_millis(300));
+        // A second on (or an instant before the reading), it is read again.
+        let next = start + std::time::Duration::from_secs(1);
+        let read = out.wall(next);
+        assert_eq!(out.clock, Some((next, read)));
+        let now = SystemTime::now();
+        assert!(read <= now && now.duration_since(read).unwrap() < std::time::Duration::from_secs(1));
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines that reach the writer once the sink has flushed.
+    fn count_lines(out: &Shared, guard: super::super::SinkGuard) -> usize {
+        drop(guard);
+        out.0.lock().unwrap().iter().filter(|b| **b == b'\n').count()
+    }
+
+    #[test]
+    fn a_thread_that_holds_lines_hands_them_over_in_batches_and_one_that_does_not_at_once() {
+        std::thread::spawn(|| {
+            let out = Shared::default();
+            let (sink, guard) = super::super::Sink::spawn(out.clone()).unwrap();
+            let lines = CallLines { sink, format: LogFormat::Json };
+            // Not holding (no park seen): every line goes at once.
+            lines.write(&line(None));
+            assert!(LINE.with_borrow(|held| held.buf.is_empty()));
+            // Holding: lines stay until BATCH bytes, then go together.
+            LINE.with_borrow_mut(|held| held.holds = true);
+            let mut held_lines = 0;
+            while LINE.with_borrow(|held| held.buf.len() + 300 < BATCH) {
+                lines.write(&line(None));
+                held_lines += 1;
+            }
+            assert!(held_lines > 10);
+            assert!(LINE.with_borrow(|held| !held.buf.is_empty()));
+            while LINE.with_borrow(|held| !held.buf.is_empty()) {
+                lines.write(&line(None));
+                held_lines += 1;
+            }
+            // And what a thread holds when it parks goes then.
+            lines.write(&line(None));
+            LINE.with_borrow_mut(|held| lines.hand_over(held));
+            assert_eq!(count_lines(&out, guard), 1 + held_lines + 1);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

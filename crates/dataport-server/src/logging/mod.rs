@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 pub(crate) use call::Call;
-pub use call::code_name;
+pub use call::{code_name, parked, stopped};
 pub use sink::{Sink, SinkGuard};
 
 /// Set by [`init`] when call lines are enabled: they then bypass tracing's
