@@ -61,7 +61,7 @@ enum Command {
     /// Upload files, each stored under its base name (dataport.files.v1;
     /// google.bytestream with --resume).
     Upload(client::files::UploadArgs),
-    /// Download stored files into a directory, checked against their sha256 (dataport.files.v1).
+    /// Download stored files to a directory, a file or stdout, checked against their sha256 (dataport.files.v1).
     Download(client::files::DownloadArgs),
     /// List, show and delete stored files (dataport.files.v1).
     #[command(subcommand)]

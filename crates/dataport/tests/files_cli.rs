@@ -106,7 +106,8 @@ fn download_of_several_files_is_one_call_into_a_new_directory() {
     }
     assert_eq!(quietly(&mut upload).lines().count(), 3);
 
-    let into = local.path().join("new/dir");
+    // A new directory: named with a trailing `/`.
+    let into = local.path().join("new/dir/");
     let out = quietly(
         dataport(s.addr()).args(["download", "part-2.dat", "part-0.dat", "part-1.dat", "-o"]).arg(&into),
     );
@@ -239,7 +240,7 @@ fn resume_continues_a_partial_upload_and_sends_only_the_rest() {
     // means the CLI sent the bytes from there on, and nothing before.
     let out = quietly(dataport(s.addr()).args(["upload", "--resume"]).arg(&path));
     assert_eq!(out, format!("stored resumed.bin ({} bytes, sha256 {sha})\n", content.len()));
-    let into = local.path().join("back");
+    let into = local.path().join("back/");
     quietly(dataport(s.addr()).args(["download", "resumed.bin", "-o"]).arg(&into));
     assert!(std::fs::read(into.join("resumed.bin")).expect("read") == content, "resumed upload differs");
 
@@ -333,7 +334,7 @@ fn listing_follows_every_page() {
     assert!(out.lines().last().is_some_and(|l| l.contains("\"f1004\"")), "{out}");
 
     // More names than one Download call may carry.
-    let into = local.path().join("all");
+    let into = local.path().join("all/");
     let mut download = dataport(s.addr());
     download.arg("download").arg("-o").arg(&into);
     download.args((0..1005).map(|i| format!("f{i:04}")));
@@ -499,4 +500,105 @@ fn an_interrupted_download_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: interrupted\n");
     assert!(entries(into.path()).is_empty(), "{:?}", entries(into.path()));
+}
+
+#[test]
+fn download_writes_a_named_file_a_directory_or_stdout_and_no_clobber_keeps_what_is_there() {
+    let s = BackgroundServer::start();
+    let local = tempfile::tempdir().expect("tempdir");
+    let report = bytes(300_000, 3);
+    let notes = bytes(1_000, 4);
+    std::fs::write(local.path().join("report.pdf"), &report).expect("write");
+    std::fs::write(local.path().join("notes.txt"), &notes).expect("write");
+    quietly(
+        dataport(s.addr())
+            .arg("upload")
+            .arg(local.path().join("report.pdf"))
+            .arg(local.path().join("notes.txt")),
+    );
+    let into = tempfile::tempdir().expect("tempdir");
+
+    // -o FILE writes that file (its directory made if missing).
+    let copy = into.path().join("sub/copy.pdf");
+    let out = quietly(dataport(s.addr()).args(["download", "report.pdf", "-o"]).arg(&copy));
+    assert_eq!(
+        out,
+        format!("wrote {} ({} bytes, sha256 {})\n", copy.display(), report.len(), hex_sha256(&report))
+    );
+    assert!(std::fs::read(&copy).expect("read") == report);
+    assert_eq!(entries(&into.path().join("sub")), ["copy.pdf"], "no temporary file stays");
+
+    // An existing directory, with or without a trailing /, gets DIR/NAME.
+    quietly(dataport(s.addr()).args(["download", "notes.txt", "-o"]).arg(into.path()));
+    assert!(std::fs::read(into.path().join("notes.txt")).expect("read") == notes);
+
+    // -o FILE or -o - with several names says what to do instead.
+    let stderr = failing(dataport(s.addr()).args(["download", "report.pdf", "notes.txt", "-o"]).arg(&copy));
+    assert!(stderr.contains("names one file, but 2 names were given; end it with / "), "{stderr}");
+    let stderr = failing(dataport(s.addr()).args(["download", "report.pdf", "notes.txt", "-o", "-"]));
+    assert!(stderr.contains("-o - writes one file to stdout, but 2 names were given"), "{stderr}");
+
+    // -o - writes the bytes, and only them, to stdout.
+    let out = dataport(s.addr()).args(["download", "report.pdf", "-o", "-"]).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == report, "stdout holds exactly the file");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // --no-clobber: an existing file is kept and nothing is downloaded.
+    std::fs::write(&copy, b"mine").expect("write");
+    let stderr =
+        failing(dataport(s.addr()).args(["download", "report.pdf", "--no-clobber", "-o"]).arg(&copy));
+    assert!(stderr.contains("exists, and --no-clobber keeps it; nothing was downloaded"), "{stderr}");
+    assert_eq!(std::fs::read(&copy).expect("read"), b"mine");
+    let stderr = failing(
+        dataport(s.addr()).args(["download", "-n", "notes.txt", "report.pdf", "-o"]).arg(into.path()),
+    );
+    assert!(stderr.contains("notes.txt exists"), "{stderr}");
+    assert!(!into.path().join("report.pdf").exists(), "nothing was downloaded");
+    // Without it, the file is replaced.
+    quietly(dataport(s.addr()).args(["download", "report.pdf", "-o"]).arg(&copy));
+    assert!(std::fs::read(&copy).expect("read") == report);
+}
+
+#[test]
+fn upload_reads_stdin_given_a_name() {
+    let s = BackgroundServer::start();
+    // Not a multiple of the 1 MiB chunks, which a pipe hands over in pieces.
+    let data = bytes(3 * 1024 * 1024 + 777, 9);
+    let out =
+        quietly(dataport(s.addr()).args(["upload", "-", "--name", "piped.bin"]).write_stdin(data.clone()));
+    assert_eq!(out, format!("stored piped.bin ({} bytes, sha256 {})\n", data.len(), hex_sha256(&data)));
+    let out = dataport(s.addr()).args(["download", "piped.bin", "-o", "-"]).output().expect("runs");
+    assert!(out.stdout == data, "stdin round trips byte exact");
+
+    let stderr = failing(dataport(s.addr()).args(["upload", "-"]).write_stdin("x"));
+    assert!(stderr.contains("give the name to store it under with --name"), "{stderr}");
+    let stderr =
+        failing(dataport(s.addr()).args(["upload", "-", "--name", "x", "--resume"]).write_stdin("x"));
+    assert!(stderr.contains("stdin cannot be read again"), "{stderr}");
+}
+
+#[test]
+fn files_ls_shows_short_sha256s_and_human_sizes_when_asked_and_whole_ones_in_csv() {
+    let s = BackgroundServer::start();
+    let data = bytes(1536 * 1024, 5);
+    let sha = hex_sha256(&data);
+    quietly(dataport(s.addr()).args(["upload", "-", "--name", "one.bin"]).write_stdin(data.clone()));
+
+    let table = quietly(dataport(s.addr()).args(["files", "ls"]));
+    let row = table.lines().nth(1).expect("a row");
+    assert!(row.starts_with(&format!("{:>10} ", data.len())), "{table}");
+    assert!(row.contains(&format!(" {} ", &sha[..12])) && !row.contains(&sha), "{table}");
+    let human = quietly(dataport(s.addr()).args(["files", "ls", "-h"]));
+    assert!(human.lines().nth(1).is_some_and(|r| r.starts_with("      1.5M ")), "{human}");
+    let long = quietly(dataport(s.addr()).args(["files", "stat", "one.bin", "--long", "-h"]));
+    assert!(long.contains(&sha), "{long}");
+    let csv = quietly(dataport(s.addr()).args(["files", "ls", "-h", "--format", "csv"]));
+    assert!(
+        csv.lines().nth(1).is_some_and(|r| r.starts_with(&format!("{},", data.len())) && r.contains(&sha)),
+        "{csv}"
+    );
+    // --help still works, -h being taken.
+    let help = quietly(dataport(s.addr()).args(["files", "ls", "--help"]));
+    assert!(help.contains("--human-readable"), "{help}");
 }

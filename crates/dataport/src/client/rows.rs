@@ -19,8 +19,9 @@ pub enum Cell {
     Text(String),
     /// A number and the decimals a table shows.
     Number(f64, usize),
-    /// A count or a size: exact, and an integer in JSON.
-    Integer(u64),
+    /// A size in bytes: exact, and an integer in JSON; in a table as `1.5K`,
+    /// `23M`, ... (powers of 1024, as `ls -h`) when the printer is told to.
+    Size(u64),
     /// No value: blank in a table or CSV, null in JSON.
     Empty,
 }
@@ -51,31 +52,40 @@ pub struct Printer<W: Write> {
     /// Per column, the table's width: at least 10, the header's and the
     /// first row's; set with `left`.
     widths: Vec<usize>,
+    /// Whether a table shows sizes human-readable.
+    human: bool,
 }
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, format: Format, header: &[&str]) -> Self {
         let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
         let widths = header.iter().map(|h| h.len().max(10)).collect();
-        Printer { out, format, header, left: None, widths }
+        Printer { out, format, header, left: None, widths, human: false }
+    }
+
+    /// Shows sizes human-readable in a table (CSV and JSON keep them exact).
+    pub fn human_sizes(mut self, human: bool) -> Self {
+        self.human = human;
+        self
     }
 
     pub fn row(&mut self, row: &[Cell]) -> std::io::Result<()> {
         if self.left.is_none() {
             self.left = Some(row.iter().map(|c| matches!(c, Cell::Text(_))).collect());
-            for (width, cell) in self.widths.iter_mut().zip(row) {
-                *width = (*width).max(text(cell, true).chars().count());
+            let shown: Vec<usize> = row.iter().map(|cell| self.text(cell, true).chars().count()).collect();
+            for (width, shown) in self.widths.iter_mut().zip(shown) {
+                *width = (*width).max(shown);
             }
             self.print_header()?;
         }
         match self.format {
             Format::Table => {
-                let cells: Vec<String> = row.iter().map(|c| text(c, true)).collect();
+                let cells: Vec<String> = row.iter().map(|c| self.text(c, true)).collect();
                 let line = self.table_line(&cells);
                 writeln!(self.out, "{line}")
             }
             Format::Csv => {
-                let cells: Vec<String> = row.iter().map(|c| text(c, false)).collect();
+                let cells: Vec<String> = row.iter().map(|c| self.text(c, false)).collect();
                 writeln!(self.out, "{}", cells.join(","))
             }
             Format::Json => {
@@ -88,7 +98,7 @@ impl<W: Write> Printer<W> {
                                 Cell::Text(ref s) => serde_json::Value::from(s.as_str()),
                                 Cell::Number(v, _) => serde_json::Number::from_f64(v)
                                     .map_or(serde_json::Value::Null, Into::into),
-                                Cell::Integer(n) => n.into(),
+                                Cell::Size(n) => n.into(),
                                 Cell::Empty => serde_json::Value::Null,
                             };
                             (h.clone(), value)
@@ -136,15 +146,60 @@ impl<W: Write> Printer<W> {
             .collect();
         padded.join(" ").trim_end().to_owned()
     }
+
+    fn text(&self, cell: &Cell, table: bool) -> String {
+        match *cell {
+            Cell::Text(ref s) => s.clone(),
+            Cell::Number(v, _) if v.is_nan() => String::new(),
+            Cell::Number(v, decimals) if table => format!("{v:.decimals$}"),
+            Cell::Number(v, _) => v.to_string(),
+            Cell::Size(n) if table && self.human => human_size(n),
+            Cell::Size(n) => n.to_string(),
+            Cell::Empty => String::new(),
+        }
+    }
 }
 
-fn text(cell: &Cell, table: bool) -> String {
-    match *cell {
-        Cell::Text(ref s) => s.clone(),
-        Cell::Number(v, _) if v.is_nan() => String::new(),
-        Cell::Number(v, decimals) if table => format!("{v:.decimals$}"),
-        Cell::Number(v, _) => v.to_string(),
-        Cell::Integer(n) => n.to_string(),
-        Cell::Empty => String::new(),
+/// `n` bytes as `ls -h` shows them: bytes below 1K, else one decimal below
+/// 10 and none above, in powers of 1024.
+pub fn human_size(n: u64) -> String {
+    if n < 1024 {
+        return n.to_string();
+    }
+    let mut value = n as f64;
+    let mut unit = 'K';
+    for u in ['K', 'M', 'G', 'T', 'P', 'E'] {
+        value /= 1024.0;
+        unit = u;
+        if value < 1023.95 {
+            break;
+        }
+    }
+    match value < 9.95 {
+        true => format!("{value:.1}{unit}"),
+        false => format!("{value:.0}{unit}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_as_ls_h_shows_them() {
+        let cases = [
+            (0, "0"),
+            (1023, "1023"),
+            (1024, "1.0K"),
+            (1536, "1.5K"),
+            (10 * 1024, "10K"),
+            (1024 * 1024 - 1, "1.0M"),
+            (1536 * 1024, "1.5M"),
+            (5 << 30, "5.0G"),
+            (u64::MAX, "16E"),
+        ];
+        for (n, shown) in cases {
+            assert_eq!(human_size(n), shown, "{n}");
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! `dataport download`: one Download call per thousand names, received
 //! off the wire on the runtime and written, hashed and flushed on a thread
 //! of its own; a file appears only once complete, checked and durable.
+//! Where files go is [`Target`]: a directory, one named file, or stdout.
 
 use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
@@ -32,11 +34,87 @@ pub struct DownloadArgs {
     /// The stored files to download, in one call.
     #[arg(required = true)]
     names: Vec<String>,
-    /// The directory to write them to (created if missing), each as
-    /// DIR/NAME, replacing any file of that name. A file appears only once
-    /// it is complete, its sha256 checked and flushed to disk.
-    #[arg(short = 'o', long = "output-dir", value_name = "DIR", default_value = ".")]
-    dir: PathBuf,
+    /// Where to write: FILE (one name only), DIR/ (ending in `/`, or an
+    /// existing directory; created if missing) for each file as DIR/NAME,
+    /// or `-` for stdout (one name only). Default: the current directory.
+    /// A file appears only once it is complete, its sha256 checked and
+    /// flushed to disk, and replaces any file there (see --no-clobber).
+    #[arg(short = 'o', long = "output", value_name = "FILE|DIR/|-")]
+    output: Option<PathBuf>,
+    /// The directory to write the files to, as `-o DIR/`.
+    #[arg(long = "output-dir", value_name = "DIR", conflicts_with = "output")]
+    dir: Option<PathBuf>,
+    /// Never replace a local file: if a file to be written exists, nothing
+    /// is downloaded (and one that appears meanwhile is kept, the download
+    /// discarded).
+    #[arg(short = 'n', long)]
+    no_clobber: bool,
+}
+
+/// Where a download writes.
+#[derive(Clone, Debug)]
+enum Target {
+    /// Each file as DIR/NAME.
+    Dir(PathBuf),
+    /// The one file asked for, as this path.
+    File(PathBuf),
+    /// The one file asked for, to stdout.
+    Stdout,
+}
+
+impl Target {
+    fn of(args: &DownloadArgs) -> anyhow::Result<Target> {
+        let count = args.names.len();
+        let Some(output) = &args.output else {
+            return Ok(Target::Dir(args.dir.clone().unwrap_or_else(|| PathBuf::from("."))));
+        };
+        if output.as_os_str() == "-" {
+            if count != 1 {
+                bail!("-o - writes one file to stdout, but {count} names were given");
+            }
+            return Ok(Target::Stdout);
+        }
+        if output.as_os_str().as_encoded_bytes().ends_with(b"/") || output.is_dir() {
+            return Ok(Target::Dir(output.clone()));
+        }
+        if count != 1 {
+            bail!(
+                "-o {} names one file, but {count} names were given; end it with / to write them into a directory",
+                output.display()
+            );
+        }
+        Ok(Target::File(output.clone()))
+    }
+
+    /// The directory a file named `name` is written in, and its path there.
+    fn place(&self, name: &str) -> (PathBuf, PathBuf) {
+        match self {
+            Target::Dir(dir) => (dir.clone(), dir.join(name)),
+            Target::File(path) => {
+                let dir = match path.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+                    _ => PathBuf::from("."),
+                };
+                (dir, path.clone())
+            }
+            Target::Stdout => (PathBuf::from("."), PathBuf::from("-")),
+        }
+    }
+
+    /// With `--no-clobber`: refuses, before anything is asked for, a name
+    /// whose file exists.
+    fn check_absent(&self, names: &[String]) -> anyhow::Result<()> {
+        if matches!(self, Target::Stdout) {
+            return Ok(());
+        }
+        for name in names {
+            let (_, path) = self.place(name);
+            if path.symlink_metadata().is_ok() {
+                bail!("{} exists, and --no-clobber keeps it; nothing was downloaded", path.display());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The most names in one Download call: the server holds each file open
@@ -47,6 +125,11 @@ pub async fn download(mut channel: Channel, args: DownloadArgs) -> anyhow::Resul
     for name in &args.names {
         validate_name(name)?;
     }
+    let target = Target::of(&args)?;
+    if args.no_clobber {
+        target.check_absent(&args.names)?;
+    }
+    let target = Written { target, no_clobber: args.no_clobber };
     let progress = Progress::new();
     // Ctrl-C stops the download cleanly rather than the process; polled once
     // here, the handler is in place before anything is written.
@@ -60,7 +143,7 @@ pub async fn download(mut channel: Channel, args: DownloadArgs) -> anyhow::Resul
         bail!("interrupted");
     }
     for names in args.names.chunks(MAX_NAMES_PER_CALL) {
-        download_call(&mut channel, names, &args.dir, &progress, interrupted.as_mut()).await?;
+        download_call(&mut channel, names, &target, &progress, interrupted.as_mut()).await?;
     }
     Ok(())
 }
@@ -70,7 +153,7 @@ pub async fn download(mut channel: Channel, args: DownloadArgs) -> anyhow::Resul
 async fn download_call(
     channel: &mut Channel,
     names: &[String],
-    dir: &Path,
+    target: &Written,
     progress: &Progress,
     interrupted: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
@@ -79,12 +162,15 @@ async fn download_call(
     let request = pb::DownloadRequest { names: names.to_vec() };
     let body = wire::one_message(&request);
     let mut stream = wire::call(channel, DOWNLOAD, body, (Some(CHUNK_FIELD), MAX_MESSAGE)).await?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(name) = names.first() {
+        let (dir, _) = target.target.place(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let (tx, rx) = mpsc::channel(QUEUE);
     let (done_tx, done_rx) = oneshot::channel();
-    let (writer_dir, writer_progress) = (dir.to_owned(), progress.clone());
+    let (writer_target, writer_progress) = (target.clone(), progress.clone());
     std::thread::spawn(move || {
-        let _ = done_tx.send(write_files(&writer_dir, rx, &writer_progress));
+        let _ = done_tx.send(write_files(&writer_target, rx, &writer_progress));
     });
     let received = tokio::select! {
         received = receive(&mut stream, names, &tx, progress) => received,
@@ -183,46 +269,93 @@ async fn receive(
     Ok(())
 }
 
-/// A file being written: a temporary file in the target directory, renamed
-/// over DIR/NAME only once complete, checked and durable. Dropped before
-/// that, it is removed.
+/// Where and how a download writes: its [`Target`], and whether files
+/// there may be replaced.
+#[derive(Clone, Debug)]
+struct Written {
+    target: Target,
+    no_clobber: bool,
+}
+
+/// A file being written: a temporary file in the target's directory,
+/// renamed over its path only once complete, checked and durable (dropped
+/// before that, it is removed); or the bytes as they come, to stdout.
 struct Incoming {
     file: pb::File,
     digest: Sha256Digest,
     bar: ProgressBar,
-    /// Hashes, writes (direct I/O where it can) and flushes as the data
-    /// comes; dropped before `temp`, so its threads are done with the file.
-    writer: DurableWriter,
-    temp: TempPath,
+    out: Out,
 }
 
-fn write_files(dir: &Path, mut rx: mpsc::Receiver<Job>, progress: &Progress) -> anyhow::Result<()> {
+enum Out {
+    /// Hashes, writes (direct I/O where it can) and flushes as the data
+    /// comes; dropped before `temp`, so its threads are done with the file.
+    Durable {
+        writer: Box<DurableWriter>,
+        temp: TempPath,
+    },
+    Stdout {
+        hasher: sha2::Sha256,
+        written: u64,
+    },
+}
+
+impl Out {
+    fn written(&self) -> u64 {
+        match self {
+            Out::Durable { writer, .. } => writer.written(),
+            Out::Stdout { written, .. } => *written,
+        }
+    }
+}
+
+fn write_files(target: &Written, mut rx: mpsc::Receiver<Job>, progress: &Progress) -> anyhow::Result<()> {
     let mut current: Option<Incoming> = None;
-    let cannot_write = || format!("cannot write to {}", dir.display());
+    let mut stdout = std::io::stdout().lock();
     while let Some(job) = rx.blocking_recv() {
         match job {
             Job::Start { file, digest, bar } => {
-                let (handle, temp) = temp_file(dir)?.into_parts();
-                let writer = DurableWriter::new(handle, temp.to_path_buf(), SYNC_EVERY);
-                current = Some(Incoming { file, digest, bar, writer, temp });
+                let out = match target.target {
+                    Target::Stdout => Out::Stdout { hasher: sha2::Digest::new(), written: 0 },
+                    _ => {
+                        let (dir, _) = target.target.place(&file.name);
+                        let (handle, temp) = temp_file(&dir)?.into_parts();
+                        Out::Durable {
+                            writer: Box::new(DurableWriter::new(handle, temp.to_path_buf(), SYNC_EVERY)),
+                            temp,
+                        }
+                    }
+                };
+                current = Some(Incoming { file, digest, bar, out });
             }
             Job::Data(data) => {
                 let Some(incoming) = current.as_mut() else { bail!("data before a file") };
                 let len = data.len() as u64;
-                if incoming.writer.written() + len > incoming.file.size {
+                if incoming.out.written() + len > incoming.file.size {
                     bail!(
                         "the server sent more than the {} bytes of {:?}",
                         incoming.file.size,
                         incoming.file.name
                     );
                 }
-                incoming.writer.write(&data).with_context(cannot_write)?;
+                match &mut incoming.out {
+                    Out::Durable { writer, .. } => {
+                        let (dir, _) = target.target.place(&incoming.file.name);
+                        writer.write(&data).with_context(|| format!("cannot write to {}", dir.display()))?;
+                    }
+                    Out::Stdout { hasher, written } => {
+                        stdout.write_all(&data).context("cannot write to stdout")?;
+                        sha2::Digest::update(hasher, &data);
+                        *written += len;
+                    }
+                }
                 incoming.bar.inc(len);
             }
             Job::End => {
                 let Some(incoming) = current.take() else { bail!("the end of no file") };
-                let (path, size, digest) = finish(incoming, dir)?;
-                progress.line(&format!("wrote {} ({size} bytes, sha256 {digest})", path.display()));
+                if let Some((path, size, digest)) = finish(incoming, target, &mut stdout)? {
+                    progress.line(&format!("wrote {} ({size} bytes, sha256 {digest})", path.display()));
+                }
             }
         }
     }
@@ -232,14 +365,35 @@ fn write_files(dir: &Path, mut rx: mpsc::Receiver<Job>, progress: &Progress) -> 
     Ok(())
 }
 
-/// Checks a received file, flushes it and renames it into place.
-fn finish(incoming: Incoming, dir: &Path) -> anyhow::Result<(PathBuf, u64, Sha256Digest)> {
-    let Incoming { file, digest, bar, mut writer, temp } = incoming;
-    let written = writer.written();
+/// Checks a received file; one on disk is then flushed and renamed into
+/// place, and answered.
+fn finish(
+    incoming: Incoming,
+    target: &Written,
+    stdout: &mut std::io::StdoutLock<'_>,
+) -> anyhow::Result<Option<(PathBuf, u64, Sha256Digest)>> {
+    let Incoming { file, digest, bar, out } = incoming;
+    let written = out.written();
     if written != file.size {
         bail!("the server sent {written} bytes of {:?}, which has {}", file.name, file.size);
     }
-    let path = dir.join(&file.name);
+    let (dir, path) = target.target.place(&file.name);
+    let (mut writer, temp) = match out {
+        Out::Stdout { hasher, .. } => {
+            stdout.flush().context("cannot write to stdout")?;
+            let actual = Sha256Digest::from(<[u8; 32]>::from(sha2::Digest::finalize(hasher)));
+            if actual != digest {
+                bail!(
+                    "{:?} arrived damaged: its sha256 is {actual}, the server's is {digest}; \
+                     the bytes written to stdout are not the stored file",
+                    file.name
+                );
+            }
+            bar.finish_and_clear();
+            return Ok(None);
+        }
+        Out::Durable { writer, temp } => (writer, temp),
+    };
     let actual = writer.finish().with_context(|| format!("cannot write {}", path.display()))?;
     if actual != digest {
         bail!(
@@ -249,11 +403,22 @@ fn finish(incoming: Incoming, dir: &Path) -> anyhow::Result<(PathBuf, u64, Sha25
     }
     writer.sync().with_context(|| format!("cannot flush {}", path.display()))?;
     drop(writer);
-    temp.persist(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    if target.no_clobber {
+        temp.persist_noclobber(&path).map_err(|e| match e.error.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow!(
+                "{} appeared while {:?} was downloaded, and --no-clobber keeps it; the download was discarded",
+                path.display(),
+                file.name
+            ),
+            _ => anyhow::Error::from(e.error).context(format!("cannot write {}", path.display())),
+        })?;
+    } else {
+        temp.persist(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     // The rename is durable once the directory is.
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot flush {}", dir.display()))?;
+    File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot flush {}", dir.display()))?;
     bar.finish_and_clear();
-    Ok((path, written, digest))
+    Ok(Some((path, written, digest)))
 }
 
 /// A hidden temporary file in `dir`, readable as a new file would be.

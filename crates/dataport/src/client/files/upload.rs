@@ -35,7 +35,7 @@ const UPLOAD: &str = dataport_proto::methods::dataport::files::v1::files_service
 pub struct UploadArgs {
     /// The files to upload; each is stored under its base name (one path
     /// component of at most 255 bytes, no control characters or `\`), and
-    /// replaces any stored file of that name.
+    /// replaces any stored file of that name. `-` reads stdin (with --name).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Store the file under NAME instead of its base name (one FILE only).
@@ -62,20 +62,55 @@ pub(super) struct Source {
 }
 
 pub async fn upload(channel: Channel, args: UploadArgs) -> anyhow::Result<()> {
-    let sources = sources(&args)?;
     let progress = Progress::new();
     let mut raw = channel.clone();
+    if args.files.iter().any(|f| f.as_os_str() == "-") {
+        let name = stdin_name(&args)?;
+        let mut stdin = std::io::stdin();
+        let read = move || read_full(&mut stdin);
+        let (size, digest) =
+            upload_plain(&mut raw, name.clone(), read, None, Path::new("stdin"), &progress).await?;
+        progress.line(&format!("stored {name} ({size} bytes, sha256 {digest})"));
+        return Ok(());
+    }
+    let sources = sources(&args)?;
     let mut files = FilesServiceClient::new(channel.clone()).max_encoding_message_size(MAX_MESSAGE);
     let mut bytestream = ByteStreamClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
     for source in sources {
         let name = source.name.clone();
         let (size, digest) = match args.resume {
-            false => upload_plain(&mut raw, source, &progress).await?,
+            false => {
+                let Source { path, name, mut file, size } = source;
+                let read = move || read_chunk(&mut file);
+                upload_plain(&mut raw, name, read, Some(size), &path, &progress).await?
+            }
             true => upload_resumable(&mut bytestream, &mut files, source, &progress).await?,
         };
         progress.line(&format!("stored {name} ({size} bytes, sha256 {digest})"));
     }
     Ok(())
+}
+
+/// The name stdin is stored under: `-` must be the one FILE, with --name.
+fn stdin_name(args: &UploadArgs) -> anyhow::Result<String> {
+    if args.files.len() != 1 {
+        bail!("- reads stdin as one file; give it alone, not with {} others", args.files.len() - 1);
+    }
+    if args.resume {
+        bail!("--resume reads a file again to continue it; stdin cannot be read again");
+    }
+    let name = args.name.clone().context("- reads stdin: give the name to store it under with --name")?;
+    validate_name(&name).map_err(|e| anyhow!("--name: {e}"))?;
+    Ok(name)
+}
+
+/// Reads up to [`CHUNK`] bytes from a pipe, which hands over less at a time;
+/// fewer only at the end.
+fn read_full(input: &mut impl std::io::Read) -> std::io::Result<Bytes> {
+    use std::io::Read as _;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    input.take(CHUNK as u64).read_to_end(&mut chunk)?;
+    Ok(Bytes::from(chunk))
 }
 
 /// Opens every file and checks every name before anything is sent, so that
@@ -128,16 +163,23 @@ fn base_name(path: &Path) -> anyhow::Result<String> {
 /// stores the file. The server computes the sha256 it stores (and answers);
 /// a CRC-32C checks the data end to end at a few percent of a second
 /// sha256's cost, which on two cores was a third of the upload's CPU time.
+/// `read` answers the next chunk of the data (empty at its end); `size` is
+/// the data's, if known before, and `path` what it is read from.
 async fn upload_plain(
     channel: &mut Channel,
-    source: Source,
+    name: String,
+    mut read: impl FnMut() -> std::io::Result<Bytes> + Send + 'static,
+    size: Option<u64>,
+    path: &Path,
     progress: &Progress,
 ) -> anyhow::Result<(u64, Sha256Digest)> {
     use pb::upload_request::Kind;
-    let bar = progress.bar(source.size, &source.name);
+    let bar = match size {
+        Some(size) => progress.bar(size, &name),
+        None => ProgressBar::hidden(),
+    };
     let (tx, rx) = mpsc::channel(QUEUE);
     let (read_tx, read_rx) = oneshot::channel();
-    let Source { path, name, mut file, .. } = source;
     std::thread::spawn(move || {
         let header =
             pb::UploadRequest { kind: Some(Kind::Header(pb::UploadHeader { name, sha256: String::new() })) };
@@ -145,7 +187,7 @@ async fn upload_plain(
             tx.blocking_send(header).map_err(|_| Failed::Closed)?;
             let (mut size, mut crc) = (0u64, crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi));
             loop {
-                let chunk = read_chunk(&mut file).map_err(Failed::Read)?;
+                let chunk = read().map_err(Failed::Read)?;
                 if chunk.is_empty() {
                     break;
                 }
@@ -171,7 +213,7 @@ async fn upload_plain(
         let answer = wire::call::<pb::UploadResponse>(channel, UPLOAD, requests, (None, MAX_MESSAGE));
         answer.await?.single().await.map_err(|s| anyhow::Error::from(explain(s)))
     };
-    let (reply, size) = tokio::try_join!(call, reading(read_rx, &path))?;
+    let (reply, size) = tokio::try_join!(call, reading(read_rx, path))?;
     bar.finish_and_clear();
     let stored = reply.file.context("the server answered no file")?;
     if stored.size != size {
