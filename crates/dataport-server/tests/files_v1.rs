@@ -33,7 +33,11 @@ async fn start_limited(max_file_size: Option<u64>) -> (common::TestServer, Clien
 
 fn header(name: &str, sha256: &str) -> UploadRequest {
     UploadRequest {
-        kind: Some(upload_request::Kind::Header(UploadHeader { name: name.into(), sha256: sha256.into() })),
+        kind: Some(upload_request::Kind::Header(UploadHeader {
+            name: name.into(),
+            sha256: sha256.into(),
+            keep_existing: false,
+        })),
     }
 }
 
@@ -192,6 +196,30 @@ async fn a_header_sha256_is_checked_and_a_mismatch_stores_nothing() {
     assert_status(upload(&mut client, messages).await, Code::DataLoss, &[&wrong, "nothing was stored"]);
     assert!(content(&mut client, "checked").await.unwrap() == data, "the old file is untouched");
     assert_eq!(stored_files(&files).len(), 1);
+}
+
+#[tokio::test]
+async fn an_upload_that_keeps_existing_files_is_already_exists_and_leaves_the_stored_one() {
+    let (_server, mut client, files) = start().await;
+    let keeping = |name: &str| UploadRequest {
+        kind: Some(upload_request::Kind::Header(UploadHeader {
+            name: name.into(),
+            sha256: String::new(),
+            keep_existing: true,
+        })),
+    };
+    let old = bytes(200_000, 7);
+    let mut messages = vec![keeping("kept.bin")];
+    messages.extend(chunks(&old));
+    let old_file = upload(&mut client, messages).await.unwrap();
+
+    let mut messages = vec![keeping("kept.bin")];
+    messages.extend(chunks(&bytes(300_000, 8)));
+    let status = upload(&mut client, messages).await;
+    assert_status(status, Code::AlreadyExists, &["\"kept.bin\" is already stored", "nothing was stored"]);
+    assert_eq!(stat(&mut client, "kept.bin").await.unwrap(), old_file);
+    assert!(content(&mut client, "kept.bin").await.unwrap() == old);
+    assert_eq!(stored_files(&files).len(), 1, "nothing of the refused upload is left");
 }
 
 #[tokio::test]

@@ -602,3 +602,24 @@ fn files_ls_shows_short_sha256s_and_human_sizes_when_asked_and_whole_ones_in_csv
     let help = quietly(dataport(s.addr()).args(["files", "ls", "--help"]));
     assert!(help.contains("--human-readable"), "{help}");
 }
+
+#[test]
+fn upload_no_clobber_keeps_a_stored_file() {
+    let s = BackgroundServer::start();
+    quietly(dataport(s.addr()).args(["upload", "-", "--name", "kept.txt"]).write_stdin("first"));
+    let stderr = failing(
+        dataport(s.addr()).args(["upload", "-", "--name", "kept.txt", "--no-clobber"]).write_stdin("second"),
+    );
+    assert!(
+        stderr.contains("\"kept.txt\" is already stored") && stderr.contains("nothing was stored"),
+        "{stderr}"
+    );
+    let out = dataport(s.addr()).args(["download", "kept.txt", "-o", "-"]).output().expect("runs");
+    assert_eq!(out.stdout, b"first");
+    // A name not stored yet is stored; --resume cannot promise the same.
+    quietly(dataport(s.addr()).args(["upload", "-", "--name", "new.txt", "-n"]).write_stdin("new"));
+    let out = dataport(s.addr()).args(["upload", "--resume", "--no-clobber", "x"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}

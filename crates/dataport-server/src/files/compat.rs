@@ -16,7 +16,7 @@ use dataport_proto::methods;
 use dataport_wire::route::shadowed;
 use dataport_wire::{Lean, OffTheWire, Served};
 
-use super::stream::{Piece, Source, download, first, send_chunks, store_stream};
+use super::stream::{NewFile, Piece, Source, download, first, send_chunks, store_stream};
 use super::{blocking, lean, wire};
 use crate::Reply;
 
@@ -95,7 +95,7 @@ impl FileSrv {
                 Err(Status::invalid_argument(format!("message {index} has neither header nor chunk_data")))
             }
         };
-        let info = store_stream(&self.store, (name, None), (source, 1), chunk).await?;
+        let info = store_stream(&self.store, NewFile::named(name), (source, 1), chunk).await?;
         Ok(StringResponse { code: 0, message: stored_message(&info) })
     }
 }
@@ -161,7 +161,7 @@ impl FileTransfer {
     /// Upload, its messages from `source`.
     pub(super) async fn upload(&self, source: impl Source<Chunk>) -> Result<file_transfer::Response, Status> {
         let chunk = |chunk: Chunk, _| Ok(Piece::from(chunk.data));
-        let info = store_stream(&self.store, (generated_name(), None), (source, 0), chunk).await?;
+        let info = store_stream(&self.store, NewFile::named(generated_name()), (source, 0), chunk).await?;
         Ok(file_transfer::Response { message: stored_message(&info) })
     }
 }

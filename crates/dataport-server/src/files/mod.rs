@@ -55,7 +55,7 @@ pub fn status(e: FileError) -> Status {
         // server: named as such rather than logged as failures.
         FileError::BadOffset { .. } => Status::out_of_range(e.to_string()),
         FileError::InUse { .. } => Status::aborted(e.to_string()),
-        FileError::UploadFinished { .. } => Status::already_exists(e.to_string()),
+        FileError::UploadFinished { .. } | FileError::Exists { .. } => Status::already_exists(e.to_string()),
         FileError::Abandoned { .. } => Status::failed_precondition(e.to_string()),
         FileError::Io { .. }
         | FileError::Index { .. }

@@ -69,13 +69,31 @@ pub(super) struct Expect {
     pub crc32c: Option<(String, u32)>,
 }
 
+/// A new file an upload stores.
+#[derive(Clone, Debug)]
+pub(super) struct NewFile {
+    pub name: String,
+    /// The sha256 its data must have.
+    pub expected: Option<Sha256Digest>,
+    /// Whether it keeps a stored file of its name (refused at commit) rather
+    /// than replacing it.
+    pub keep_existing: bool,
+}
+
+impl NewFile {
+    /// `name`, replacing a stored file of that name, its data not checked.
+    pub fn named(name: String) -> Self {
+        NewFile { name, expected: None, keep_existing: false }
+    }
+}
+
 /// The upload a writer opens.
 #[derive(Clone, Debug)]
 pub(super) enum Target {
-    /// A new upload of `name`, discarded unless committed. Its CRC-32C is
-    /// computed on the way (a few percent of the sha256 the store
-    /// computes), since a client may give one only after the data.
-    New { name: String, expected: Option<Sha256Digest> },
+    /// A new upload, discarded unless committed. Its CRC-32C is computed on
+    /// the way (a few percent of the sha256 the store computes), since a
+    /// client may give one only after the data.
+    New(NewFile),
     /// The resumable upload `id`, which becomes `name`: what was written
     /// stays durable whatever ends the call.
     Resumable { id: String, name: String, expected: Option<Sha256Digest> },
@@ -85,7 +103,7 @@ impl Target {
     /// Notes an upload that stopped on `error` of the call's own.
     fn stopped(&self, error: &Status) {
         match self {
-            Target::New { name, .. } => tracing::debug!(name, %error, "upload discarded"),
+            Target::New(file) => tracing::debug!(name = file.name, %error, "upload discarded"),
             Target::Resumable { id, .. } => tracing::debug!(id, %error, "write stopped; its data is kept"),
         }
     }
@@ -108,7 +126,12 @@ pub(super) enum Written {
 /// Opens `target` and writes `rx` into it on the calling (blocking) thread.
 fn write(store: &LocalFileStore, target: &Target, mut rx: mpsc::Receiver<Piece>) -> Result<Written, Status> {
     let opened = match target {
-        Target::New { name, expected } => store.begin_upload(name, *expected),
+        Target::New(file) => store.begin_upload(&file.name, file.expected).map(|mut upload| {
+            if file.keep_existing {
+                upload.keep_existing();
+            }
+            upload
+        }),
         Target::Resumable { id, name, expected } => store.resumable(id, name, *expected),
     };
     let mut upload = match opened {
@@ -116,8 +139,8 @@ fn write(store: &LocalFileStore, target: &Target, mut rx: mpsc::Receiver<Piece>)
         Err(FileError::UploadFinished { info, .. }) => return Ok(Written::AlreadyFinished(info)),
         Err(e) => return Err(status(e)),
     };
-    let mut crc = matches!(target, Target::New { .. })
-        .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi));
+    let mut crc =
+        matches!(target, Target::New(_)).then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi));
     let mut expected_crc = None;
     while let Some(piece) = rx.blocking_recv() {
         match piece {
@@ -206,11 +229,11 @@ pub(super) async fn upload<T: Send + 'static>(
 /// [`upload`] of a new file, which answers what was stored.
 pub(super) async fn store_stream<T: Send + 'static>(
     store: &LocalFileStore,
-    (name, expected): (String, Option<Sha256Digest>),
+    file: NewFile,
     source: (impl Source<T>, u64),
     rules: impl Rules<T>,
 ) -> Result<FileInfo, Status> {
-    match upload(store, Target::New { name, expected }, source, rules).await? {
+    match upload(store, Target::New(file), source, rules).await? {
         Written::Committed(info) => Ok(info),
         Written::Paused(_) | Written::AlreadyFinished(_) | Written::Dropped => {
             Err(Status::internal("the upload ended without a commit although the stream ended cleanly"))
@@ -428,7 +451,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir, 10);
         let source = Script(VecDeque::from([data(b"more than ten bytes")]));
-        let upload = store_stream(&store, ("f".into(), None), (source, 0), chunk);
+        let upload = store_stream(&store, NewFile::named("f".into()), (source, 0), chunk);
         let status = tokio::time::timeout(Duration::from_secs(10), upload).await.unwrap().unwrap_err();
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         assert!(store.list().unwrap().is_empty());
@@ -476,7 +499,7 @@ mod tests {
                 1 => Ok(Piece::from(data)),
                 _ => Ok(Piece::Expect(Expect { sha256: None, crc32c: Some(("trailer.crc32c".into(), crc)) })),
             };
-            let result = store_stream(&store, ("f".into(), None), (source, 0), rules).await;
+            let result = store_stream(&store, NewFile::named("f".into()), (source, 0), rules).await;
             assert_eq!(result.is_ok(), stored, "{result:?}");
             if let Err(status) = result {
                 assert_eq!(status.code(), Code::DataLoss);

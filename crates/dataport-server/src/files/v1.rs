@@ -22,7 +22,7 @@ use dataport_proto::methods;
 use dataport_wire::route::shadowed;
 use dataport_wire::{Lean, OffTheWire, Served};
 
-use super::stream::{Expect, Piece, Rules, Source, download, first, send_chunks, store_stream};
+use super::stream::{Expect, NewFile, Piece, Rules, Source, download, first, send_chunks, store_stream};
 use super::{blocking, lean, shown, wire};
 use crate::Reply;
 
@@ -278,7 +278,8 @@ impl FilesService {
         checked_name("header.name", &header.name)?;
         let header_sha256 = digest("header.sha256", &header.sha256)?;
         let rest = UploadRest { header_sha256, trailer_seen: false };
-        let info = store_stream(&self.store, (header.name, header_sha256), (source, 1), rest).await?;
+        let new = NewFile { name: header.name, expected: header_sha256, keep_existing: header.keep_existing };
+        let info = store_stream(&self.store, new, (source, 1), rest).await?;
         Ok(v1::UploadResponse { file: Some(file(&info)) })
     }
 }

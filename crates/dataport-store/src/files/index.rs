@@ -154,14 +154,16 @@ impl Locked<'_> {
     }
 
     /// Makes `object` the content of `info.name` in one transaction, keeping
-    /// the name's creation time if it existed, and records the resumable
-    /// upload `finished` (if any) as finished with it. Answers the row as
-    /// stored and the object it replaced.
+    /// the name's creation time if it existed (or, without `replace`,
+    /// refusing: [`FileError::Exists`]), and records the resumable upload
+    /// `finished` (if any) as finished with it. Answers the row as stored and
+    /// the object it replaced.
     pub fn put(
         &mut self,
         object: &str,
         info: &FileInfo,
         finished: Option<&str>,
+        replace: bool,
     ) -> Result<(Row, Option<String>), FileError> {
         let path = self.path;
         let sqlite = |source| index_error(path, source);
@@ -172,6 +174,9 @@ impl Locked<'_> {
             })
             .optional()
             .map_err(sqlite)?;
+        if old.is_some() && !replace {
+            return Err(FileError::Exists { name: info.name.clone() });
+        }
         let created = old.as_ref().map_or(to_nanos(info.created), |(_, created)| *created);
         let size = i64::try_from(info.size).unwrap_or(i64::MAX);
         tx.execute(

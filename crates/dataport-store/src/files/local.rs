@@ -222,8 +222,14 @@ impl Shared {
     ///
     /// The data of a resumable upload is committed from its own file,
     /// `.tmp/resumable/<id>`; its id is recorded as finished in that same
-    /// transaction.
-    pub fn commit(&self, temp: tempfile::TempPath, info: FileInfo) -> Result<FileInfo, FileError> {
+    /// transaction. Without `replace`, a stored file of the name is kept
+    /// ([`FileError::Exists`]), decided in that transaction too.
+    pub fn commit(
+        &self,
+        temp: tempfile::TempPath,
+        info: FileInfo,
+        replace: bool,
+    ) -> Result<FileInfo, FileError> {
         let finished = (temp.parent() == Some(self.resumable.as_path()))
             .then(|| temp.file_name().map(|id| id.to_string_lossy().into_owned()))
             .flatten();
@@ -243,7 +249,7 @@ impl Shared {
         };
         let placed = sync_dir(&self.objects).and_then(|()| {
             let mut index = self.index.lock();
-            let (row, old) = index.put(&object, &info, finished.as_deref())?;
+            let (row, old) = index.put(&object, &info, finished.as_deref(), replace)?;
             self.remove_replaced(&index, old);
             Ok(row.info)
         });

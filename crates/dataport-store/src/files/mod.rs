@@ -81,6 +81,12 @@ pub enum FileError {
     /// is remembered as long as an unfinished upload's data is kept).
     #[error("upload {id:?} was already finished: committed as {:?}, {} bytes", .info.name, .info.size)]
     UploadFinished { id: String, info: Box<FileInfo> },
+    /// An upload told to keep an existing file ([`Upload::keep_existing`])
+    /// found its name stored at commit.
+    #[error(
+        "a file named {name:?} is already stored, and this upload does not replace one; nothing was stored"
+    )]
+    Exists { name: String },
     #[error("upload of {name:?} was abandoned after an earlier error; start it again")]
     Abandoned { name: String },
     #[error("{path}: {source}")]
@@ -220,8 +226,14 @@ pub trait Upload: Send {
     /// digest only once it has sent the data.
     fn expect_sha256(&mut self, expected: Sha256Digest);
 
+    /// Makes the commit refuse ([`FileError::Exists`]) if a file of the
+    /// upload's name is stored by then. Checked in the commit's own
+    /// transaction: of two such uploads of one name, one is stored.
+    fn keep_existing(&mut self);
+
     /// Checks the sha256, makes the file durable and visible under its name
-    /// (replacing any file of that name), and answers what was stored.
+    /// (replacing any file of that name, unless told to keep it), and
+    /// answers what was stored.
     fn commit(self) -> Result<FileInfo, FileError>
     where
         Self: Sized;

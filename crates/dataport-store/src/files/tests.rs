@@ -622,3 +622,32 @@ fn a_finished_resumable_upload_is_remembered_until_discarded_or_stale() {
 }
 
 mod one_gib;
+
+#[test]
+fn an_upload_that_keeps_existing_files_is_refused_at_commit_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    // Both begin before either commits: the commit decides.
+    let mut first = store.begin_upload("report.pdf", None).unwrap();
+    let mut second = store.begin_upload("report.pdf", None).unwrap();
+    first.keep_existing();
+    second.keep_existing();
+    first.write(b"first").unwrap();
+    second.write(b"second").unwrap();
+    first.commit().unwrap();
+    let objects = entries(&store, "objects");
+    match second.commit() {
+        Err(FileError::Exists { name }) => assert_eq!(name, "report.pdf"),
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    assert_eq!(read_all(&store, "report.pdf"), b"first");
+    assert_eq!(entries(&store, "objects"), objects, "the refused upload's data is gone");
+    assert!(entries(&store, ".tmp").iter().all(|e| !e.starts_with("upload-")), "no temporary file stays");
+    // A name not stored yet is stored, and without keep_existing a name is replaced.
+    let mut new = store.begin_upload("new.txt", None).unwrap();
+    new.keep_existing();
+    new.write(b"new").unwrap();
+    new.commit().unwrap();
+    upload(&store, "report.pdf", b"replaced");
+    assert_eq!(read_all(&store, "report.pdf"), b"replaced");
+}

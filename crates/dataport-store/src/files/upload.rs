@@ -24,6 +24,8 @@ pub struct LocalUpload {
     shared: Arc<Shared>,
     name: String,
     expected: Option<Sha256Digest>,
+    /// Whether the commit may replace a stored file of the name.
+    replace: bool,
     writer: DurableWriter,
     kind: Kind,
     state: State,
@@ -143,7 +145,15 @@ impl LocalUpload {
         writer: DurableWriter,
         kind: Kind,
     ) -> Self {
-        LocalUpload { shared, name: name.to_owned(), expected, writer, kind, state: State::Open }
+        LocalUpload {
+            shared,
+            name: name.to_owned(),
+            expected,
+            replace: true,
+            writer,
+            kind,
+            state: State::Open,
+        }
     }
 
     /// Marks a resumable upload as finishing (see [`Active::closing`]).
@@ -222,6 +232,10 @@ impl Upload for LocalUpload {
         self.expected = Some(expected);
     }
 
+    fn keep_existing(&mut self) {
+        self.replace = false;
+    }
+
     fn commit(mut self) -> Result<FileInfo, FileError> {
         self.check_open()?;
         self.close();
@@ -246,7 +260,7 @@ impl Upload for LocalUpload {
         let Some(temp) = temp else { return Err(FileError::Abandoned { name: self.name.clone() }) };
         let now = SystemTime::now();
         let info = FileInfo { name: self.name.clone(), size, sha256: actual, created: now, modified: now };
-        self.shared.commit(temp, info)
+        self.shared.commit(temp, info, self.replace)
     }
 }
 

@@ -211,7 +211,12 @@ type UploadHeader struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The sha256 the data must have, as 64 hex digits; empty to not check.
 	// On a mismatch the upload is DATA_LOSS and nothing is stored.
-	Sha256        string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Sha256 string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Keep a stored file of this name: if one is stored when the upload
+	// completes, the upload is ALREADY_EXISTS and nothing is stored (decided
+	// at that moment, so of two such uploads of one name exactly one is
+	// stored). By default an upload replaces a stored file of its name.
+	KeepExisting  bool `protobuf:"varint,3,opt,name=keep_existing,json=keepExisting,proto3" json:"keep_existing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -258,6 +263,13 @@ func (x *UploadHeader) GetSha256() string {
 		return x.Sha256
 	}
 	return ""
+}
+
+func (x *UploadHeader) GetKeepExisting() bool {
+	if x != nil {
+		return x.KeepExisting
+	}
+	return false
 }
 
 // What a client knows only once it has sent the data, as it checksummed the
@@ -805,10 +817,11 @@ const file_dataport_files_v1_files_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1f.dataport.files.v1.UploadHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12<\n" +
 	"\atrailer\x18\x03 \x01(\v2 .dataport.files.v1.UploadTrailerH\x00R\atrailerB\x06\n" +
-	"\x04kind\":\n" +
+	"\x04kind\"_\n" +
 	"\fUploadHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"O\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12#\n" +
+	"\rkeep_existing\x18\x03 \x01(\bR\fkeepExisting\"O\n" +
 	"\rUploadTrailer\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x1b\n" +
 	"\x06crc32c\x18\x02 \x01(\aH\x00R\x06crc32c\x88\x01\x01B\t\n" +

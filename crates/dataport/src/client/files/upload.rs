@@ -48,6 +48,11 @@ pub struct UploadArgs {
     /// and the upload is known by its name and content.
     #[arg(long)]
     resume: bool,
+    /// Never replace a stored file: if one of the name is stored when the
+    /// upload completes, nothing is stored (the server decides, so of two
+    /// such uploads of one name exactly one is stored).
+    #[arg(short = 'n', long, conflicts_with = "resume")]
+    no_clobber: bool,
 }
 
 /// A local file to upload, checked before anything is sent.
@@ -69,7 +74,7 @@ pub async fn upload(channel: Channel, args: UploadArgs) -> anyhow::Result<()> {
         let mut stdin = std::io::stdin();
         let read = move || read_full(&mut stdin);
         let (size, digest) =
-            upload_plain(&mut raw, name.clone(), read, None, Path::new("stdin"), &progress).await?;
+            upload_plain(&mut raw, args.header(&name), read, None, Path::new("stdin"), &progress).await?;
         progress.line(&format!("stored {name} ({size} bytes, sha256 {digest})"));
         return Ok(());
     }
@@ -82,13 +87,20 @@ pub async fn upload(channel: Channel, args: UploadArgs) -> anyhow::Result<()> {
             false => {
                 let Source { path, name, mut file, size } = source;
                 let read = move || read_chunk(&mut file);
-                upload_plain(&mut raw, name, read, Some(size), &path, &progress).await?
+                upload_plain(&mut raw, args.header(&name), read, Some(size), &path, &progress).await?
             }
             true => upload_resumable(&mut bytestream, &mut files, source, &progress).await?,
         };
         progress.line(&format!("stored {name} ({size} bytes, sha256 {digest})"));
     }
     Ok(())
+}
+
+impl UploadArgs {
+    /// The header of a plain upload of `name`.
+    fn header(&self, name: &str) -> pb::UploadHeader {
+        pb::UploadHeader { name: name.to_owned(), sha256: String::new(), keep_existing: self.no_clobber }
+    }
 }
 
 /// The name stdin is stored under: `-` must be the one FILE, with --name.
@@ -164,10 +176,11 @@ fn base_name(path: &Path) -> anyhow::Result<String> {
 /// a CRC-32C checks the data end to end at a few percent of a second
 /// sha256's cost, which on two cores was a third of the upload's CPU time.
 /// `read` answers the next chunk of the data (empty at its end); `size` is
-/// the data's, if known before, and `path` what it is read from.
+/// the data's, if known before, and `path` what it is read from; `header`
+/// names the file and says whether it keeps a stored one.
 async fn upload_plain(
     channel: &mut Channel,
-    name: String,
+    header: pb::UploadHeader,
     mut read: impl FnMut() -> std::io::Result<Bytes> + Send + 'static,
     size: Option<u64>,
     path: &Path,
@@ -175,14 +188,13 @@ async fn upload_plain(
 ) -> anyhow::Result<(u64, Sha256Digest)> {
     use pb::upload_request::Kind;
     let bar = match size {
-        Some(size) => progress.bar(size, &name),
+        Some(size) => progress.bar(size, &header.name),
         None => ProgressBar::hidden(),
     };
     let (tx, rx) = mpsc::channel(QUEUE);
     let (read_tx, read_rx) = oneshot::channel();
     std::thread::spawn(move || {
-        let header =
-            pb::UploadRequest { kind: Some(Kind::Header(pb::UploadHeader { name, sha256: String::new() })) };
+        let header = pb::UploadRequest { kind: Some(Kind::Header(header)) };
         let read = (|| {
             tx.blocking_send(header).map_err(|_| Failed::Closed)?;
             let (mut size, mut crc) = (0u64, crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi));

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x61taport/files/v1/files.proto\x12\x11\x64\x61taport.files.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x04\x46ile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x90\x01\n\rUploadRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.dataport.files.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x33\n\x07trailer\x18\x03 \x01(\x0b\x32 .dataport.files.v1.UploadTrailerH\x00\x42\x06\n\x04kind\",\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"?\n\rUploadTrailer\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x13\n\x06\x63rc32c\x18\x02 \x01(\x07H\x00\x88\x01\x01\x42\t\n\x07_crc32c\"7\n\x0eUploadResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.File\" \n\x0f\x44ownloadRequest\x12\r\n\x05names\x18\x01 \x03(\t\"T\n\x10\x44ownloadResponse\x12\'\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.FileH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"D\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"O\n\x0cListResponse\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.dataport.files.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1b\n\x0bStatRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"5\n\x0cStatResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.File\"\x1d\n\rDeleteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x0e\x44\x65leteResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.File2\xa1\x03\n\x0c\x46ilesService\x12Q\n\x06Upload\x12 .dataport.files.v1.UploadRequest\x1a!.dataport.files.v1.UploadResponse\"\x00(\x01\x12W\n\x08\x44ownload\x12\".dataport.files.v1.DownloadRequest\x1a#.dataport.files.v1.DownloadResponse\"\x00\x30\x01\x12I\n\x04List\x12\x1e.dataport.files.v1.ListRequest\x1a\x1f.dataport.files.v1.ListResponse\"\x00\x12I\n\x04Stat\x12\x1e.dataport.files.v1.StatRequest\x1a\x1f.dataport.files.v1.StatResponse\"\x00\x12O\n\x06\x44\x65lete\x12 .dataport.files.v1.DeleteRequest\x1a!.dataport.files.v1.DeleteResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x61taport/files/v1/files.proto\x12\x11\x64\x61taport.files.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x04\x46ile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x90\x01\n\rUploadRequest\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.dataport.files.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x33\n\x07trailer\x18\x03 \x01(\x0b\x32 .dataport.files.v1.UploadTrailerH\x00\x42\x06\n\x04kind\"C\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x15\n\rkeep_existing\x18\x03 \x01(\x08\"?\n\rUploadTrailer\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x13\n\x06\x63rc32c\x18\x02 \x01(\x07H\x00\x88\x01\x01\x42\t\n\x07_crc32c\"7\n\x0eUploadResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.File\" \n\x0f\x44ownloadRequest\x12\r\n\x05names\x18\x01 \x03(\t\"T\n\x10\x44ownloadResponse\x12\'\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.FileH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"D\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"O\n\x0cListResponse\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.dataport.files.v1.File\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1b\n\x0bStatRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"5\n\x0cStatResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.File\"\x1d\n\rDeleteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x0e\x44\x65leteResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.dataport.files.v1.File2\xa1\x03\n\x0c\x46ilesService\x12Q\n\x06Upload\x12 .dataport.files.v1.UploadRequest\x1a!.dataport.files.v1.UploadResponse\"\x00(\x01\x12W\n\x08\x44ownload\x12\".dataport.files.v1.DownloadRequest\x1a#.dataport.files.v1.DownloadResponse\"\x00\x30\x01\x12I\n\x04List\x12\x1e.dataport.files.v1.ListRequest\x1a\x1f.dataport.files.v1.ListResponse\"\x00\x12I\n\x04Stat\x12\x1e.dataport.files.v1.StatRequest\x1a\x1f.dataport.files.v1.StatResponse\"\x00\x12O\n\x06\x44\x65lete\x12 .dataport.files.v1.DeleteRequest\x1a!.dataport.files.v1.DeleteResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,27 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADREQUEST']._serialized_start=237
   _globals['_UPLOADREQUEST']._serialized_end=381
   _globals['_UPLOADHEADER']._serialized_start=383
-  _globals['_UPLOADHEADER']._serialized_end=427
-  _globals['_UPLOADTRAILER']._serialized_start=429
-  _globals['_UPLOADTRAILER']._serialized_end=492
-  _globals['_UPLOADRESPONSE']._serialized_start=494
-  _globals['_UPLOADRESPONSE']._serialized_end=549
-  _globals['_DOWNLOADREQUEST']._serialized_start=551
-  _globals['_DOWNLOADREQUEST']._serialized_end=583
-  _globals['_DOWNLOADRESPONSE']._serialized_start=585
-  _globals['_DOWNLOADRESPONSE']._serialized_end=669
-  _globals['_LISTREQUEST']._serialized_start=671
-  _globals['_LISTREQUEST']._serialized_end=739
-  _globals['_LISTRESPONSE']._serialized_start=741
-  _globals['_LISTRESPONSE']._serialized_end=820
-  _globals['_STATREQUEST']._serialized_start=822
-  _globals['_STATREQUEST']._serialized_end=849
-  _globals['_STATRESPONSE']._serialized_start=851
-  _globals['_STATRESPONSE']._serialized_end=904
-  _globals['_DELETEREQUEST']._serialized_start=906
-  _globals['_DELETEREQUEST']._serialized_end=935
-  _globals['_DELETERESPONSE']._serialized_start=937
-  _globals['_DELETERESPONSE']._serialized_end=992
-  _globals['_FILESSERVICE']._serialized_start=995
-  _globals['_FILESSERVICE']._serialized_end=1412
+  _globals['_UPLOADHEADER']._serialized_end=450
+  _globals['_UPLOADTRAILER']._serialized_start=452
+  _globals['_UPLOADTRAILER']._serialized_end=515
+  _globals['_UPLOADRESPONSE']._serialized_start=517
+  _globals['_UPLOADRESPONSE']._serialized_end=572
+  _globals['_DOWNLOADREQUEST']._serialized_start=574
+  _globals['_DOWNLOADREQUEST']._serialized_end=606
+  _globals['_DOWNLOADRESPONSE']._serialized_start=608
+  _globals['_DOWNLOADRESPONSE']._serialized_end=692
+  _globals['_LISTREQUEST']._serialized_start=694
+  _globals['_LISTREQUEST']._serialized_end=762
+  _globals['_LISTRESPONSE']._serialized_start=764
+  _globals['_LISTRESPONSE']._serialized_end=843
+  _globals['_STATREQUEST']._serialized_start=845
+  _globals['_STATREQUEST']._serialized_end=872
+  _globals['_STATRESPONSE']._serialized_start=874
+  _globals['_STATRESPONSE']._serialized_end=927
+  _globals['_DELETEREQUEST']._serialized_start=929
+  _globals['_DELETEREQUEST']._serialized_end=958
+  _globals['_DELETERESPONSE']._serialized_start=960
+  _globals['_DELETERESPONSE']._serialized_end=1015
+  _globals['_FILESSERVICE']._serialized_start=1018
+  _globals['_FILESSERVICE']._serialized_end=1435
 # @@protoc_insertion_point(module_scope)

@@ -102,21 +102,29 @@ class UploadHeader(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
+    KEEP_EXISTING_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name to store the file under."""
     sha256: _builtins.str
     """The sha256 the data must have, as 64 hex digits; empty to not check.
     On a mismatch the upload is DATA_LOSS and nothing is stored.
     """
+    keep_existing: _builtins.bool
+    """Keep a stored file of this name: if one is stored when the upload
+    completes, the upload is ALREADY_EXISTS and nothing is stored (decided
+    at that moment, so of two such uploads of one name exactly one is
+    stored). By default an upload replaces a stored file of its name.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         sha256: _builtins.str = ...,
+        keep_existing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "sha256", b"sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_existing", b"keep_existing", "name", b"name", "sha256", b"sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
