@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 from collections.abc import Iterator
 
 import grpc
@@ -75,6 +76,13 @@ def guide_record_route(stub: route_guide_pb2_grpc.RouteGuideStub) -> None:
     print(f"It took {route_summary.elapsed_time} seconds ")
 
 
+def say(line: str) -> None:
+    """Prints `line` in one write: during RouteChat, grpc's thread sending
+    the notes and the main thread receiving them print at once, and print()
+    writes the text and its newline separately, so their lines could mix."""
+    sys.stdout.write(line + "\n")
+
+
 def generate_messages() -> Iterator[route_guide_pb2.RouteNote]:
     messages = [
         make_route_note("First message", 0, 0),
@@ -84,13 +92,13 @@ def generate_messages() -> Iterator[route_guide_pb2.RouteNote]:
         make_route_note("Fifth message", 1, 0),
     ]
     for msg in messages:
-        print(f"Sending {msg.message} at {format_point(msg.location)}")
+        say(f"Sending {msg.message} at {format_point(msg.location)}")
         yield msg
 
 
 def guide_route_chat(stub: route_guide_pb2_grpc.RouteGuideStub) -> None:
     for response in stub.RouteChat(generate_messages(), timeout=10):
-        print(f"Received message {response.message} at {format_point(response.location)}")
+        say(f"Received message {response.message} at {format_point(response.location)}")
 
 
 def main() -> None:
