@@ -361,3 +361,41 @@ fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
         String::from_utf8_lossy(&out.stderr).starts_with("error: INVALID_ARGUMENT: method.z_score.threshold")
     );
 }
+
+#[test]
+fn inputs_that_would_be_silently_misread_are_refused_saying_what_to_do() {
+    let s = BackgroundServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failure = |cmd: &mut Command| {
+        let out = cmd.output().expect("runs");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // A chart is PNG or SVG: another extension is not written to.
+    let jpg = dir.path().join("x.jpg");
+    let range = ["--symbol", "GOOG", "--start", "2012-01-01", "--end", "2012-03-31"];
+    let stderr = failure(dataport(s.addr()).arg("chart").args(range).arg("-o").arg(&jpg));
+    assert!(
+        stderr.contains("a chart is drawn as PNG or SVG, not jpg; name the file .png or .svg"),
+        "{stderr}"
+    );
+    assert!(!jpg.exists());
+    // Unless the format is asked for.
+    let out = dataport(s.addr()).arg("chart").args(range).args(["--format", "png", "-o"]).arg(&jpg).output();
+    assert!(out.expect("runs").status.success());
+
+    // A period or a deviation of 0 would mean "the default" on the wire.
+    for spec in ["sma:0", "macd:12,0,9", "bollinger:20,0"] {
+        let stderr = failure(dataport(s.addr()).arg("indicators").args(range).arg(spec));
+        assert!(stderr.contains("leave it out for TA-Lib's default"), "{spec}: {stderr}");
+    }
+
+    // A metrics header that names other columns names the expected ones.
+    let stderr =
+        failure(dataport(s.addr()).args(["outliers", "-"]).write_stdin("timestamp,host,cpu\n1,a,2\n"));
+    assert_eq!(
+        stderr,
+        "error: line 1: expected a header with time,name,value (any order), or none; found: timestamp,host,cpu\n"
+    );
+}

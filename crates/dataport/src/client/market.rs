@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use dataport_proto::dataport::market::v1 as pb;
 use dataport_proto::dataport::market::v1::market_service_client::MarketServiceClient;
 use dataport_proto::idc::MacdRequest;
@@ -172,14 +172,23 @@ fn parse_indicator(spec: &str) -> Result<pb::Indicator, String> {
         }
         Ok(())
     };
+    // On the wire 0 means "TA-Lib's default": a 0 given here would be
+    // silently replaced, so it is refused, and leaving the value out asks
+    // for the default.
     let period = |i: usize| -> Result<u32, String> {
-        numbers
-            .get(i)
-            .map_or(Ok(0), |p| p.trim().parse().map_err(|_| format!("{p:?} in {spec:?} is not a period")))
+        numbers.get(i).map_or(Ok(0), |p| match p.trim().parse() {
+            Ok(0) => Err(format!("{spec:?}: a period is 1 or more; leave it out for TA-Lib's default")),
+            Ok(period) => Ok(period),
+            Err(_) => Err(format!("{p:?} in {spec:?} is not a period")),
+        })
     };
     let deviations = |i: usize| -> Result<f64, String> {
-        numbers.get(i).map_or(Ok(0.0), |p| {
-            p.trim().parse().map_err(|_| format!("{p:?} in {spec:?} is not a number of deviations"))
+        numbers.get(i).map_or(Ok(0.0), |p| match p.trim().parse::<f64>() {
+            Ok(d) if d > 0.0 && d.is_finite() => Ok(d),
+            Ok(_) => Err(format!(
+                "{spec:?}: a number of deviations is more than 0; leave it out for TA-Lib's default"
+            )),
+            Err(_) => Err(format!("{p:?} in {spec:?} is not a number of deviations")),
         })
     };
     let kind = match name.to_ascii_lowercase().as_str() {
@@ -235,7 +244,8 @@ pub struct ChartArgs {
     /// Where to write the image; `-` writes to stdout.
     #[arg(short, long)]
     output: PathBuf,
-    /// png or svg (default: from the output's extension, else png).
+    /// png or svg (default: from the output's extension, .png or .svg;
+    /// png when it has none).
     #[arg(long, value_enum)]
     format: Option<ImageFormat>,
     /// Pixels (default 1000).
@@ -264,11 +274,18 @@ pub enum ChartPanel {
 }
 
 pub async fn chart(channel: Channel, args: ChartArgs) -> anyhow::Result<()> {
-    let by_extension = match args.output.extension().and_then(|e| e.to_str()) {
-        Some(e) if e.eq_ignore_ascii_case("svg") => ImageFormat::Svg,
-        _ => ImageFormat::Png,
+    let format = match (args.format, args.output.extension()) {
+        (Some(format), _) => format,
+        (None, None) => ImageFormat::Png,
+        (None, Some(e)) if e.eq_ignore_ascii_case("png") => ImageFormat::Png,
+        (None, Some(e)) if e.eq_ignore_ascii_case("svg") => ImageFormat::Svg,
+        (None, Some(e)) => bail!(
+            "-o {}: a chart is drawn as PNG or SVG, not {}; name the file .png or .svg (or give --format)",
+            args.output.display(),
+            e.to_string_lossy()
+        ),
     };
-    let format = match args.format.unwrap_or(by_extension) {
+    let format = match format {
         ImageFormat::Png => pb::Format::Png,
         ImageFormat::Svg => pb::Format::Svg,
     };

@@ -189,14 +189,24 @@ fn read_metrics(
     let mut first = true;
     while reader.read_record(&mut record).with_context(|| "cannot read the metrics")? {
         let line = record.position().map_or(0, csv::Position::line);
-        if std::mem::take(&mut first)
-            && let Some(header) = header_columns(&record)
-        {
-            columns = header;
-            continue;
-        }
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
+        }
+        if std::mem::take(&mut first) {
+            if let Some(header) = header_columns(&record) {
+                columns = header;
+                continue;
+            }
+            if looks_like_a_header(&record) {
+                let found: Vec<&str> = record.iter().map(str::trim).collect();
+                bail!(
+                    "line {line}: expected a header with time,name,value (any order), or none; found: {}",
+                    found.join(",")
+                );
+            }
+        }
+        if record.len() < 3 {
+            bail!("line {line}: expected 3 fields (time,name,value), found {}", record.len());
         }
         let field = |i: usize| record.get(columns[i]).unwrap_or("").trim();
         let value: f64 = match field(2).parse() {
@@ -213,6 +223,13 @@ fn read_metrics(
 fn header_columns(record: &csv::StringRecord) -> Option<[usize; 3]> {
     let at = |name: &str| record.iter().position(|f| f.trim().eq_ignore_ascii_case(name));
     Some([at("time")?, at("name")?, at("value")?])
+}
+
+/// Whether a first row that does not name time, name and value is a header
+/// all the same: every field text (none empty, none a number), as
+/// `timestamp,host,cpu` or `name,value` are, while a data row has a number.
+fn looks_like_a_header(record: &csv::StringRecord) -> bool {
+    record.iter().map(str::trim).all(|f| !f.is_empty() && f.parse::<f64>().is_err())
 }
 
 /// RFC 3339 (`2024-05-01T12:00:00Z`), Unix seconds (`1714564800.25`), or
@@ -271,5 +288,24 @@ mod tests {
         assert_eq!(e.to_string(), "line 1: value \"x\" is not a finite number");
         let e = format!("{:#}", read("yesterday,cpu,1\n").unwrap_err());
         assert_eq!(e, "line 1: time \"yesterday\" is neither RFC 3339 nor Unix seconds");
+        let e = read("time,name,value\n,cpu,1\n,cpu\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 3: expected 3 fields (time,name,value), found 2");
+    }
+
+    #[test]
+    fn a_header_that_does_not_name_the_columns_is_named_with_what_is_expected() {
+        for (header, found) in [
+            ("timestamp,host,cpu\n1714564800,a,1\n", "timestamp,host,cpu"),
+            ("name,value\ncpu,1\n", "name,value"),
+            ("Time ; Name ; Value\n", "Time ; Name ; Value"),
+        ] {
+            let e = read(header).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "line 1: expected a header with time,name,value (any order), or none; found: {found}"
+                )
+            );
+        }
     }
 }
