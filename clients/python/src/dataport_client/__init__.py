@@ -20,11 +20,14 @@ proto/google/bytestream/bytestream.proto is
 """
 
 from dataport_client.client import (
+    ADDRESS_ENV,
     CHUNK_SIZE,
     DEFAULT_ADDRESS,
     MAX_MESSAGE_BYTES,
     Client,
+    NotReady,
     channel_options,
+    parse_address,
 )
 from dataport_client.files import FileInfo, Progress, TransferError, upload_id, write_resource
 from dataport_client.market import IndicatorRow, IndicatorTable, MacdRow, MacdRows
@@ -33,6 +36,7 @@ from dataport_client.outliers import OutlierResult, SeriesStats, encode_metrics
 __version__ = "0.1.0"
 
 __all__ = [
+    "ADDRESS_ENV",
     "CHUNK_SIZE",
     "DEFAULT_ADDRESS",
     "MAX_MESSAGE_BYTES",
@@ -42,12 +46,14 @@ __all__ = [
     "IndicatorTable",
     "MacdRow",
     "MacdRows",
+    "NotReady",
     "OutlierResult",
     "Progress",
     "SeriesStats",
     "TransferError",
     "channel_options",
     "encode_metrics",
+    "parse_address",
     "upload_id",
     "write_resource",
 ]

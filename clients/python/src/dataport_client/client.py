@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from dataport_client.dataport.position.v1 import position_pb2_grpc as position_v
 from dataport_client.google.bytestream import bytestream_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Where a Client connects when given no address, as for the CLI.
+ADDRESS_ENV = "DATAPORT_SERVER"
 # The largest message the channel sends or takes. A Detect of a million
 # values is 24 MB and the server takes up to max_detect_bytes (64 MiB by
 # default); grpc's own default receive limit is 4 MiB. Past the server's
@@ -38,6 +41,34 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 # Chunks of file transfers.
 CHUNK_SIZE = 1024 * 1024
+
+
+class NotReady(grpc.FutureTimeoutError, TimeoutError):
+    """Client.wait_ready gave up: no server answered at the address in time."""
+
+
+def parse_address(address: str) -> tuple[str, bool]:
+    """The gRPC target of an address as the CLI takes it, and whether it
+    needs TLS: `HOST:PORT` (plaintext), `http://HOST:PORT` (plaintext) or
+    `https://HOST:PORT` (TLS); a URL without a port has its scheme's (80,
+    443). ValueError names anything else."""
+    if "://" not in address:
+        if not address.strip():
+            raise ValueError("the server address is empty: give HOST:PORT, http://HOST:PORT or https://HOST:PORT")
+        return address, False
+    url = urllib.parse.urlsplit(address)
+    schemes = {"http": (False, 80), "https": (True, 443)}
+    if url.scheme not in schemes:
+        raise ValueError(f"server address {address!r}: the scheme must be http:// or https://, not {url.scheme}://")
+    try:
+        port = url.port
+    except ValueError as e:
+        raise ValueError(f"server address {address!r}: {e}") from None
+    if not url.hostname or url.path not in ("", "/") or url.query or url.fragment:
+        raise ValueError(f"server address {address!r}: expected {url.scheme}://HOST:PORT and nothing more")
+    secure, default_port = schemes[url.scheme]
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+    return f"{host}:{port if port is not None else default_port}", secure
 
 
 def channel_options(extra: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
@@ -57,6 +88,11 @@ class Client:
             print(client.greeter.SayHello(helloworld_pb2.HelloRequest(name="you")).message)
             client.upload_file("report.pdf")
 
+    The address is what the CLI's --server takes: `HOST:PORT`,
+    `http://HOST:PORT` or `https://HOST:PORT` (TLS, with the system's root
+    certificates unless `credentials` says otherwise); left out, it is
+    DATAPORT_SERVER from the environment, else 127.0.0.1:50051.
+
     Every failed call raises grpc.RpcError, whose code() and details() say
     why. `timeout` is the deadline in seconds of each unary call the helpers
     make (None: none); transfers take their own `timeout`, None by default,
@@ -65,19 +101,22 @@ class Client:
 
     def __init__(
         self,
-        address: str = DEFAULT_ADDRESS,
+        address: str | None = None,
         *,
         credentials: grpc.ChannelCredentials | None = None,
         options: Iterable[tuple[str, Any]] = (),
         timeout: float | None = 60.0,
     ) -> None:
-        self.address = address
+        self.address = address if address is not None else os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
         self.timeout = timeout
+        target, secure = parse_address(self.address)
+        if secure and credentials is None:
+            credentials = grpc.ssl_channel_credentials()
         opts = channel_options(options)
         self.channel: grpc.Channel = (
-            grpc.secure_channel(address, credentials, options=opts)
+            grpc.secure_channel(target, credentials, options=opts)
             if credentials is not None
-            else grpc.insecure_channel(address, options=opts)
+            else grpc.insecure_channel(target, options=opts)
         )
         ch = self.channel
         # The seed services.
@@ -108,9 +147,16 @@ class Client:
         )
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        """Waits until the channel is connected; grpc.FutureTimeoutError
-        when it is not within `timeout` seconds."""
-        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        """Waits until the channel is connected; NotReady (a
+        grpc.FutureTimeoutError and a TimeoutError) naming the address when
+        it is not within `timeout` seconds."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise NotReady(
+                f"no Dataport server answered at {self.address} within {timeout:g} s "
+                f"(is `dataport serve` running there? pass the address, or set {ADDRESS_ENV})"
+            ) from None
 
     def close(self) -> None:
         self.channel.close()
