@@ -20,8 +20,11 @@
 package dataport
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
 
 	"github.com/dataport/dataport/clients/go/compat/filesrv"
@@ -86,21 +89,41 @@ type Client struct {
 	ByteStream bytestream.ByteStreamClient
 }
 
-// Dial makes a Client for target ("host:port", or any target grpc.NewClient
-// takes). Like grpc.NewClient it does not wait for the server: the first
-// call connects.
+// DefaultAddress is where Dial("") connects when DATAPORT_SERVER is unset.
+const DefaultAddress = "127.0.0.1:50051"
+
+// AddressEnv names the environment variable Dial("") reads, as the CLI does.
+const AddressEnv = "DATAPORT_SERVER"
+
+// Dial makes a Client for target: what the CLI's --server takes
+// ("http://host:port" for plaintext, "https://host:port" for TLS; a URL
+// without a port has its scheme's), "host:port", or any target
+// grpc.NewClient takes; "" is DATAPORT_SERVER from the environment, else
+// DefaultAddress. Like grpc.NewClient it does not wait for the server: the
+// first call connects.
 //
-// Its defaults, which opts given here override (later options win):
-// plaintext when target is a loopback address, localhost or a unix socket,
-// and TLS with the system's roots otherwise (pass
+// Its defaults, which opts given here override (later options win): what
+// an http:// or https:// URL says; for other targets plaintext when target
+// is a loopback address, localhost or a unix socket, and TLS with the
+// system's roots otherwise (pass
 // grpc.WithTransportCredentials(insecure.NewCredentials()) for a plaintext
 // server elsewhere); messages of up to MaxMessageSize both ways.
 func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
+	if target == "" {
+		target = os.Getenv(AddressEnv)
+	}
+	if target == "" {
+		target = DefaultAddress
+	}
+	target, secure, err := parseTarget(target)
+	if err != nil {
+		return nil, err
+	}
 	var creds credentials.TransportCredentials
-	if isLocal(target) {
-		creds = insecure.NewCredentials()
-	} else {
+	if secure {
 		creds = credentials.NewTLS(nil)
+	} else {
+		creds = insecure.NewCredentials()
 	}
 	all := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -143,6 +166,29 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection; calls under way end with CANCELED.
 func (c *Client) Close() error { return c.conn.Close() }
+
+// parseTarget turns an http:// or https:// URL into the host:port target
+// grpc takes, and says whether it needs TLS; other targets are kept, with
+// TLS unless they name this machine.
+func parseTarget(target string) (string, bool, error) {
+	scheme, _, found := strings.Cut(target, "://")
+	ports := map[string]string{"http": "80", "https": "443"}
+	port, known := ports[scheme]
+	if !found || !known {
+		return target, !isLocal(target), nil
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", false, fmt.Errorf("server address %q: %w", target, err)
+	}
+	if u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", false, fmt.Errorf("server address %q: expected %s://HOST:PORT and nothing more", target, scheme)
+	}
+	if p := u.Port(); p != "" {
+		port = p
+	}
+	return net.JoinHostPort(u.Hostname(), port), scheme == "https", nil
+}
 
 // isLocal reports whether target names this machine: a unix socket, a
 // loopback address, or localhost, with or without a scheme such as dns:///.

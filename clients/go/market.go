@@ -90,11 +90,16 @@ func (t *IndicatorTable) Column(name string) int {
 // them, so a range starting after the first stored bar has no warm-up
 // gap. An unknown symbol is NOT_FOUND.
 func (c *Client) Indicators(ctx context.Context, symbol, start, end string, indicators ...*marketv1.Indicator) (*IndicatorTable, error) {
+	return c.indicators(ctx, "Indicators", symbol, start, end, indicators...)
+}
+
+// indicators is Indicators, its errors starting with method and symbol.
+func (c *Client) indicators(ctx context.Context, method, symbol, start, end string, indicators ...*marketv1.Indicator) (*IndicatorTable, error) {
 	resp, err := c.Market.ComputeIndicators(ctx, &marketv1.ComputeIndicatorsRequest{
 		Symbol: symbol, StartDate: start, EndDate: end, Indicators: indicators,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("indicators of %s: %w", symbol, err)
+		return nil, fmt.Errorf("%s %s: %w", method, symbol, err)
 	}
 	dates := resp.GetDates()
 	t := &IndicatorTable{
@@ -104,8 +109,8 @@ func (c *Client) Indicators(ctx context.Context, symbol, start, end string, indi
 	}
 	for j, col := range resp.GetColumns() {
 		if len(col.GetValues()) != len(dates) {
-			return nil, fmt.Errorf("indicators of %s: column %s has %d values for %d dates",
-				symbol, col.GetName(), len(col.GetValues()), len(dates))
+			return nil, fmt.Errorf("%s %s: column %s has %d values for %d dates",
+				method, symbol, col.GetName(), len(col.GetValues()), len(dates))
 		}
 		t.Columns[j] = col.GetName()
 	}
@@ -145,13 +150,13 @@ type MACDRow struct {
 // MACD computes the MACD of q.Symbol's closes over the range with
 // ComputeIndicators: one row per trading day, in float64, equal to TA-Lib's.
 func (c *Client) MACD(ctx context.Context, q MACDQuery) ([]MACDRow, error) {
-	t, err := c.Indicators(ctx, q.Symbol, q.Start, q.End, MACD(q.Fast, q.Slow, q.Signal))
+	t, err := c.indicators(ctx, "MACD", q.Symbol, q.Start, q.End, MACD(q.Fast, q.Slow, q.Signal))
 	if err != nil {
 		return nil, err
 	}
 	if len(t.Columns) != 3 || !strings.HasPrefix(t.Columns[0], "macd_") ||
 		t.Columns[1] != t.Columns[0]+"_signal" || t.Columns[2] != t.Columns[0]+"_hist" {
-		return nil, fmt.Errorf("macd of %s: unexpected columns %q", q.Symbol, t.Columns)
+		return nil, fmt.Errorf("MACD %s: unexpected columns %q", q.Symbol, t.Columns)
 	}
 	rows := make([]MACDRow, len(t.Rows))
 	for i, r := range t.Rows {
@@ -206,7 +211,7 @@ func (c *Client) RenderChart(ctx context.Context, w io.Writer, req *marketv1.Ren
 	defer cancel()
 	stream, err := c.Market.RenderChart(ctx, req)
 	if err != nil {
-		return "", 0, fmt.Errorf("chart of %s: %w", req.GetSymbol(), err)
+		return "", 0, fmt.Errorf("Chart %s: %w", req.GetSymbol(), err)
 	}
 	var contentType string
 	var n int64
@@ -216,7 +221,7 @@ func (c *Client) RenderChart(ctx context.Context, w io.Writer, req *marketv1.Ren
 			return contentType, n, nil
 		}
 		if err != nil {
-			return contentType, n, fmt.Errorf("chart of %s: %w", req.GetSymbol(), err)
+			return contentType, n, fmt.Errorf("Chart %s: %w", req.GetSymbol(), err)
 		}
 		if t := msg.GetContentType(); t != "" {
 			contentType = t

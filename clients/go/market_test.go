@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	marketv1 "github.com/dataport/dataport/clients/go/dataport/market/v1"
@@ -119,6 +120,9 @@ func TestIndicatorsOfAnUnknownSymbolAreNotFound(t *testing.T) {
 	_, err := testClient.MACD(ctx, MACDQuery{Symbol: "NOSUCH"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("MACD of an unknown symbol: %v, want NOT_FOUND", err)
+	}
+	if !strings.HasPrefix(err.Error(), "MACD NOSUCH: ") {
+		t.Fatalf("the error starts with the method and the symbol: %v", err)
 	}
 	_, err = testClient.GetMACD(ctx, "NOSUCH", "2010-01-04", "2010-01-08")
 	if status.Code(err) != codes.NotFound {
