@@ -119,8 +119,9 @@ pub fn validate_symbol(symbol: &str) -> Result<(), SymbolError> {
     Ok(())
 }
 
-/// Checks one bar's numbers: all finite, and high not below low. (Dates are
-/// checked when parsed.)
+/// Checks one bar's numbers: all finite; the high at or above the open,
+/// the close and the low; the low at or below the open and the close; the
+/// volume not negative. (Dates are checked when parsed.)
 pub fn check_bar(bar: &Bar) -> Result<(), String> {
     let fields = [("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close)];
     for (name, value) in fields.into_iter().chain(bar.volume.map(|v| ("volume", v))) {
@@ -128,8 +129,18 @@ pub fn check_bar(bar: &Bar) -> Result<(), String> {
             return Err(format!("{name} {value} is not a finite number"));
         }
     }
-    if bar.high < bar.low {
-        return Err(format!("high {} is below low {}", bar.high, bar.low));
+    for (name, value) in [("open", bar.open), ("close", bar.close), ("low", bar.low)] {
+        if bar.high < value {
+            return Err(format!("high {} is below {name} {value}", bar.high));
+        }
+    }
+    for (name, value) in [("open", bar.open), ("close", bar.close)] {
+        if bar.low > value {
+            return Err(format!("low {} is above {name} {value}", bar.low));
+        }
+    }
+    if let Some(volume) = bar.volume.filter(|v| *v < 0.0) {
+        return Err(format!("volume {volume} is negative"));
     }
     Ok(())
 }
@@ -149,8 +160,17 @@ pub enum BarsError {
 
 const REQUIRED: [&str; 5] = ["date", "open", "high", "low", "close"];
 
-/// Reads a whole bars file. Rows come back sorted by date; every row is
-/// checked (a parsable date and finite numbers, high >= low, no date twice).
+/// The separator of a file that starts with `start`: whichever of `,`, `;`
+/// and tab its first line holds most of (a comma if none).
+fn separator(start: &[u8]) -> u8 {
+    let line = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    let count = |sep: u8| line.iter().filter(|&&b| b == sep).count();
+    [b';', b'\t'].into_iter().fold(b',', |best, sep| if count(sep) > count(best) { sep } else { best })
+}
+
+/// Reads a whole bars file, its fields separated by commas, semicolons or
+/// tabs (whichever the header uses). Rows come back sorted by date; every
+/// row is checked ([`check_bar`], a parsable date, no date twice).
 pub fn parse_csv(input: impl std::io::Read) -> Result<Vec<Bar>, BarsError> {
     Ok(read(input, false)?.into_values().next().unwrap_or_default())
 }
@@ -162,7 +182,12 @@ pub fn parse_csv_by_symbol(input: impl std::io::Read) -> Result<BTreeMap<String,
 }
 
 fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, Vec<Bar>>, BarsError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+    let mut input = std::io::BufReader::new(input);
+    let start = std::io::BufRead::fill_buf(&mut input)
+        .map_err(|e| BarsError::Row { line: 1, reason: e.to_string() })?;
+    let delimiter = separator(start);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(true).flexible(true).delimiter(delimiter).from_reader(input);
     let row_error = |line: u64, reason: String| BarsError::Row { line, reason };
     let headers = match reader.headers() {
         Ok(h) if h.iter().any(|f| !f.trim().is_empty()) => h.clone(),
@@ -248,6 +273,33 @@ mod tests {
         match parse(text) {
             Err(BarsError::Row { line, reason }) => (line, reason),
             other => panic!("expected a row error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bar_whose_high_or_low_does_not_hold_its_open_and_close_is_refused_with_its_line() {
+        let header = "date,open,high,low,close,volume\n2024-01-02,10,11,9,10.5,100\n";
+        for (row, reason) in [
+            ("2024-01-03,12,11,9,10", "high 11 is below open 12"),
+            ("2024-01-03,10,11,9,11.5", "high 11 is below close 11.5"),
+            ("2024-01-03,10,11,9.5,9", "low 9.5 is above close 9"),
+            ("2024-01-03,9,11,9.5,10", "low 9.5 is above open 9"),
+            ("2024-01-03,10,11,9,10,-5", "volume -5 is negative"),
+        ] {
+            assert_eq!(row_error(&format!("{header}{row}\n")), (3, reason.to_owned()), "{row}");
+        }
+        // A bar at its high and low is fine.
+        assert_eq!(parse(&format!("{header}2024-01-03,11,11,9,9,0\n")).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn semicolon_and_tab_separated_files_read_as_comma_separated_ones() {
+        let commas = parse("date,open,high,low,close\n2024-01-02,10,11,9,10.5\n").unwrap();
+        for text in [
+            "date;open;high;low;close\n2024-01-02;10;11;9;10.5\n",
+            "date\topen\thigh\tlow\tclose\n2024-01-02\t10\t11\t9\t10.5\n",
+        ] {
+            assert_eq!(parse(text).unwrap(), commas, "{text:?}");
         }
     }
 
