@@ -103,7 +103,11 @@ async fn an_empty_symbol_means_the_default_else_the_only_symbol_else_a_list() {
     for day in 1..=28 {
         for month in 1..=2 {
             let close = f64::from(day) + f64::from(month) * 30.0;
-            csv.push_str(&format!("2021-{month:02}-{day:02},{close},{},{},{close}\n", close + 1.0, close - 1.0));
+            csv.push_str(&format!(
+                "2021-{month:02}-{day:02},{close},{},{},{close}\n",
+                close + 1.0,
+                close - 1.0
+            ));
         }
     }
     store.import("ONLY", &parse_csv(csv.as_bytes()).unwrap()).unwrap();
