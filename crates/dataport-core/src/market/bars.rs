@@ -119,8 +119,8 @@ pub fn validate_symbol(symbol: &str) -> Result<(), SymbolError> {
     Ok(())
 }
 
-/// Checks one bar's numbers: all finite; the high at or above the open,
-/// the close and the low; the low at or below the open and the close; the
+/// Checks one bar's numbers: all finite; the high at or above the low, the
+/// open and the close; the low at or below the open and the close; the
 /// volume not negative. (Dates are checked when parsed.)
 pub fn check_bar(bar: &Bar) -> Result<(), String> {
     let fields = [("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close)];
@@ -129,7 +129,7 @@ pub fn check_bar(bar: &Bar) -> Result<(), String> {
             return Err(format!("{name} {value} is not a finite number"));
         }
     }
-    for (name, value) in [("open", bar.open), ("close", bar.close), ("low", bar.low)] {
+    for (name, value) in [("low", bar.low), ("open", bar.open), ("close", bar.close)] {
         if bar.high < value {
             return Err(format!("high {} is below {name} {value}", bar.high));
         }
