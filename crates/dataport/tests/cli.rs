@@ -63,6 +63,9 @@ fn position_commands_publish_get_and_watch() {
         .expect("spawns");
     let out = stdout_of(dataport(s.addr()).args(["position", "pub", "--entity", "drone", "1.5", "-2", "3"]));
     assert!(out.starts_with("drone x=1.5 y=-2 z=3 revision=1"), "{out}");
+    // The time is ISO 8601, UTC, to the millisecond.
+    let at = out.trim_end().rsplit(" at ").next().unwrap_or_default();
+    assert!(at.len() == 24 && at.ends_with('Z') && humantime::parse_rfc3339(at).is_ok(), "{out}");
     // The watcher may have registered after that publish; keep publishing
     // until it prints and exits, which it does after one position.
     let mut watcher = watcher;
@@ -335,6 +338,8 @@ fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
     let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 1, "{out}");
     assert_eq!((rows[0]["index"].as_f64(), rows[0]["value"].as_f64()), (Some(25.0), Some(90.0)));
+    // An index is an integer, in JSON too.
+    assert!(out.contains("\"index\":25,"), "{out}");
 
     let out = stdout_of(dataport(s.addr()).args(["outliers", "--method", "iqr", "-"]).write_stdin(csv));
     assert!(

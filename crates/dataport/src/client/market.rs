@@ -116,7 +116,7 @@ pub async fn bars(channel: Channel, command: BarsCommand) -> anyhow::Result<()> 
             let rows = symbols.into_iter().map(|s| {
                 vec![
                     Cell::Text(s.symbol),
-                    Cell::Number(s.bars as f64, 0),
+                    Cell::Integer(s.bars),
                     Cell::Text(s.first_date),
                     Cell::Text(s.last_date),
                 ]

@@ -158,7 +158,7 @@ fn row(index: u64, metric: &pb::Metric, score: f64) -> Vec<Cell> {
         at.map_or(Cell::Empty, |at| Cell::Text(text(at)))
     });
     vec![
-        Cell::Number(index as f64, 0),
+        Cell::Integer(index),
         time,
         Cell::Text(metric.name.clone()),
         Cell::Number(metric.value, 4),

@@ -36,11 +36,11 @@ pub enum PositionCommand {
 
 fn show(p: &EntityPosition) -> String {
     let v = p.position.unwrap_or_default();
+    // ISO 8601 in UTC, to the millisecond.
     let time = p
         .update_time
         .and_then(|t| SystemTime::try_from(t).ok())
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or_else(String::new, |d| format!(" at {:.3}", d.as_secs_f64()));
+        .map_or_else(String::new, |t| format!(" at {}", humantime::format_rfc3339_millis(t)));
     format!("{} x={} y={} z={} revision={}{}", p.entity, v.x, v.y, v.z, p.revision, time)
 }
 

@@ -19,6 +19,8 @@ pub enum Cell {
     Text(String),
     /// A number and the decimals a table shows.
     Number(f64, usize),
+    /// A count or a position: exact, and an integer in JSON.
+    Integer(u64),
     /// A size in bytes: exact, and an integer in JSON; in a table as `1.5K`,
     /// `23M`, ... (powers of 1024, as `ls -h`) when the printer is told to.
     Size(u64),
@@ -98,7 +100,7 @@ impl<W: Write> Printer<W> {
                                 Cell::Text(ref s) => serde_json::Value::from(s.as_str()),
                                 Cell::Number(v, _) => serde_json::Number::from_f64(v)
                                     .map_or(serde_json::Value::Null, Into::into),
-                                Cell::Size(n) => n.into(),
+                                Cell::Integer(n) | Cell::Size(n) => n.into(),
                                 Cell::Empty => serde_json::Value::Null,
                             };
                             (h.clone(), value)
@@ -154,7 +156,7 @@ impl<W: Write> Printer<W> {
             Cell::Number(v, decimals) if table => format!("{v:.decimals$}"),
             Cell::Number(v, _) => v.to_string(),
             Cell::Size(n) if table && self.human => human_size(n),
-            Cell::Size(n) => n.to_string(),
+            Cell::Integer(n) | Cell::Size(n) => n.to_string(),
             Cell::Empty => String::new(),
         }
     }

@@ -340,8 +340,10 @@ fn write_files(target: &Written, mut rx: mpsc::Receiver<Job>, progress: &Progres
                 }
                 match &mut incoming.out {
                     Out::Durable { writer, .. } => {
-                        let (dir, _) = target.target.place(&incoming.file.name);
-                        writer.write(&data).with_context(|| format!("cannot write to {}", dir.display()))?;
+                        let name = &incoming.file.name;
+                        writer.write(&data).with_context(|| {
+                            format!("cannot write to {}", target.target.place(name).0.display())
+                        })?;
                     }
                     Out::Stdout { hasher, written } => {
                         stdout.write_all(&data).context("cannot write to stdout")?;
