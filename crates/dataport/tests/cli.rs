@@ -25,6 +25,15 @@ fn route_commands_print_features_and_summaries() {
     let s = BackgroundServer::start();
     let out = stdout_of(dataport(s.addr()).args(["route", "feature", "488583701", "22944813"]));
     assert_eq!(out, "Eiffel Tower, Paris, France at 48.8583701, 2.2944813 (488583701, 22944813)\n");
+    // Decimal degrees, as the line prints them, name the same point.
+    assert_eq!(stdout_of(dataport(s.addr()).args(["route", "feature", "48.8583701", "2.2944813"])), out);
+    let out = stdout_of(dataport(s.addr()).args([
+        "route",
+        "record",
+        "48.8583701,2.2944813",
+        "52.5162746,13.3777041",
+    ]));
+    assert!(out.contains("2 points, 2 features"), "{out}");
     let out = stdout_of(dataport(s.addr()).args(["route", "feature", "-1", "-2"]));
     assert!(out.starts_with("(no feature) at"), "{out}");
 
@@ -128,6 +137,11 @@ fn malformed_arguments_are_usage_errors() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not LAT,LON"));
+    let out =
+        Command::cargo_bin("dataport").expect("binary").args(["route", "feature", "200.5", "0"]).output();
+    let out = out.expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("200.5 degrees is outside -180..180"));
 }
 
 #[test]

@@ -11,14 +11,30 @@ use tonic::transport::Channel;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RouteCommand {
-    /// Show the feature at exactly LATITUDE LONGITUDE.
+    /// Show the feature at exactly LATITUDE LONGITUDE: decimal degrees
+    /// (48.8583701) or the wire's whole degrees x 1e7 (488583701).
     #[command(allow_negative_numbers = true)]
-    Feature { latitude: i32, longitude: i32 },
-    /// List the features inside a rectangle given by two opposite corners.
+    Feature {
+        #[arg(value_parser = coordinate)]
+        latitude: i32,
+        #[arg(value_parser = coordinate)]
+        longitude: i32,
+    },
+    /// List the features inside a rectangle given by two opposite corners
+    /// (each coordinate as for `feature`).
     #[command(allow_negative_numbers = true)]
-    List { lat1: i32, lon1: i32, lat2: i32, lon2: i32 },
-    /// Record a route through POINTs (LAT,LON each), or through the points on
-    /// stdin, one per line, when none are given.
+    List {
+        #[arg(value_parser = coordinate)]
+        lat1: i32,
+        #[arg(value_parser = coordinate)]
+        lon1: i32,
+        #[arg(value_parser = coordinate)]
+        lat2: i32,
+        #[arg(value_parser = coordinate)]
+        lon2: i32,
+    },
+    /// Record a route through POINTs (LAT,LON each, as for `feature`), or
+    /// through the points on stdin, one per line, when none are given.
     #[command(allow_negative_numbers = true)]
     Record { points: Vec<LatLon> },
     /// Chat: send NOTEs (LAT,LON:MESSAGE each) and print every earlier note at
@@ -30,7 +46,24 @@ pub enum RouteCommand {
     },
 }
 
-/// A point written `LAT,LON` in degrees x 1e7.
+/// A coordinate as the wire has it, degrees x 1e7, from decimal degrees
+/// (`48.8583701`, with a `.`) or from the wire's whole number (`488583701`).
+fn coordinate(s: &str) -> Result<i32, String> {
+    let s = s.trim();
+    if !s.contains('.') {
+        return s.parse().map_err(|_| {
+            format!("{s:?} is neither decimal degrees (48.8583701) nor degrees x 1e7 (488583701)")
+        });
+    }
+    let degrees: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of degrees"))?;
+    let wire = (degrees * 1e7).round();
+    if !wire.is_finite() || wire.abs() > 1_800_000_000.0 {
+        return Err(format!("{s} degrees is outside -180..180"));
+    }
+    Ok(wire as i32)
+}
+
+/// A point written `LAT,LON`, each as [`coordinate`] reads it.
 #[derive(Clone, Copy, Debug)]
 pub struct LatLon(Point);
 
@@ -38,11 +71,10 @@ impl FromStr for LatLon {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let err = || format!("{s:?} is not LAT,LON (two whole numbers, degrees x 1e7)");
-        let (lat, lon) = s.split_once(',').ok_or_else(err)?;
-        let latitude = lat.trim().parse().map_err(|_| err())?;
-        let longitude = lon.trim().parse().map_err(|_| err())?;
-        Ok(LatLon(Point { latitude, longitude }))
+        let (lat, lon) = s
+            .split_once(',')
+            .ok_or_else(|| format!("{s:?} is not LAT,LON (decimal degrees, or degrees x 1e7)"))?;
+        Ok(LatLon(Point { latitude: coordinate(lat)?, longitude: coordinate(lon)? }))
     }
 }
 
