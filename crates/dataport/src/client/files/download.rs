@@ -86,29 +86,26 @@ impl Target {
         Ok(Target::File(output.clone()))
     }
 
-    /// The directory a file named `name` is written in, and its path there.
-    fn place(&self, name: &str) -> (PathBuf, PathBuf) {
+    /// The directory the file named `name` is written in, and its path
+    /// there; none for stdout.
+    fn place(&self, name: &str) -> Option<(PathBuf, PathBuf)> {
         match self {
-            Target::Dir(dir) => (dir.clone(), dir.join(name)),
+            Target::Dir(dir) => Some((dir.clone(), dir.join(name))),
             Target::File(path) => {
                 let dir = match path.parent() {
                     Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
                     _ => PathBuf::from("."),
                 };
-                (dir, path.clone())
+                Some((dir, path.clone()))
             }
-            Target::Stdout => (PathBuf::from("."), PathBuf::from("-")),
+            Target::Stdout => None,
         }
     }
 
     /// With `--no-clobber`: refuses, before anything is asked for, a name
     /// whose file exists.
     fn check_absent(&self, names: &[String]) -> anyhow::Result<()> {
-        if matches!(self, Target::Stdout) {
-            return Ok(());
-        }
-        for name in names {
-            let (_, path) = self.place(name);
+        for (_, path) in names.iter().filter_map(|name| self.place(name)) {
             if path.symlink_metadata().is_ok() {
                 bail!("{} exists, and --no-clobber keeps it; nothing was downloaded", path.display());
             }
@@ -162,8 +159,7 @@ async fn download_call(
     let request = pb::DownloadRequest { names: names.to_vec() };
     let body = wire::one_message(&request);
     let mut stream = wire::call(channel, DOWNLOAD, body, (Some(CHUNK_FIELD), MAX_MESSAGE)).await?;
-    if let Some(name) = names.first() {
-        let (dir, _) = target.target.place(name);
+    if let Some((dir, _)) = names.first().and_then(|name| target.target.place(name)) {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -289,10 +285,13 @@ struct Incoming {
 
 enum Out {
     /// Hashes, writes (direct I/O where it can) and flushes as the data
-    /// comes; dropped before `temp`, so its threads are done with the file.
+    /// comes; dropped before `temp`, so its threads are done with the file,
+    /// which becomes `path` in `dir`.
     Durable {
         writer: Box<DurableWriter>,
         temp: TempPath,
+        dir: PathBuf,
+        path: PathBuf,
     },
     Stdout {
         hasher: sha2::Sha256,
@@ -315,15 +314,12 @@ fn write_files(target: &Written, mut rx: mpsc::Receiver<Job>, progress: &Progres
     while let Some(job) = rx.blocking_recv() {
         match job {
             Job::Start { file, digest, bar } => {
-                let out = match target.target {
-                    Target::Stdout => Out::Stdout { hasher: sha2::Digest::new(), written: 0 },
-                    _ => {
-                        let (dir, _) = target.target.place(&file.name);
+                let out = match target.target.place(&file.name) {
+                    None => Out::Stdout { hasher: sha2::Digest::new(), written: 0 },
+                    Some((dir, path)) => {
                         let (handle, temp) = temp_file(&dir)?.into_parts();
-                        Out::Durable {
-                            writer: Box::new(DurableWriter::new(handle, temp.to_path_buf(), SYNC_EVERY)),
-                            temp,
-                        }
+                        let writer = Box::new(DurableWriter::new(handle, temp.to_path_buf(), SYNC_EVERY));
+                        Out::Durable { writer, temp, dir, path }
                     }
                 };
                 current = Some(Incoming { file, digest, bar, out });
@@ -339,11 +335,8 @@ fn write_files(target: &Written, mut rx: mpsc::Receiver<Job>, progress: &Progres
                     );
                 }
                 match &mut incoming.out {
-                    Out::Durable { writer, .. } => {
-                        let name = &incoming.file.name;
-                        writer.write(&data).with_context(|| {
-                            format!("cannot write to {}", target.target.place(name).0.display())
-                        })?;
+                    Out::Durable { writer, dir, .. } => {
+                        writer.write(&data).with_context(|| format!("cannot write to {}", dir.display()))?;
                     }
                     Out::Stdout { hasher, written } => {
                         stdout.write_all(&data).context("cannot write to stdout")?;
@@ -379,8 +372,7 @@ fn finish(
     if written != file.size {
         bail!("the server sent {written} bytes of {:?}, which has {}", file.name, file.size);
     }
-    let (dir, path) = target.target.place(&file.name);
-    let (mut writer, temp) = match out {
+    let (mut writer, temp, dir, path) = match out {
         Out::Stdout { hasher, .. } => {
             stdout.flush().context("cannot write to stdout")?;
             let actual = Sha256Digest::from(<[u8; 32]>::from(sha2::Digest::finalize(hasher)));
@@ -394,7 +386,7 @@ fn finish(
             bar.finish_and_clear();
             return Ok(None);
         }
-        Out::Durable { writer, temp } => (writer, temp),
+        Out::Durable { writer, temp, dir, path } => (writer, temp, dir, path),
     };
     let actual = writer.finish().with_context(|| format!("cannot write {}", path.display()))?;
     if actual != digest {
