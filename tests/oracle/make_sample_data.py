@@ -3,9 +3,9 @@
     python tests/oracle/make_sample_data.py [OUT]
 
 Needs `bokeh-sampledata==2026.1` installed (data/README.md has the commands). Keeps AAPL, GOOG, IBM and MSFT (FB's 196 rows are too
-short for the long indicators), renames the columns, drops Adj Close, and
-copies every OHLCV field as the source spells it, so no value is rounded or
-re-formatted. The gzip header carries no name and no time, so the same input
+short for the long indicators), renames the columns, and copies every
+field (OHLCV and Adj Close, which becomes adj_close) as the source spells
+it, so no value is rounded or re-formatted. The gzip header carries no name and no time, so the same input
 always gives the same bytes.
 """
 
@@ -17,8 +17,8 @@ from importlib.resources import files
 from pathlib import Path
 
 SYMBOLS = ("AAPL", "GOOG", "IBM", "MSFT")
-SOURCE_COLUMNS = ("Ticker", "Date", "Open", "High", "Low", "Close", "Volume")
-COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
+SOURCE_COLUMNS = ("Ticker", "Date", "Open", "High", "Low", "Close", "Volume", "Adj Close")
+COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume", "adj_close")
 
 
 def main() -> None:

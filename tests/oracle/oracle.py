@@ -2,10 +2,14 @@
 
     python tests/oracle/oracle.py OUT.json
 
-For every symbol in data/sample/bars.csv.gz, and for a few synthetic series
-that pin the odd cases (flat, rising, NaN gaps, too short), computes SMA, EMA,
-MACD, RSI, Bollinger Bands and ATR with TA-Lib under several parameter sets,
-the defaults among them. crates/dataport-core/tests/oracle.rs reads OUT.json
+For every symbol in data/sample/bars.csv.gz, as traded and adjusted by its
+adj_close (SYMBOL-adjusted: every price times adj_close / close, computed
+here), and for a few synthetic series that pin the odd cases (flat, rising,
+NaN gaps, too short), computes SMA, EMA, MACD, RSI, Bollinger Bands and ATR
+with TA-Lib under several parameter sets, the defaults among them. An
+adjusted series also carries the prices as traded (`raw`): the Rust side
+adjusts them itself, checks its series equals this one, and computes over its
+own. crates/dataport-core/tests/oracle.rs reads OUT.json
 (named by DATAPORT_ORACLE_FILE) and compares.
 
 Numbers are written as strings, Python's shortest round-trip repr, so the
@@ -64,12 +68,19 @@ def run(indicator, params, s):
 
 
 def load_bars():
-    series = {}
+    """Each symbol as traded, and adjusted (with its prices as traded beside)."""
+    raw = {}
     with gzip.open(BARS, "rt", newline="") as f:
         for r in csv.DictReader(f):
-            s = series.setdefault(r["symbol"], {"high": [], "low": [], "close": []})
+            s = raw.setdefault(r["symbol"], {"high": [], "low": [], "close": [], "adj_close": []})
             for k in s:
                 s[k].append(float(r[k]))
+    series = {}
+    for symbol, s in raw.items():
+        series[symbol] = {k: s[k] for k in ("high", "low", "close")}
+        factors = [a / c for a, c in zip(s["adj_close"], s["close"])]
+        adjusted = {k: [v * f for v, f in zip(s[k], factors)] for k in ("high", "low", "close")}
+        series[f"{symbol}-adjusted"] = {**adjusted, "raw": s}
     return series
 
 
@@ -102,12 +113,19 @@ def encode(values):
     return [None if math.isnan(v) else repr(float(v)) for v in values]
 
 
+def encode_series(s):
+    return {k: encode_series(v) if k == "raw" else encode(v) for k, v in s.items()}
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: oracle.py OUT.json")
     out = Path(sys.argv[1])
     series = {**load_bars(), **synthetic()}
-    arrays = {name: {k: np.asarray(v, dtype=np.float64) for k, v in s.items()} for name, s in series.items()}
+    arrays = {
+        name: {k: np.asarray(v, dtype=np.float64) for k, v in s.items() if k != "raw"}
+        for name, s in series.items()
+    }
     cases = []
     for name, s in arrays.items():
         for indicator, params in CASES:
@@ -120,7 +138,7 @@ def main():
             })
     doc = {
         "talib": talib.__version__,
-        "series": {name: {k: encode(v) for k, v in s.items()} for name, s in series.items()},
+        "series": {name: encode_series(s) for name, s in series.items()},
         "cases": cases,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ pub fn synthetic_bars(first_year: u16, years: u16) -> Vec<Bar> {
                 let high = open.max(close) * (1.0 + 0.01 * rng.unit());
                 let low = open.min(close) * (1.0 - 0.01 * rng.unit());
                 let volume = Some((1e6 * (1.0 + rng.unit())).round());
-                bars.push(Bar { date, open, high, low, close, volume });
+                bars.push(Bar { date, open, high, low, close, volume, adj_close: None });
             }
         }
     }

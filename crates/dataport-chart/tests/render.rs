@@ -26,6 +26,7 @@ fn bars(n: usize) -> Vec<Bar> {
                 low: open.min(close) - 1.0,
                 close,
                 volume,
+                adj_close: None,
             });
         }
         weekday = (weekday + 1) % 7;

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use dataport_core::market::bars::{self, Bar, Date};
 use dataport_core::market::{BollingerParams, MacdParams, Period, atr, bollinger, ema, macd, rsi, sma};
 use serde::Deserialize;
 
@@ -29,6 +30,55 @@ struct Series {
     high: Column,
     low: Column,
     close: Column,
+    /// For an adjusted series, the prices as traded it was adjusted from.
+    raw: Option<Raw>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    high: Column,
+    low: Column,
+    close: Column,
+    adj_close: Column,
+}
+
+impl Series {
+    /// The high, low and close the indicators run over: the oracle's, or for
+    /// an adjusted series our own adjustment of its raw prices, checked
+    /// against the oracle's to the bit (both multiply by adj_close / close).
+    fn columns(&self, name: &str) -> [Vec<f64>; 3] {
+        let theirs = [parse(&self.high), parse(&self.low), parse(&self.close)];
+        let Some(raw) = &self.raw else {
+            return theirs;
+        };
+        let [high, low, close, adj_close] = [&raw.high, &raw.low, &raw.close, &raw.adj_close].map(parse);
+        let date = Date::new(2000, 1, 3).expect("a date");
+        let bars: Vec<Bar> = (0..close.len())
+            .map(|i| Bar {
+                date,
+                open: close[i],
+                high: high[i],
+                low: low[i],
+                close: close[i],
+                volume: None,
+                adj_close: Some(adj_close[i]),
+            })
+            .collect();
+        let adjusted = bars::adjusted(&bars).expect("every bar carries adj_close");
+        let ours = [
+            adjusted.iter().map(|b| b.high).collect::<Vec<_>>(),
+            adjusted.iter().map(|b| b.low).collect(),
+            adjusted.iter().map(|b| b.close).collect(),
+        ];
+        for (column, (o, t)) in ["high", "low", "close"].iter().zip(ours.iter().zip(&theirs)) {
+            let differ = o.iter().zip(t).position(|(o, t)| o.to_bits() != t.to_bits());
+            assert!(
+                differ.is_none(),
+                "{name}: our adjusted {column} differs from the oracle's at bar {differ:?}"
+            );
+        }
+        ours
+    }
 }
 
 #[derive(Deserialize)]
@@ -80,21 +130,21 @@ fn period(p: Option<usize>) -> Period {
 }
 
 /// Our outputs for one case, by TA-Lib's output names.
-fn ours(case: &Case, s: &Series) -> BTreeMap<String, Vec<f64>> {
-    let (high, low, close) = (parse(&s.high), parse(&s.low), parse(&s.close));
+fn ours(case: &Case, columns: &[Vec<f64>; 3]) -> BTreeMap<String, Vec<f64>> {
+    let [high, low, close] = columns;
     let p = &case.params;
     let named = |pairs: Vec<(&str, Vec<f64>)>| pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     match case.indicator.as_str() {
-        "sma" => named(vec![("out", sma(&close, period(p.period)))]),
-        "ema" => named(vec![("out", ema(&close, period(p.period)))]),
-        "rsi" => named(vec![("out", rsi(&close, period(p.period)))]),
+        "sma" => named(vec![("out", sma(close, period(p.period)))]),
+        "ema" => named(vec![("out", ema(close, period(p.period)))]),
+        "rsi" => named(vec![("out", rsi(close, period(p.period)))]),
         "atr" => named(vec![(
             "out",
-            atr(&high, &low, &close, period(p.period)).expect("the oracle series' columns differ in length"),
+            atr(high, low, close, period(p.period)).expect("the oracle series' columns differ in length"),
         )]),
         "macd" => {
             let params = MacdParams { fast: period(p.fast), slow: period(p.slow), signal: period(p.signal) };
-            let m = macd(&close, params);
+            let m = macd(close, params);
             named(vec![("macd", m.macd), ("signal", m.signal), ("hist", m.hist)])
         }
         "bollinger" => {
@@ -103,7 +153,7 @@ fn ours(case: &Case, s: &Series) -> BTreeMap<String, Vec<f64>> {
                 dev_up: p.dev_up.expect("the oracle case lacks dev_up"),
                 dev_down: p.dev_down.expect("the oracle case lacks dev_down"),
             };
-            let b = bollinger(&close, params);
+            let b = bollinger(close, params);
             named(vec![("upper", b.upper), ("middle", b.middle), ("lower", b.lower)])
         }
         other => panic!("the oracle file names an indicator this test does not know: {other}"),
@@ -129,10 +179,13 @@ fn indicators_match_talib_on_every_oracle_case() {
     let oracle: Oracle = serde_json::from_str(&text).unwrap();
     assert!(!oracle.cases.is_empty(), "the oracle file holds no case");
 
+    let columns: HashMap<&str, [Vec<f64>; 3]> =
+        oracle.series.iter().map(|(name, s)| (name.as_str(), s.columns(name))).collect();
+    let adjusted = oracle.series.values().filter(|s| s.raw.is_some()).count();
+    assert!(adjusted >= 4, "the oracle file holds {adjusted} adjusted series; every sample symbol has one");
     let mut per_indicator: BTreeMap<&str, Tally> = BTreeMap::new();
     for case in &oracle.cases {
-        let s = &oracle.series[&case.series];
-        let got = ours(case, s);
+        let got = ours(case, &columns[case.series.as_str()]);
         let tally = per_indicator.entry(case.indicator.as_str()).or_default();
         let label = format!("{} {}({})", case.series, case.indicator, case.params);
         assert_eq!(

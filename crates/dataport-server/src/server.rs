@@ -8,7 +8,7 @@ use std::sync::Arc;
 use dataport_core::route::FeatureDb;
 use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
 use dataport_proto::grpc::health::v1::health_server::HealthServer;
-use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, SqliteBarStore};
+use dataport_store::bars::{BarStoreError, CachedBarStore, SqliteBarStore};
 use dataport_store::files::{FileError, FileStoreConfig, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
 use tokio::net::TcpListener;
@@ -106,12 +106,13 @@ impl Server {
             FileStoreConfig { max_file_size: config.max_file_size, ..FileStoreConfig::default() },
         )?;
         let bars = SqliteBarStore::open(data_dir.path())?;
-        if config.sample_data && bars.symbols()?.is_empty() {
+        if config.sample_data && bars.wants_sample()? {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
+            bars.sample_loaded()?;
             tracing::info!(symbols, bars = count, "loaded the sample bars into the empty bar store");
         }
         let bars = CachedBarStore::new(bars, BAR_CACHE_BUDGET);
-        let market = Market::new(Arc::new(bars), config.default_symbol.clone());
+        let market = Market::new(Arc::new(bars), config.default_symbol.clone(), config.compat_adjusted);
         let hub = Arc::new(Hub::new(config.max_entities));
         Ok(Server { config, data_dir, features: Arc::new(features), hub, market, files })
     }

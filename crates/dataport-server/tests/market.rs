@@ -43,6 +43,26 @@ async fn get_macd_answers_every_day_in_range_with_talibs_values() {
 }
 
 #[tokio::test]
+async fn get_macd_answers_over_prices_as_traded_unless_configured_adjusted() {
+    let range = ("MSFT", "2003-02-14", "2003-02-18");
+    let (_server, mut client) = with_sample(None).await;
+    let raw = client.get_macd(request(range.0, range.1, range.2)).await.unwrap().into_inner();
+    assert_eq!(raw.macd.iter().map(|d| d.close).collect::<Vec<_>>(), [48.3, 24.96]);
+
+    let (mut config, dir) = common::config();
+    (config.sample_data, config.compat_adjusted) = (true, true);
+    let server = common::start_with(config, dir).await;
+    let mut client = IndicatorClient::new(server.channel().await);
+    let adjusted = client.get_macd(request(range.0, range.1, range.2)).await.unwrap().into_inner();
+    // The source's Adj Close (data/sample/bars.csv.gz), as the seed's floats.
+    let closes: Vec<f32> = adjusted.macd.iter().map(|d| d.close).collect();
+    assert_eq!(closes, [16.076442938105_f64 as f32, 16.61565282547_f64 as f32]);
+    // The split is no crash: MACD moves a little, not by 1.7 in a day as over raw closes.
+    let jump = |r: &dataport_proto::idc::MacdReply| (r.macd[1].macd - r.macd[0].macd).abs();
+    assert!(jump(&raw) > 1.0 && jump(&adjusted) < 0.5, "{} {}", jump(&raw), jump(&adjusted));
+}
+
+#[tokio::test]
 async fn days_inside_the_lookback_are_omitted() {
     let (_server, mut client) = with_sample(None).await;
     let reply = client.get_macd(request("AAPL", "2000-01-01", "2000-04-18")).await.unwrap().into_inner();

@@ -34,6 +34,7 @@ fn bar(date: &str, close: f64) -> pb::Bar {
         low: close - 1.0,
         close,
         volume: Some(100.0),
+        adj_close: None,
     }
 }
 
@@ -49,8 +50,14 @@ async fn symbols(client: &mut MarketServiceClient<Channel>) -> Vec<(String, u64)
     reply.symbols.into_iter().map(|s| (s.symbol, s.bars)).collect()
 }
 
+/// Bars as traded (the golden values below are TA-Lib's over the raw closes).
 fn get(symbol: &str, start: &str, end: &str) -> pb::GetBarsRequest {
-    pb::GetBarsRequest { symbol: symbol.into(), start_date: start.into(), end_date: end.into() }
+    pb::GetBarsRequest {
+        symbol: symbol.into(),
+        start_date: start.into(),
+        end_date: end.into(),
+        adjusted: Some(false),
+    }
 }
 
 #[tokio::test]
@@ -74,7 +81,15 @@ async fn imported_csv_is_listed_and_read_back_in_date_order() {
     assert_eq!(dates, ["2024-01-02", "2024-01-03", "2024-01-04"]);
     assert_eq!(
         bars[0],
-        pb::Bar { date: "2024-01-02".into(), open: 10.0, high: 11.0, low: 10.0, close: 10.5, volume: None }
+        pb::Bar {
+            date: "2024-01-02".into(),
+            open: 10.0,
+            high: 11.0,
+            low: 10.0,
+            close: 10.5,
+            volume: None,
+            adj_close: None
+        }
     );
     assert_eq!(bars[1].volume, Some(1000.0));
     let from = client.get_bars(get("ACME", "2024-01-03", "")).await.unwrap().into_inner().bars;
@@ -221,7 +236,81 @@ fn compute(symbol: &str, start: &str, end: &str, kinds: Vec<Kind>) -> pb::Comput
         start_date: start.into(),
         end_date: end.into(),
         indicators: kinds.into_iter().map(|k| pb::Indicator { kind: Some(k) }).collect(),
+        adjusted: Some(false),
     }
+}
+
+#[tokio::test]
+async fn prices_are_split_adjusted_unless_asked_as_traded() {
+    let (_server, mut client) = server(true).await;
+    let listed = client.list_symbols(pb::ListSymbolsRequest {}).await.unwrap().into_inner().symbols;
+    assert!(listed.iter().all(|s| s.adjusted), "the sample carries adjusted closes");
+    // MSFT split 2:1 before trading on 2003-02-18: as traded, the close halves.
+    let raw = client.get_bars(get("MSFT", "2003-02-14", "2003-02-18")).await.unwrap().into_inner();
+    assert!(!raw.adjusted);
+    assert_eq!(raw.bars.iter().map(|b| b.close).collect::<Vec<_>>(), [48.3, 24.96]);
+    let adjusted = pb::GetBarsRequest { adjusted: None, ..get("MSFT", "2003-02-14", "2003-02-18") };
+    let adjusted = client.get_bars(adjusted).await.unwrap().into_inner();
+    assert!(adjusted.adjusted, "adjusted is the default");
+    // The closes are the source's Adj Close (data/sample/bars.csv.gz), the
+    // other prices move with them, and the volume moves the other way.
+    let [before, after] = [&adjusted.bars[0], &adjusted.bars[1]];
+    assert_eq!((before.close, after.close), (16.076442938105, 16.61565282547));
+    let factor = 16.076442938105 / 48.3;
+    assert_eq!((before.open, before.high), (47.25 * factor, 48.5 * factor));
+    assert_eq!(before.volume, Some(45223200.0 / factor));
+    assert_eq!(before.adj_close, Some(16.076442938105));
+
+    // Indicators follow: SMA(1) is the close of the series asked for.
+    let sma1 = || vec![Kind::Sma(pb::Sma { period: 1 })];
+    let request = pb::ComputeIndicatorsRequest {
+        adjusted: None,
+        ..compute("MSFT", "2003-02-14", "2003-02-18", sma1())
+    };
+    let reply = client.compute_indicators(request).await.unwrap().into_inner();
+    assert!(reply.adjusted);
+    assert_eq!(reply.columns[0].values, [16.076442938105, 16.61565282547]);
+    let reply = client.compute_indicators(compute("MSFT", "2003-02-14", "2003-02-18", sma1())).await.unwrap();
+    assert_eq!(reply.into_inner().columns[0].values, [48.3, 24.96]);
+}
+
+#[tokio::test]
+async fn symbols_are_stored_upper_case_and_found_in_any_case() {
+    let (_server, mut client) = server(false).await;
+    let csv = "date,open,high,low,close\n2024-01-02,1,2,1,2\n2024-01-03,1,2,1,2\n";
+    let mut messages = csv_import("acme", csv);
+    messages[1].symbol = "Acme".into(); // a later message may repeat the symbol in any case
+    let reply = import(&mut client, messages).await.unwrap();
+    assert_eq!(reply.symbol, "ACME");
+    assert_eq!(symbols(&mut client).await, [("ACME".to_owned(), 2)]);
+    let bars = client.get_bars(get("aCmE", "", "")).await.unwrap().into_inner().bars;
+    assert_eq!(bars.len(), 2);
+}
+
+#[tokio::test]
+async fn delete_symbol_removes_every_bar_of_one_symbol() {
+    let (_server, mut client) = server(false).await;
+    let csv = "date,open,high,low,close\n2024-01-02,1,2,1,2\n2024-01-03,1,2,1,2\n";
+    import(&mut client, csv_import("ACME", csv)).await.unwrap();
+    import(&mut client, csv_import("OTHER", csv)).await.unwrap();
+    let reply = client.get_bars(get("ACME", "", "")).await.unwrap().into_inner();
+    assert_eq!(reply.bars.len(), 2, "read once, so the cache holds it");
+    let delete = |symbol: &str| pb::DeleteSymbolRequest { symbol: symbol.into() };
+    let reply = client.delete_symbol(delete("acme")).await.unwrap().into_inner();
+    assert_eq!((reply.symbol.as_str(), reply.deleted), ("ACME", 2));
+    assert_eq!(symbols(&mut client).await, [("OTHER".to_owned(), 2)]);
+    assert_status(client.get_bars(get("ACME", "", "")).await, Code::NotFound, &["\"ACME\"", "OTHER"]);
+    assert_status(
+        client.delete_symbol(delete("ACME")).await,
+        Code::NotFound,
+        &["\"ACME\" is not stored", "OTHER"],
+    );
+    assert_status(
+        client.delete_symbol(delete("")).await,
+        Code::InvalidArgument,
+        &["symbol must not be empty"],
+    );
+    assert_status(client.delete_symbol(delete("A/B")).await, Code::InvalidArgument, &["\"A/B\""]);
 }
 
 #[tokio::test]

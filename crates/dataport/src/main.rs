@@ -47,9 +47,9 @@ enum Command {
     /// Read, publish and watch positions (dataport.position.v1).
     #[command(subcommand)]
     Position(client::position::PositionCommand),
-    /// MACD(12, 26, 9) of a symbol's stored daily bars over a date range (idc.Indicator).
+    /// MACD(12, 26, 9) of a symbol's daily bars over a date range, beside the prices (dataport.market.v1).
     Macd(client::market::MacdArgs),
-    /// Import, list and print stored daily bars (dataport.market.v1).
+    /// Import, list, print and remove stored daily bars (dataport.market.v1).
     #[command(subcommand)]
     Bars(client::market::BarsCommand),
     /// Indicators of a symbol's stored bars over a date range, as columns (dataport.market.v1).

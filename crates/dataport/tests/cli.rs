@@ -147,7 +147,7 @@ fn malformed_arguments_are_usage_errors() {
 #[test]
 fn macd_prints_a_table_csv_or_json_lines() {
     let s = BackgroundServer::start();
-    let range = ["--symbol", "AAPL", "--start", "2010-01-04", "--end", "2010-01-05"];
+    let range = ["--symbol", "aapl", "--start", "2010-01-04", "--end", "2010-01-05", "--raw"];
     let table = stdout_of(dataport(s.addr()).arg("macd").args(range));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
@@ -166,14 +166,69 @@ fn macd_prints_a_table_csv_or_json_lines() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1]["date"], "2010-01-05");
 
-    let out =
-        dataport(s.addr()).args(["macd", "--start", "2010-01-04", "--end", "2010-01-05"]).output().unwrap();
+    let out = dataport(s.addr()).args(["macd", "--symbol", "TSLA"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with("error: INVALID_ARGUMENT: symbol is empty")
+        stderr.starts_with("error: NOT_FOUND: symbol \"TSLA\" is not stored")
             && stderr.contains("AAPL, GOOG, IBM, MSFT"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn market_commands_show_adjusted_prices_unless_raw() {
+    let s = BackgroundServer::start();
+    // MSFT split 2:1 before trading on 2003-02-18.
+    let range = ["--symbol", "MSFT", "--start", "2003-02-14", "--end", "2003-02-18", "--format", "csv"];
+    let raw = stdout_of(dataport(s.addr()).args(["bars", "get", "--raw"]).args(range));
+    assert_eq!(
+        raw,
+        "date,open,high,low,close,volume,adj_close\n\
+         2003-02-14,47.25,48.5,46.77,48.3,45223200,16.076442938105\n\
+         2003-02-18,24.62,24.99,24.4,24.96,28707750,16.61565282547\n"
+    );
+    let adjusted = stdout_of(dataport(s.addr()).args(["bars", "get"]).args(range));
+    let closes: Vec<&str> = adjusted.lines().skip(1).map(|l| l.split(',').nth(4).unwrap()).collect();
+    assert_eq!(closes, ["16.076442938105", "16.61565282547"], "{adjusted}");
+    let macd = stdout_of(dataport(s.addr()).arg("macd").args(range));
+    assert!(macd.lines().nth(1).is_some_and(|l| l.contains(",16.076442938105,")), "{macd}");
+    let list = stdout_of(dataport(s.addr()).args(["bars", "list"]));
+    assert!(list.lines().next().is_some_and(|l| l.ends_with("adjusted")), "{list}");
+    assert!(list.lines().skip(1).all(|l| l.ends_with("yes")), "{list}");
+}
+
+#[test]
+fn a_range_past_the_stored_bars_says_where_they_end() {
+    let s = BackgroundServer::start();
+    let out = dataport(s.addr())
+        .args(["bars", "get", "--symbol", "ibm", "--start", "2013-02-28", "--end", "2013-06-30"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "a header and two bars");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "note: the last stored bar of IBM is 2013-03-01; the range asked for runs to 2013-06-30\n"
+    );
+    let inside = dataport(s.addr()).args(["bars", "get", "--symbol", "IBM", "--end", "2013-03-01"]).output();
+    assert_eq!(inside.expect("runs").stderr, b"", "no note inside the stored bars");
+}
+
+#[test]
+fn bars_rm_removes_symbols() {
+    let s = BackgroundServer::start();
+    let out = stdout_of(
+        dataport(s.addr())
+            .args(["bars", "import", "--symbol", "acme", "-"])
+            .write_stdin("date;open;high;low;close\n2024-01-02;1;2;1;2\n"),
+    );
+    assert!(out.starts_with("imported 1 bars of ACME"), "{out}");
+    assert_eq!(stdout_of(dataport(s.addr()).args(["bars", "rm", "Acme"])), "removed ACME (1 bars)\n");
+    let out = dataport(s.addr()).args(["bars", "rm", "ACME"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: NOT_FOUND: symbol \"ACME\" is not stored")
     );
 }
 
@@ -199,6 +254,7 @@ fn bars_import_list_and_get() {
     let list = stdout_of(dataport(s.addr()).args(["bars", "list"]));
     let lines: Vec<&str> = list.lines().collect();
     assert!(lines[0].starts_with("symbol") && lines[0].contains("first"), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("ACME") && l.ends_with("no")), "not adjusted: {list}");
     assert!(lines[1].starts_with("AAPL") && lines[1].contains("3270"), "{list}");
     assert!(
         list.lines().any(|l| l.starts_with("ACME") && l.contains("2024-01-02") && l.contains("2024-01-04")),
@@ -239,8 +295,9 @@ fn bars_import_list_and_get() {
 #[test]
 fn indicators_print_one_column_per_output() {
     let s = BackgroundServer::start();
-    let args = ["indicators", "--symbol", "AAPL", "--start", "2010-01-04", "--end", "2010-01-05"];
-    let table = stdout_of(dataport(s.addr()).args(args).args(["sma:5", "macd", "bollinger:20,2.5"]));
+    let args = ["indicators", "--symbol", "AAPL", "--start", "2010-01-04", "--end", "2010-01-05", "--raw"];
+    let table =
+        stdout_of(dataport(s.addr()).args(args).args(["sma:5", "macd", "bollinger:20,2.5", "--wide"]));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
@@ -248,6 +305,7 @@ fn indicators_print_one_column_per_output() {
         header,
         [
             "date",
+            "close",
             "sma_5",
             "macd_12_26_9",
             "macd_12_26_9_signal",
@@ -272,7 +330,22 @@ fn indicators_print_one_column_per_output() {
     ]));
     let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0], serde_json::json!({"date": "2000-03-01", "rsi_14": null}));
+    assert_eq!(rows[0], serde_json::json!({"date": "2000-03-01", "close": 4.186662803811, "rsi_14": null}));
+
+    // The README's example fits 120 columns, and says what it left out.
+    let out = dataport(s.addr())
+        .args(["indicators", "--symbol", "GOOG", "--start", "2013-01-01", "--end", "2013-01-31"])
+        .args(["sma:20", "rsi", "macd:12,26,9", "bollinger:20,2,2", "atr"])
+        .output()
+        .expect("runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().all(|l| l.len() <= 120), "{table}");
+    assert!(table.lines().next().is_some_and(|l| l.starts_with("date") && l.contains("close")), "{table}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("note: ") && stderr.contains("atr_14") && stderr.contains("--wide"),
+        "{stderr}"
+    );
 
     let out = dataport(s.addr()).args(args).arg("vwap:3").output().expect("runs");
     assert_eq!(out.status.code(), Some(2));

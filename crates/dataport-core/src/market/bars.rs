@@ -1,9 +1,14 @@
 //! Daily OHLCV bars, and reading them from CSV.
 //!
 //! A bars file has a header row naming at least `date`, `open`, `high`,
-//! `low` and `close` (any case, any order; `volume` is optional; other columns
-//! are ignored), then one row per trading day in any order. A file is taken
-//! whole or not at all: the first bad row refuses it, naming its line.
+//! `low` and `close` (any case, any order; `volume` and `adj_close` are
+//! optional; other columns are ignored), then one row per trading day in any
+//! order. A file is taken whole or not at all: the first bad row refuses it,
+//! naming its line.
+//!
+//! A bar's `adj_close` is its close adjusted for the splits and dividends
+//! that came after it; [`adjusted`] scales the whole bar by the same factor,
+//! so a series of adjusted bars has no jumps at splits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -88,6 +93,49 @@ pub struct Bar {
     pub close: f64,
     /// Shares traded, when known.
     pub volume: Option<f64>,
+    /// The close adjusted for later splits and dividends, when known.
+    pub adj_close: Option<f64>,
+}
+
+impl Bar {
+    /// This bar scaled by `factor` (adjusted = raw x factor): the prices
+    /// times it, the volume divided by it (so the traded value stays the
+    /// same: a 2:1 split halves earlier prices and doubles their volume).
+    fn scaled(&self, factor: f64) -> Bar {
+        Bar {
+            date: self.date,
+            open: self.open * factor,
+            high: self.high * factor,
+            low: self.low * factor,
+            close: self.close * factor,
+            volume: self.volume.map(|v| v / factor),
+            adj_close: self.adj_close,
+        }
+    }
+}
+
+/// The adjusted series of `bars` (sorted by date), or `None` when no bar
+/// carries an `adj_close` (there is nothing to adjust by).
+///
+/// Each bar is scaled by its factor `adj_close / close`, so its close becomes
+/// its `adj_close` and its open, high and low move with it. A bar without an
+/// `adj_close` takes the factor of the nearest later bar that has one (a
+/// factor changes only at a split or dividend, and bars after the last one
+/// need none), or 1 when no later bar has one.
+pub fn adjusted(bars: &[Bar]) -> Option<Vec<Bar>> {
+    if bars.iter().all(|b| b.adj_close.is_none()) {
+        return None;
+    }
+    let mut out = bars.to_vec();
+    let mut factor = 1.0;
+    for bar in out.iter_mut().rev() {
+        if let Some(adj) = bar.adj_close {
+            // check_bar keeps close and adj_close above 0.
+            factor = adj / bar.close;
+        }
+        *bar = bar.scaled(factor);
+    }
+    Some(out)
 }
 
 /// The longest symbol, in bytes.
@@ -102,6 +150,13 @@ pub enum SymbolError {
     TooLong(String),
     #[error("symbol {0:?} may hold only letters, digits, '.', '-' and '_'")]
     BadChar(String),
+}
+
+/// A ticker symbol as it is stored: checked by [`validate_symbol`], then
+/// upper-cased, so `aapl` and `AAPL` are one symbol.
+pub fn symbol(text: &str) -> Result<String, SymbolError> {
+    validate_symbol(text)?;
+    Ok(text.to_ascii_uppercase())
 }
 
 /// Checks a ticker symbol: 1 to [`MAX_SYMBOL_LEN`] ASCII letters, digits,
@@ -121,12 +176,23 @@ pub fn validate_symbol(symbol: &str) -> Result<(), SymbolError> {
 
 /// Checks one bar's numbers: all finite; the high at or above the low, the
 /// open and the close; the low at or below the open and the close; the
-/// volume not negative. (Dates are checked when parsed.)
+/// volume not negative; an adjusted close above 0, and then the close too
+/// (the adjustment is their ratio). (Dates are checked when parsed.)
 pub fn check_bar(bar: &Bar) -> Result<(), String> {
     let fields = [("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close)];
-    for (name, value) in fields.into_iter().chain(bar.volume.map(|v| ("volume", v))) {
+    let optional =
+        bar.volume.map(|v| ("volume", v)).into_iter().chain(bar.adj_close.map(|v| ("adj_close", v)));
+    for (name, value) in fields.into_iter().chain(optional) {
         if !value.is_finite() {
             return Err(format!("{name} {value} is not a finite number"));
+        }
+    }
+    if let Some(adj) = bar.adj_close {
+        if adj <= 0.0 {
+            return Err(format!("adj_close {adj} is not above 0"));
+        }
+        if bar.close <= 0.0 {
+            return Err(format!("close {} is not above 0, so adj_close {adj} adjusts nothing", bar.close));
         }
     }
     for (name, value) in [("low", bar.low), ("open", bar.open), ("close", bar.close)] {
@@ -150,7 +216,9 @@ pub fn check_bar(bar: &Bar) -> Result<(), String> {
 pub enum BarsError {
     #[error("the file is empty: expected a header row naming date, open, high, low and close")]
     Empty,
-    #[error("the header has no `{0}` column (it needs date, open, high, low and close; volume is optional)")]
+    #[error(
+        "the header has no `{0}` column (it needs date, open, high, low and close; volume and adj_close are optional)"
+    )]
     MissingColumn(&'static str),
     #[error("the header names `{0}` twice")]
     DuplicateColumn(String),
@@ -166,6 +234,12 @@ fn separator(start: &[u8]) -> u8 {
     let line = start.split(|&b| b == b'\n').next().unwrap_or_default();
     let count = |sep: u8| line.iter().filter(|&&b| b == sep).count();
     [b';', b'\t'].into_iter().fold(b',', |best, sep| if count(sep) > count(best) { sep } else { best })
+}
+
+/// A header name as it is matched: lower case, with spaces, dots and
+/// underscores dropped (`Adj Close`, `adj_close` and `Adj. Close` are one).
+fn column_key(name: &str) -> String {
+    name.chars().filter(|c| !matches!(c, ' ' | '.' | '_')).map(|c| c.to_ascii_lowercase()).collect()
 }
 
 /// Reads a whole bars file, its fields separated by commas, semicolons or
@@ -196,10 +270,12 @@ fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, V
     };
     let mut columns: HashMap<String, usize> = HashMap::new();
     for (i, name) in headers.iter().enumerate() {
-        let name = name.trim().to_ascii_lowercase();
-        let known = REQUIRED.contains(&name.as_str()) || name == "volume" || (by_symbol && name == "symbol");
-        if known && columns.insert(name.clone(), i).is_some() {
-            return Err(BarsError::DuplicateColumn(name));
+        let key = column_key(name.trim());
+        let known = REQUIRED.contains(&key.as_str())
+            || matches!(key.as_str(), "volume" | "adjclose")
+            || (by_symbol && key == "symbol");
+        if known && columns.insert(key, i).is_some() {
+            return Err(BarsError::DuplicateColumn(name.trim().to_owned()));
         }
     }
     let mut index = [0usize; 5];
@@ -211,6 +287,7 @@ fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, V
         false => None,
     };
     let volume_at = columns.get("volume").copied();
+    let adj_close_at = columns.get("adjclose").copied();
 
     let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
     let mut seen: HashMap<(String, Date), u64> = HashMap::new();
@@ -224,10 +301,10 @@ fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, V
             continue;
         }
         let field = |i: usize| record.get(i).unwrap_or("").trim();
-        let symbol = symbol_at.map_or("", field).to_owned();
-        if by_symbol {
-            validate_symbol(&symbol).map_err(|e| row_error(line, e.to_string()))?;
-        }
+        let symbol = match symbol_at {
+            Some(at) => self::symbol(field(at)).map_err(|e| row_error(line, e.to_string()))?,
+            None => String::new(),
+        };
         let date: Date = field(index[0]).parse().map_err(|e: DateError| row_error(line, e.to_string()))?;
         let number = |name: &str, i: usize| -> Result<f64, BarsError> {
             let text = field(i);
@@ -244,6 +321,10 @@ fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, V
             close: number("close", index[4])?,
             volume: match volume_at {
                 Some(i) if !field(i).is_empty() => Some(number("volume", i)?),
+                _ => None,
+            },
+            adj_close: match adj_close_at {
+                Some(i) if !field(i).is_empty() => Some(number("adj_close", i)?),
                 _ => None,
             },
         };
@@ -293,6 +374,56 @@ mod tests {
     }
 
     #[test]
+    fn an_adjusted_close_column_is_read_under_any_usual_spelling() {
+        for name in ["adj_close", "Adj Close", "AdjClose", "Adj. Close"] {
+            let bars = parse(&format!("date,open,high,low,close,{name}\n2024-01-02,10,11,9,10,5\n")).unwrap();
+            assert_eq!(bars[0].adj_close, Some(5.0), "{name}");
+        }
+        let bars = parse("date,open,high,low,close,adj_close\n2024-01-02,10,11,9,10,\n").unwrap();
+        assert_eq!(bars[0].adj_close, None, "an empty cell is no adjustment");
+        let (line, reason) = row_error("date,open,high,low,close,adj_close\n2024-01-02,10,11,9,10,0\n");
+        assert_eq!((line, reason.as_str()), (2, "adj_close 0 is not above 0"));
+        let (_, reason) = row_error("date,open,high,low,close,adj_close\n2024-01-02,0,0,0,0,1\n");
+        assert_eq!(reason, "close 0 is not above 0, so adj_close 1 adjusts nothing");
+    }
+
+    fn bar(date: &str, close: f64, adj_close: Option<f64>) -> Bar {
+        let date = date.parse().unwrap();
+        Bar { date, open: close, high: close + 2.0, low: close - 2.0, close, volume: Some(100.0), adj_close }
+    }
+
+    #[test]
+    fn adjusting_scales_each_bar_by_its_factor_and_bars_without_one_take_the_next_later_one() {
+        // A 2:1 split between the second and third day: the first two
+        // days' adjusted closes are half their closes.
+        let raw = [
+            bar("2024-01-02", 100.0, Some(50.0)),
+            bar("2024-01-03", 102.0, None),
+            bar("2024-01-04", 52.0, Some(52.0)),
+            bar("2024-01-05", 53.0, None),
+        ];
+        let adjusted = adjusted(&raw).unwrap();
+        let closes: Vec<f64> = adjusted.iter().map(|b| b.close).collect();
+        assert_eq!(closes, [50.0, 102.0, 52.0, 53.0], "day 2 takes day 3's factor 1; day 4 none later");
+        let first = adjusted[0];
+        assert_eq!((first.open, first.high, first.low), (50.0, 51.0, 49.0), "prices move with the close");
+        assert_eq!(first.volume, Some(200.0), "volume divides by the factor: the value traded stays");
+        assert_eq!(first.adj_close, Some(50.0));
+        assert_eq!(adjusted[1..], raw[1..], "factor 1 changes nothing");
+        let plain = [bar("2024-01-02", 1.0, None)];
+        assert_eq!(super::adjusted(&plain), None, "no adj_close anywhere: nothing to adjust by");
+    }
+
+    #[test]
+    fn symbols_are_stored_upper_case() {
+        assert_eq!(symbol("aapl"), Ok("AAPL".to_owned()));
+        assert_eq!(symbol("brk.b"), Ok("BRK.B".to_owned()));
+        assert_eq!(symbol("a b"), Err(SymbolError::BadChar("a b".into())));
+        let by = parse_csv_by_symbol("symbol,date,open,high,low,close\nmsft,2020-01-02,1,2,1,2\n".as_bytes());
+        assert_eq!(by.unwrap().keys().collect::<Vec<_>>(), ["MSFT"]);
+    }
+
+    #[test]
     fn semicolon_and_tab_separated_files_read_as_comma_separated_ones() {
         let commas = parse("date,open,high,low,close\n2024-01-02,10,11,9,10.5\n").unwrap();
         for text in [
@@ -329,7 +460,7 @@ mod tests {
     #[test]
     fn headers_are_case_insensitive_in_any_order_and_extra_columns_are_ignored() {
         let bars = parse(
-            "Ticker,Close,DATE,Low,High,Open,Adj Close\nX,2,2020-01-03,1,3,1.5,9\nX,4,2020-01-02,3,5,3.5,9\n",
+            "Ticker,Close,DATE,Low,High,Open,Notes\nX,2,2020-01-03,1,3,1.5,9\nX,4,2020-01-02,3,5,3.5,9\n",
         )
         .unwrap();
         assert_eq!(bars.len(), 2);
@@ -367,7 +498,7 @@ mod tests {
         assert_eq!(parse("date,open,high,low\n"), Err(BarsError::MissingColumn("close")));
         assert_eq!(
             parse("date,open,high,low,close,Close\n"),
-            Err(BarsError::DuplicateColumn("close".into()))
+            Err(BarsError::DuplicateColumn("Close".into()))
         );
         assert_eq!(parse("date,open,high,low,close\n").unwrap(), Vec::new());
     }

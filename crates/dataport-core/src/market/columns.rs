@@ -73,7 +73,15 @@ mod tests {
             .map(|i| {
                 let close = closes[i];
                 let date = Date::new(2024, 1 + (i / 28) as u8, 1 + (i % 28) as u8).unwrap();
-                Bar { date, open: close, high: close + 1.0, low: close - 1.0, close, volume: None }
+                Bar {
+                    date,
+                    open: close,
+                    high: close + 1.0,
+                    low: close - 1.0,
+                    close,
+                    volume: None,
+                    adj_close: None,
+                }
             })
             .collect()
     }

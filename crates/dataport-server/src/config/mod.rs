@@ -116,8 +116,10 @@ settings! {
     max_entities: usize = "10000", value "N", parse::positive;
     /// the symbol GetMACD and GetMACDGraph answer for when a request names none
     default_symbol: Option<String> = unset "none", value "SYMBOL", parse::symbol;
-    /// load the bundled sample bars into an empty bar store
+    /// load the bundled sample bars into a new bar store (once: removing its symbols keeps them gone)
     sample_data: bool = "true", negated, parse::boolean;
+    /// answer GetMACD and GetMACDGraph over split-adjusted prices, as the v1 market API does by default
+    compat_adjusted: bool = "false", switch, parse::boolean;
     /// largest outlier Detect request (bytes, or KiB/MiB/GiB); past it RESOURCE_EXHAUSTED naming the limit
     max_detect_bytes: usize = "64MiB", value "SIZE", |v| parse::size(v, 1 << 10, "1 KiB");
     /// most series one DetectStream call keeps windows for; past it RESOURCE_EXHAUSTED

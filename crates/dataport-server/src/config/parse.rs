@@ -28,8 +28,7 @@ pub(super) fn positive(value: &str) -> Result<usize, String> {
 }
 
 pub(super) fn symbol(value: &str) -> Result<Option<String>, String> {
-    dataport_core::market::bars::validate_symbol(value).map_err(|e| e.to_string())?;
-    Ok(Some(value.to_owned()))
+    dataport_core::market::bars::symbol(value).map(Some).map_err(|e| e.to_string())
 }
 
 /// One of a few names, each standing for a value.

@@ -42,7 +42,8 @@ impl indicator_server::Indicator for Indicator {
         let market = self.market.clone();
         let rows = blocking(move || {
             let symbol = market.symbol(&req.symbol)?;
-            let bars = market.bars(&symbol)?;
+            // As traded unless configured otherwise: existing clients keep their numbers.
+            let (bars, _) = market.series(&symbol, market.compat_adjusted)?;
             // Over the whole history, so the warm-up comes from bars before start.
             let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
             let m = macd(&closes, MacdParams::default());
@@ -84,7 +85,9 @@ impl indicator_graph_server::IndicatorGraph for IndicatorGraph {
         let png = blocking(move || {
             let symbol = market.symbol(&req.symbol)?;
             let options = ChartOptions::default();
-            market.chart(ChartRequest { symbol, range, macd: MacdParams::default(), options })
+            let adjusted = market.compat_adjusted;
+            let chart = ChartRequest { symbol, range, macd: MacdParams::default(), adjusted, options };
+            market.chart(chart).map(|(png, _)| png)
         })
         .await?;
         let replies: Vec<_> = chunks(png).map(|macd_chunk| Ok(idc::MacdGraphReply { macd_chunk })).collect();

@@ -28,31 +28,34 @@ pub fn load_sample(store: &dyn BarStore) -> Result<(usize, usize), String> {
     Ok((by_symbol.len(), total))
 }
 
-/// What every market service shares: the bar store and the configured
-/// default symbol.
+/// What every market service shares: the bar store, the configured default
+/// symbol, and whether the seed services answer over adjusted prices.
 #[derive(Clone)]
 pub struct Market {
     store: Arc<dyn BarStore>,
     default_symbol: Option<String>,
+    compat_adjusted: bool,
 }
 
 impl std::fmt::Debug for Market {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Market").field("default_symbol", &self.default_symbol).finish_non_exhaustive()
+        f.debug_struct("Market")
+            .field("default_symbol", &self.default_symbol)
+            .field("compat_adjusted", &self.compat_adjusted)
+            .finish_non_exhaustive()
     }
 }
 
 impl Market {
-    pub fn new(store: Arc<dyn BarStore>, default_symbol: Option<String>) -> Self {
-        Market { store, default_symbol }
+    pub fn new(store: Arc<dyn BarStore>, default_symbol: Option<String>, compat_adjusted: bool) -> Self {
+        Market { store, default_symbol, compat_adjusted }
     }
 
-    /// The symbol a request means: the one it names, else the configured
-    /// default, else the only stored one. Blocking (reads the store).
+    /// The symbol a request means: the one it names (upper-cased), else the
+    /// configured default, else the only stored one. Blocking (reads the store).
     fn symbol(&self, requested: &str) -> Result<String, Status> {
         if !requested.is_empty() {
-            bars::validate_symbol(requested).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            return Ok(requested.to_owned());
+            return stored_symbol(requested);
         }
         if let Some(symbol) = &self.default_symbol {
             return Ok(symbol.clone());
@@ -79,19 +82,31 @@ impl Market {
         }
     }
 
-    /// Runs `answer` off the reactor over every stored bar of `symbol` and
-    /// the indices of those inside `range`.
+    /// Every stored bar of `symbol`, adjusted when `adjusted` asks for it and
+    /// the bars carry adjustments; the flag says whether they were adjusted.
+    fn series(&self, symbol: &str, adjusted: bool) -> Result<(Arc<[Bar]>, bool), Status> {
+        let bars = self.bars(symbol)?;
+        match adjusted.then(|| bars::adjusted(&bars)).flatten() {
+            Some(adjusted) => Ok((adjusted.into(), true)),
+            None => Ok((bars, false)),
+        }
+    }
+
+    /// Runs `answer` off the reactor over every stored bar of `symbol`
+    /// (adjusted as [`Self::series`] does) and the indices of those inside
+    /// `range`.
     async fn over<T: Send + 'static>(
         &self,
         symbol: String,
         range: DateRange,
-        answer: impl FnOnce(String, &[Bar], std::ops::Range<usize>) -> T + Send + 'static,
+        adjusted: bool,
+        answer: impl FnOnce(Series<'_>) -> T + Send + 'static,
     ) -> Result<T, Status> {
         let market = self.clone();
         blocking(move || {
-            let bars = market.bars(&symbol)?;
+            let (bars, adjusted) = market.series(&symbol, adjusted)?;
             let shown = range.indices(&bars);
-            Ok(answer(symbol, &bars, shown))
+            Ok(answer(Series { symbol, bars: &bars, shown, adjusted }))
         })
         .await
     }
@@ -100,6 +115,22 @@ impl Market {
     fn stored_symbols(&self) -> Result<Vec<String>, Status> {
         Ok(self.store.symbols().map_err(internal)?.into_iter().map(|s| s.symbol).collect())
     }
+}
+
+/// A symbol's bars as a call answers over them.
+struct Series<'a> {
+    symbol: String,
+    /// Every stored bar, so indicators warm up on the bars before the range.
+    bars: &'a [Bar],
+    /// The indices of `bars` inside the range asked for.
+    shown: std::ops::Range<usize>,
+    /// Whether `bars` are adjusted prices.
+    adjusted: bool,
+}
+
+/// A symbol named by a request, as it is stored: checked and upper-cased.
+fn stored_symbol(requested: &str) -> Result<String, Status> {
+    bars::symbol(requested).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 fn internal(e: BarStoreError) -> Status {
@@ -161,14 +192,16 @@ struct ChartRequest {
     symbol: String,
     range: DateRange,
     macd: MacdParams,
+    adjusted: bool,
     options: ChartOptions,
 }
 
 impl Market {
-    /// Draws the chart of `req.range`, with MACD over the whole history.
-    /// Blocking (reads the store and renders).
-    fn chart(&self, req: ChartRequest) -> Result<Vec<u8>, Status> {
-        let bars = self.bars(&req.symbol)?;
+    /// Draws the chart of `req.range`, with MACD over the whole history;
+    /// answers the image and whether its prices are adjusted. Blocking
+    /// (reads the store and renders).
+    fn chart(&self, req: ChartRequest) -> Result<(Vec<u8>, bool), Status> {
+        let (bars, adjusted) = self.series(&req.symbol, req.adjusted)?;
         let closes: Vec<f64> = bars.iter().map(|b| b.close).collect();
         let m = macd(&closes, req.macd);
         let shown = req.range.indices(&bars);
@@ -179,20 +212,21 @@ impl Market {
         };
         let mut options = req.options;
         if options.title.is_empty() {
-            options.title = chart_title(&req.symbol, &bars[shown.clone()], req.range, req.macd);
+            options.title = chart_title(&req.symbol, &bars[shown.clone()], req.range, req.macd, adjusted);
         }
-        dataport_chart::render(&bars[shown], lines, &options).map_err(|e| match e {
+        let image = dataport_chart::render(&bars[shown], lines, &options).map_err(|e| match e {
             ChartError::Drawing(_) => Status::internal(e.to_string()),
             ChartError::Size { .. } | ChartError::NoPanel | ChartError::Length { .. } => {
                 Status::invalid_argument(e.to_string())
             }
-        })
+        })?;
+        Ok((image, adjusted))
     }
 }
 
-/// "GOOG daily, 2012-01-03 to 2012-12-31, MACD(12, 26, 9)": the dates of the
-/// bars shown, else of the range asked for.
-fn chart_title(symbol: &str, shown: &[Bar], range: DateRange, params: MacdParams) -> String {
+/// "GOOG daily, adjusted, 2012-01-03 to 2012-12-31, MACD(12, 26, 9)": which
+/// prices, and the dates of the bars shown, else of the range asked for.
+fn chart_title(symbol: &str, shown: &[Bar], range: DateRange, params: MacdParams, adjusted: bool) -> String {
     let or_open = |d: Option<Date>| d.map_or_else(|| "…".to_owned(), |d| d.to_string());
     let (from, to) = match shown {
         [first, .., last] => (first.date.to_string(), last.date.to_string()),
@@ -200,7 +234,8 @@ fn chart_title(symbol: &str, shown: &[Bar], range: DateRange, params: MacdParams
         [] => (or_open(range.start), or_open(range.end)),
     };
     let (f, s, g) = (params.fast, params.slow, params.signal);
-    format!("{symbol} daily, {from} to {to}, MACD({f}, {s}, {g})")
+    let prices = if adjusted { "adjusted" } else { "as traded" };
+    format!("{symbol} daily, {prices}, {from} to {to}, MACD({f}, {s}, {g})")
 }
 
 /// Splits an image into response-sized pieces.
@@ -254,6 +289,7 @@ mod tests {
             low: 1.0,
             close: 1.0,
             volume: None,
+            adj_close: None,
         };
         let bars = [day(2), day(3), day(5), day(8)];
         let indices = |s: &str, e: &str| DateRange::open(s, e).unwrap().indices(&bars);

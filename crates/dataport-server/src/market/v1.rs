@@ -8,7 +8,7 @@ use dataport_store::bars::SymbolSummary;
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{ChartRequest, DateRange, Market, blocking, chunks, internal};
+use super::{ChartRequest, DateRange, Market, blocking, chunks, internal, stored_symbol};
 use crate::Reply;
 use crate::tonic_fixes::BodyEnd;
 
@@ -73,8 +73,10 @@ impl market_service_server::MarketService for MarketService {
     async fn get_bars(&self, request: Request<pb::GetBarsRequest>) -> Reply<pb::GetBarsResponse> {
         let req = request.into_inner();
         let (symbol, range) = symbol_range(&req.symbol, &req.start_date, &req.end_date)?;
-        let bars = self.market.over(symbol, range, |_, bars, shown| bars[shown].iter().map(bar_pb).collect());
-        Ok(Response::new(pb::GetBarsResponse { bars: bars.await? }))
+        let response = self.market.over(symbol, range, req.adjusted.unwrap_or(true), |s| {
+            pb::GetBarsResponse { bars: s.bars[s.shown].iter().map(bar_pb).collect(), adjusted: s.adjusted }
+        });
+        Ok(Response::new(response.await?))
     }
 
     async fn compute_indicators(
@@ -84,15 +86,15 @@ impl market_service_server::MarketService for MarketService {
         let req = request.into_inner();
         let (symbol, range) = symbol_range(&req.symbol, &req.start_date, &req.end_date)?;
         let indicators = indicators(&req.indicators)?;
-        let response = self.market.over(symbol, range, move |symbol, bars, shown| {
+        let response = self.market.over(symbol, range, req.adjusted.unwrap_or(true), move |s| {
             // Over the whole history, so the warm-up comes from bars before start.
             let columns = indicators
                 .iter()
-                .flat_map(|indicator| indicator.columns(bars))
-                .map(|c| pb::Column { name: c.name, values: c.values[shown.clone()].to_vec() })
+                .flat_map(|indicator| indicator.columns(s.bars))
+                .map(|c| pb::Column { name: c.name, values: c.values[s.shown.clone()].to_vec() })
                 .collect();
-            let dates = bars[shown].iter().map(|b| b.date.to_string()).collect();
-            pb::ComputeIndicatorsResponse { symbol, dates, columns }
+            let dates = s.bars[s.shown].iter().map(|b| b.date.to_string()).collect();
+            pb::ComputeIndicatorsResponse { symbol: s.symbol, dates, columns, adjusted: s.adjusted }
         });
         Ok(Response::new(response.await?))
     }
@@ -102,12 +104,13 @@ impl market_service_server::MarketService for MarketService {
     async fn render_chart(&self, request: Request<pb::RenderChartRequest>) -> Reply<ChartStream> {
         let req = request.into_inner();
         let chart = ChartRequest {
-            symbol: required_symbol(&req.symbol)?,
+            symbol: stored_symbol(&req.symbol)?,
             range: DateRange::open(&req.start_date, &req.end_date)?,
             macd: match &req.macd {
                 Some(m) => macd_params("macd", m)?,
                 None => MacdParams::default(),
             },
+            adjusted: req.adjusted.unwrap_or(true),
             options: chart_options(&req)?,
         };
         let content_type = match chart.options.format {
@@ -115,15 +118,35 @@ impl market_service_server::MarketService for MarketService {
             Format::Svg => "image/svg+xml",
         };
         let market = self.market.clone();
-        let image = blocking(move || market.chart(chart)).await?;
+        let (image, adjusted) = blocking(move || market.chart(chart)).await?;
         let replies: Vec<_> = chunks(image)
             .enumerate()
             .map(|(i, chunk)| {
-                let content_type = if i == 0 { content_type.to_owned() } else { String::new() };
-                Ok(pb::RenderChartResponse { chunk, content_type })
+                let first = i == 0;
+                let content_type = if first { content_type.to_owned() } else { String::new() };
+                Ok(pb::RenderChartResponse { chunk, content_type, adjusted: first && adjusted })
             })
             .collect();
         Ok(Response::new(tokio_stream::iter(replies)))
+    }
+
+    async fn delete_symbol(
+        &self,
+        request: Request<pb::DeleteSymbolRequest>,
+    ) -> Reply<pb::DeleteSymbolResponse> {
+        let symbol = stored_symbol(&request.into_inner().symbol)?;
+        let market = self.market.clone();
+        let response = blocking(move || {
+            let deleted = market.store.delete(&symbol).map_err(internal)?;
+            if deleted == 0 {
+                // Answered as a lookup of an unknown symbol is: naming those stored.
+                market.bars(&symbol)?;
+            }
+            tracing::info!(symbol, deleted, "deleted a symbol's bars");
+            Ok(pb::DeleteSymbolResponse { symbol, deleted })
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 }
 
@@ -142,9 +165,9 @@ impl Upload {
         while let Some(message) = stream.next().await {
             let message = message?;
             if first {
-                upload.symbol = required_symbol(&message.symbol)?;
+                upload.symbol = stored_symbol(&message.symbol)?;
                 first = false;
-            } else if !message.symbol.is_empty() && message.symbol != upload.symbol {
+            } else if !message.symbol.is_empty() && !message.symbol.eq_ignore_ascii_case(&upload.symbol) {
                 return Err(Status::invalid_argument(format!(
                     "symbol {:?} differs from {:?} named in the first message: one stream imports one symbol",
                     message.symbol, upload.symbol
@@ -195,7 +218,15 @@ impl Upload {
         for (i, b) in self.bars.into_iter().enumerate() {
             let refuse = |reason: String| Status::invalid_argument(format!("bars[{i}]: {reason}"));
             let date: Date = b.date.parse().map_err(|e: bars::DateError| refuse(e.to_string()))?;
-            let bar = Bar { date, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume };
+            let bar = Bar {
+                date,
+                open: b.open,
+                high: b.high,
+                low: b.low,
+                close: b.close,
+                volume: b.volume,
+                adj_close: b.adj_close,
+            };
             bars::check_bar(&bar).map_err(|reason| refuse(format!("({date}) {reason}")))?;
             if let Some(first) = seen.insert(date, i) {
                 return Err(refuse(format!("date {date} already appears in bars[{first}]")));
@@ -209,13 +240,7 @@ impl Upload {
 
 /// A v1 request's symbol and date range.
 fn symbol_range(symbol: &str, start: &str, end: &str) -> Result<(String, DateRange), Status> {
-    Ok((required_symbol(symbol)?, DateRange::open(start, end)?))
-}
-
-/// A v1 symbol: required, and well formed.
-fn required_symbol(symbol: &str) -> Result<String, Status> {
-    bars::validate_symbol(symbol).map_err(|e| Status::invalid_argument(e.to_string()))?;
-    Ok(symbol.to_owned())
+    Ok((stored_symbol(symbol)?, DateRange::open(start, end)?))
 }
 
 fn summary_pb(s: SymbolSummary) -> pb::SymbolSummary {
@@ -224,6 +249,7 @@ fn summary_pb(s: SymbolSummary) -> pb::SymbolSummary {
         bars: s.bars,
         first_date: s.first.to_string(),
         last_date: s.last.to_string(),
+        adjusted: s.adjusted,
     }
 }
 
@@ -235,6 +261,7 @@ fn bar_pb(b: &Bar) -> pb::Bar {
         low: b.low,
         close: b.close,
         volume: b.volume,
+        adj_close: b.adj_close,
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Every indicator and chart reads a symbol's whole history (the warm-up
 //! needs it), so without a cache each call re-reads and re-parses thousands of
-//! rows. Imports go through the cache and drop the symbol's entry; since one
+//! rows. Imports and deletes go through the cache and drop the symbol's entry; since one
 //! process owns the data directory, no other writer can make an entry stale.
 
 use std::collections::HashMap;
@@ -86,6 +86,14 @@ impl<S: BarStore> BarStore for CachedBarStore<S> {
         self.inner.symbols()
     }
 
+    fn delete(&self, symbol: &str) -> Result<u64, BarStoreError> {
+        let result = self.inner.delete(symbol);
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.remove(symbol);
+        result
+    }
+
     fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError> {
         let generation = {
             let mut cache = self.cache();
@@ -141,6 +149,10 @@ mod tests {
             self.reads.fetch_add(1, Ordering::Relaxed);
             Ok(self.symbols.lock().unwrap().get(symbol).map(|b| b.as_slice().into()))
         }
+
+        fn delete(&self, symbol: &str) -> Result<u64, BarStoreError> {
+            Ok(self.symbols.lock().unwrap().remove(symbol).map_or(0, |b| b.len() as u64))
+        }
     }
 
     fn days(n: u8, close: f64) -> Vec<Bar> {
@@ -152,6 +164,7 @@ mod tests {
                 low: close,
                 close,
                 volume: None,
+                adj_close: None,
             })
             .collect()
     }
@@ -175,6 +188,16 @@ mod tests {
         assert!(store.bars("B").unwrap().is_none());
         assert!(store.bars("B").unwrap().is_none());
         assert_eq!(reads(&store), 4);
+    }
+
+    #[test]
+    fn a_deleted_symbol_is_not_answered_from_the_cache() {
+        let store = CachedBarStore::new(Counting::default(), 100);
+        store.import("A", &days(3, 1.0)).unwrap();
+        assert!(store.bars("A").unwrap().is_some());
+        assert_eq!(store.delete("A").unwrap(), 3);
+        assert!(store.bars("A").unwrap().is_none());
+        assert_eq!(store.cache().held, 0);
     }
 
     #[test]

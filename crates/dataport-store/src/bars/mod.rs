@@ -19,6 +19,8 @@ pub struct SymbolSummary {
     pub bars: u64,
     pub first: Date,
     pub last: Date,
+    /// Whether any of its bars carries an adjusted close.
+    pub adjusted: bool,
 }
 
 /// Why the bar store failed.
@@ -32,8 +34,10 @@ pub enum BarStoreError {
     Corrupt { path: PathBuf, symbol: String, date: String },
 }
 
-/// Daily bars per symbol. Implementations must make each import atomic: a
-/// reader sees all of it or none of it.
+/// Daily bars per symbol. Implementations must make each import and each
+/// delete atomic: a reader sees all of it or none of it. Symbols are taken
+/// as given: callers store and ask for them upper-case
+/// ([`dataport_core::market::bars::symbol`]).
 pub trait BarStore: Send + Sync {
     /// Stores `bars` (already validated) for `symbol` in one transaction;
     /// a date already stored for the symbol is replaced. Returns how many
@@ -45,6 +49,10 @@ pub trait BarStore: Send + Sync {
 
     /// Every bar of `symbol` in date order; `None` for an unknown symbol.
     fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError>;
+
+    /// Removes every bar of `symbol` in one transaction; returns how many
+    /// there were (0 for an unknown symbol).
+    fn delete(&self, symbol: &str) -> Result<u64, BarStoreError>;
 }
 
 /// The bar store in one SQLite file, `bars.sqlite3` in the data directory.
@@ -55,8 +63,15 @@ pub struct SqliteBarStore {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("schema.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("schema.sql")),
+        M::up(include_str!("upper_case_symbols.sql")),
+        M::up(include_str!("adjustments.sql")),
+    ])
 }
+
+/// The `meta` key set once the sample bars were loaded.
+const SAMPLE_LOADED: &str = "sample_loaded";
 
 impl SqliteBarStore {
     /// The file name inside the data directory.
@@ -82,6 +97,24 @@ impl SqliteBarStore {
         BarStoreError::Sqlite { path: self.path.clone(), source }
     }
 
+    /// Whether the bundled sample should be loaded: the store holds no bars
+    /// and has never been given the sample.
+    pub fn wants_sample(&self) -> Result<bool, BarStoreError> {
+        let conn = self.conn();
+        let query =
+            "SELECT NOT EXISTS (SELECT 1 FROM bars) AND NOT EXISTS (SELECT 1 FROM meta WHERE key = ?1)";
+        conn.query_row(query, [SAMPLE_LOADED], |r| r.get(0)).map_err(|e| self.sqlite(e))
+    }
+
+    /// Records that the sample was loaded, so [`Self::wants_sample`] stays
+    /// false once its symbols are removed.
+    pub fn sample_loaded(&self) -> Result<(), BarStoreError> {
+        let conn = self.conn();
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')", [SAMPLE_LOADED])
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
+    }
+
     fn date(&self, symbol: &str, text: String) -> Result<Date, BarStoreError> {
         text.parse().map_err(|_| BarStoreError::Corrupt {
             path: self.path.clone(),
@@ -98,13 +131,22 @@ impl BarStore for SqliteBarStore {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO bars (symbol, date, open, high, low, close, volume)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR REPLACE INTO bars (symbol, date, open, high, low, close, volume, adj_close)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(|e| self.sqlite(e))?;
             for b in bars {
                 insert
-                    .execute(params![symbol, b.date.to_string(), b.open, b.high, b.low, b.close, b.volume])
+                    .execute(params![
+                        symbol,
+                        b.date.to_string(),
+                        b.open,
+                        b.high,
+                        b.low,
+                        b.close,
+                        b.volume,
+                        b.adj_close
+                    ])
                     .map_err(|e| self.sqlite(e))?;
             }
         }
@@ -116,17 +158,20 @@ impl BarStore for SqliteBarStore {
         let conn = self.conn();
         let mut query = conn
             .prepare_cached(
-                "SELECT symbol, COUNT(*), MIN(date), MAX(date) FROM bars GROUP BY symbol ORDER BY symbol",
+                "SELECT symbol, COUNT(*), MIN(date), MAX(date), COUNT(adj_close) > 0
+                 FROM bars GROUP BY symbol ORDER BY symbol",
             )
             .map_err(|e| self.sqlite(e))?;
         let rows = query
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (symbol, count, first, last) = row.map_err(|e| self.sqlite(e))?;
+            let (symbol, count, first, last, adjusted) = row.map_err(|e| self.sqlite(e))?;
             let (first, last) = (self.date(&symbol, first)?, self.date(&symbol, last)?);
-            out.push(SymbolSummary { bars: count.unsigned_abs(), symbol, first, last });
+            out.push(SymbolSummary { bars: count.unsigned_abs(), symbol, first, last, adjusted });
         }
         Ok(out)
     }
@@ -142,20 +187,28 @@ impl BarStore for SqliteBarStore {
         }
         let mut query = conn
             .prepare_cached(
-                "SELECT date, open, high, low, close, volume FROM bars WHERE symbol = ?1 ORDER BY date",
+                "SELECT date, open, high, low, close, volume, adj_close FROM bars WHERE symbol = ?1 ORDER BY date",
             )
             .map_err(|e| self.sqlite(e))?;
         let rows = query
             .query_map([symbol], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                let text: String = r.get(0)?;
+                Ok((text, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })
             .map_err(|e| self.sqlite(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (date, open, high, low, close, volume) = row.map_err(|e| self.sqlite(e))?;
-            out.push(Bar { date: self.date(symbol, date)?, open, high, low, close, volume });
+            let (date, open, high, low, close, volume, adj_close) = row.map_err(|e| self.sqlite(e))?;
+            out.push(Bar { date: self.date(symbol, date)?, open, high, low, close, volume, adj_close });
         }
         Ok(Some(out.into()))
+    }
+
+    fn delete(&self, symbol: &str) -> Result<u64, BarStoreError> {
+        let conn = self.conn();
+        let deleted =
+            conn.execute("DELETE FROM bars WHERE symbol = ?1", [symbol]).map_err(|e| self.sqlite(e))?;
+        Ok(deleted as u64)
     }
 }
 

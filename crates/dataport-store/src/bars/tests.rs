@@ -62,3 +62,74 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
     let err = SqliteBarStore::open(dir.path()).unwrap_err().to_string();
     assert!(err.starts_with("bar database") && err.contains("bars.sqlite3"), "{err}");
 }
+
+#[test]
+fn adjusted_closes_are_stored_and_summarised() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteBarStore::open(dir.path()).unwrap();
+    let adjusted = parse_csv(
+        "date,open,high,low,close,adj_close\n2020-01-02,1,2,1,2,1\n2020-01-03,1,2,1,2,\n".as_bytes(),
+    );
+    store.import("A", &adjusted.unwrap()).unwrap();
+    store.import("B", &bars("2020-01-02,1,2,1,2,10\n")).unwrap();
+    let got = store.bars("A").unwrap().unwrap();
+    assert_eq!((got[0].adj_close, got[1].adj_close), (Some(1.0), None));
+    let flags: Vec<(String, bool)> =
+        store.symbols().unwrap().into_iter().map(|s| (s.symbol, s.adjusted)).collect();
+    assert_eq!(flags, [("A".to_owned(), true), ("B".to_owned(), false)]);
+}
+
+#[test]
+fn deleting_a_symbol_removes_its_bars_and_only_its_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteBarStore::open(dir.path()).unwrap();
+    store.import("A", &bars("2020-01-02,1,2,1,2,10\n2020-01-03,1,2,1,2,10\n")).unwrap();
+    store.import("B", &bars("2020-01-02,1,2,1,2,10\n")).unwrap();
+    assert_eq!(store.delete("A").unwrap(), 2);
+    assert_eq!(store.delete("A").unwrap(), 0, "a second delete finds nothing");
+    assert_eq!(store.bars("A").unwrap(), None);
+    assert_eq!(store.symbols().unwrap().into_iter().map(|s| s.symbol).collect::<Vec<_>>(), ["B"]);
+}
+
+#[test]
+fn the_sample_is_wanted_once_by_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteBarStore::open(dir.path()).unwrap();
+    assert!(store.wants_sample().unwrap());
+    store.import("A", &bars("2020-01-02,1,2,1,2,10\n")).unwrap();
+    store.sample_loaded().unwrap();
+    assert!(!store.wants_sample().unwrap());
+    store.delete("A").unwrap();
+    drop(store);
+    let again = SqliteBarStore::open(dir.path()).unwrap();
+    assert!(!again.wants_sample().unwrap(), "removing every symbol does not bring the sample back");
+    let other = tempfile::tempdir().unwrap();
+    let filled = SqliteBarStore::open(other.path()).unwrap();
+    filled.import("A", &bars("2020-01-02,1,2,1,2,10\n")).unwrap();
+    assert!(!filled.wants_sample().unwrap(), "a store holding bars wants no sample");
+}
+
+#[test]
+fn a_store_of_the_first_version_is_migrated_to_upper_case_symbols() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(SqliteBarStore::FILE)).unwrap();
+        conn.execute_batch(include_str!("schema.sql")).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO bars VALUES ('aapl', '2020-01-02', 1, 2, 1, 1.5, 10);
+             INSERT INTO bars VALUES ('aapl', '2020-01-03', 1, 2, 1, 1.5, 10);
+             INSERT INTO bars VALUES ('AAPL', '2020-01-03', 5, 6, 4, 5, 20);
+             INSERT INTO bars VALUES ('ibm', '2020-01-02', 9, 9, 9, 9, NULL);",
+        )
+        .unwrap();
+    }
+    let store = SqliteBarStore::open(dir.path()).unwrap();
+    let symbols: Vec<(String, u64)> =
+        store.symbols().unwrap().into_iter().map(|s| (s.symbol, s.bars)).collect();
+    assert_eq!(symbols, [("AAPL".to_owned(), 2), ("IBM".to_owned(), 1)]);
+    let aapl = store.bars("AAPL").unwrap().unwrap();
+    assert_eq!((aapl[0].close, aapl[1].close), (1.5, 5.0), "where both held a date, AAPL's bar stays");
+    assert_eq!(aapl[0].adj_close, None);
+    assert!(!store.wants_sample().unwrap());
+}

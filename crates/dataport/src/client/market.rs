@@ -6,66 +6,89 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use dataport_proto::dataport::market::v1 as pb;
 use dataport_proto::dataport::market::v1::market_service_client::MarketServiceClient;
-use dataport_proto::idc::MacdRequest;
-use dataport_proto::idc::indicator_client::IndicatorClient;
 use tonic::transport::Channel;
 
-use super::rows::{Cell, Format, print_rows};
+use super::rows::{Cell, Format, Printer, print_rows};
 
 #[derive(Debug, clap::Args)]
 pub struct MacdArgs {
-    /// The symbol (default: the server's default symbol, or its only one).
-    #[arg(long, default_value = "", hide_default_value = true)]
-    symbol: String,
-    /// The first day, YYYY-MM-DD.
-    #[arg(long)]
-    start: String,
-    /// The last day, YYYY-MM-DD.
-    #[arg(long)]
-    end: String,
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    #[command(flatten)]
+    query: Query,
 }
 
 pub async fn macd(channel: Channel, args: MacdArgs) -> anyhow::Result<()> {
-    let request = MacdRequest { start_date: args.start, end_date: args.end, symbol: args.symbol };
-    let rows = IndicatorClient::new(channel).get_macd(request).await?.into_inner().macd;
+    let Query { symbol, range, format } = args.query;
+    let macd = pb::Indicator { kind: Some(pb::indicator::Kind::Macd(pb::Macd::default())) };
+    let (bars, reply) = bars_and_indicators(channel, symbol, &range, vec![macd]).await?;
     let header = ["date", "open", "high", "low", "close", "macd", "signal", "histogram"];
-    let rows = rows.iter().map(|r| {
-        let prices = [r.open, r.high, r.low, r.close].map(|v| Cell::Number(widen(v), 2));
-        let lines = [r.macd, r.signal, r.histogram].map(|v| Cell::Number(widen(v), 4));
-        std::iter::once(Cell::Text(r.date.clone())).chain(prices).chain(lines).collect()
+    let rows = bars.iter().enumerate().map(|(i, b)| {
+        let prices = [b.open, b.high, b.low, b.close].map(|v| Cell::Number(v, 2));
+        let lines =
+            reply.columns.iter().map(|c| c.values.get(i).map_or(Cell::Empty, |&v| Cell::Number(v, 4)));
+        std::iter::once(Cell::Text(b.date.clone())).chain(prices).chain(lines).collect()
     });
-    print_rows(args.format, &header, rows)
+    print_rows(format, &header, rows)
 }
 
-/// The double that prints as the shortest form of `v` (23.45, not
-/// 23.450000762939453): the seed contract carries prices as floats.
-fn widen(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(f64::NAN)
+/// The bars of a range and indicators over them, asked for side by side;
+/// notes on stderr when the range runs past the stored bars.
+async fn bars_and_indicators(
+    channel: Channel,
+    symbol: String,
+    range: &Range,
+    indicators: Vec<pb::Indicator>,
+) -> anyhow::Result<(Vec<pb::Bar>, pb::ComputeIndicatorsResponse)> {
+    let mut client = MarketServiceClient::new(channel);
+    let bars = pb::GetBarsRequest {
+        symbol: symbol.clone(),
+        start_date: range.start.clone(),
+        end_date: range.end.clone(),
+        adjusted: range.adjusted(),
+    };
+    let request = pb::ComputeIndicatorsRequest {
+        symbol: symbol.clone(),
+        start_date: range.start.clone(),
+        end_date: range.end.clone(),
+        indicators,
+        adjusted: range.adjusted(),
+    };
+    let (mut bars_client, mut indicators_client) = (client.clone(), client.clone());
+    let (bars, reply) =
+        tokio::try_join!(bars_client.get_bars(bars), indicators_client.compute_indicators(request))?;
+    range.note_past_end(&mut client, &symbol).await?;
+    Ok((bars.into_inner().bars, reply.into_inner()))
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BarsCommand {
     /// Import a CSV file of daily bars (date, open, high, low, close and
-    /// optionally volume); `-` reads stdin. All or nothing: a bad row refuses
-    /// the file. Dates already stored are replaced.
+    /// optionally volume and adj_close, separated by commas, semicolons or
+    /// tabs); `-` reads stdin. All or nothing: a bad row refuses the file.
+    /// Dates already stored are replaced.
     Import {
-        /// The symbol to store the bars under: 1 to 32 letters, digits, '.', '-' or '_'.
+        /// The symbol to store the bars under: 1 to 32 letters, digits, '.',
+        /// '-' or '_', stored upper-case.
         #[arg(long)]
         symbol: String,
         file: PathBuf,
     },
-    /// List the stored symbols with their bar counts and date spans.
+    /// List the stored symbols with their bar counts, date spans and whether
+    /// they carry adjusted closes.
     List,
     /// Print the stored bars of a symbol.
     Get(Query),
+    /// Remove every stored bar of each symbol named.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        symbols: Vec<String>,
+    },
 }
 
 /// A symbol, a date range and how to print the rows.
 #[derive(Debug, clap::Args)]
 pub struct Query {
-    /// The symbol, as `dataport bars list` shows it.
+    /// The symbol, as `dataport bars list` shows it (any case).
     #[arg(long)]
     symbol: String,
     #[command(flatten)]
@@ -74,7 +97,7 @@ pub struct Query {
     format: Format,
 }
 
-/// A date range; either end may be left open.
+/// A date range, either end of which may be left open, and which prices.
 #[derive(Debug, clap::Args)]
 pub struct Range {
     /// The first day, YYYY-MM-DD (default: the first stored).
@@ -83,6 +106,40 @@ pub struct Range {
     /// The last day, YYYY-MM-DD (default: the last stored).
     #[arg(long, default_value = "", hide_default_value = true)]
     end: String,
+    /// Prices as traded. By default prices are adjusted for splits and
+    /// dividends where the stored bars carry an adjusted close (as the
+    /// bundled sample does), so a split shows no crash.
+    #[arg(long)]
+    raw: bool,
+}
+
+impl Range {
+    fn adjusted(&self) -> Option<bool> {
+        Some(!self.raw)
+    }
+
+    /// Says on stderr when the range asked for runs past the symbol's last
+    /// stored bar, which a range answer alone does not tell from a weekend.
+    async fn note_past_end(
+        &self,
+        client: &mut MarketServiceClient<Channel>,
+        symbol: &str,
+    ) -> anyhow::Result<()> {
+        let asked = self.end.as_str().max(self.start.as_str());
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let symbols = client.list_symbols(pb::ListSymbolsRequest {}).await?.into_inner().symbols;
+        if let Some(stored) = symbols.iter().find(|s| s.symbol.eq_ignore_ascii_case(symbol))
+            && asked > stored.last_date.as_str()
+        {
+            eprintln!(
+                "note: the last stored bar of {} is {}; the range asked for runs to {asked}",
+                stored.symbol, stored.last_date
+            );
+        }
+        Ok(())
+    }
 }
 
 /// CSV bytes per import message: well under the 4 MiB message limit.
@@ -119,21 +176,43 @@ pub async fn bars(channel: Channel, command: BarsCommand) -> anyhow::Result<()> 
                     Cell::Integer(s.bars),
                     Cell::Text(s.first_date),
                     Cell::Text(s.last_date),
+                    Cell::Text(if s.adjusted { "yes" } else { "no" }.to_owned()),
                 ]
             });
-            print_rows(Format::Table, &["symbol", "bars", "first", "last"], rows)?;
+            print_rows(Format::Table, &["symbol", "bars", "first", "last", "adjusted"], rows)?;
         }
         BarsCommand::Get(Query { symbol, range, format }) => {
-            let request = pb::GetBarsRequest { symbol, start_date: range.start, end_date: range.end };
+            let request = pb::GetBarsRequest {
+                symbol: symbol.clone(),
+                start_date: range.start.clone(),
+                end_date: range.end.clone(),
+                adjusted: range.adjusted(),
+            };
             let bars = client.get_bars(request).await?.into_inner().bars;
+            range.note_past_end(&mut client, &symbol).await?;
+            // As traded, the adjusted close is the one number not shown.
+            let header: &[&str] = match range.raw {
+                true => &["date", "open", "high", "low", "close", "volume", "adj_close"],
+                false => &["date", "open", "high", "low", "close", "volume"],
+            };
             let rows = bars.into_iter().map(|b| {
                 let prices = [b.open, b.high, b.low, b.close].map(|v| Cell::Number(v, 2));
+                let optional =
+                    |v: Option<f64>, decimals| v.map_or(Cell::Empty, |v| Cell::Number(v, decimals));
+                let adj_close = range.raw.then(|| optional(b.adj_close, 2));
                 std::iter::once(Cell::Text(b.date))
                     .chain(prices)
-                    .chain([b.volume.map_or(Cell::Empty, |v| Cell::Number(v, 0))])
+                    .chain([optional(b.volume, 0)])
+                    .chain(adj_close)
                     .collect()
             });
-            print_rows(format, &["date", "open", "high", "low", "close", "volume"], rows)?;
+            print_rows(format, header, rows)?;
+        }
+        BarsCommand::Rm { symbols } => {
+            for symbol in symbols {
+                let reply = client.delete_symbol(pb::DeleteSymbolRequest { symbol }).await?.into_inner();
+                println!("removed {} ({} bars)", reply.symbol, reply.deleted);
+            }
         }
     }
     Ok(())
@@ -159,6 +238,10 @@ pub struct IndicatorsArgs {
     /// 30; macd 12,26,9; rsi and atr 14; bollinger 5,2,2).
     #[arg(required = true, value_parser = parse_indicator)]
     indicators: Vec<pb::Indicator>,
+    /// Print every column in a table, however wide (by default the columns
+    /// that do not fit 120 characters are left out, with a note).
+    #[arg(long)]
+    wide: bool,
 }
 
 /// Parses `name[:p1,p2,...]` into an indicator request.
@@ -217,22 +300,29 @@ fn parse_indicator(spec: &str) -> Result<pb::Indicator, String> {
 
 pub async fn indicators(channel: Channel, args: IndicatorsArgs) -> anyhow::Result<()> {
     let Query { symbol, range, format } = args.query;
-    let request = pb::ComputeIndicatorsRequest {
-        symbol,
-        start_date: range.start,
-        end_date: range.end,
-        indicators: args.indicators,
-    };
-    let reply = MarketServiceClient::new(channel).compute_indicators(request).await?.into_inner();
+    let (bars, reply) = bars_and_indicators(channel, symbol, &range, args.indicators).await?;
     let header: Vec<&str> =
-        std::iter::once("date").chain(reply.columns.iter().map(|c| c.name.as_str())).collect();
-    let rows = reply.dates.iter().enumerate().map(|(i, date)| {
-        std::iter::once(Cell::Text(date.clone()))
+        ["date", "close"].into_iter().chain(reply.columns.iter().map(|c| c.name.as_str())).collect();
+    let rows = bars.iter().enumerate().map(|(i, bar)| {
+        [Cell::Text(bar.date.clone()), Cell::Number(bar.close, 2)]
+            .into_iter()
             .chain(reply.columns.iter().map(|c| c.values.get(i).map_or(Cell::Empty, |&v| Cell::Number(v, 4))))
             .collect()
     });
-    print_rows(format, &header, rows)
+    let width = if args.wide { None } else { Some(TABLE_WIDTH) };
+    let printer = Printer::new(std::io::BufWriter::new(std::io::stdout().lock()), format, &header).fit(width);
+    let left_out = printer.print(rows)?;
+    if !left_out.is_empty() {
+        eprintln!(
+            "note: {} left out to fit {TABLE_WIDTH} characters: --wide shows every column (so do --format csv and json)",
+            left_out.join(", ")
+        );
+    }
+    Ok(())
 }
+
+/// The widest line an indicators table prints unless told `--wide`.
+const TABLE_WIDTH: usize = 120;
 
 #[derive(Debug, clap::Args)]
 pub struct ChartArgs {
@@ -295,20 +385,23 @@ pub async fn chart(channel: Channel, args: ChartArgs) -> anyhow::Result<()> {
         ChartPanel::Macd => pb::Panel::Macd as i32,
     });
     let request = pb::RenderChartRequest {
-        symbol: args.symbol,
-        start_date: args.range.start,
-        end_date: args.range.end,
+        symbol: args.symbol.clone(),
+        start_date: args.range.start.clone(),
+        end_date: args.range.end.clone(),
         format: format as i32,
         width: args.width,
         height: args.height,
         panels: panels.collect(),
         macd: None,
+        adjusted: args.range.adjusted(),
     };
-    let mut stream = MarketServiceClient::new(channel).render_chart(request).await?.into_inner();
+    let mut client = MarketServiceClient::new(channel);
+    let mut stream = client.render_chart(request).await?.into_inner();
     let mut image = Vec::new();
     while let Some(reply) = stream.message().await? {
         image.extend_from_slice(&reply.chunk);
     }
+    args.range.note_past_end(&mut client, &args.symbol).await?;
     if args.output == Path::new("-") {
         std::io::stdout().write_all(&image).context("cannot write to stdout")?;
         return Ok(());

@@ -34,11 +34,7 @@ pub fn print_rows(
     header: &[&str],
     rows: impl Iterator<Item = Vec<Cell>>,
 ) -> anyhow::Result<()> {
-    let mut printer = Printer::new(std::io::BufWriter::new(std::io::stdout().lock()), format, header);
-    for row in rows {
-        printer.row(&row)?;
-    }
-    printer.finish()?;
+    Printer::new(std::io::BufWriter::new(std::io::stdout().lock()), format, header).print(rows)?;
     Ok(())
 }
 
@@ -56,13 +52,36 @@ pub struct Printer<W: Write> {
     widths: Vec<usize>,
     /// Whether a table shows sizes human-readable.
     human: bool,
+    /// The widest line a table may print, if limited.
+    max_width: Option<usize>,
+    /// How many leading columns a table shows; set with `left`.
+    shown: usize,
 }
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, format: Format, header: &[&str]) -> Self {
         let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
         let widths = header.iter().map(|h| h.len().max(10)).collect();
-        Printer { out, format, header, left: None, widths, human: false }
+        let shown = header.len();
+        Printer { out, format, header, left: None, widths, human: false, max_width: None, shown }
+    }
+
+    /// Limits a table's lines to `max_width` characters by leaving out the
+    /// columns, rightmost first, that do not fit (the first always shows).
+    pub fn fit(mut self, max_width: Option<usize>) -> Self {
+        self.max_width = max_width;
+        self
+    }
+
+    /// Prints every row, then finishes; answers the columns a table left
+    /// out to fit.
+    pub fn print(mut self, rows: impl Iterator<Item = Vec<Cell>>) -> std::io::Result<Vec<String>> {
+        for row in rows {
+            self.row(&row)?;
+        }
+        let left_out = self.header[self.shown..].to_vec();
+        self.finish()?;
+        Ok(left_out)
     }
 
     /// Shows sizes human-readable in a table (CSV and JSON keep them exact).
@@ -77,6 +96,14 @@ impl<W: Write> Printer<W> {
             let shown: Vec<usize> = row.iter().map(|cell| self.text(cell, true).chars().count()).collect();
             for (width, shown) in self.widths.iter_mut().zip(shown) {
                 *width = (*width).max(shown);
+            }
+            if let (Format::Table, Some(max)) = (self.format, self.max_width) {
+                let mut line = 0;
+                let fitting = self.widths.iter().take_while(|&&w| {
+                    line += w + usize::from(line > 0);
+                    line <= max
+                });
+                self.shown = fitting.count().max(1);
             }
             self.print_header()?;
         }
@@ -137,7 +164,7 @@ impl<W: Write> Printer<W> {
 
     fn table_line(&self, cells: &[String]) -> String {
         let left = self.left.as_deref().unwrap_or_default();
-        let padded: Vec<String> = cells
+        let padded: Vec<String> = cells[..self.shown.min(cells.len())]
             .iter()
             .zip(&self.widths)
             .enumerate()
@@ -185,7 +212,29 @@ pub fn human_size(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_size;
+    use super::{Cell, Format, Printer, human_size};
+
+    fn table(max_width: Option<usize>, header: &[&str]) -> (String, Vec<String>) {
+        let mut out = Vec::new();
+        let row = header.iter().enumerate().map(|(i, _)| Cell::Number(i as f64, 2)).collect();
+        let left_out =
+            Printer::new(&mut out, Format::Table, header).fit(max_width).print(std::iter::once(row)).unwrap();
+        (String::from_utf8(out).unwrap(), left_out)
+    }
+
+    #[test]
+    fn a_table_told_a_width_leaves_out_the_columns_that_do_not_fit() {
+        let header = ["date", "close", "a_rather_long_column_name", "d"];
+        let (text, left_out) = table(Some(40), &header);
+        assert!(text.lines().all(|l| l.len() <= 40), "{text}");
+        assert_eq!(text.lines().next(), Some("date       close"));
+        assert_eq!(left_out, ["a_rather_long_column_name", "d"]);
+        let (text, left_out) = table(None, &header);
+        assert!(text.lines().next().is_some_and(|l| l.ends_with(" d")), "{text}");
+        assert!(left_out.is_empty());
+        let (text, _) = table(Some(3), &header);
+        assert_eq!(text.lines().next(), Some("date"), "the first column always shows");
+    }
 
     #[test]
     fn sizes_read_as_ls_h_shows_them() {

@@ -133,7 +133,10 @@ type Bar struct {
 	Low   float64 `protobuf:"fixed64,4,opt,name=low,proto3" json:"low,omitempty"`
 	Close float64 `protobuf:"fixed64,5,opt,name=close,proto3" json:"close,omitempty"`
 	// Shares traded; absent when unknown.
-	Volume        *float64 `protobuf:"fixed64,6,opt,name=volume,proto3,oneof" json:"volume,omitempty"`
+	Volume *float64 `protobuf:"fixed64,6,opt,name=volume,proto3,oneof" json:"volume,omitempty"`
+	// The close adjusted for the splits and dividends after this day, as in
+	// a quote vendor's "Adj Close"; absent when unknown. Above 0.
+	AdjClose      *float64 `protobuf:"fixed64,7,opt,name=adj_close,json=adjClose,proto3,oneof" json:"adj_close,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +213,13 @@ func (x *Bar) GetVolume() float64 {
 	return 0
 }
 
+func (x *Bar) GetAdjClose() float64 {
+	if x != nil && x.AdjClose != nil {
+		return *x.AdjClose
+	}
+	return 0
+}
+
 // One message of an import stream.
 type ImportBarsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -218,8 +228,10 @@ type ImportBarsRequest struct {
 	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
 	// A piece of a CSV file. The pieces of all messages, joined, are one file
 	// with a header row naming date, open, high, low, close and optionally
-	// volume (any case, any order, other columns ignored). A stream sends
-	// either csv or bars, not both.
+	// volume and adj_close (any case, any order, spaces, dots and underscores
+	// in names ignored so "Adj Close" is adj_close; other columns ignored),
+	// separated by commas, semicolons or tabs. A stream sends either csv or
+	// bars, not both.
 	Csv []byte `protobuf:"bytes,2,opt,name=csv,proto3" json:"csv,omitempty"`
 	// Bars in any order; no date twice in one stream.
 	Bars          []*Bar `protobuf:"bytes,3,rep,name=bars,proto3" json:"bars,omitempty"`
@@ -427,8 +439,11 @@ type SymbolSummary struct {
 	Symbol string                 `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
 	Bars   uint64                 `protobuf:"varint,2,opt,name=bars,proto3" json:"bars,omitempty"`
 	// The first and last stored dates, YYYY-MM-DD.
-	FirstDate     string `protobuf:"bytes,3,opt,name=first_date,json=firstDate,proto3" json:"first_date,omitempty"`
-	LastDate      string `protobuf:"bytes,4,opt,name=last_date,json=lastDate,proto3" json:"last_date,omitempty"`
+	FirstDate string `protobuf:"bytes,3,opt,name=first_date,json=firstDate,proto3" json:"first_date,omitempty"`
+	LastDate  string `protobuf:"bytes,4,opt,name=last_date,json=lastDate,proto3" json:"last_date,omitempty"`
+	// Whether any of its bars carries an adjusted close, so that adjusted
+	// prices differ from the prices as traded.
+	Adjusted      bool `protobuf:"varint,5,opt,name=adjusted,proto3" json:"adjusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -491,12 +506,21 @@ func (x *SymbolSummary) GetLastDate() string {
 	return ""
 }
 
+func (x *SymbolSummary) GetAdjusted() bool {
+	if x != nil {
+		return x.Adjusted
+	}
+	return false
+}
+
 type GetBarsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required: NOT_FOUND when it is not stored.
-	Symbol        string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
-	StartDate     string `protobuf:"bytes,2,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
-	EndDate       string `protobuf:"bytes,3,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
+	Symbol    string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	StartDate string `protobuf:"bytes,2,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
+	EndDate   string `protobuf:"bytes,3,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
+	// Adjusted prices [true]; false for the prices as traded.
+	Adjusted      *bool `protobuf:"varint,4,opt,name=adjusted,proto3,oneof" json:"adjusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -552,9 +576,19 @@ func (x *GetBarsRequest) GetEndDate() string {
 	return ""
 }
 
+func (x *GetBarsRequest) GetAdjusted() bool {
+	if x != nil && x.Adjusted != nil {
+		return *x.Adjusted
+	}
+	return false
+}
+
 type GetBarsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Bars          []*Bar                 `protobuf:"bytes,1,rep,name=bars,proto3" json:"bars,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Bars  []*Bar                 `protobuf:"bytes,1,rep,name=bars,proto3" json:"bars,omitempty"`
+	// Whether the prices are adjusted: asked for, and the symbol's bars carry
+	// adjusted closes.
+	Adjusted      bool `protobuf:"varint,2,opt,name=adjusted,proto3" json:"adjusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -596,6 +630,13 @@ func (x *GetBarsResponse) GetBars() []*Bar {
 	return nil
 }
 
+func (x *GetBarsResponse) GetAdjusted() bool {
+	if x != nil {
+		return x.Adjusted
+	}
+	return false
+}
+
 type ComputeIndicatorsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required: NOT_FOUND when it is not stored.
@@ -603,7 +644,9 @@ type ComputeIndicatorsRequest struct {
 	StartDate string `protobuf:"bytes,2,opt,name=start_date,json=startDate,proto3" json:"start_date,omitempty"`
 	EndDate   string `protobuf:"bytes,3,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	// At least one. Each adds its output columns to the response, in order.
-	Indicators    []*Indicator `protobuf:"bytes,4,rep,name=indicators,proto3" json:"indicators,omitempty"`
+	Indicators []*Indicator `protobuf:"bytes,4,rep,name=indicators,proto3" json:"indicators,omitempty"`
+	// Over adjusted prices [true]; false for the prices as traded.
+	Adjusted      *bool `protobuf:"varint,5,opt,name=adjusted,proto3,oneof" json:"adjusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -664,6 +707,13 @@ func (x *ComputeIndicatorsRequest) GetIndicators() []*Indicator {
 		return x.Indicators
 	}
 	return nil
+}
+
+func (x *ComputeIndicatorsRequest) GetAdjusted() bool {
+	if x != nil && x.Adjusted != nil {
+		return *x.Adjusted
+	}
+	return false
 }
 
 // One indicator and its parameters. A parameter left at 0 takes TA-Lib's
@@ -1137,7 +1187,9 @@ type ComputeIndicatorsResponse struct {
 	// One per indicator output, each as long as `dates`. A day inside an
 	// indicator's warm-up (its lookback, counted from the first stored bar)
 	// holds NaN.
-	Columns       []*Column `protobuf:"bytes,3,rep,name=columns,proto3" json:"columns,omitempty"`
+	Columns []*Column `protobuf:"bytes,3,rep,name=columns,proto3" json:"columns,omitempty"`
+	// Whether the indicators are over adjusted prices (see GetBarsResponse).
+	Adjusted      bool `protobuf:"varint,4,opt,name=adjusted,proto3" json:"adjusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1191,6 +1243,13 @@ func (x *ComputeIndicatorsResponse) GetColumns() []*Column {
 		return x.Columns
 	}
 	return nil
+}
+
+func (x *ComputeIndicatorsResponse) GetAdjusted() bool {
+	if x != nil {
+		return x.Adjusted
+	}
+	return false
 }
 
 type Column struct {
@@ -1260,7 +1319,10 @@ type RenderChartRequest struct {
 	// whatever the order given [all three].
 	Panels []Panel `protobuf:"varint,7,rep,packed,name=panels,proto3,enum=dataport.market.v1.Panel" json:"panels,omitempty"`
 	// MACD periods [12, 26, 9].
-	Macd          *Macd `protobuf:"bytes,8,opt,name=macd,proto3" json:"macd,omitempty"`
+	Macd *Macd `protobuf:"bytes,8,opt,name=macd,proto3" json:"macd,omitempty"`
+	// Adjusted prices [true]; false for the prices as traded. The title says
+	// which.
+	Adjusted      *bool `protobuf:"varint,9,opt,name=adjusted,proto3,oneof" json:"adjusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1351,12 +1413,22 @@ func (x *RenderChartRequest) GetMacd() *Macd {
 	return nil
 }
 
+func (x *RenderChartRequest) GetAdjusted() bool {
+	if x != nil && x.Adjusted != nil {
+		return *x.Adjusted
+	}
+	return false
+}
+
 type RenderChartResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The next piece of the image, at most 64 KiB.
 	Chunk []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
 	// "image/png" or "image/svg+xml", in the first message only.
-	ContentType   string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	ContentType string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// Whether the prices drawn are adjusted (see GetBarsResponse), in the
+	// first message only.
+	Adjusted      bool `protobuf:"varint,3,opt,name=adjusted,proto3" json:"adjusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1405,19 +1477,128 @@ func (x *RenderChartResponse) GetContentType() string {
 	return ""
 }
 
+func (x *RenderChartResponse) GetAdjusted() bool {
+	if x != nil {
+		return x.Adjusted
+	}
+	return false
+}
+
+type DeleteSymbolRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: NOT_FOUND when it is not stored.
+	Symbol        string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSymbolRequest) Reset() {
+	*x = DeleteSymbolRequest{}
+	mi := &file_dataport_market_v1_market_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSymbolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSymbolRequest) ProtoMessage() {}
+
+func (x *DeleteSymbolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataport_market_v1_market_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSymbolRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSymbolRequest) Descriptor() ([]byte, []int) {
+	return file_dataport_market_v1_market_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeleteSymbolRequest) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+type DeleteSymbolResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The symbol as it was stored (upper-case).
+	Symbol string `protobuf:"bytes,1,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// How many bars were removed.
+	Deleted       uint64 `protobuf:"varint,2,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSymbolResponse) Reset() {
+	*x = DeleteSymbolResponse{}
+	mi := &file_dataport_market_v1_market_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSymbolResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSymbolResponse) ProtoMessage() {}
+
+func (x *DeleteSymbolResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dataport_market_v1_market_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSymbolResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSymbolResponse) Descriptor() ([]byte, []int) {
+	return file_dataport_market_v1_market_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteSymbolResponse) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *DeleteSymbolResponse) GetDeleted() uint64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
 var File_dataport_market_v1_market_proto protoreflect.FileDescriptor
 
 const file_dataport_market_v1_market_proto_rawDesc = "" +
 	"\n" +
-	"\x1fdataport/market/v1/market.proto\x12\x12dataport.market.v1\"\x91\x01\n" +
+	"\x1fdataport/market/v1/market.proto\x12\x12dataport.market.v1\"\xc1\x01\n" +
 	"\x03Bar\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x12\n" +
 	"\x04open\x18\x02 \x01(\x01R\x04open\x12\x12\n" +
 	"\x04high\x18\x03 \x01(\x01R\x04high\x12\x10\n" +
 	"\x03low\x18\x04 \x01(\x01R\x03low\x12\x14\n" +
 	"\x05close\x18\x05 \x01(\x01R\x05close\x12\x1b\n" +
-	"\x06volume\x18\x06 \x01(\x01H\x00R\x06volume\x88\x01\x01B\t\n" +
-	"\a_volume\"j\n" +
+	"\x06volume\x18\x06 \x01(\x01H\x00R\x06volume\x88\x01\x01\x12 \n" +
+	"\tadj_close\x18\a \x01(\x01H\x01R\badjClose\x88\x01\x01B\t\n" +
+	"\a_volumeB\f\n" +
+	"\n" +
+	"_adj_close\"j\n" +
 	"\x11ImportBarsRequest\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x10\n" +
 	"\x03csv\x18\x02 \x01(\fR\x03csv\x12+\n" +
@@ -1428,20 +1609,24 @@ const file_dataport_market_v1_market_proto_rawDesc = "" +
 	"\asummary\x18\x03 \x01(\v2!.dataport.market.v1.SymbolSummaryR\asummary\"\x14\n" +
 	"\x12ListSymbolsRequest\"R\n" +
 	"\x13ListSymbolsResponse\x12;\n" +
-	"\asymbols\x18\x01 \x03(\v2!.dataport.market.v1.SymbolSummaryR\asymbols\"w\n" +
+	"\asymbols\x18\x01 \x03(\v2!.dataport.market.v1.SymbolSummaryR\asymbols\"\x93\x01\n" +
 	"\rSymbolSummary\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x12\n" +
 	"\x04bars\x18\x02 \x01(\x04R\x04bars\x12\x1d\n" +
 	"\n" +
 	"first_date\x18\x03 \x01(\tR\tfirstDate\x12\x1b\n" +
-	"\tlast_date\x18\x04 \x01(\tR\blastDate\"b\n" +
+	"\tlast_date\x18\x04 \x01(\tR\blastDate\x12\x1a\n" +
+	"\badjusted\x18\x05 \x01(\bR\badjusted\"\x90\x01\n" +
 	"\x0eGetBarsRequest\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x1d\n" +
 	"\n" +
 	"start_date\x18\x02 \x01(\tR\tstartDate\x12\x19\n" +
-	"\bend_date\x18\x03 \x01(\tR\aendDate\">\n" +
+	"\bend_date\x18\x03 \x01(\tR\aendDate\x12\x1f\n" +
+	"\badjusted\x18\x04 \x01(\bH\x00R\badjusted\x88\x01\x01B\v\n" +
+	"\t_adjusted\"Z\n" +
 	"\x0fGetBarsResponse\x12+\n" +
-	"\x04bars\x18\x01 \x03(\v2\x17.dataport.market.v1.BarR\x04bars\"\xab\x01\n" +
+	"\x04bars\x18\x01 \x03(\v2\x17.dataport.market.v1.BarR\x04bars\x12\x1a\n" +
+	"\badjusted\x18\x02 \x01(\bR\badjusted\"\xd9\x01\n" +
 	"\x18ComputeIndicatorsRequest\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x1d\n" +
 	"\n" +
@@ -1449,7 +1634,9 @@ const file_dataport_market_v1_market_proto_rawDesc = "" +
 	"\bend_date\x18\x03 \x01(\tR\aendDate\x12=\n" +
 	"\n" +
 	"indicators\x18\x04 \x03(\v2\x1d.dataport.market.v1.IndicatorR\n" +
-	"indicators\"\xb6\x02\n" +
+	"indicators\x12\x1f\n" +
+	"\badjusted\x18\x05 \x01(\bH\x00R\badjusted\x88\x01\x01B\v\n" +
+	"\t_adjusted\"\xb6\x02\n" +
 	"\tIndicator\x12+\n" +
 	"\x03sma\x18\x01 \x01(\v2\x17.dataport.market.v1.SmaH\x00R\x03sma\x12+\n" +
 	"\x03ema\x18\x02 \x01(\v2\x17.dataport.market.v1.EmaH\x00R\x03ema\x12.\n" +
@@ -1475,14 +1662,15 @@ const file_dataport_market_v1_market_proto_rawDesc = "" +
 	"\x06dev_up\x18\x02 \x01(\x01R\x05devUp\x12\x19\n" +
 	"\bdev_down\x18\x03 \x01(\x01R\adevDown\"\x1d\n" +
 	"\x03Atr\x12\x16\n" +
-	"\x06period\x18\x01 \x01(\rR\x06period\"\x7f\n" +
+	"\x06period\x18\x01 \x01(\rR\x06period\"\x9b\x01\n" +
 	"\x19ComputeIndicatorsResponse\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x14\n" +
 	"\x05dates\x18\x02 \x03(\tR\x05dates\x124\n" +
-	"\acolumns\x18\x03 \x03(\v2\x1a.dataport.market.v1.ColumnR\acolumns\"4\n" +
+	"\acolumns\x18\x03 \x03(\v2\x1a.dataport.market.v1.ColumnR\acolumns\x12\x1a\n" +
+	"\badjusted\x18\x04 \x01(\bR\badjusted\"4\n" +
 	"\x06Column\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\x01R\x06values\"\xa9\x02\n" +
+	"\x06values\x18\x02 \x03(\x01R\x06values\"\xd7\x02\n" +
 	"\x12RenderChartRequest\x12\x16\n" +
 	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x1d\n" +
 	"\n" +
@@ -1492,10 +1680,18 @@ const file_dataport_market_v1_market_proto_rawDesc = "" +
 	"\x05width\x18\x05 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x06 \x01(\rR\x06height\x121\n" +
 	"\x06panels\x18\a \x03(\x0e2\x19.dataport.market.v1.PanelR\x06panels\x12,\n" +
-	"\x04macd\x18\b \x01(\v2\x18.dataport.market.v1.MacdR\x04macd\"N\n" +
+	"\x04macd\x18\b \x01(\v2\x18.dataport.market.v1.MacdR\x04macd\x12\x1f\n" +
+	"\badjusted\x18\t \x01(\bH\x00R\badjusted\x88\x01\x01B\v\n" +
+	"\t_adjusted\"j\n" +
 	"\x13RenderChartResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12!\n" +
-	"\fcontent_type\x18\x02 \x01(\tR\vcontentType*@\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x1a\n" +
+	"\badjusted\x18\x03 \x01(\bR\badjusted\"-\n" +
+	"\x13DeleteSymbolRequest\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\"H\n" +
+	"\x14DeleteSymbolResponse\x12\x16\n" +
+	"\x06symbol\x18\x01 \x01(\tR\x06symbol\x12\x18\n" +
+	"\adeleted\x18\x02 \x01(\x04R\adeleted*@\n" +
 	"\x06Format\x12\x16\n" +
 	"\x12FORMAT_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1507,14 +1703,15 @@ const file_dataport_market_v1_market_proto_rawDesc = "" +
 	"\vPANEL_PRICE\x10\x01\x12\x10\n" +
 	"\fPANEL_VOLUME\x10\x02\x12\x0e\n" +
 	"\n" +
-	"PANEL_MACD\x10\x032\x80\x04\n" +
+	"PANEL_MACD\x10\x032\xe5\x04\n" +
 	"\rMarketService\x12_\n" +
 	"\n" +
 	"ImportBars\x12%.dataport.market.v1.ImportBarsRequest\x1a&.dataport.market.v1.ImportBarsResponse\"\x00(\x01\x12`\n" +
 	"\vListSymbols\x12&.dataport.market.v1.ListSymbolsRequest\x1a'.dataport.market.v1.ListSymbolsResponse\"\x00\x12T\n" +
 	"\aGetBars\x12\".dataport.market.v1.GetBarsRequest\x1a#.dataport.market.v1.GetBarsResponse\"\x00\x12r\n" +
 	"\x11ComputeIndicators\x12,.dataport.market.v1.ComputeIndicatorsRequest\x1a-.dataport.market.v1.ComputeIndicatorsResponse\"\x00\x12b\n" +
-	"\vRenderChart\x12&.dataport.market.v1.RenderChartRequest\x1a'.dataport.market.v1.RenderChartResponse\"\x000\x01B\xd4\x01\n" +
+	"\vRenderChart\x12&.dataport.market.v1.RenderChartRequest\x1a'.dataport.market.v1.RenderChartResponse\"\x000\x01\x12c\n" +
+	"\fDeleteSymbol\x12'.dataport.market.v1.DeleteSymbolRequest\x1a(.dataport.market.v1.DeleteSymbolResponse\"\x00B\xd4\x01\n" +
 	"\x16com.dataport.market.v1B\vMarketProtoP\x01ZCgithub.com/dataport/dataport/clients/go/dataport/market/v1;marketv1\xa2\x02\x03DMX\xaa\x02\x12Dataport.Market.V1\xca\x02\x12Dataport\\Market\\V1\xe2\x02\x1eDataport\\Market\\V1\\GPBMetadata\xea\x02\x14Dataport::Market::V1b\x06proto3"
 
 var (
@@ -1530,7 +1727,7 @@ func file_dataport_market_v1_market_proto_rawDescGZIP() []byte {
 }
 
 var file_dataport_market_v1_market_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dataport_market_v1_market_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_dataport_market_v1_market_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_dataport_market_v1_market_proto_goTypes = []any{
 	(Format)(0),                       // 0: dataport.market.v1.Format
 	(Panel)(0),                        // 1: dataport.market.v1.Panel
@@ -1554,6 +1751,8 @@ var file_dataport_market_v1_market_proto_goTypes = []any{
 	(*Column)(nil),                    // 19: dataport.market.v1.Column
 	(*RenderChartRequest)(nil),        // 20: dataport.market.v1.RenderChartRequest
 	(*RenderChartResponse)(nil),       // 21: dataport.market.v1.RenderChartResponse
+	(*DeleteSymbolRequest)(nil),       // 22: dataport.market.v1.DeleteSymbolRequest
+	(*DeleteSymbolResponse)(nil),      // 23: dataport.market.v1.DeleteSymbolResponse
 }
 var file_dataport_market_v1_market_proto_depIdxs = []int32{
 	2,  // 0: dataport.market.v1.ImportBarsRequest.bars:type_name -> dataport.market.v1.Bar
@@ -1576,13 +1775,15 @@ var file_dataport_market_v1_market_proto_depIdxs = []int32{
 	8,  // 17: dataport.market.v1.MarketService.GetBars:input_type -> dataport.market.v1.GetBarsRequest
 	10, // 18: dataport.market.v1.MarketService.ComputeIndicators:input_type -> dataport.market.v1.ComputeIndicatorsRequest
 	20, // 19: dataport.market.v1.MarketService.RenderChart:input_type -> dataport.market.v1.RenderChartRequest
-	4,  // 20: dataport.market.v1.MarketService.ImportBars:output_type -> dataport.market.v1.ImportBarsResponse
-	6,  // 21: dataport.market.v1.MarketService.ListSymbols:output_type -> dataport.market.v1.ListSymbolsResponse
-	9,  // 22: dataport.market.v1.MarketService.GetBars:output_type -> dataport.market.v1.GetBarsResponse
-	18, // 23: dataport.market.v1.MarketService.ComputeIndicators:output_type -> dataport.market.v1.ComputeIndicatorsResponse
-	21, // 24: dataport.market.v1.MarketService.RenderChart:output_type -> dataport.market.v1.RenderChartResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
+	22, // 20: dataport.market.v1.MarketService.DeleteSymbol:input_type -> dataport.market.v1.DeleteSymbolRequest
+	4,  // 21: dataport.market.v1.MarketService.ImportBars:output_type -> dataport.market.v1.ImportBarsResponse
+	6,  // 22: dataport.market.v1.MarketService.ListSymbols:output_type -> dataport.market.v1.ListSymbolsResponse
+	9,  // 23: dataport.market.v1.MarketService.GetBars:output_type -> dataport.market.v1.GetBarsResponse
+	18, // 24: dataport.market.v1.MarketService.ComputeIndicators:output_type -> dataport.market.v1.ComputeIndicatorsResponse
+	21, // 25: dataport.market.v1.MarketService.RenderChart:output_type -> dataport.market.v1.RenderChartResponse
+	23, // 26: dataport.market.v1.MarketService.DeleteSymbol:output_type -> dataport.market.v1.DeleteSymbolResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -1594,6 +1795,8 @@ func file_dataport_market_v1_market_proto_init() {
 		return
 	}
 	file_dataport_market_v1_market_proto_msgTypes[0].OneofWrappers = []any{}
+	file_dataport_market_v1_market_proto_msgTypes[6].OneofWrappers = []any{}
+	file_dataport_market_v1_market_proto_msgTypes[8].OneofWrappers = []any{}
 	file_dataport_market_v1_market_proto_msgTypes[9].OneofWrappers = []any{
 		(*Indicator_Sma)(nil),
 		(*Indicator_Ema)(nil),
@@ -1602,13 +1805,14 @@ func file_dataport_market_v1_market_proto_init() {
 		(*Indicator_Bollinger)(nil),
 		(*Indicator_Atr)(nil),
 	}
+	file_dataport_market_v1_market_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataport_market_v1_market_proto_rawDesc), len(file_dataport_market_v1_market_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	MarketService_GetBars_FullMethodName           = "/dataport.market.v1.MarketService/GetBars"
 	MarketService_ComputeIndicators_FullMethodName = "/dataport.market.v1.MarketService/ComputeIndicators"
 	MarketService_RenderChart_FullMethodName       = "/dataport.market.v1.MarketService/RenderChart"
+	MarketService_DeleteSymbol_FullMethodName      = "/dataport.market.v1.MarketService/DeleteSymbol"
 )
 
 // MarketServiceClient is the client API for MarketService service.
@@ -39,6 +40,18 @@ const (
 // Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
 // means the first stored bar and an empty end_date the last; both bounds are
 // inclusive.
+//
+// Symbols are stored upper-case and looked up case-insensitively: `aapl`
+// and `AAPL` are one symbol, answered as `AAPL`.
+//
+// Prices are split- and dividend-adjusted by default: where a symbol's bars
+// carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+// factor adj_close / close (prices times it, volume divided by it), so a
+// split is no crash in a chart or an indicator. A bar without adj_close
+// takes the factor of the nearest later bar that has one, else 1. Set
+// `adjusted` to false for the prices as traded. The seed GetMACD and
+// GetMACDGraph answer over prices as traded unless the server is started
+// with compat_adjusted = true.
 type MarketServiceClient interface {
 	// ImportBars stores a stream of bars for one symbol, given either as CSV
 	// text or as Bar messages. The import is atomic: one bad bar refuses the
@@ -55,6 +68,9 @@ type MarketServiceClient interface {
 	// RenderChart draws candlesticks, volume and MACD for a range and streams
 	// the image in chunks of at most 64 KiB.
 	RenderChart(ctx context.Context, in *RenderChartRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RenderChartResponse], error)
+	// DeleteSymbol removes every stored bar of a symbol at once (NOT_FOUND
+	// when it is not stored).
+	DeleteSymbol(ctx context.Context, in *DeleteSymbolRequest, opts ...grpc.CallOption) (*DeleteSymbolResponse, error)
 }
 
 type marketServiceClient struct {
@@ -127,6 +143,16 @@ func (c *marketServiceClient) RenderChart(ctx context.Context, in *RenderChartRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MarketService_RenderChartClient = grpc.ServerStreamingClient[RenderChartResponse]
 
+func (c *marketServiceClient) DeleteSymbol(ctx context.Context, in *DeleteSymbolRequest, opts ...grpc.CallOption) (*DeleteSymbolResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSymbolResponse)
+	err := c.cc.Invoke(ctx, MarketService_DeleteSymbol_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MarketServiceServer is the server API for MarketService service.
 // All implementations must embed UnimplementedMarketServiceServer
 // for forward compatibility.
@@ -140,6 +166,18 @@ type MarketService_RenderChartClient = grpc.ServerStreamingClient[RenderChartRes
 // Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
 // means the first stored bar and an empty end_date the last; both bounds are
 // inclusive.
+//
+// Symbols are stored upper-case and looked up case-insensitively: `aapl`
+// and `AAPL` are one symbol, answered as `AAPL`.
+//
+// Prices are split- and dividend-adjusted by default: where a symbol's bars
+// carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+// factor adj_close / close (prices times it, volume divided by it), so a
+// split is no crash in a chart or an indicator. A bar without adj_close
+// takes the factor of the nearest later bar that has one, else 1. Set
+// `adjusted` to false for the prices as traded. The seed GetMACD and
+// GetMACDGraph answer over prices as traded unless the server is started
+// with compat_adjusted = true.
 type MarketServiceServer interface {
 	// ImportBars stores a stream of bars for one symbol, given either as CSV
 	// text or as Bar messages. The import is atomic: one bad bar refuses the
@@ -156,6 +194,9 @@ type MarketServiceServer interface {
 	// RenderChart draws candlesticks, volume and MACD for a range and streams
 	// the image in chunks of at most 64 KiB.
 	RenderChart(*RenderChartRequest, grpc.ServerStreamingServer[RenderChartResponse]) error
+	// DeleteSymbol removes every stored bar of a symbol at once (NOT_FOUND
+	// when it is not stored).
+	DeleteSymbol(context.Context, *DeleteSymbolRequest) (*DeleteSymbolResponse, error)
 	mustEmbedUnimplementedMarketServiceServer()
 }
 
@@ -180,6 +221,9 @@ func (UnimplementedMarketServiceServer) ComputeIndicators(context.Context, *Comp
 }
 func (UnimplementedMarketServiceServer) RenderChart(*RenderChartRequest, grpc.ServerStreamingServer[RenderChartResponse]) error {
 	return status.Error(codes.Unimplemented, "method RenderChart not implemented")
+}
+func (UnimplementedMarketServiceServer) DeleteSymbol(context.Context, *DeleteSymbolRequest) (*DeleteSymbolResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSymbol not implemented")
 }
 func (UnimplementedMarketServiceServer) mustEmbedUnimplementedMarketServiceServer() {}
 func (UnimplementedMarketServiceServer) testEmbeddedByValue()                       {}
@@ -274,6 +318,24 @@ func _MarketService_RenderChart_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type MarketService_RenderChartServer = grpc.ServerStreamingServer[RenderChartResponse]
 
+func _MarketService_DeleteSymbol_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSymbolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MarketServiceServer).DeleteSymbol(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MarketService_DeleteSymbol_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MarketServiceServer).DeleteSymbol(ctx, req.(*DeleteSymbolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MarketService_ServiceDesc is the grpc.ServiceDesc for MarketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -292,6 +354,10 @@ var MarketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ComputeIndicators",
 			Handler:    _MarketService_ComputeIndicators_Handler,
+		},
+		{
+			MethodName: "DeleteSymbol",
+			Handler:    _MarketService_DeleteSymbol_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -69,6 +69,7 @@ class Bar(_message.Message):
     LOW_FIELD_NUMBER: _builtins.int
     CLOSE_FIELD_NUMBER: _builtins.int
     VOLUME_FIELD_NUMBER: _builtins.int
+    ADJ_CLOSE_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """YYYY-MM-DD."""
     open: _builtins.float
@@ -77,6 +78,10 @@ class Bar(_message.Message):
     close: _builtins.float
     volume: _builtins.float
     """Shares traded; absent when unknown."""
+    adj_close: _builtins.float
+    """The close adjusted for the splits and dividends after this day, as in
+    a quote vendor's "Adj Close"; absent when unknown. Above 0.
+    """
     def __init__(
         self,
         *,
@@ -86,13 +91,19 @@ class Bar(_message.Message):
         low: _builtins.float = ...,
         close: _builtins.float = ...,
         volume: _builtins.float | None = ...,
+        adj_close: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_volume", b"_volume", "volume", b"volume"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adj_close", b"_adj_close", "_volume", b"_volume", "adj_close", b"adj_close", "volume", b"volume"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_volume", b"_volume", "close", b"close", "date", b"date", "high", b"high", "low", b"low", "open", b"open", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adj_close", b"_adj_close", "_volume", b"_volume", "adj_close", b"adj_close", "close", b"close", "date", b"date", "high", b"high", "low", b"low", "open", b"open", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__adj_close: _TypeAlias = _typing.Literal["adj_close"]  # noqa: Y015
+    _WhichOneofArgType__adj_close: _TypeAlias = _typing.Literal["_adj_close", b"_adj_close"]  # noqa: Y015
     _WhichOneofReturnType__volume: _TypeAlias = _typing.Literal["volume"]  # noqa: Y015
     _WhichOneofArgType__volume: _TypeAlias = _typing.Literal["_volume", b"_volume"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adj_close) -> _WhichOneofReturnType__adj_close | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__volume) -> _WhichOneofReturnType__volume | None: ...
 
 Global___Bar: _TypeAlias = Bar  # noqa: Y015
@@ -113,8 +124,10 @@ class ImportBarsRequest(_message.Message):
     csv: _builtins.bytes
     """A piece of a CSV file. The pieces of all messages, joined, are one file
     with a header row naming date, open, high, low, close and optionally
-    volume (any case, any order, other columns ignored). A stream sends
-    either csv or bars, not both.
+    volume and adj_close (any case, any order, spaces, dots and underscores
+    in names ignored so "Adj Close" is adj_close; other columns ignored),
+    separated by commas, semicolons or tabs. A stream sends either csv or
+    bars, not both.
     """
     @_builtins.property
     def bars(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bar]:
@@ -211,11 +224,16 @@ class SymbolSummary(_message.Message):
     BARS_FIELD_NUMBER: _builtins.int
     FIRST_DATE_FIELD_NUMBER: _builtins.int
     LAST_DATE_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     bars: _builtins.int
     first_date: _builtins.str
     """The first and last stored dates, YYYY-MM-DD."""
     last_date: _builtins.str
+    adjusted: _builtins.bool
+    """Whether any of its bars carries an adjusted close, so that adjusted
+    prices differ from the prices as traded.
+    """
     def __init__(
         self,
         *,
@@ -223,10 +241,11 @@ class SymbolSummary(_message.Message):
         bars: _builtins.int = ...,
         first_date: _builtins.str = ...,
         last_date: _builtins.str = ...,
+        adjusted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bars", b"bars", "first_date", b"first_date", "last_date", b"last_date", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted", b"adjusted", "bars", b"bars", "first_date", b"first_date", "last_date", b"last_date", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -239,22 +258,28 @@ class GetBarsRequest(_message.Message):
     SYMBOL_FIELD_NUMBER: _builtins.int
     START_DATE_FIELD_NUMBER: _builtins.int
     END_DATE_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Required: NOT_FOUND when it is not stored."""
     start_date: _builtins.str
     end_date: _builtins.str
+    adjusted: _builtins.bool
+    """Adjusted prices [true]; false for the prices as traded."""
     def __init__(
         self,
         *,
         symbol: _builtins.str = ...,
         start_date: _builtins.str = ...,
         end_date: _builtins.str = ...,
+        adjusted: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted", "adjusted", b"adjusted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "start_date", b"start_date", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted", "adjusted", b"adjusted", "end_date", b"end_date", "start_date", b"start_date", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__adjusted: _TypeAlias = _typing.Literal["adjusted"]  # noqa: Y015
+    _WhichOneofArgType__adjusted: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adjusted) -> _WhichOneofReturnType__adjusted | None: ...
 
 Global___GetBarsRequest: _TypeAlias = GetBarsRequest  # noqa: Y015
 
@@ -263,16 +288,22 @@ class GetBarsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BARS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
+    adjusted: _builtins.bool
+    """Whether the prices are adjusted: asked for, and the symbol's bars carry
+    adjusted closes.
+    """
     @_builtins.property
     def bars(self) -> _containers.RepeatedCompositeFieldContainer[Global___Bar]: ...
     def __init__(
         self,
         *,
         bars: _abc.Iterable[Global___Bar] | None = ...,
+        adjusted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bars", b"bars"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted", b"adjusted", "bars", b"bars"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -286,10 +317,13 @@ class ComputeIndicatorsRequest(_message.Message):
     START_DATE_FIELD_NUMBER: _builtins.int
     END_DATE_FIELD_NUMBER: _builtins.int
     INDICATORS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Required: NOT_FOUND when it is not stored."""
     start_date: _builtins.str
     end_date: _builtins.str
+    adjusted: _builtins.bool
+    """Over adjusted prices [true]; false for the prices as traded."""
     @_builtins.property
     def indicators(self) -> _containers.RepeatedCompositeFieldContainer[Global___Indicator]:
         """At least one. Each adds its output columns to the response, in order."""
@@ -301,12 +335,15 @@ class ComputeIndicatorsRequest(_message.Message):
         start_date: _builtins.str = ...,
         end_date: _builtins.str = ...,
         indicators: _abc.Iterable[Global___Indicator] | None = ...,
+        adjusted: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted", "adjusted", b"adjusted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "indicators", b"indicators", "start_date", b"start_date", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted", "adjusted", b"adjusted", "end_date", b"end_date", "indicators", b"indicators", "start_date", b"start_date", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__adjusted: _TypeAlias = _typing.Literal["adjusted"]  # noqa: Y015
+    _WhichOneofArgType__adjusted: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adjusted) -> _WhichOneofReturnType__adjusted | None: ...
 
 Global___ComputeIndicatorsRequest: _TypeAlias = ComputeIndicatorsRequest  # noqa: Y015
 
@@ -517,7 +554,10 @@ class ComputeIndicatorsResponse(_message.Message):
     SYMBOL_FIELD_NUMBER: _builtins.int
     DATES_FIELD_NUMBER: _builtins.int
     COLUMNS_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    adjusted: _builtins.bool
+    """Whether the indicators are over adjusted prices (see GetBarsResponse)."""
     @_builtins.property
     def dates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every stored trading day of the range, ascending."""
@@ -535,10 +575,11 @@ class ComputeIndicatorsResponse(_message.Message):
         symbol: _builtins.str = ...,
         dates: _abc.Iterable[_builtins.str] | None = ...,
         columns: _abc.Iterable[Global___Column] | None = ...,
+        adjusted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "dates", b"dates", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted", b"adjusted", "columns", b"columns", "dates", b"dates", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -579,6 +620,7 @@ class RenderChartRequest(_message.Message):
     HEIGHT_FIELD_NUMBER: _builtins.int
     PANELS_FIELD_NUMBER: _builtins.int
     MACD_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Required: NOT_FOUND when it is not stored."""
     start_date: _builtins.str
@@ -588,6 +630,10 @@ class RenderChartRequest(_message.Message):
     width: _builtins.int
     """Pixels, 200 to 4000 [1000 x 700]."""
     height: _builtins.int
+    adjusted: _builtins.bool
+    """Adjusted prices [true]; false for the prices as traded. The title says
+    which.
+    """
     @_builtins.property
     def panels(self) -> _containers.RepeatedScalarFieldContainer[Global___Panel.ValueType]:
         """The panels to draw, top to bottom in the order price, volume, MACD
@@ -609,12 +655,15 @@ class RenderChartRequest(_message.Message):
         height: _builtins.int = ...,
         panels: _abc.Iterable[Global___Panel.ValueType] | None = ...,
         macd: Global___Macd | None = ...,
+        adjusted: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["macd", b"macd"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted", "adjusted", b"adjusted", "macd", b"macd"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "format", b"format", "height", b"height", "macd", b"macd", "panels", b"panels", "start_date", b"start_date", "symbol", b"symbol", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted", "adjusted", b"adjusted", "end_date", b"end_date", "format", b"format", "height", b"height", "macd", b"macd", "panels", b"panels", "start_date", b"start_date", "symbol", b"symbol", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__adjusted: _TypeAlias = _typing.Literal["adjusted"]  # noqa: Y015
+    _WhichOneofArgType__adjusted: _TypeAlias = _typing.Literal["_adjusted", b"_adjusted"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adjusted) -> _WhichOneofReturnType__adjusted | None: ...
 
 Global___RenderChartRequest: _TypeAlias = RenderChartRequest  # noqa: Y015
 
@@ -624,20 +673,70 @@ class RenderChartResponse(_message.Message):
 
     CHUNK_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
     """The next piece of the image, at most 64 KiB."""
     content_type: _builtins.str
     """"image/png" or "image/svg+xml", in the first message only."""
+    adjusted: _builtins.bool
+    """Whether the prices drawn are adjusted (see GetBarsResponse), in the
+    first message only.
+    """
     def __init__(
         self,
         *,
         chunk: _builtins.bytes = ...,
         content_type: _builtins.str = ...,
+        adjusted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "content_type", b"content_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted", b"adjusted", "chunk", b"chunk", "content_type", b"content_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RenderChartResponse: _TypeAlias = RenderChartResponse  # noqa: Y015
+
+@_typing.final
+class DeleteSymbolRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """Required: NOT_FOUND when it is not stored."""
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSymbolRequest: _TypeAlias = DeleteSymbolRequest  # noqa: Y015
+
+@_typing.final
+class DeleteSymbolResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """The symbol as it was stored (upper-case)."""
+    deleted: _builtins.int
+    """How many bars were removed."""
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSymbolResponse: _TypeAlias = DeleteSymbolResponse  # noqa: Y015

@@ -35,6 +35,18 @@ class MarketServiceStub:
     Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
     means the first stored bar and an empty end_date the last; both bounds are
     inclusive.
+
+    Symbols are stored upper-case and looked up case-insensitively: `aapl`
+    and `AAPL` are one symbol, answered as `AAPL`.
+
+    Prices are split- and dividend-adjusted by default: where a symbol's bars
+    carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+    factor adj_close / close (prices times it, volume divided by it), so a
+    split is no crash in a chart or an indicator. A bar without adj_close
+    takes the factor of the nearest later bar that has one, else 1. Set
+    `adjusted` to false for the prices as traded. The seed GetMACD and
+    GetMACDGraph answer over prices as traded unless the server is started
+    with compat_adjusted = true.
     """
 
     def __init__(self, channel):
@@ -68,6 +80,11 @@ class MarketServiceStub:
                 request_serializer=dataport_dot_market_dot_v1_dot_market__pb2.RenderChartRequest.SerializeToString,
                 response_deserializer=dataport_dot_market_dot_v1_dot_market__pb2.RenderChartResponse.FromString,
                 _registered_method=True)
+        self.DeleteSymbol = channel.unary_unary(
+                '/dataport.market.v1.MarketService/DeleteSymbol',
+                request_serializer=dataport_dot_market_dot_v1_dot_market__pb2.DeleteSymbolRequest.SerializeToString,
+                response_deserializer=dataport_dot_market_dot_v1_dot_market__pb2.DeleteSymbolResponse.FromString,
+                _registered_method=True)
 
 
 class MarketServiceServicer:
@@ -80,6 +97,18 @@ class MarketServiceServicer:
     Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
     means the first stored bar and an empty end_date the last; both bounds are
     inclusive.
+
+    Symbols are stored upper-case and looked up case-insensitively: `aapl`
+    and `AAPL` are one symbol, answered as `AAPL`.
+
+    Prices are split- and dividend-adjusted by default: where a symbol's bars
+    carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+    factor adj_close / close (prices times it, volume divided by it), so a
+    split is no crash in a chart or an indicator. A bar without adj_close
+    takes the factor of the nearest later bar that has one, else 1. Set
+    `adjusted` to false for the prices as traded. The seed GetMACD and
+    GetMACDGraph answer over prices as traded unless the server is started
+    with compat_adjusted = true.
     """
 
     def ImportBars(self, request_iterator, context):
@@ -122,6 +151,14 @@ class MarketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteSymbol(self, request, context):
+        """DeleteSymbol removes every stored bar of a symbol at once (NOT_FOUND
+        when it is not stored).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +187,11 @@ def add_MarketServiceServicer_to_server(servicer, server):
                     request_deserializer=dataport_dot_market_dot_v1_dot_market__pb2.RenderChartRequest.FromString,
                     response_serializer=dataport_dot_market_dot_v1_dot_market__pb2.RenderChartResponse.SerializeToString,
             ),
+            'DeleteSymbol': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSymbol,
+                    request_deserializer=dataport_dot_market_dot_v1_dot_market__pb2.DeleteSymbolRequest.FromString,
+                    response_serializer=dataport_dot_market_dot_v1_dot_market__pb2.DeleteSymbolResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'dataport.market.v1.MarketService', rpc_method_handlers)
@@ -168,6 +210,18 @@ class MarketService:
     Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
     means the first stored bar and an empty end_date the last; both bounds are
     inclusive.
+
+    Symbols are stored upper-case and looked up case-insensitively: `aapl`
+    and `AAPL` are one symbol, answered as `AAPL`.
+
+    Prices are split- and dividend-adjusted by default: where a symbol's bars
+    carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+    factor adj_close / close (prices times it, volume divided by it), so a
+    split is no crash in a chart or an indicator. A bar without adj_close
+    takes the factor of the nearest later bar that has one, else 1. Set
+    `adjusted` to false for the prices as traded. The seed GetMACD and
+    GetMACDGraph answer over prices as traded unless the server is started
+    with compat_adjusted = true.
     """
 
     @staticmethod
@@ -295,6 +349,33 @@ class MarketService:
             '/dataport.market.v1.MarketService/RenderChart',
             dataport_dot_market_dot_v1_dot_market__pb2.RenderChartRequest.SerializeToString,
             dataport_dot_market_dot_v1_dot_market__pb2.RenderChartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSymbol(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dataport.market.v1.MarketService/DeleteSymbol',
+            dataport_dot_market_dot_v1_dot_market__pb2.DeleteSymbolRequest.SerializeToString,
+            dataport_dot_market_dot_v1_dot_market__pb2.DeleteSymbolResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,6 +36,18 @@ class MarketServiceStub:
     Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
     means the first stored bar and an empty end_date the last; both bounds are
     inclusive.
+
+    Symbols are stored upper-case and looked up case-insensitively: `aapl`
+    and `AAPL` are one symbol, answered as `AAPL`.
+
+    Prices are split- and dividend-adjusted by default: where a symbol's bars
+    carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+    factor adj_close / close (prices times it, volume divided by it), so a
+    split is no crash in a chart or an indicator. A bar without adj_close
+    takes the factor of the nearest later bar that has one, else 1. Set
+    `adjusted` to false for the prices as traded. The seed GetMACD and
+    GetMACDGraph answer over prices as traded unless the server is started
+    with compat_adjusted = true.
     """
 
     @_typing.overload
@@ -60,6 +72,10 @@ class MarketServiceStub:
     """RenderChart draws candlesticks, volume and MACD for a range and streams
     the image in chunks of at most 64 KiB.
     """
+    DeleteSymbol: _grpc.UnaryUnaryMultiCallable[_market_pb2.DeleteSymbolRequest, _market_pb2.DeleteSymbolResponse]
+    """DeleteSymbol removes every stored bar of a symbol at once (NOT_FOUND
+    when it is not stored).
+    """
 
 @_typing.type_check_only
 class MarketServiceAsyncStub(MarketServiceStub):
@@ -72,6 +88,18 @@ class MarketServiceAsyncStub(MarketServiceStub):
     Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
     means the first stored bar and an empty end_date the last; both bounds are
     inclusive.
+
+    Symbols are stored upper-case and looked up case-insensitively: `aapl`
+    and `AAPL` are one symbol, answered as `AAPL`.
+
+    Prices are split- and dividend-adjusted by default: where a symbol's bars
+    carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+    factor adj_close / close (prices times it, volume divided by it), so a
+    split is no crash in a chart or an indicator. A bar without adj_close
+    takes the factor of the nearest later bar that has one, else 1. Set
+    `adjusted` to false for the prices as traded. The seed GetMACD and
+    GetMACDGraph answer over prices as traded unless the server is started
+    with compat_adjusted = true.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -93,6 +121,10 @@ class MarketServiceAsyncStub(MarketServiceStub):
     """RenderChart draws candlesticks, volume and MACD for a range and streams
     the image in chunks of at most 64 KiB.
     """
+    DeleteSymbol: _aio.UnaryUnaryMultiCallable[_market_pb2.DeleteSymbolRequest, _market_pb2.DeleteSymbolResponse]  # type: ignore[assignment]
+    """DeleteSymbol removes every stored bar of a symbol at once (NOT_FOUND
+    when it is not stored).
+    """
 
 class MarketServiceServicer(metaclass=_abc_1.ABCMeta):
     """MarketService stores daily bars per symbol and computes indicators and
@@ -104,6 +136,18 @@ class MarketServiceServicer(metaclass=_abc_1.ABCMeta):
     Dates are strings of the form YYYY-MM-DD. In a range, an empty start_date
     means the first stored bar and an empty end_date the last; both bounds are
     inclusive.
+
+    Symbols are stored upper-case and looked up case-insensitively: `aapl`
+    and `AAPL` are one symbol, answered as `AAPL`.
+
+    Prices are split- and dividend-adjusted by default: where a symbol's bars
+    carry an adjusted close (`Bar.adj_close`), each bar is scaled by its
+    factor adj_close / close (prices times it, volume divided by it), so a
+    split is no crash in a chart or an indicator. A bar without adj_close
+    takes the factor of the nearest later bar that has one, else 1. Set
+    `adjusted` to false for the prices as traded. The seed GetMACD and
+    GetMACDGraph answer over prices as traded unless the server is started
+    with compat_adjusted = true.
     """
 
     @_abc_1.abstractmethod
@@ -152,6 +196,16 @@ class MarketServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_market_pb2.RenderChartResponse], _abc.AsyncIterator[_market_pb2.RenderChartResponse]]:
         """RenderChart draws candlesticks, volume and MACD for a range and streams
         the image in chunks of at most 64 KiB.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSymbol(
+        self,
+        request: _market_pb2.DeleteSymbolRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_market_pb2.DeleteSymbolResponse, _abc.Awaitable[_market_pb2.DeleteSymbolResponse]]:
+        """DeleteSymbol removes every stored bar of a symbol at once (NOT_FOUND
+        when it is not stored).
         """
 
 def add_MarketServiceServicer_to_server(servicer: MarketServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
