@@ -310,12 +310,19 @@ fn plan_panels(
         let plot_h = if i == panels.len() - 1 { panel_h - bottom_labels } else { panel_h };
         let (lo, hi) = y_range(panel, bars, macd, plot_h, text);
         let target = (plot_h / (text * 2.2)).floor().clamp(3.0, 10.0) as usize;
-        let (values, step) = ticks::nice_ticks(lo, hi, target);
         // Labels are centred on their tick: keep them off the panel's edges,
         // where they would run into the neighbouring panel's labels.
-        let margin = text * 0.7 * (hi - lo) / plot_h.max(1.0);
-        let values: Vec<f64> =
-            values.into_iter().filter(|v| *v >= lo + margin && *v <= hi - margin).collect();
+        let per_px = (hi - lo) / plot_h.max(1.0);
+        let margin = text * 0.7 * per_px;
+        let (values, step): (Vec<f64>, f64) = match panel {
+            // Volume columns stand on the panel's floor, 0, which gets the
+            // first label: a short strip still shows a scale (0, 50M, 100M).
+            Panel::Volume => ticks::zero_based_ticks(hi - margin, target, text * 1.2 * per_px),
+            Panel::Price | Panel::Macd => {
+                let (values, step) = ticks::nice_ticks(lo, hi, target);
+                (values.into_iter().filter(|v| *v >= lo + margin && *v <= hi - margin).collect(), step)
+            }
+        };
         let labels = values.iter().map(|v| y_label(panel, *v, step, &values)).collect();
         plans.push(PanelPlan {
             panel,
