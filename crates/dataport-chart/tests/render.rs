@@ -287,3 +287,21 @@ fn the_volume_axis_shows_a_scale_from_zero() {
         }
     }
 }
+
+#[test]
+fn candles_keep_clear_of_the_frame() {
+    for n in [1, 5, 20, 252] {
+        let (b, l) = (bars(n), lines(n, 0));
+        let svg = svg(&b, macd(&l), &options(1000, 700));
+        let [x, _, w, _] = frames(&svg)[0];
+        let mut bodies = svg_rects(&svg, r##"fill="#26A69A""##);
+        bodies.extend(svg_rects(&svg, r##"fill="#EF5350""##));
+        assert!(!bodies.is_empty(), "{n} bars");
+        let left = bodies.iter().map(|r| r[0]).fold(f64::INFINITY, f64::min);
+        let right = bodies.iter().map(|r| r[0] + r[2]).fold(0.0, f64::max);
+        let body = bodies.iter().map(|r| r[2]).fold(0.0, f64::max);
+        // At least half a candle's width of air on each side.
+        assert!(left - x >= body / 2.0, "{n} bars: frame at {x}, first body at {left}, {body} wide");
+        assert!(x + w - right >= body / 2.0, "{n} bars: frame ends at {}, last body at {right}", x + w);
+    }
+}
