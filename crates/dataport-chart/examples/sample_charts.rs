@@ -55,12 +55,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lines = macd(&closes, params);
         let start = all.len().saturating_sub(count);
         let bars = &all[start..];
-        options.title = match (bars.first(), bars.last()) {
-            (Some(first), Some(last)) => {
-                format!("{symbol} daily, {} to {}, MACD(12, 26, 9)", first.date, last.date)
-            }
-            _ => format!("{symbol} daily, MACD(12, 26, 9)"),
+        // As the server titles its charts: MACD only where its panel is drawn.
+        let dates = match (bars.first(), bars.last()) {
+            (Some(first), Some(last)) => format!(", {} to {}", first.date, last.date),
+            _ => String::new(),
         };
+        let periods = if options.panels.macd { ", MACD(12, 26, 9)" } else { "" };
+        options.title = format!("{symbol} daily{dates}{periods}");
         let macd = MacdLines {
             macd: &lines.macd[start..],
             signal: &lines.signal[start..],

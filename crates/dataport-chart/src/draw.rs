@@ -241,9 +241,7 @@ pub(crate) fn chart<DB: DrawingBackend>(
     let right = (pad * 1.5).round();
     let plot_w = (w - left - right).max(1.0);
 
-    let n = bars.len() as f64;
-    let extra = (n * 0.01).max(1.0);
-    let (x_lo, x_hi) = (-extra, n - 1.0 + extra);
+    let (x_lo, x_hi) = x_range(bars.len());
     let per_bar = plot_w / (x_hi - x_lo);
     let body = candle_width(per_bar, text);
     let x_of = |i: usize| left + (i as f64 - x_lo) / (x_hi - x_lo) * plot_w;
@@ -310,12 +308,19 @@ fn plan_panels(
         let plot_h = if i == panels.len() - 1 { panel_h - bottom_labels } else { panel_h };
         let (lo, hi) = y_range(panel, bars, macd, plot_h, text);
         let target = (plot_h / (text * 2.2)).floor().clamp(3.0, 10.0) as usize;
-        let (values, step) = ticks::nice_ticks(lo, hi, target);
         // Labels are centred on their tick: keep them off the panel's edges,
         // where they would run into the neighbouring panel's labels.
-        let margin = text * 0.7 * (hi - lo) / plot_h.max(1.0);
-        let values: Vec<f64> =
-            values.into_iter().filter(|v| *v >= lo + margin && *v <= hi - margin).collect();
+        let per_px = (hi - lo) / plot_h.max(1.0);
+        let margin = text * 0.7 * per_px;
+        let (values, step): (Vec<f64>, f64) = match panel {
+            // Volume columns stand on the panel's floor, 0, which gets the
+            // first label: a short strip still shows a scale (0, 50M, 100M).
+            Panel::Volume => ticks::zero_based_ticks(hi - margin, target, text * 1.2 * per_px),
+            Panel::Price | Panel::Macd => {
+                let (values, step) = ticks::nice_ticks(lo, hi, target);
+                (values.into_iter().filter(|v| *v >= lo + margin && *v <= hi - margin).collect(), step)
+            }
+        };
         let labels = values.iter().map(|v| y_label(panel, *v, step, &values)).collect();
         plans.push(PanelPlan {
             panel,
@@ -378,6 +383,15 @@ fn text_width<DB: DrawingBackend>(
         Ok((width, _)) => f64::from(width),
         Err(_) => s.chars().count() as f64 * size * 0.62,
     }
+}
+
+/// The x axis for `n` bars at indices 0..n: a bar slot of air before the first
+/// and after the last (1% of the bars when that is more), so no candle or
+/// column touches the frame and a lone bar stands in the middle.
+fn x_range(n: usize) -> (f64, f64) {
+    let n = n as f64;
+    let extra = (n * 0.01).max(1.0);
+    (-extra, n - 1.0 + extra)
 }
 
 /// Candle body width: most of a bar's slot, odd so the wick sits in the
@@ -685,4 +699,31 @@ fn runs(values: &[f64]) -> Vec<Vec<(f64, f64)>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_x_axis_keeps_a_bar_slot_free_on_each_side() {
+        for n in [1, 2, 5, 20, 99, 100, 252, 2_000, 10_000] {
+            let (lo, hi) = x_range(n);
+            let last = (n - 1) as f64;
+            assert!(lo <= -1.0 && hi >= last + 1.0, "{n} bars: {lo}..{hi}");
+            // Both sides alike, so a lone bar stands in the middle.
+            assert!((-lo - (hi - last)).abs() < 1e-9, "{n} bars: {lo}..{hi}");
+            // Never so much that the bars shrink: at most 2% of the width.
+            assert!((hi - lo) <= (last + 2.0) * 1.02 + 1e-9, "{n} bars: {lo}..{hi}");
+        }
+    }
+
+    #[test]
+    fn candle_bodies_leave_room_between_bars() {
+        for per_bar in [0.5, 1.0, 3.0, 3.6, 10.0, 40.0, 200.0] {
+            let body = f64::from(candle_width(per_bar, 13.0));
+            assert!(body >= 1.0);
+            assert!(body <= (per_bar * 0.72).max(1.0), "{per_bar} px a bar: body {body}");
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! bar of a calendar period (a week, a month, a year) or on every bar for short
 //! ranges; [`x_ticks`] picks the finest spacing whose labels do not collide.
 //! The y axes use "nice" steps of 1, 2 or 5 times a power of ten, so every
-//! label of an axis is written with the same number of decimals.
+//! label of an axis is written with the same number of decimals; the volume
+//! axis counts from 0 and shows at least three labels wherever they fit.
 
 use dataport_core::market::bars::{Bar, Date};
 
@@ -202,6 +203,41 @@ pub(crate) fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
     (ticks, step)
 }
 
+/// The next nice step below `step` (a nice step itself): 5 -> 2 -> 1 -> 0.5.
+fn smaller_step(step: f64) -> f64 {
+    let e = step.log10().floor() as i32;
+    let magnitude = 10f64.powi(e);
+    // Rounded: log10 may land a hair below an exact power of ten (m = 10).
+    match (step / magnitude).round() as i64 {
+        5 => 2.0 * magnitude,
+        2 => magnitude,
+        10 => 5.0 * magnitude,
+        _ => 5.0 * 10f64.powi(e - 1),
+    }
+}
+
+/// Ticks of an axis from 0 (a volume axis: its columns stand on 0) up to
+/// `top`, the highest value a label may sit at: 0 and the multiples of a
+/// nice step, about `target` of them, and at least three wherever labels
+/// `min_gap` apart (in values) fit, since one label alone gives no scale.
+/// Returns the ticks and the step; none if `top` is not a positive number.
+pub(crate) fn zero_based_ticks(top: f64, target: usize, min_gap: f64) -> (Vec<f64>, f64) {
+    if !(top.is_finite() && top > 0.0) {
+        return (Vec::new(), 1.0);
+    }
+    let count = |step: f64| (top / step).floor() as i64 + 1;
+    let (_, mut step) = nice_ticks(0.0, top, target);
+    while count(step) < 3 {
+        let smaller = smaller_step(step);
+        if smaller < min_gap || smaller <= 0.0 {
+            break;
+        }
+        step = smaller;
+    }
+    // Multiply, never accumulate (as in nice_ticks).
+    ((0..count(step)).map(|k| k as f64 * step).collect(), step)
+}
+
 /// Decimals that write every multiple of `step` exactly (step is 1, 2 or 5 × 10^k).
 pub(crate) fn decimals(step: f64) -> usize {
     if !(step.is_finite() && step > 0.0) {
@@ -308,6 +344,66 @@ mod tests {
         );
         assert!(nice_ticks(1.0, 1.0, 5).0.is_empty());
         assert!(nice_ticks(f64::NAN, 1.0, 5).0.is_empty());
+    }
+
+    /// A volume axis's labels, as the chart writes them.
+    fn volume_labels(top: f64, target: usize, min_gap: f64) -> Vec<String> {
+        let (ticks, step) = zero_based_ticks(top, target, min_gap);
+        let largest = ticks.iter().copied().fold(0.0, f64::max);
+        ticks.iter().map(|v| compact(*v, step, largest)).collect()
+    }
+
+    #[test]
+    fn volume_axes_get_at_least_three_labels_from_zero() {
+        // From a fraction of a share to tens of trillions, at about the
+        // label count a short volume strip asks for (3) and a tall one (10),
+        // with room for ten labels above each other (min_gap top / 10).
+        let tops = [
+            0.004, 0.75, 1.0, 2.9, 3.0, 7.5, 40.0, 999.0, 1_000.0, 12_345.0, 650_000.0, 2.5e6, 6.5e6, 3.2e7,
+            9.99e7, 1e8, 1.2e8, 4.4e9, 1e12, 7.7e13,
+        ];
+        for top in tops {
+            for target in [3, 5, 10] {
+                let (ticks, step) = zero_based_ticks(top, target, top / 10.0);
+                assert!(ticks.len() >= 3, "top {top}, target {target}: {ticks:?}");
+                assert!(ticks.len() <= target.max(5) + 1, "top {top}, target {target}: {ticks:?}");
+                assert_eq!(ticks[0], 0.0);
+                assert!(ticks.iter().all(|t| *t <= top), "top {top}: {ticks:?}");
+                // A nice step: 1, 2 or 5 times a power of ten.
+                let mantissa = step / 10f64.powi(step.log10().floor() as i32);
+                assert!(
+                    [1.0, 2.0, 5.0, 10.0].iter().any(|m| (mantissa - m).abs() < 1e-9),
+                    "top {top}: step {step}"
+                );
+                let labels = volume_labels(top, target, top / 10.0);
+                let mut distinct = labels.clone();
+                distinct.dedup();
+                assert_eq!(distinct, labels, "top {top}");
+                assert!(labels.iter().all(|l| l.len() <= 6), "top {top}: {labels:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn volume_labels_read_as_round_numbers() {
+        // A short strip (target 3) whose old labelling showed one label, 5M.
+        assert_eq!(volume_labels(6.5e6, 3, 6.5e5), ["0", "2M", "4M", "6M"]);
+        assert_eq!(volume_labels(1.1e8, 3, 1.1e7), ["0", "50M", "100M"]);
+        assert_eq!(volume_labels(2.2e7, 3, 2.2e6), ["0", "10M", "20M"]);
+        assert_eq!(volume_labels(3.0, 3, 0.3), ["0", "1", "2", "3"]);
+        assert_eq!(volume_labels(0.004, 3, 0.0004), ["0", "0.002", "0.004"]);
+        assert_eq!(volume_labels(4.4e9, 3, 4.4e8), ["0", "2B", "4B"]);
+        assert_eq!(volume_labels(1.8e6, 3, 1.8e5), ["0", "0.5M", "1.0M", "1.5M"]);
+    }
+
+    #[test]
+    fn volume_labels_never_crowd_a_strip_too_short_for_three() {
+        // Labels must stay 30M apart: 0 and 50M only, not 0, 20M, 40M, 60M.
+        let (ticks, step) = zero_based_ticks(6.5e7, 3, 3e7);
+        assert_eq!((ticks, step), (vec![0.0, 5e7], 5e7));
+        assert!(zero_based_ticks(0.0, 3, 1.0).0.is_empty());
+        assert!(zero_based_ticks(f64::NAN, 3, 1.0).0.is_empty());
+        assert!(zero_based_ticks(f64::INFINITY, 3, 1.0).0.is_empty());
     }
 
     #[test]

@@ -214,3 +214,95 @@ fn two_thousand_bars_render() {
     let (b, l) = (bars(2000), lines(2000, 33));
     assert_eq!(render_png(&b, macd(&l), &options(500, 350)), (500, 350));
 }
+
+/// The text elements of an SVG, as (start tag, text).
+fn svg_texts(svg: &str) -> Vec<(&str, &str)> {
+    svg.split("<text ")
+        .skip(1)
+        .filter_map(|rest| {
+            let (tag, rest) = rest.split_once('>')?;
+            let (text, _) = rest.split_once("</text>")?;
+            Some((tag, text.trim()))
+        })
+        .collect()
+}
+
+/// A numeric attribute of an SVG tag.
+fn attr(tag: &str, name: &str) -> Option<f64> {
+    let tag = format!(" {tag}");
+    let (_, rest) = tag.split_once(&format!(" {name}=\""))?;
+    rest.split('"').next()?.parse().ok()
+}
+
+/// The rectangles of an SVG whose tag contains `marker` (a fill or stroke),
+/// as [x, y, width, height].
+fn svg_rects(svg: &str, marker: &str) -> Vec<[f64; 4]> {
+    svg.split("<rect ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("/>").map(|(tag, _)| tag))
+        .filter(|tag| tag.contains(marker))
+        .filter_map(|tag| Some([attr(tag, "x")?, attr(tag, "y")?, attr(tag, "width")?, attr(tag, "height")?]))
+        .collect()
+}
+
+/// The panels' frames, top to bottom.
+fn frames(svg: &str) -> Vec<[f64; 4]> {
+    svg_rects(svg, r##"fill="none" stroke="#AAAAAA""##)
+}
+
+/// The value labels left of the panel in `frame`, top to bottom.
+fn y_labels(svg: &str, [x, y, _, h]: [f64; 4]) -> Vec<String> {
+    let mut labels: Vec<(f64, String)> = svg_texts(svg)
+        .into_iter()
+        .filter(|(tag, _)| tag.contains(r#"text-anchor="end""#))
+        .filter_map(|(tag, text)| Some((attr(tag, "x")?, attr(tag, "y")?, text)))
+        .filter(|(lx, ly, _)| *lx < x && *ly >= y - 1.0 && *ly <= y + h + 1.0)
+        .map(|(_, ly, text)| (ly, text.to_owned()))
+        .collect();
+    labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    labels.into_iter().map(|(_, text)| text).collect()
+}
+
+fn svg(bars: &[Bar], macd: MacdLines<'_>, options: &ChartOptions) -> String {
+    let bytes =
+        render(bars, macd, &ChartOptions { format: Format::Svg, ..options.clone() }).expect("renders");
+    String::from_utf8(bytes).expect("SVG is UTF-8")
+}
+
+#[test]
+fn the_volume_axis_shows_a_scale_from_zero() {
+    let (mut b, l) = (bars(252), lines(252, 33));
+    // Highest volumes from under one share to tens of trillions; 6.5M gave
+    // one label alone (5M) before the volume axis counted from 0.
+    for top in [0.004, 6.5, 22_000.0, 6.5e6, 1.2e8, 4.4e9, 7.7e13] {
+        for (i, bar) in b.iter_mut().enumerate() {
+            bar.volume = Some(top * (0.3 + 0.7 * (i % 10) as f64 / 9.0));
+        }
+        for (width, height) in [(1000, 700), (800, 500)] {
+            let svg = svg(&b, macd(&l), &options(width, height));
+            let frames = frames(&svg);
+            assert_eq!(frames.len(), 3, "{frames:?}");
+            let labels = y_labels(&svg, frames[1]);
+            assert!(labels.len() >= 3, "top {top}, {width}x{height}: {labels:?}");
+            assert_eq!(labels.last().map(String::as_str), Some("0"), "top {top}: {labels:?}");
+        }
+    }
+}
+
+#[test]
+fn candles_keep_clear_of_the_frame() {
+    for n in [1, 5, 20, 252] {
+        let (b, l) = (bars(n), lines(n, 0));
+        let svg = svg(&b, macd(&l), &options(1000, 700));
+        let [x, _, w, _] = frames(&svg)[0];
+        let mut bodies = svg_rects(&svg, r##"fill="#26A69A""##);
+        bodies.extend(svg_rects(&svg, r##"fill="#EF5350""##));
+        assert!(!bodies.is_empty(), "{n} bars");
+        let left = bodies.iter().map(|r| r[0]).fold(f64::INFINITY, f64::min);
+        let right = bodies.iter().map(|r| r[0] + r[2]).fold(0.0, f64::max);
+        let body = bodies.iter().map(|r| r[2]).fold(0.0, f64::max);
+        // At least half a candle's width of air on each side.
+        assert!(left - x >= body / 2.0, "{n} bars: frame at {x}, first body at {left}, {body} wide");
+        assert!(x + w - right >= body / 2.0, "{n} bars: frame ends at {}, last body at {right}", x + w);
+    }
+}

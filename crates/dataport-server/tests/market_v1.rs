@@ -476,6 +476,32 @@ async fn charts_stream_as_png_by_default_and_svg_on_request() {
 }
 
 #[tokio::test]
+async fn chart_titles_name_macd_only_when_its_panel_is_drawn() {
+    let (_server, mut client) = server(true).await;
+    let svg = |panels: &[pb::Panel]| pb::RenderChartRequest {
+        format: pb::Format::Svg as i32,
+        panels: panels.iter().map(|p| *p as i32).collect(),
+        ..chart("AAPL", "2012-01-01", "2012-12-31")
+    };
+    // plotters writes each text on a line of its own.
+    let has_line = |svg: &str, line: &str| svg.lines().any(|l| l == line);
+    let (_, image, _) = render(&mut client, svg(&[])).await.unwrap();
+    let text = String::from_utf8(image).unwrap();
+    assert!(has_line(&text, "AAPL daily, adjusted, 2012-01-03 to 2012-12-31, MACD(12, 26, 9)"), "{text}");
+
+    for panels in [&[pb::Panel::Price][..], &[pb::Panel::Price, pb::Panel::Volume]] {
+        let (_, image, _) = render(&mut client, svg(panels)).await.unwrap();
+        let text = String::from_utf8(image).unwrap();
+        assert!(has_line(&text, "AAPL daily, adjusted, 2012-01-03 to 2012-12-31"), "{panels:?}: {text}");
+        assert!(!text.contains("MACD"), "{panels:?}: {text}");
+    }
+    let raw = pb::RenderChartRequest { adjusted: Some(false), ..svg(&[pb::Panel::Price]) };
+    let (_, image, _) = render(&mut client, raw).await.unwrap();
+    let text = String::from_utf8(image).unwrap();
+    assert!(has_line(&text, "AAPL daily, as traded, 2012-01-03 to 2012-12-31"), "{text}");
+}
+
+#[tokio::test]
 async fn bad_chart_requests_name_the_field_and_value() {
     let (_server, mut client) = server(true).await;
     let base = || chart("GOOG", "2012-01-01", "2012-12-31");

@@ -212,7 +212,8 @@ impl Market {
         };
         let mut options = req.options;
         if options.title.is_empty() {
-            options.title = chart_title(&req.symbol, &bars[shown.clone()], req.range, req.macd, adjusted);
+            let macd = options.panels.macd.then_some(req.macd);
+            options.title = chart_title(&req.symbol, &bars[shown.clone()], req.range, macd, adjusted);
         }
         let image = dataport_chart::render(&bars[shown], lines, &options).map_err(|e| match e {
             ChartError::Drawing(_) => Status::internal(e.to_string()),
@@ -225,17 +226,29 @@ impl Market {
 }
 
 /// "GOOG daily, adjusted, 2012-01-03 to 2012-12-31, MACD(12, 26, 9)": which
-/// prices, and the dates of the bars shown, else of the range asked for.
-fn chart_title(symbol: &str, shown: &[Bar], range: DateRange, params: MacdParams, adjusted: bool) -> String {
+/// prices, the dates of the bars shown (else of the range asked for), and
+/// the MACD periods when the MACD panel is drawn (`macd` is none otherwise),
+/// so the title names only what the picture shows.
+fn chart_title(
+    symbol: &str,
+    shown: &[Bar],
+    range: DateRange,
+    macd: Option<MacdParams>,
+    adjusted: bool,
+) -> String {
     let or_open = |d: Option<Date>| d.map_or_else(|| "…".to_owned(), |d| d.to_string());
     let (from, to) = match shown {
         [first, .., last] => (first.date.to_string(), last.date.to_string()),
         [only] => (only.date.to_string(), only.date.to_string()),
         [] => (or_open(range.start), or_open(range.end)),
     };
-    let (f, s, g) = (params.fast, params.slow, params.signal);
     let prices = if adjusted { "adjusted" } else { "as traded" };
-    format!("{symbol} daily, {prices}, {from} to {to}, MACD({f}, {s}, {g})")
+    match macd {
+        Some(MacdParams { fast, slow, signal }) => {
+            format!("{symbol} daily, {prices}, {from} to {to}, MACD({fast}, {slow}, {signal})")
+        }
+        None => format!("{symbol} daily, {prices}, {from} to {to}"),
+    }
 }
 
 /// Splits an image into response-sized pieces.
@@ -299,6 +312,34 @@ mod tests {
         assert_eq!(indices("2024-01-04", "2024-01-04"), 2..2);
         assert_eq!(indices("2024-01-09", ""), 4..4);
         assert_eq!(DateRange::closed("2024-01-03", "2024-01-05").unwrap().indices(&bars), 1..3);
+    }
+
+    #[test]
+    fn chart_titles_say_which_prices_and_name_macd_only_when_its_panel_is_drawn() {
+        let by = bars::parse_csv_by_symbol(flate2::read::GzDecoder::new(SAMPLE_BARS)).unwrap();
+        let range = DateRange::open("2012-01-01", "2012-12-31").unwrap();
+        let shown = &by["AAPL"][range.indices(&by["AAPL"])];
+        let params = MacdParams::new(12, 26, 9).unwrap();
+        assert_eq!(
+            chart_title("AAPL", shown, range, Some(params), true),
+            "AAPL daily, adjusted, 2012-01-03 to 2012-12-31, MACD(12, 26, 9)"
+        );
+        assert_eq!(
+            chart_title("AAPL", shown, range, None, false),
+            "AAPL daily, as traded, 2012-01-03 to 2012-12-31"
+        );
+        assert_eq!(
+            chart_title("AAPL", &shown[..1], range, None, true),
+            "AAPL daily, adjusted, 2012-01-03 to 2012-01-03"
+        );
+        // No bars in the range: the dates asked for, an open end as "…".
+        let open = DateRange::open("2014-01-01", "").unwrap();
+        assert_eq!(chart_title("AAPL", &[], open, None, false), "AAPL daily, as traded, 2014-01-01 to …");
+        let short = MacdParams::new(5, 10, 3).unwrap();
+        assert_eq!(
+            chart_title("AAPL", &[], open, Some(short), false),
+            "AAPL daily, as traded, 2014-01-01 to …, MACD(5, 10, 3)"
+        );
     }
 
     #[test]

@@ -216,7 +216,8 @@ mod tests {
 
     fn table(max_width: Option<usize>, header: &[&str]) -> (String, Vec<String>) {
         let mut out = Vec::new();
-        let row = header.iter().enumerate().map(|(i, _)| Cell::Number(i as f64, 2)).collect();
+        let numbers = (1..header.len()).map(|i| Cell::Number(i as f64, 2));
+        let row = std::iter::once(Cell::Text("2024-01-02".into())).chain(numbers).collect();
         let left_out =
             Printer::new(&mut out, Format::Table, header).fit(max_width).print(std::iter::once(row)).unwrap();
         (String::from_utf8(out).unwrap(), left_out)
@@ -227,7 +228,7 @@ mod tests {
         let header = ["date", "close", "a_rather_long_column_name", "d"];
         let (text, left_out) = table(Some(40), &header);
         assert!(text.lines().all(|l| l.len() <= 40), "{text}");
-        assert_eq!(text.lines().next(), Some("date       close"));
+        assert_eq!(text.lines().collect::<Vec<_>>(), ["date            close", "2024-01-02       1.00"]);
         assert_eq!(left_out, ["a_rather_long_column_name", "d"]);
         let (text, left_out) = table(None, &header);
         assert!(text.lines().next().is_some_and(|l| l.ends_with(" d")), "{text}");
