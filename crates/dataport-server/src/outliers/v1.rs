@@ -127,6 +127,7 @@ async fn judge_stream(
                     index,
                     score: verdict.score,
                     window_points: verdict.window_points as u32,
+                    warm_up: verdict.warm_up,
                     metric: Some(metric),
                 }),
                 Ok(_) => {}
