@@ -55,6 +55,9 @@ pub const DEFAULT_Z_THRESHOLD: f64 = 2.0;
 pub const DEFAULT_MODIFIED_Z_THRESHOLD: f64 = 3.5;
 /// Tukey's k when none is given: 1.5.
 pub const DEFAULT_IQR_K: f64 = 1.5;
+/// The trailing window of a stream when none is given, in points per series
+/// (a server lowers it to its limit when that is smaller).
+pub const DEFAULT_WINDOW: usize = 100;
 
 /// The modified z-score's factor on `(x - median) / MAD`: the 0.75 quantile
 /// of the standard normal, so that the score is about a z-score for normal data.
