@@ -20,7 +20,8 @@ What is checked:
   the threshold or a fence or a few ulps either side, ties, constant and
   tiny series, a sigma that underflows;
 - batches: named points grouped by name (positions in the batch kept);
-- streams: each point against the trailing window of its own series.
+- streams: each point against the trailing window of its own series (while
+  it fills, against the series so far, once it has min_points points).
 
 Numbers are written as strings, Python's shortest round-trip repr, so the
 Rust side parses back exactly numpy's doubles; NaN is null.
@@ -384,10 +385,12 @@ def main():
             for i, (nm, v) in enumerate(zip(s_names, s_values)):
                 h = hist.setdefault(nm, [])
                 w = np.array(h[-window:])
-                if len(w) == window:  # judged once the window is full
+                # Judged against the full window, or while it fills (a warm-up)
+                # against every earlier point once there are min_points of them.
+                if len(w) == window or len(w) >= mp:
                     st = stats_of(w, m)
                     s, msk = score_all(np.array([v]), m, st)
-                    verdicts.append([i, r(s[0]), len(w), bool(msk[0])])
+                    verdicts.append([i, r(s[0]), len(w), bool(msk[0]), len(w) < window])
                 h.append(v)
             streams.append({"names": s_names, "values": vkey, "method": encode_method(m),
                             "window": window, "min_points": mp, "verdicts": verdicts})

@@ -52,7 +52,7 @@ pub fn write_csv(out: &Path, n: usize, series: usize) -> anyhow::Result<()> {
 
 /// Fails unless every planted outlier (the `planted INDEX VALUE` lines of
 /// `planted`) is among the anomalies in `anomalies` (the CLI's CSV: index,
-/// time, name, value, score) with its value; prints `anomalies COUNT
+/// time, name, value, score, warm_up) with its value; prints `anomalies COUNT
 /// PLANTED_FOUND PLANTED OTHERS`.
 pub fn check(planted: &Path, anomalies: &Path) -> anyhow::Result<()> {
     let mut want = Vec::new();

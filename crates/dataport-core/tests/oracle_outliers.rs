@@ -92,8 +92,8 @@ struct Stream {
     method: MethodSpec,
     window: usize,
     min_points: usize,
-    /// [position in the stream, score, window points, outlier]
-    verdicts: Vec<(usize, Num, usize, bool)>,
+    /// [position in the stream, score, window points, outlier, warm-up]
+    verdicts: Vec<(usize, Num, usize, bool, bool)>,
 }
 
 fn num(v: &Num) -> f64 {
@@ -318,6 +318,7 @@ fn outlier_rules_match_numpy_on_every_oracle_case() {
         let t = tallies.entry("stream: scores").or_default();
         for ((i, v), want) in got.iter().zip(&s.verdicts) {
             assert_eq!(v.window_points, want.2, "{} point {i}: window points", name());
+            assert_eq!(v.warm_up, want.4, "{} point {i}: warm-up", name());
             t.close(|| format!("{} point {i}", name()), v.score, num(&want.1));
         }
     }

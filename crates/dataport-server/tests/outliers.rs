@@ -181,6 +181,78 @@ async fn detect_stream_answers_each_anomaly_as_soon_as_its_message_is_read() {
     assert!(replies.message().await.unwrap().is_none(), "the stream ends when the client's does");
 }
 
+/// Sends `requests`, closes the stream and reads every anomaly to its end.
+async fn stream_anomalies(
+    server: &common::TestServer,
+    requests: Vec<v1::DetectStreamRequest>,
+) -> Vec<v1::Anomaly> {
+    let (tx, mut replies) = open_stream(server).await;
+    for r in requests {
+        tx.send(r).await.expect("the call takes requests");
+    }
+    drop(tx);
+    let mut out = Vec::new();
+    while let Some(reply) = replies.message().await.expect("the stream ends OK") {
+        out.extend(reply.anomalies);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_spike_at_point_50_is_flagged_by_detect_and_by_detect_stream_with_a_window_of_100() {
+    // README: tail -f metrics.csv | dataport outliers --stream --window 100 -
+    let server = common::start().await;
+    let mut client = OutliersServiceClient::new(server.channel().await);
+    // Two series interleaved; cpu's point 50 is a spike, at position 100 of both.
+    let cpu = |i: u32| if i == 50 { 95.0 } else { 40.0 + f64::from(i % 4) };
+    let metrics: Vec<_> =
+        (0..60).flat_map(|i| [v1_metric("cpu", cpu(i)), v1_metric("mem", 70.0 + f64::from(i % 3))]).collect();
+    let batch_reply =
+        client.detect(v1::DetectRequest { metrics: metrics.clone(), method: None }).await.unwrap();
+    assert_eq!(batch_reply.into_inner().indices, [100]);
+
+    // Sent in pieces, as a live feed comes.
+    let requests: Vec<_> =
+        metrics.chunks(7).enumerate().map(|(i, m)| batch(i == 0, 100, m.to_vec())).collect();
+    let found = stream_anomalies(&server, requests).await;
+    let [anomaly] = found.as_slice() else { panic!("{found:?}") };
+    assert_eq!((anomaly.index, anomaly.window_points, anomaly.warm_up), (100, 50, true));
+    assert_eq!(anomaly.metric.as_ref().map(|m| (m.name.as_str(), m.value)), Some(("cpu", 95.0)));
+}
+
+#[tokio::test]
+async fn detect_stream_judges_no_point_before_the_methods_min_points() {
+    let server = common::start().await;
+    let z3 = method(v1::method::Kind::ZScore(v1::ZScore { threshold: 3.0, sample: false }));
+    let iqr = method(v1::method::Kind::Iqr(v1::Iqr { k: 3.5 }));
+    let modified = method(v1::method::Kind::ModifiedZScore(v1::ModifiedZScore { threshold: 0.0 }));
+    // The fewest points each method can flag anything with, at its threshold.
+    for (m, min) in [(None, 5), (z3, 10), (iqr, 5), (modified, 3)] {
+        let alternating = |n: usize| (0..n).map(|i| (i % 2) as f64);
+        // a's spike comes after min - 1 points: not judged; b's after min: judged.
+        let mut metrics: Vec<_> = alternating(min - 1).map(|v| v1_metric("a", v)).collect();
+        metrics.push(v1_metric("a", 1000.0));
+        metrics.extend(alternating(min).map(|v| v1_metric("b", v)));
+        metrics.push(v1_metric("b", 1000.0));
+        let first = v1::DetectStreamRequest { method: m, window: 100, metrics };
+        let found = stream_anomalies(&server, vec![first]).await;
+        let got: Vec<_> = found.iter().map(|a| (a.index, a.window_points, a.warm_up)).collect();
+        assert_eq!(got, [(2 * min as u64, min as u32, true)], "min_points {min}");
+    }
+}
+
+#[tokio::test]
+async fn detect_stream_marks_warm_up_anomalies_and_none_once_the_window_is_full() {
+    let server = common::start().await;
+    // Window 10: a spike at point 6 is judged against 6 points, one at point 25 against 10.
+    let values: Vec<f64> =
+        (0..30).map(|i| if i == 6 || i == 25 { 500.0 } else { f64::from(i % 2) }).collect();
+    let metrics = values.iter().map(|&v| v1_metric("a", v)).collect();
+    let found = stream_anomalies(&server, vec![batch(true, 10, metrics)]).await;
+    let got: Vec<_> = found.iter().map(|a| (a.index, a.window_points, a.warm_up)).collect();
+    assert_eq!(got, [(6, 6, true), (25, 10, false)]);
+}
+
 #[tokio::test]
 async fn detect_stream_refuses_bad_streams() {
     let server = common::start().await;

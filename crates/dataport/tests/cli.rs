@@ -3,7 +3,7 @@
 
 use assert_cmd::Command;
 use dataport_testkit::BackgroundServer;
-use dataport_testkit::cli::{dataport, stdout_of};
+use dataport_testkit::cli::{dataport, quietly, stdout_of};
 
 #[test]
 fn hello_prints_the_greeting() {
@@ -451,6 +451,71 @@ fn outliers_prints_the_outliers_of_a_csv_file_in_one_batch_or_as_a_stream() {
         .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("error: INVALID_ARGUMENT: method.z_score.threshold")
+    );
+}
+
+#[test]
+fn outliers_stream_flags_a_spike_during_the_warm_up_as_a_batch_does_and_says_so_once() {
+    let s = BackgroundServer::start();
+    // README: tail -f metrics.csv | dataport outliers --stream --window 100 -
+    // Two series; cpu's point 50 (line 102 of the file) is a spike.
+    let mut csv = String::from("time,name,value\n");
+    for i in 0..60 {
+        let cpu = if i == 50 { 95.0 } else { 40.0 + f64::from(i % 4) };
+        csv.push_str(&format!("{},cpu,{cpu}\n{},mem,{}\n", 1000 + i, 1000 + i, 70 + i % 3));
+    }
+    let batch =
+        stdout_of(dataport(s.addr()).args(["outliers", "--format", "csv", "-"]).write_stdin(csv.clone()));
+    let batch: Vec<&str> = batch.lines().collect();
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    assert!(batch[1].starts_with("100,") && batch[1].contains(",cpu,95,"), "{batch:?}");
+
+    let out = dataport(s.addr())
+        .args(["outliers", "--stream", "--window", "100", "--format", "csv", "-"])
+        .write_stdin(csv.clone())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "index,time,name,value,score,warm_up");
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[1].starts_with("100,") && lines[1].contains(",cpu,95,"), "{stdout}");
+    assert!(lines[1].ends_with(",true"), "{stdout}");
+    // One note for all series, naming the first one read.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "note: series \"cpu\" is warming up: with a window of 100, a series' points 6 to 100 are judged \
+         against only the points before them (outliers marked warm_up), and its first 5 points not at all\n"
+    );
+
+    // JSON says it as a boolean; once the window is full, warm_up is false.
+    let mut csv = String::from("time,name,value\n");
+    for i in 0..30 {
+        let value = if i == 7 || i == 25 { 90.0 } else { 10.0 + f64::from(i % 3) };
+        csv.push_str(&format!(",disk,{value}\n"));
+    }
+    let out = stdout_of(
+        dataport(s.addr())
+            .args(["outliers", "--stream", "--window", "10", "--format", "json", "-"])
+            .write_stdin(csv),
+    );
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<_> = rows.iter().map(|r| (r["index"].as_u64(), r["warm_up"].as_bool())).collect();
+    assert_eq!(got, [(Some(7), Some(true)), (Some(25), Some(false))], "{out}");
+}
+
+#[test]
+fn outliers_stream_without_a_warm_up_prints_no_note() {
+    let s = BackgroundServer::start();
+    // The seed rule needs 5 points to flag anything: a window of 4 has no warm-up.
+    let csv: String = (0..12).map(|i| format!(",cpu,{}\n", if i == 9 { 99 } else { i % 2 })).collect();
+    let out =
+        quietly(dataport(s.addr()).args(["outliers", "--stream", "--window", "4", "-"]).write_stdin(csv));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.trim_start().starts_with("9 ") && l.ends_with("false")),
+        "{out}"
     );
 }
 

@@ -505,6 +505,7 @@ type found struct {
 	name   string
 	value  float64
 	window uint32
+	warmUp bool
 	score  float64
 }
 
@@ -513,20 +514,56 @@ type point struct {
 	value float64
 }
 
+// minPoints is the fewest points of a series with which the method can flag
+// anything, by the proto's comments: the smallest n whose largest possible
+// |score| reaches the threshold, where within 1e-9 (relative) counts as
+// reaching it, since rounding tips a point at the bound over it.
+func minPoints(m method) int {
+	t := m.value() * (1 - 1e-9)
+	switch m.kind {
+	case "z_score":
+		bound := func(n float64) float64 { return math.Sqrt(n - 1) }
+		if m.sample {
+			bound = func(n float64) float64 { return (n - 1) / math.Sqrt(n) }
+		}
+		n := 2
+		for bound(float64(n)) < t {
+			n++
+		}
+		return n
+	case "modified_z_score":
+		if 0.6745 >= t {
+			return 2
+		}
+		return 3
+	default:
+		for i, bound := range []float64{0.5, 1, 3} {
+			if bound >= t {
+				return i + 2
+			}
+		}
+		return 5
+	}
+}
+
 // streamReference judges each point against the last `window` points of its
-// series before it, once the window is full.
+// series before it; while the series has fewer, against all of them (a
+// warm-up) once there are minPoints(m).
 func streamReference(messages [][]point, m method, window int) []found {
+	judgedFrom := min(minPoints(m), window)
 	windows := map[string][]float64{}
 	var out []found
 	index := 0
 	for _, msg := range messages {
 		for _, p := range msg {
 			w := windows[p.name]
-			if len(w) == window {
+			if len(w) >= judgedFrom {
 				scores, flags, _ := judge(m, w, []float64{p.value})
 				if flags[0] {
-					out = append(out, found{uint64(index), p.name, p.value, uint32(window), scores[0]})
+					out = append(out, found{uint64(index), p.name, p.value, uint32(len(w)), len(w) < window, scores[0]})
 				}
+			}
+			if len(w) == window {
 				w = w[1:]
 			}
 			windows[p.name] = append(slices.Clip(w), p.value)
@@ -651,6 +688,9 @@ func TestDetectStreamAnomaliesMatchTheTrailingWindowRule(t *testing.T) {
 		if len(want) < 5 {
 			t.Fatalf("%+v: only %d anomalies to find", tc, len(want))
 		}
+		if warm := slices.IndexFunc(want, func(f found) bool { return f.warmUp }); minPoints(m) < window && warm < 0 {
+			t.Fatalf("%+v: no anomaly in a warm-up to find", tc)
+		}
 		got, err := runStream(t, client, streamRequests(messages, tc.m, tc.window))
 		if err != nil {
 			t.Fatalf("%+v: %v", tc, err)
@@ -662,7 +702,7 @@ func TestDetectStreamAnomaliesMatchTheTrailingWindowRule(t *testing.T) {
 		for j, a := range got {
 			w := want[j]
 			if a.GetIndex() != w.index || a.GetMetric().GetName() != w.name || a.GetMetric().GetValue() != w.value ||
-				a.GetWindowPoints() != w.window || !sameScores(a.GetScore(), w.score) {
+				a.GetWindowPoints() != w.window || a.GetWarmUp() != w.warmUp || !sameScores(a.GetScore(), w.score) {
 				t.Errorf("%+v: anomaly %d = %v, want %+v", tc, j, a, w)
 				break
 			}
@@ -719,7 +759,8 @@ func TestDetectStreamAnswersWhileTheStreamIsOpenWithIndicesAcrossMessages(t *tes
 	if a := recvOne(); a.GetIndex() != 43 || a.GetMetric().GetName() != "b" || a.GetMetric().GetValue() != 0 {
 		t.Errorf("second anomaly %v", a)
 	}
-	// A new series is judged once its window is full: from its 11th point.
+	// A new series' 11th point is judged against a full window; its earlier
+	// ones, from the 6th, against fewer (none of them stands out).
 	send(&outliersv1.DetectStreamRequest{Metrics: metrics("c", 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 9)})
 	if a := recvOne(); a.GetIndex() != 55 || a.GetMetric().GetName() != "c" || a.GetWindowPoints() != 10 || a.GetScore() != 15 {
 		t.Errorf("third anomaly %v", a)
@@ -734,7 +775,8 @@ func TestDetectStreamAnswersWhileTheStreamIsOpenWithIndicesAcrossMessages(t *tes
 
 func TestDetectStreamWindowsAndEmptyStreams(t *testing.T) {
 	client := outliersv1.NewOutliersServiceClient(conn(t))
-	// Window 3: 1000 after two points of a is not judged, after three of b it is.
+	// Window 3 and the seed rule, which needs 5 points to flag anything: no
+	// warm-up. 1000 after two points of a is not judged, after three of b it is.
 	ms := append(metrics("a", 0, 1, 1000), metrics("b", 0, 1, 0, 1000)...)
 	got, err := runStream(t, client, []*outliersv1.DetectStreamRequest{{Window: 3, Metrics: ms}})
 	if err != nil || !slices.Equal(indicesOf(got), []uint64{6}) || got[0].GetWindowPoints() != 3 {

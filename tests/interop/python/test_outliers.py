@@ -196,24 +196,46 @@ class Found(NamedTuple):
     name: str
     value: float
     window_points: int
+    warm_up: bool
     score: float
+
+
+ROUNDING_MARGIN = 1e-9
+
+
+def min_points(m):
+    """The fewest points of a series with which the method can flag anything,
+    by the proto's comments: the smallest n whose largest possible |score|
+    reaches the threshold, where within 1e-9 (relative) counts as reaching
+    it, since rounding tips a point at the bound over it."""
+    t = m.value * (1 - ROUNDING_MARGIN)
+    if m.kind == "z_score":
+        n = 2
+        while ((n - 1) / math.sqrt(n) if m.sample else math.sqrt(n - 1)) < t:
+            n += 1
+        return n
+    if m.kind == "modified_z_score":
+        return 2 if 0.6745 >= t else 3
+    return next((n for n, bound in ((2, 0.5), (3, 1.0), (4, 3.0)) if bound >= t), 5)
 
 
 def stream_reference(messages, m, window):
     """The trailing-window rule: each point judged against the last `window`
-    points of its series before it, once the window is full; `messages` are
-    lists of (name, value)."""
+    points of its series before it; while the series has fewer, against all
+    of them (a warm-up) once there are min_points(m). `messages` are lists of
+    (name, value)."""
+    judged_from = min(min_points(m), window)
     windows = {}
     found = []
     index = 0
     for message in messages:
         for name, value in message:
             w = windows.setdefault(name, collections.deque(maxlen=window))
-            if len(w) == window:
+            if len(w) >= judged_from:
                 stats = stats_of(np.fromiter(w, dtype=np.float64), m)
                 (score,), (flag,) = score_against(stats, m, [value])
                 if flag:
-                    found.append(Found(index, name, value, len(w), float(score)))
+                    found.append(Found(index, name, value, len(w), len(w) < window, float(score)))
             w.append(value)
             index += 1
     return found
@@ -804,11 +826,13 @@ def stream_requests(messages, m, window):
 
 
 def as_found(anomaly):
-    return Found(anomaly.index, anomaly.metric.name, anomaly.metric.value, anomaly.window_points, anomaly.score)
+    return Found(
+        anomaly.index, anomaly.metric.name, anomaly.metric.value, anomaly.window_points, anomaly.warm_up, anomaly.score
+    )
 
 
 def assert_same_anomalies(got, want):
-    assert [a[:4] for a in got] == [w[:4] for w in want]
+    assert [a[:5] for a in got] == [w[:5] for w in want]
     assert_same_floats([a.score for a in got], [w.score for w in want], "scores")
 
 
@@ -832,6 +856,8 @@ def test_stream_anomalies_match_the_trailing_window_rule(stub, m, window):
     messages = stream_messages(rng, ["a", "b", "", "température"], 900)
     want = stream_reference(messages, m or M(), window or DEFAULT_WINDOW)
     assert len(want) > 5
+    if min_points(m or M()) < (window or DEFAULT_WINDOW):
+        assert any(w.warm_up for w in want) and not all(w.warm_up for w in want)
     if m is not None and m.kind == "iqr":
         # The flat stretches give windows with an IQR of 0.
         assert any(math.isinf(w.score) for w in want)
@@ -863,7 +889,8 @@ def test_stream_anomalies_arrive_while_the_stream_is_open_with_indices_across_me
     requests.send([v1.Metric(name="a", value=10.1), v1.Metric(name="b", value=0.0), v1.Metric(name="b", value=110.0)])
     (anomaly,) = next(call).anomalies
     assert (anomaly.index, anomaly.metric.name, anomaly.metric.value, anomaly.window_points) == (43, "b", 0.0, 10)
-    # A new series is judged once its window is full: from its 11th point here.
+    # A new series' 11th point is judged against a full window; its earlier
+    # ones, from the 6th, against fewer (none of them stands out).
     requests.send([v1.Metric(name="c", value=v) for v in [1.0, 2.0] * 5 + [9.0]])
     (anomaly,) = next(call).anomalies
     assert (anomaly.index, anomaly.metric.name, anomaly.window_points, anomaly.score) == (55, "c", 10, 15.0)
@@ -872,8 +899,9 @@ def test_stream_anomalies_arrive_while_the_stream_is_open_with_indices_across_me
     assert call.code() == grpc.StatusCode.OK
 
 
-def test_stream_judges_a_point_once_its_window_is_full(stub):
-    # Window 3: 1000 after two points of a is not judged, 1000 after three of b is.
+def test_stream_judges_a_point_once_its_window_is_full_when_the_method_needs_all_of_it(stub):
+    # Window 3 and the seed rule, which needs 5 points to flag anything: no
+    # warm-up. 1000 after two points of a is not judged, 1000 after three of b is.
     metrics = [v1.Metric(name="a", value=v) for v in (0.0, 1.0, 1000.0)]
     metrics += [v1.Metric(name="b", value=v) for v in (0.0, 1.0, 0.0, 1000.0)]
     replies = stub.DetectStream(iter([first(window=3, metrics=metrics)]), timeout=RPC_TIMEOUT)

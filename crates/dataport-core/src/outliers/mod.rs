@@ -4,7 +4,8 @@
 //! statistics of the whole series ([`judge`]); a batch of named points is
 //! split into series by name, each judged on its own values ([`detect`]); and
 //! a stream judges each point against a trailing window of its own series that
-//! does not include it ([`StreamDetector`]).
+//! does not include it, and while that window fills, against the series' points
+//! so far once they can flag anything ([`StreamDetector`], [`warm_up`]).
 //!
 //! The seed service answered `np.where(np.abs(data - data.mean()) > 2 *
 //! data.std())`, so the arithmetic is numpy's, operation for operation
@@ -46,7 +47,7 @@ mod stream;
 
 use std::collections::HashMap;
 
-pub use stream::{StreamDetector, TooManySeries, Verdict};
+pub use stream::{StreamDetector, TooManySeries, Verdict, warm_up};
 
 /// The z-score threshold when none is given: the seed's 2.
 pub const DEFAULT_Z_THRESHOLD: f64 = 2.0;
@@ -54,6 +55,9 @@ pub const DEFAULT_Z_THRESHOLD: f64 = 2.0;
 pub const DEFAULT_MODIFIED_Z_THRESHOLD: f64 = 3.5;
 /// Tukey's k when none is given: 1.5.
 pub const DEFAULT_IQR_K: f64 = 1.5;
+/// The trailing window of a stream when none is given, in points per series
+/// (a server lowers it to its limit when that is smaller).
+pub const DEFAULT_WINDOW: usize = 100;
 
 /// The modified z-score's factor on `(x - median) / MAD`: the 0.75 quantile
 /// of the standard normal, so that the score is about a z-score for normal data.

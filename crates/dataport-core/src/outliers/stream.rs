@@ -1,7 +1,8 @@
 //! Judging points as they arrive, each against a trailing window of its own
-//! series.
+//! series (while the window fills, against the series so far).
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::{Method, score, stats_of};
 
@@ -17,26 +18,39 @@ pub struct TooManySeries {
 pub struct Verdict {
     /// The point's score against the window's statistics.
     pub score: f64,
-    /// How many values the window held: the series' earlier points, up to
-    /// the window size.
+    /// How many values the window held: the window size, or during the
+    /// series' warm-up all its earlier points.
     pub window_points: usize,
     pub outlier: bool,
+    /// Judged while the series' window was still filling: against fewer
+    /// than `window` points (`window_points` of them).
+    pub warm_up: bool,
 }
 
 /// Judges each point against the last `window` points of its series before
 /// it, with the statistics [`judge`](super::judge) would compute over exactly
 /// those values, and then adds the point to the window.
 ///
-/// A point is judged once its window is full: the first `window` points of a
-/// series only fill it (a warm-up, as an indicator's lookback), so that no
-/// point is judged against a handful of values. Memory is one buffer of at most `2 * window` values
-/// per series, and at most `max_series` series. Each judgement costs O(window):
-/// two passes for the z-score, selections (not sorts) for the median and the
-/// quartiles.
+/// While a series has fewer than `window` points (its warm-up), a point is
+/// judged against all the points of the series before it, once there are at
+/// least [`Method::min_points`] of them: fewer can flag nothing, so earlier
+/// points are not judged at all. Such verdicts say [`Verdict::warm_up`]; a
+/// spike at point 50 is then found with a window of 100, as a batch finds it.
+/// Once a series has `window` points, each point is judged against exactly
+/// the last `window`. [`warm_up`] gives the positions in a series
+/// judged during the warm-up.
+///
+/// Memory is one buffer of at most `2 * window` values per series, and at
+/// most `max_series` series. Each judgement costs O(window): two passes for
+/// the z-score, selections (not sorts) for the median and the quartiles.
 #[derive(Debug)]
 pub struct StreamDetector {
     method: Method,
     window: usize,
+    /// The fewest earlier points a point is judged against: the method's
+    /// `min_points`, or the window when that is smaller (`usize::MAX` for a
+    /// window of 0, which judges nothing).
+    judge_from: usize,
     max_series: usize,
     series: HashMap<Box<str>, Window>,
     /// Reused by the selections, so a judgement does not allocate.
@@ -77,22 +91,26 @@ impl Window {
 
 impl StreamDetector {
     pub fn new(method: Method, window: usize, max_series: usize) -> StreamDetector {
-        StreamDetector { method, window, max_series, series: HashMap::new(), scratch: Vec::new() }
+        let judge_from = match window {
+            0 => usize::MAX,
+            _ => warm_up(&method, window).start,
+        };
+        StreamDetector { method, window, judge_from, max_series, series: HashMap::new(), scratch: Vec::new() }
     }
 
-    /// Judges `value` against the window of series `name` (when it is full),
-    /// then adds it to the window.
+    /// Judges `value` against the window of series `name` (during the
+    /// warm-up, against what it holds so far), then adds it to the window.
     /// `None` when the point was not judged. A point of a new series past
     /// `max_series` is refused and changes nothing.
     pub fn push(&mut self, name: &str, value: f64) -> Result<Option<Verdict>, TooManySeries> {
         if let Some(w) = self.series.get_mut(name) {
-            return Ok(step(w, value, &self.method, self.window, &mut self.scratch));
+            return Ok(step(w, value, &self.method, self.window, self.judge_from, &mut self.scratch));
         }
         if self.series.len() >= self.max_series {
             return Err(TooManySeries { limit: self.max_series });
         }
         let w = self.series.entry(name.into()).or_default();
-        Ok(step(w, value, &self.method, self.window, &mut self.scratch))
+        Ok(step(w, value, &self.method, self.window, self.judge_from, &mut self.scratch))
     }
 
     /// How many series the detector holds.
@@ -101,18 +119,30 @@ impl StreamDetector {
     }
 }
 
+/// The positions in a series (counted from 0) that a [`StreamDetector`]
+/// with this method and window judges during the warm-up, against fewer
+/// than `window` earlier points: from [`Method::min_points`] up to the
+/// window. Empty when the method needs the whole window or more to flag
+/// anything: then the first `window` points are not judged.
+pub fn warm_up(method: &Method, window: usize) -> Range<usize> {
+    method.min_points().min(window)..window
+}
+
 fn step(
     w: &mut Window,
     value: f64,
     method: &Method,
     window: usize,
+    judge_from: usize,
     scratch: &mut Vec<f64>,
 ) -> Option<Verdict> {
     let values = w.values(window);
-    let verdict = (window > 0 && values.len() == window).then(|| {
+    // One comparison whether the window is full or warming up: `values`
+    // never holds more than `window` points.
+    let verdict = (values.len() >= judge_from).then(|| {
         let stats = stats_of(values, method, scratch);
         let (score, outlier) = score(&stats, method, value);
-        Verdict { score, window_points: values.len(), outlier }
+        Verdict { score, window_points: values.len(), outlier, warm_up: values.len() < window }
     });
     w.push(value, window);
     verdict

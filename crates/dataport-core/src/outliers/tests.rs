@@ -572,13 +572,18 @@ fn a_stream_judges_each_point_against_the_window_before_it() {
     let mut s = StreamDetector::new(Method::SEED, 5, 10);
     let xs = [10.0, 11.0, 10.0, 12.0, 11.0, 10.0, 30.0, 11.0];
     let verdicts: Vec<Option<Verdict>> = xs.iter().map(|&x| s.push("cpu", x).unwrap()).collect();
-    // The first five points fill the window unjudged.
+    // The seed rule needs 5 points to flag anything, the whole window here:
+    // the first five points fill it unjudged.
     assert!(verdicts[..5].iter().all(Option::is_none));
     for i in 5..xs.len() {
         let window = &xs[i - 5..i];
         let stats = judge(window, &Method::SEED).stats;
         let (score, outlier) = score(&stats, &Method::SEED, xs[i]);
-        assert_eq!(verdicts[i], Some(Verdict { score, window_points: 5, outlier }), "point {i}");
+        assert_eq!(
+            verdicts[i],
+            Some(Verdict { score, window_points: 5, outlier, warm_up: false }),
+            "point {i}"
+        );
     }
     assert!(verdicts[6].unwrap().outlier);
     assert!(!verdicts[7].unwrap().outlier);
@@ -613,7 +618,9 @@ fn a_stream_refuses_a_new_series_past_its_limit() {
 }
 
 #[test]
-fn nothing_is_judged_until_the_window_is_full() {
+fn nothing_is_judged_until_the_window_is_full_when_the_method_needs_more_points_than_it() {
+    // The seed rule needs 5 points: a window of 4 has no warm-up.
+    assert_eq!(warm_up(&Method::SEED, 4), 4..4);
     let mut s = StreamDetector::new(Method::SEED, 4, 1);
     for i in 0..4 {
         assert_eq!(s.push("a", f64::from(i * i)), Ok(None));
@@ -622,6 +629,94 @@ fn nothing_is_judged_until_the_window_is_full() {
     // A window of 0 holds nothing and judges nothing.
     let mut s = StreamDetector::new(Method::SEED, 0, 1);
     assert!((0..50).all(|i| s.push("a", f64::from(i)) == Ok(None)));
+}
+
+#[test]
+fn a_spike_at_point_50_is_flagged_by_a_batch_and_by_a_stream_with_a_window_of_100() {
+    // A wobble with one spike, at point 50 of the series.
+    let xs: Vec<f64> = (0..60).map(|i| if i == 50 { 30.0 } else { 10.0 + f64::from(i % 4) * 0.5 }).collect();
+    for method in ALL_DEFAULTS {
+        assert_eq!(judge(&xs, &method).outliers, [50], "{method:?}: batch");
+        let mut s = StreamDetector::new(method, 100, 1);
+        let flagged: Vec<(usize, Verdict)> = xs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &x)| s.push("cpu", x).unwrap().filter(|v| v.outlier).map(|v| (i, v)))
+            .collect();
+        let [(at, verdict)] = flagged.as_slice() else { panic!("{method:?}: {flagged:?}") };
+        assert_eq!((*at, verdict.window_points, verdict.warm_up), (50, 50, true), "{method:?}");
+        // Judged against exactly the 50 points before it.
+        assert_eq!(verdict.score, score(&judge(&xs[..50], &method).stats, &method, 30.0).0);
+    }
+}
+
+#[test]
+fn points_before_the_methods_min_points_are_never_judged() {
+    let methods = [
+        Method::SEED,
+        SAMPLE_2,
+        MODIFIED,
+        IQR,
+        Method::ZScore { threshold: 3.0, sigma: Sigma::Population },
+        Method::ZScore { threshold: 4.5, sigma: Sigma::Sample },
+        Method::ModifiedZScore { threshold: 0.5 },
+        Method::Iqr { k: 0.5 },
+        Method::Iqr { k: 1.0 },
+        Method::Iqr { k: 3.5 },
+    ];
+    // Each threshold has its own minimum, computed, not assumed.
+    let mins: Vec<usize> = methods.iter().map(Method::min_points).collect();
+    assert_eq!(mins, [5, 6, 3, 4, 10, 23, 2, 2, 3, 5]);
+    for (method, min) in methods.into_iter().zip(mins) {
+        assert_eq!(warm_up(&method, 100), min..100, "{method:?}");
+        let mut s = StreamDetector::new(method, 100, 1);
+        // Even an enormous jump is not judged before `min` points.
+        for i in 0..min {
+            let x = if i + 1 == min { 1e9 } else { f64::from(i as u32 % 2) };
+            assert_eq!(s.push("a", x), Ok(None), "{method:?} point {i}");
+        }
+        let v = s.push("a", 5.0).unwrap().expect("judged from min_points on");
+        assert_eq!((v.window_points, v.warm_up), (min, true), "{method:?}");
+    }
+}
+
+#[test]
+fn warm_up_verdicts_are_marked_and_count_the_points_before_them() {
+    let window = 20;
+    let mut s = StreamDetector::new(IQR, window, 2);
+    for i in 0..60usize {
+        for name in ["a", "b"] {
+            let v = s.push(name, (i % 7) as f64).unwrap();
+            match i {
+                ..4 => assert_eq!(v, None, "point {i}"),
+                4..20 => assert!(v.is_some_and(|v| v.warm_up && v.window_points == i), "point {i}: {v:?}"),
+                _ => assert!(v.is_some_and(|v| !v.warm_up && v.window_points == window), "point {i}: {v:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn once_the_window_is_full_verdicts_are_those_of_the_window_alone() {
+    // The same points after a warm-up full of spikes and after a quiet one:
+    // once the window is full, only the last `window` points count.
+    let window = 10;
+    let tail: Vec<f64> = (0..40).map(|i| if i % 13 == 5 { 50.0 } else { f64::from(i % 3) }).collect();
+    let verdicts = |head: &[f64]| {
+        let mut s = StreamDetector::new(Method::SEED, window, 1);
+        for &x in head {
+            s.push("a", x).unwrap();
+        }
+        tail.iter().map(|&x| s.push("a", x).unwrap()).collect::<Vec<_>>()
+    };
+    let spiky = verdicts(&[0.0, 900.0, -900.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+    let quiet = verdicts(&[1.0; 10]);
+    for (i, x) in tail.iter().enumerate().skip(window) {
+        let w = &tail[i - window..i];
+        let (score, outlier) = score(&judge(w, &Method::SEED).stats, &Method::SEED, *x);
+        let want = Some(Verdict { score, window_points: window, outlier, warm_up: false });
+        assert_eq!((spiky[i], quiet[i]), (want, want), "point {i}");
+    }
 }
 
 proptest! {
@@ -637,9 +732,10 @@ proptest! {
             let got = s.push(["a", "b", "c"][name], x).unwrap();
             let h = &history[name];
             let w = &h[h.len().saturating_sub(window)..];
-            let want = (w.len() == window).then(|| {
+            let judged = w.len() == window || w.len() >= method.min_points();
+            let want = judged.then(|| {
                 let (score, outlier) = score(&judge(w, &method).stats, &method, x);
-                Verdict { score, window_points: w.len(), outlier }
+                Verdict { score, window_points: w.len(), outlier, warm_up: w.len() < window }
             });
             prop_assert_eq!(format!("{got:?}"), format!("{want:?}"));
             history[name].push(x);

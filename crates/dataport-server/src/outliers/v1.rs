@@ -11,10 +11,6 @@ use super::{LeanDetect, Limits, check_finite, columns, lean_detect};
 use crate::drain::Drain;
 use crate::{Reply, off_reactor};
 
-/// The window a DetectStream call gets when it asks for none (or the
-/// server's limit, when that is smaller).
-pub const DEFAULT_WINDOW: usize = 100;
-
 /// `dataport.outliers.v1.OutliersService`.
 #[derive(Clone, Debug)]
 pub struct OutliersService {
@@ -127,6 +123,7 @@ async fn judge_stream(
                     index,
                     score: verdict.score,
                     window_points: verdict.window_points as u32,
+                    warm_up: verdict.warm_up,
                     metric: Some(metric),
                 }),
                 Ok(_) => {}
@@ -150,7 +147,8 @@ async fn judge_stream(
 fn stream_detector(first: &pb::DetectStreamRequest, limits: Limits) -> Result<StreamDetector, Status> {
     let method = method(first.method.as_ref())?;
     let window = match first.window as usize {
-        0 => DEFAULT_WINDOW.min(limits.max_stream_window),
+        // No window asked for: the default, or the server's limit when smaller.
+        0 => outliers::DEFAULT_WINDOW.min(limits.max_stream_window),
         w if w > limits.max_stream_window => {
             return Err(Status::invalid_argument(format!(
                 "window {w} is larger than the server's limit of {} points",

@@ -2,10 +2,12 @@
 //! (Detect) or as they are read (DetectStream).
 
 use std::io::{BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use dataport_core::outliers::{self, Sigma};
 use dataport_proto::dataport::outliers::v1 as pb;
 use dataport_proto::dataport::outliers::v1::outliers_service_client::OutliersServiceClient;
 use tokio::sync::mpsc;
@@ -32,6 +34,11 @@ pub struct OutliersArgs {
     sample: bool,
     /// Judge each point against the trailing window of its own series as the
     /// metrics are read, and print each outlier at once (DetectStream).
+    /// While a series has fewer points than the window, each point is judged
+    /// against the series' points before it, once there are as many as the
+    /// method needs to flag anything (5 for zscore at 2): its outliers say
+    /// warm_up true. A note on stderr says so once per run (not per series),
+    /// naming the first series read.
     #[arg(long)]
     stream: bool,
     /// Points of trailing window per series, with --stream [100].
@@ -53,6 +60,22 @@ pub enum MethodName {
 }
 
 impl OutliersArgs {
+    /// The method the server will judge with, for the warm-up note; `None`
+    /// when the server will refuse it (and say why).
+    fn core_method(&self) -> Option<outliers::Method> {
+        let or = |default| self.threshold.filter(|&t| t != 0.0).unwrap_or(default);
+        match self.method {
+            MethodName::Zscore => {
+                let sigma = if self.sample { Sigma::Sample } else { Sigma::Population };
+                outliers::Method::new_z_score(or(outliers::DEFAULT_Z_THRESHOLD), sigma).ok()
+            }
+            MethodName::Modified => {
+                outliers::Method::new_modified_z_score(or(outliers::DEFAULT_MODIFIED_Z_THRESHOLD)).ok()
+            }
+            MethodName::Iqr => outliers::Method::new_iqr(or(outliers::DEFAULT_IQR_K)).ok(),
+        }
+    }
+
     fn method(&self) -> pb::Method {
         use pb::method::Kind;
         let threshold = self.threshold.unwrap_or(0.0);
@@ -66,6 +89,8 @@ impl OutliersArgs {
 }
 
 const HEADER: [&str; 5] = ["index", "time", "name", "value", "score"];
+/// A stream's outliers also say whether they were judged during the warm-up.
+const STREAM_HEADER: [&str; 6] = ["index", "time", "name", "value", "score", "warm_up"];
 
 pub async fn run(channel: Channel, args: OutliersArgs) -> anyhow::Result<()> {
     if args.sample && args.method != MethodName::Zscore {
@@ -110,9 +135,16 @@ const STREAM_BATCH: usize = 8192;
 async fn stream(mut client: OutliersServiceClient<Channel>, args: &OutliersArgs) -> anyhow::Result<()> {
     let input = open(&args.file)?;
     let (metrics_tx, mut metrics_rx) = mpsc::channel::<pb::Metric>(4 * STREAM_BATCH);
+    let mut note = args.core_method().and_then(|m| WarmUpNote::new(&m, args.window));
     // The reader runs on its own thread: a file or pipe is read with blocking I/O.
     let reader = tokio::task::spawn_blocking(move || {
-        read_metrics(input, |m| metrics_tx.blocking_send(m).context("the stream ended early"))
+        read_metrics(input, |m| {
+            // Every series warms up alike: one note, when the first one starts.
+            if let Some(note) = note.take() {
+                eprintln!("{}", note.text(&m.name));
+            }
+            metrics_tx.blocking_send(m).context("the stream ended early")
+        })
     });
     let (requests_tx, requests_rx) = mpsc::channel(4);
     let (method, window) = (args.method(), args.window.unwrap_or(0));
@@ -133,11 +165,13 @@ async fn stream(mut client: OutliersServiceClient<Channel>, args: &OutliersArgs)
         }
     });
     let mut responses = client.detect_stream(ReceiverStream::new(requests_rx)).await?.into_inner();
-    let mut printer = Printer::new(std::io::stdout().lock(), args.format, &HEADER);
+    let mut printer = Printer::new(std::io::stdout().lock(), args.format, &STREAM_HEADER);
     while let Some(reply) = responses.message().await? {
         for anomaly in reply.anomalies {
             let metric = anomaly.metric.unwrap_or_default();
-            printer.row(&row(anomaly.index, &metric, anomaly.score))?;
+            let mut cells = row(anomaly.index, &metric, anomaly.score);
+            cells.push(Cell::Bool(anomaly.warm_up));
+            printer.row(&cells)?;
         }
         printer.flush()?;
     }
@@ -145,6 +179,43 @@ async fn stream(mut client: OutliersServiceClient<Channel>, args: &OutliersArgs)
     batcher.await.context("the batching task failed")?;
     reader.await.context("the reading task failed")??;
     Ok(())
+}
+
+/// What `--stream` tells on stderr about the warm-up of a series.
+#[derive(Debug, PartialEq)]
+struct WarmUpNote {
+    /// The positions in a series (from 0) judged during the warm-up.
+    judged: Range<usize>,
+    /// Whether the window is the default one, which a server may lower.
+    default_window: bool,
+}
+
+impl WarmUpNote {
+    /// `None` when the method needs the whole window: then nothing is judged
+    /// before the window is full, and there is no warm-up to tell of.
+    fn new(method: &outliers::Method, window: Option<u32>) -> Option<WarmUpNote> {
+        // A window of 0 on the wire asks for the default.
+        let window = window.filter(|&w| w != 0);
+        let size = window.map_or(outliers::DEFAULT_WINDOW, |w| w as usize);
+        let judged = outliers::warm_up(method, size);
+        (!judged.is_empty()).then_some(WarmUpNote { judged, default_window: window.is_none() })
+    }
+
+    fn text(&self, series: &str) -> String {
+        let Range { start, end } = self.judged;
+        let window = match self.default_window {
+            true => format!("the default window of {end} (the server's limit if lower)"),
+            false => format!("a window of {end}"),
+        };
+        let judged = match end - start {
+            1 => format!("point {end} is judged against only the {start} points before it"),
+            _ => format!("points {} to {end} are judged against only the points before them", start + 1),
+        };
+        format!(
+            "note: series {series:?} is warming up: with {window}, a series' {judged} \
+             (outliers marked warm_up), and its first {start} points not at all"
+        )
+    }
 }
 
 fn row(index: u64, metric: &pb::Metric, score: f64) -> Vec<Cell> {
@@ -263,6 +334,30 @@ mod tests {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    #[test]
+    fn the_warm_up_note_names_the_points_judged_for_the_method_and_window() {
+        use outliers::Method;
+        let note = |method: Method, window| WarmUpNote::new(&method, window).map(|n| n.text("cpu"));
+        assert_eq!(
+            note(Method::SEED, None).unwrap(),
+            "note: series \"cpu\" is warming up: with the default window of 100 (the server's limit if \
+             lower), a series' points 6 to 100 are judged against only the points before them (outliers \
+             marked warm_up), and its first 5 points not at all"
+        );
+        assert_eq!(note(Method::SEED, Some(0)), note(Method::SEED, None));
+        // The minimum follows the threshold: 10 points at 3 sigmas.
+        let three = Method::new_z_score(3.0, Sigma::Population).unwrap();
+        assert!(note(three, Some(50)).unwrap().contains("points 11 to 50 are judged"));
+        assert!(
+            note(Method::SEED, Some(6))
+                .unwrap()
+                .contains("a series' point 6 is judged against only the 5 points before it")
+        );
+        // No warm-up when the method needs the whole window.
+        assert_eq!(note(Method::SEED, Some(5)), None);
+        assert_eq!(note(Method::new_iqr(3.5).unwrap(), Some(4)), None);
     }
 
     #[test]

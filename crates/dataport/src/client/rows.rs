@@ -24,6 +24,8 @@ pub enum Cell {
     /// A size in bytes: exact, and an integer in JSON; in a table as `1.5K`,
     /// `23M`, ... (powers of 1024, as `ls -h`) when the printer is told to.
     Size(u64),
+    /// `true` or `false`, a boolean in JSON.
+    Bool(bool),
     /// No value: blank in a table or CSV, null in JSON.
     Empty,
 }
@@ -128,6 +130,7 @@ impl<W: Write> Printer<W> {
                                 Cell::Number(v, _) => serde_json::Number::from_f64(v)
                                     .map_or(serde_json::Value::Null, Into::into),
                                 Cell::Integer(n) | Cell::Size(n) => n.into(),
+                                Cell::Bool(b) => b.into(),
                                 Cell::Empty => serde_json::Value::Null,
                             };
                             (h.clone(), value)
@@ -184,6 +187,7 @@ impl<W: Write> Printer<W> {
             Cell::Number(v, _) => v.to_string(),
             Cell::Size(n) if table && self.human => human_size(n),
             Cell::Integer(n) | Cell::Size(n) => n.to_string(),
+            Cell::Bool(b) => b.to_string(),
             Cell::Empty => String::new(),
         }
     }

@@ -252,7 +252,8 @@ func (x *ZScore) GetSample() bool {
 // of |x - median|; an outlier when |score| > threshold. When MAD is 0 (more
 // than half the points equal the median), score = (x - median) /
 // (1.253314 * mean absolute deviation), and when that is 0 too every score is
-// 0. At the default threshold a series needs 3 points to flag anything.
+// 0. A series needs 3 points to flag anything (2 at a threshold up to
+// 0.6745, the largest score of two points).
 type ModifiedZScore struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// [3.5]
@@ -302,8 +303,9 @@ func (x *ModifiedZScore) GetThreshold() float64 {
 // q3 - q1; an outlier when x < q1 - k * IQR or x > q3 + k * IQR. score is
 // how far beyond the nearer quartile the point lies, in IQRs (0 between the
 // quartiles; +-infinity outside them when IQR is 0): |score| > k up to
-// rounding, the fences decide. At the default k a series needs 4 points to
-// flag anything.
+// rounding, the fences decide. A series needs 4 points to flag anything at
+// 1 < k <= 3 (the default included), 5 above 3, 3 at 0.5 < k <= 1 and 2 at
+// k <= 0.5 (the largest scores of 2, 3 and 4 points are 0.5, 1 and 3).
 type Iqr struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// [1.5]
@@ -774,8 +776,12 @@ type DetectStreamRequest struct {
 	// Read from the first message only: later messages leave them unset.
 	Method *Method `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
 	// Points of trailing window per series, 2 up to the server's limit [100,
-	// or the limit when smaller]. The first `window` points of each series
-	// only fill its window: a point is judged once its window is full.
+	// or the limit when smaller]. A point with at least `window` earlier
+	// points in its series is judged against the last `window` of them. Before
+	// that, while the window fills, a point is judged against all the earlier
+	// points of its series once there are as many as the method needs to flag
+	// anything (given with each method above: 5 for the default z-score), and
+	// its anomaly is marked warm_up; the points before those are not judged.
 	Window        uint32    `protobuf:"varint,2,opt,name=window,proto3" json:"window,omitempty"`
 	Metrics       []*Metric `protobuf:"bytes,3,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -884,8 +890,12 @@ type Anomaly struct {
 	Index  uint64  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Metric *Metric `protobuf:"bytes,2,opt,name=metric,proto3" json:"metric,omitempty"`
 	Score  float64 `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
-	// How many points the window held: the window size.
-	WindowPoints  uint32 `protobuf:"varint,4,opt,name=window_points,json=windowPoints,proto3" json:"window_points,omitempty"`
+	// How many points the window held: the window size, or, when warm_up is
+	// set, the points of the series before this one.
+	WindowPoints uint32 `protobuf:"varint,4,opt,name=window_points,json=windowPoints,proto3" json:"window_points,omitempty"`
+	// Judged while the series' window was still filling: against all the
+	// earlier points of the series, fewer than `window` (window_points of them).
+	WarmUp        bool `protobuf:"varint,5,opt,name=warm_up,json=warmUp,proto3" json:"warm_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -948,6 +958,13 @@ func (x *Anomaly) GetWindowPoints() uint32 {
 	return 0
 }
 
+func (x *Anomaly) GetWarmUp() bool {
+	if x != nil {
+		return x.WarmUp
+	}
+	return false
+}
+
 var File_dataport_outliers_v1_outliers_proto protoreflect.FileDescriptor
 
 const file_dataport_outliers_v1_outliers_proto_rawDesc = "" +
@@ -1003,12 +1020,13 @@ const file_dataport_outliers_v1_outliers_proto_rawDesc = "" +
 	"\x06window\x18\x02 \x01(\rR\x06window\x126\n" +
 	"\ametrics\x18\x03 \x03(\v2\x1c.dataport.outliers.v1.MetricR\ametrics\"S\n" +
 	"\x14DetectStreamResponse\x12;\n" +
-	"\tanomalies\x18\x01 \x03(\v2\x1d.dataport.outliers.v1.AnomalyR\tanomalies\"\x90\x01\n" +
+	"\tanomalies\x18\x01 \x03(\v2\x1d.dataport.outliers.v1.AnomalyR\tanomalies\"\xa9\x01\n" +
 	"\aAnomaly\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x124\n" +
 	"\x06metric\x18\x02 \x01(\v2\x1c.dataport.outliers.v1.MetricR\x06metric\x12\x14\n" +
 	"\x05score\x18\x03 \x01(\x01R\x05score\x12#\n" +
-	"\rwindow_points\x18\x04 \x01(\rR\fwindowPoints2\xd5\x01\n" +
+	"\rwindow_points\x18\x04 \x01(\rR\fwindowPoints\x12\x17\n" +
+	"\awarm_up\x18\x05 \x01(\bR\x06warmUp2\xd5\x01\n" +
 	"\x0fOutliersService\x12U\n" +
 	"\x06Detect\x12#.dataport.outliers.v1.DetectRequest\x1a$.dataport.outliers.v1.DetectResponse\"\x00\x12k\n" +
 	"\fDetectStream\x12).dataport.outliers.v1.DetectStreamRequest\x1a*.dataport.outliers.v1.DetectStreamResponse\"\x00(\x010\x01B\xe4\x01\n" +

@@ -34,10 +34,12 @@ type OutliersServiceClient interface {
 	// Detect judges a batch: every point against the whole of its series.
 	Detect(ctx context.Context, in *DetectRequest, opts ...grpc.CallOption) (*DetectResponse, error)
 	// DetectStream judges metrics as they arrive: each point against a
-	// trailing window of its own series that does not include it, answering an
-	// anomaly as soon as the point that is one has been read. Memory is bounded
-	// by the number of series times the window; past the server's series limit
-	// the stream ends RESOURCE_EXHAUSTED.
+	// trailing window of its own series that does not include it (while the
+	// window fills, against the series' points so far: see
+	// DetectStreamRequest.window), answering an anomaly as soon as the point
+	// that is one has been read. Memory is bounded by the number of series
+	// times the window; past the server's series limit the stream ends
+	// RESOURCE_EXHAUSTED.
 	DetectStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DetectStreamRequest, DetectStreamResponse], error)
 }
 
@@ -83,10 +85,12 @@ type OutliersServiceServer interface {
 	// Detect judges a batch: every point against the whole of its series.
 	Detect(context.Context, *DetectRequest) (*DetectResponse, error)
 	// DetectStream judges metrics as they arrive: each point against a
-	// trailing window of its own series that does not include it, answering an
-	// anomaly as soon as the point that is one has been read. Memory is bounded
-	// by the number of series times the window; past the server's series limit
-	// the stream ends RESOURCE_EXHAUSTED.
+	// trailing window of its own series that does not include it (while the
+	// window fills, against the series' points so far: see
+	// DetectStreamRequest.window), answering an anomaly as soon as the point
+	// that is one has been read. Memory is bounded by the number of series
+	// times the window; past the server's series limit the stream ends
+	// RESOURCE_EXHAUSTED.
 	DetectStream(grpc.BidiStreamingServer[DetectStreamRequest, DetectStreamResponse]) error
 	mustEmbedUnimplementedOutliersServiceServer()
 }

@@ -124,7 +124,8 @@ class ModifiedZScore(_message.Message):
     of |x - median|; an outlier when |score| > threshold. When MAD is 0 (more
     than half the points equal the median), score = (x - median) /
     (1.253314 * mean absolute deviation), and when that is 0 too every score is
-    0. At the default threshold a series needs 3 points to flag anything.
+    0. A series needs 3 points to flag anything (2 at a threshold up to
+    0.6745, the largest score of two points).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -151,8 +152,9 @@ class Iqr(_message.Message):
     q3 - q1; an outlier when x < q1 - k * IQR or x > q3 + k * IQR. score is
     how far beyond the nearer quartile the point lies, in IQRs (0 between the
     quartiles; +-infinity outside them when IQR is 0): |score| > k up to
-    rounding, the fences decide. At the default k a series needs 4 points to
-    flag anything.
+    rounding, the fences decide. A series needs 4 points to flag anything at
+    1 < k <= 3 (the default included), 5 above 3, 3 at 0.5 < k <= 1 and 2 at
+    k <= 0.5 (the largest scores of 2, 3 and 4 points are 0.5, 1 and 3).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -358,8 +360,12 @@ class DetectStreamRequest(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     window: _builtins.int
     """Points of trailing window per series, 2 up to the server's limit [100,
-    or the limit when smaller]. The first `window` points of each series
-    only fill its window: a point is judged once its window is full.
+    or the limit when smaller]. A point with at least `window` earlier
+    points in its series is judged against the last `window` of them. Before
+    that, while the window fills, a point is judged against all the earlier
+    points of its series once there are as many as the method needs to flag
+    anything (given with each method above: 5 for the default z-score), and
+    its anomaly is marked warm_up; the points before those are not judged.
     """
     @_builtins.property
     def method(self) -> Global___Method:
@@ -412,11 +418,18 @@ class Anomaly(_message.Message):
     METRIC_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     WINDOW_POINTS_FIELD_NUMBER: _builtins.int
+    WARM_UP_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """The point's position in the stream: metrics counted across messages from 0."""
     score: _builtins.float
     window_points: _builtins.int
-    """How many points the window held: the window size."""
+    """How many points the window held: the window size, or, when warm_up is
+    set, the points of the series before this one.
+    """
+    warm_up: _builtins.bool
+    """Judged while the series' window was still filling: against all the
+    earlier points of the series, fewer than `window` (window_points of them).
+    """
     @_builtins.property
     def metric(self) -> Global___Metric: ...
     def __init__(
@@ -426,10 +439,11 @@ class Anomaly(_message.Message):
         metric: Global___Metric | None = ...,
         score: _builtins.float = ...,
         window_points: _builtins.int = ...,
+        warm_up: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "metric", b"metric", "score", b"score", "window_points", b"window_points"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "metric", b"metric", "score", b"score", "warm_up", b"warm_up", "window_points", b"window_points"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -64,10 +64,12 @@ class OutliersServiceServicer:
 
     def DetectStream(self, request_iterator, context):
         """DetectStream judges metrics as they arrive: each point against a
-        trailing window of its own series that does not include it, answering an
-        anomaly as soon as the point that is one has been read. Memory is bounded
-        by the number of series times the window; past the server's series limit
-        the stream ends RESOURCE_EXHAUSTED.
+        trailing window of its own series that does not include it (while the
+        window fills, against the series' points so far: see
+        DetectStreamRequest.window), answering an anomaly as soon as the point
+        that is one has been read. Memory is bounded by the number of series
+        times the window; past the server's series limit the stream ends
+        RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

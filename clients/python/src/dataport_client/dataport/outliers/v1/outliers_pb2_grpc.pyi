@@ -40,10 +40,12 @@ class OutliersServiceStub:
     """Detect judges a batch: every point against the whole of its series."""
     DetectStream: _grpc.StreamStreamMultiCallable[_outliers_pb2.DetectStreamRequest, _outliers_pb2.DetectStreamResponse]
     """DetectStream judges metrics as they arrive: each point against a
-    trailing window of its own series that does not include it, answering an
-    anomaly as soon as the point that is one has been read. Memory is bounded
-    by the number of series times the window; past the server's series limit
-    the stream ends RESOURCE_EXHAUSTED.
+    trailing window of its own series that does not include it (while the
+    window fills, against the series' points so far: see
+    DetectStreamRequest.window), answering an anomaly as soon as the point
+    that is one has been read. Memory is bounded by the number of series
+    times the window; past the server's series limit the stream ends
+    RESOURCE_EXHAUSTED.
     """
 
 @_typing.type_check_only
@@ -58,10 +60,12 @@ class OutliersServiceAsyncStub(OutliersServiceStub):
     """Detect judges a batch: every point against the whole of its series."""
     DetectStream: _aio.StreamStreamMultiCallable[_outliers_pb2.DetectStreamRequest, _outliers_pb2.DetectStreamResponse]  # type: ignore[assignment]
     """DetectStream judges metrics as they arrive: each point against a
-    trailing window of its own series that does not include it, answering an
-    anomaly as soon as the point that is one has been read. Memory is bounded
-    by the number of series times the window; past the server's series limit
-    the stream ends RESOURCE_EXHAUSTED.
+    trailing window of its own series that does not include it (while the
+    window fills, against the series' points so far: see
+    DetectStreamRequest.window), answering an anomaly as soon as the point
+    that is one has been read. Memory is bounded by the number of series
+    times the window; past the server's series limit the stream ends
+    RESOURCE_EXHAUSTED.
     """
 
 class OutliersServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -85,10 +89,12 @@ class OutliersServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_outliers_pb2.DetectStreamResponse], _abc.AsyncIterator[_outliers_pb2.DetectStreamResponse]]:
         """DetectStream judges metrics as they arrive: each point against a
-        trailing window of its own series that does not include it, answering an
-        anomaly as soon as the point that is one has been read. Memory is bounded
-        by the number of series times the window; past the server's series limit
-        the stream ends RESOURCE_EXHAUSTED.
+        trailing window of its own series that does not include it (while the
+        window fills, against the series' points so far: see
+        DetectStreamRequest.window), answering an anomaly as soon as the point
+        that is one has been read. Memory is bounded by the number of series
+        times the window; past the server's series limit the stream ends
+        RESOURCE_EXHAUSTED.
         """
 
 def add_OutliersServiceServicer_to_server(servicer: OutliersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
