@@ -9,6 +9,7 @@ import (
 
 	"github.com/dataport/dataport/clients/go/compat/idc"
 	marketv1 "github.com/dataport/dataport/clients/go/dataport/market/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // SMA is the simple moving average of closes over period bars (0: 30),
@@ -54,8 +55,13 @@ func ATR(period uint32) *marketv1.Indicator {
 // IndicatorTable is what ComputeIndicators answers, turned into rows: one
 // per stored trading day of the range, ascending.
 type IndicatorTable struct {
-	// Symbol is the symbol the values are of.
+	// Symbol is the symbol the values are of, as stored (upper-case).
 	Symbol string
+	// Adjusted says whether the values are over split- and
+	// dividend-adjusted prices: true when they were asked for (the
+	// default) and the symbol's bars carry adjusted closes, false over
+	// prices as traded.
+	Adjusted bool
 	// Columns names the values of every row, in the order the indicators
 	// were asked for (see SMA, MACD, ... for the names).
 	Columns []string
@@ -88,29 +94,59 @@ func (t *IndicatorTable) Column(name string) int {
 // dataport.market.v1 ComputeIndicators, and answers them as rows. Values
 // are computed over the symbol's whole stored history, as TA-Lib computes
 // them, so a range starting after the first stored bar has no warm-up
-// gap. An unknown symbol is NOT_FOUND.
+// gap; over split- and dividend-adjusted prices (ComputeIndicators with an
+// IndicatorsQuery asks for prices as traded). A symbol is found in any
+// case; an unknown one is NOT_FOUND.
 func (c *Client) Indicators(ctx context.Context, symbol, start, end string, indicators ...*marketv1.Indicator) (*IndicatorTable, error) {
-	return c.indicators(ctx, "Indicators", symbol, start, end, indicators...)
+	return c.indicators(ctx, "Indicators", IndicatorsQuery{Symbol: symbol, Start: start, End: end, Indicators: indicators})
 }
 
-// indicators is Indicators, its errors starting with method and symbol.
-func (c *Client) indicators(ctx context.Context, method, symbol, start, end string, indicators ...*marketv1.Indicator) (*IndicatorTable, error) {
-	resp, err := c.Market.ComputeIndicators(ctx, &marketv1.ComputeIndicatorsRequest{
-		Symbol: symbol, StartDate: start, EndDate: end, Indicators: indicators,
-	})
+// IndicatorsQuery says which indicators Client.ComputeIndicators computes,
+// and over which prices.
+type IndicatorsQuery struct {
+	// Symbol is required; any case.
+	Symbol string
+	// Start and End bound the range (YYYY-MM-DD, inclusive; "" leaves that
+	// end open).
+	Start, End string
+	// Indicators are at least one of SMA, EMA, MACD, RSI, Bollinger, ATR.
+	Indicators []*marketv1.Indicator
+	// Raw asks for the prices as traded; the zero value asks for split-
+	// and dividend-adjusted prices, as the server does by default.
+	Raw bool
+}
+
+// ComputeIndicators is Indicators with every choice of q, the prices as
+// traded among them.
+func (c *Client) ComputeIndicators(ctx context.Context, q IndicatorsQuery) (*IndicatorTable, error) {
+	return c.indicators(ctx, "ComputeIndicators", q)
+}
+
+// indicators is ComputeIndicators, its errors starting with method and
+// symbol.
+func (c *Client) indicators(ctx context.Context, method string, q IndicatorsQuery) (*IndicatorTable, error) {
+	req := &marketv1.ComputeIndicatorsRequest{
+		Symbol: q.Symbol, StartDate: q.Start, EndDate: q.End, Indicators: q.Indicators,
+	}
+	if q.Raw {
+		// Left unset otherwise: the server's default is adjusted.
+		req.Adjusted = proto.Bool(false)
+	}
+	resp, err := c.Market.ComputeIndicators(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, symbol, err)
+		return nil, fmt.Errorf("%s %s: %w", method, q.Symbol, err)
 	}
 	dates := resp.GetDates()
 	t := &IndicatorTable{
-		Symbol:  resp.GetSymbol(),
-		Columns: make([]string, len(resp.GetColumns())),
-		Rows:    make([]IndicatorRow, len(dates)),
+		Symbol:   resp.GetSymbol(),
+		Adjusted: resp.GetAdjusted(),
+		Columns:  make([]string, len(resp.GetColumns())),
+		Rows:     make([]IndicatorRow, len(dates)),
 	}
 	for j, col := range resp.GetColumns() {
 		if len(col.GetValues()) != len(dates) {
 			return nil, fmt.Errorf("%s %s: column %s has %d values for %d dates",
-				method, symbol, col.GetName(), len(col.GetValues()), len(dates))
+				method, q.Symbol, col.GetName(), len(col.GetValues()), len(dates))
 		}
 		t.Columns[j] = col.GetName()
 	}
@@ -136,6 +172,10 @@ type MACDQuery struct {
 	// Fast, Slow and Signal are the periods; 0 takes TA-Lib's default (12,
 	// 26, 9).
 	Fast, Slow, Signal uint32
+	// Raw asks for the MACD of closes as traded, as the seed GetMACD
+	// answers it; the zero value asks for split- and dividend-adjusted
+	// closes, as the server does by default.
+	Raw bool
 }
 
 // MACDRow is the MACD of one trading day.
@@ -148,9 +188,13 @@ type MACDRow struct {
 }
 
 // MACD computes the MACD of q.Symbol's closes over the range with
-// ComputeIndicators: one row per trading day, in float64, equal to TA-Lib's.
+// ComputeIndicators: one row per trading day, in float64, equal to TA-Lib's;
+// over adjusted closes unless q.Raw.
 func (c *Client) MACD(ctx context.Context, q MACDQuery) ([]MACDRow, error) {
-	t, err := c.indicators(ctx, "MACD", q.Symbol, q.Start, q.End, MACD(q.Fast, q.Slow, q.Signal))
+	t, err := c.indicators(ctx, "MACD", IndicatorsQuery{
+		Symbol: q.Symbol, Start: q.Start, End: q.End, Raw: q.Raw,
+		Indicators: []*marketv1.Indicator{MACD(q.Fast, q.Slow, q.Signal)},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +210,8 @@ func (c *Client) MACD(ctx context.Context, q MACDQuery) ([]MACDRow, error) {
 }
 
 // GetMACD is the seed idc.Indicator GetMACD: bars and MACD(12, 26, 9) as
-// float32, days inside the warm-up left out. An empty symbol takes the
+// float32, days inside the warm-up left out, over prices as traded (unless
+// the server runs with compat_adjusted). An empty symbol takes the
 // server's default symbol, if it has one.
 func (c *Client) GetMACD(ctx context.Context, symbol, start, end string) ([]*idc.MACDData, error) {
 	resp, err := c.Indicator.GetMACD(ctx, &idc.MACDRequest{Symbol: symbol, StartDate: start, EndDate: end})
@@ -177,8 +222,9 @@ func (c *Client) GetMACD(ctx context.Context, symbol, start, end string) ([]*idc
 }
 
 // MACDChart writes the seed idc.IndicatorGraph chart of symbol over the
-// range (a 1000x700 PNG of candlesticks, volume and MACD) to w as it
-// arrives, and answers how many bytes it wrote.
+// range (a 1000x700 PNG of candlesticks, volume and MACD, of prices as
+// traded unless the server runs with compat_adjusted) to w as it arrives,
+// and answers how many bytes it wrote.
 func (c *Client) MACDChart(ctx context.Context, w io.Writer, symbol, start, end string) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -205,7 +251,8 @@ func (c *Client) MACDChart(ctx context.Context, w io.Writer, symbol, start, end 
 
 // RenderChart writes the dataport.market.v1 chart req asks for to w as it
 // arrives, and answers its content type ("image/png" or "image/svg+xml")
-// and how many bytes it wrote.
+// and how many bytes it wrote. The chart is of adjusted prices unless
+// req.Adjusted is proto.Bool(false).
 func (c *Client) RenderChart(ctx context.Context, w io.Writer, req *marketv1.RenderChartRequest) (string, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,7 +1,9 @@
 """MACD as the seed indicator clients ask for it: idc.Indicator GetMACD for
 the rows, idc.IndicatorGraph GetMACDGraph for the chart (a PNG streamed in
-chunks, saved to a file). Then the same MACD from dataport.market.v1
-through dataport_client's helper, as rows and (with pandas) a DataFrame.
+chunks, saved to a file), both over prices as traded. Then the same MACD
+from dataport.market.v1 through dataport_client's helper (adjusted=False),
+and the MACD of split- and dividend-adjusted closes that dataport.market.v1
+answers by default, as rows and (with pandas) a DataFrame.
 
     python macd.py --addr 127.0.0.1:50051 --symbol AAPL --start 2012-01-03 --end 2012-12-31 --out macd.png
 """
@@ -42,9 +44,13 @@ def main() -> None:
         print(f"GetMACDGraph: saved {args.out} ({size} bytes)")
 
     with dataport_client.Client(args.addr) as client:
+        traded = client.macd(args.symbol, args.start, args.end, adjusted=False)
+        last = traded[-1]
+        print(f"ComputeIndicators: {len(traded)} rows, last {last.date} macd {last.macd:.4f} signal {last.signal:.4f}")
         rows = client.macd(args.symbol, args.start, args.end)
         last = rows[-1]
-        print(f"ComputeIndicators: {len(rows)} rows, last {last.date} macd {last.macd:.4f} signal {last.signal:.4f}")
+        prices = "adjusted" if rows.adjusted else "as traded"
+        print(f"ComputeIndicators ({prices}): last {last.date} macd {last.macd:.4f} signal {last.signal:.4f}")
         try:
             print(rows.to_dataframe().tail(3))
         except ImportError as e:

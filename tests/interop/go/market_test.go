@@ -27,12 +27,13 @@ import (
 const maxChunk = 64 * 1024
 
 // sampleSymbols is what the server loads into an empty store: symbol, bar
-// count, first and last date (data/sample/bars.csv.gz).
+// count, first and last date (data/sample/bars.csv.gz), and adjusted closes
+// on every bar.
 var sampleSymbols = []*marketv1.SymbolSummary{
-	{Symbol: "AAPL", Bars: 3270, FirstDate: "2000-03-01", LastDate: "2013-03-01"},
-	{Symbol: "GOOG", Bars: 2148, FirstDate: "2004-08-19", LastDate: "2013-03-01"},
-	{Symbol: "IBM", Bars: 3270, FirstDate: "2000-03-01", LastDate: "2013-03-01"},
-	{Symbol: "MSFT", Bars: 3270, FirstDate: "2000-03-01", LastDate: "2013-03-01"},
+	{Symbol: "AAPL", Bars: 3270, FirstDate: "2000-03-01", LastDate: "2013-03-01", Adjusted: true},
+	{Symbol: "GOOG", Bars: 2148, FirstDate: "2004-08-19", LastDate: "2013-03-01", Adjusted: true},
+	{Symbol: "IBM", Bars: 3270, FirstDate: "2000-03-01", LastDate: "2013-03-01", Adjusted: true},
+	{Symbol: "MSFT", Bars: 3270, FirstDate: "2000-03-01", LastDate: "2013-03-01", Adjusted: true},
 }
 
 // TA-Lib's indicators, as the proto defines them, computed here from the
@@ -118,13 +119,29 @@ func closeTo(got, want, rel float64) bool {
 	return math.Abs(got-want) <= rel*math.Abs(want)+1e-12
 }
 
+// getBars is GetBars of adjusted prices, the server's default.
 func getBars(t *testing.T, c marketv1.MarketServiceClient, symbol, start, end string) []*marketv1.Bar {
 	t.Helper()
-	r, err := c.GetBars(callCtx(t), &marketv1.GetBarsRequest{Symbol: symbol, StartDate: start, EndDate: end})
-	if err != nil {
-		t.Fatalf("GetBars(%s, %q, %q): %v", symbol, start, end, err)
+	return getBarsReply(t, c, &marketv1.GetBarsRequest{Symbol: symbol, StartDate: start, EndDate: end}).GetBars()
+}
+
+// rawBars is GetBars of prices as traded.
+func rawBars(t *testing.T, c marketv1.MarketServiceClient, symbol, start, end string) []*marketv1.Bar {
+	t.Helper()
+	r := getBarsReply(t, c, &marketv1.GetBarsRequest{Symbol: symbol, StartDate: start, EndDate: end, Adjusted: proto.Bool(false)})
+	if r.GetAdjusted() {
+		t.Fatalf("GetBars(%s) of prices as traded says adjusted", symbol)
 	}
 	return r.GetBars()
+}
+
+func getBarsReply(t *testing.T, c marketv1.MarketServiceClient, req *marketv1.GetBarsRequest) *marketv1.GetBarsResponse {
+	t.Helper()
+	r, err := c.GetBars(callCtx(t), req)
+	if err != nil {
+		t.Fatalf("GetBars(%v): %v", req, err)
+	}
+	return r
 }
 
 func closes(bars []*marketv1.Bar) []float64 {
@@ -169,8 +186,10 @@ func TestGetMACDRowsCoverTheRangeWithTALibValues(t *testing.T) {
 		t.Errorf("2010-01-04 open, close = %v, %v; want 213.43, 214.01", first.GetOpen(), first.GetClose())
 	}
 
-	// Every row against MACD computed here from the bars MarketService answers.
-	bars := getBars(t, marketv1.NewMarketServiceClient(conn(t)), "AAPL", "", "2010-01-08")
+	// Every row against MACD computed here from the bars MarketService
+	// answers as traded: the seed service answers over those (the server
+	// runs without compat_adjusted).
+	bars := rawBars(t, marketv1.NewMarketServiceClient(conn(t)), "AAPL", "", "2010-01-08")
 	line, sig, hist := macdRef(closes(bars), 12, 26, 9)
 	for _, d := range reply.GetMacd() {
 		i := dateIndex(t, bars, d.GetDate())
@@ -468,8 +487,9 @@ func summaries(t *testing.T, c marketv1.MarketServiceClient) map[string]*marketv
 	return out
 }
 
-// newSymbol is a symbol no other test uses; 'X' sorts it after the sample.
-func newSymbol(tag string) string { return unique("X" + tag) }
+// newSymbol is a symbol no other test uses, upper-case as the server stores
+// and answers symbols; 'X' sorts it after the sample.
+func newSymbol(tag string) string { return strings.ToUpper(unique("X" + tag)) }
 
 type barTuple struct {
 	date                   string
@@ -515,12 +535,20 @@ func TestImportBarsOfCSVPiecesCutAnywhereStoresEveryBar(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pieces of %d: %v", piece, err)
 		}
-		wantSummary := &marketv1.SymbolSummary{Symbol: symbol, Bars: 3, FirstDate: "2021-03-01", LastDate: "2021-03-03"}
+		// "Adj Close" is the adjusted close.
+		wantSummary := &marketv1.SymbolSummary{Symbol: symbol, Bars: 3, FirstDate: "2021-03-01", LastDate: "2021-03-03", Adjusted: true}
 		if reply.GetSymbol() != symbol || reply.GetImported() != 3 || !proto.Equal(reply.GetSummary(), wantSummary) {
 			t.Errorf("pieces of %d: reply %v", piece, reply)
 		}
-		if got := tuples(getBars(t, c, symbol, "", "")); !sameTuples(got, want) {
+		raw := rawBars(t, c, symbol, "", "")
+		if got := tuples(raw); !sameTuples(got, want) {
 			t.Errorf("pieces of %d: stored %v, want %v", piece, got, want)
+		}
+		adjusted := getBars(t, c, symbol, "", "")
+		for i, b := range raw {
+			if b.AdjClose == nil || b.GetAdjClose() != 0.1 || !closeTo(adjusted[i].GetClose(), 0.1, 1e-12) {
+				t.Errorf("pieces of %d: %s adj_close %v, adjusted close %v; want 0.1", piece, b.GetDate(), b.AdjClose, adjusted[i].GetClose())
+			}
 		}
 		if got := summaries(t, c)[symbol]; !proto.Equal(got, wantSummary) {
 			t.Errorf("ListSymbols has %v, want %v", got, wantSummary)
@@ -763,8 +791,16 @@ func TestListSymbolsNamesTheSampleWithCountsAndSpansInSymbolOrder(t *testing.T) 
 	}
 }
 
-// sampleBars reads the bars the server loads into an empty store.
-func sampleBars(t *testing.T) map[string][]barTuple {
+// sampleBar is a bar of the sample file: prices as traded and the
+// adjusted close.
+type sampleBar struct {
+	barTuple
+	adjClose float64
+}
+
+// sampleBars reads the bars the server loads into an empty store, sorted by
+// date.
+func sampleBars(t *testing.T) map[string][]sampleBar {
 	t.Helper()
 	f, err := os.Open(filepath.Join("..", "..", "..", "data", "sample", "bars.csv.gz"))
 	if err != nil {
@@ -779,30 +815,94 @@ func sampleBars(t *testing.T) map[string][]barTuple {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"symbol", "date", "open", "high", "low", "close", "volume"}; !slices.Equal(rows[0], want) {
+	if want := []string{"symbol", "date", "open", "high", "low", "close", "volume", "adj_close"}; !slices.Equal(rows[0], want) {
 		t.Fatalf("sample columns %v, want %v", rows[0], want)
 	}
-	out := map[string][]barTuple{}
+	out := map[string][]sampleBar{}
 	for _, r := range rows[1:] {
-		var v [5]float64
-		for i, s := range slices.Concat(r[2:6], []string{cmp.Or(r[6], "NaN")}) {
+		var v [6]float64
+		for i, s := range slices.Concat(r[2:6], []string{cmp.Or(r[6], "NaN"), r[7]}) {
 			if v[i], err = strconv.ParseFloat(s, 64); err != nil {
 				t.Fatal(err)
 			}
 		}
-		out[r[0]] = append(out[r[0]], barTuple{r[1], v[0], v[1], v[2], v[3], v[4]})
+		out[r[0]] = append(out[r[0]], sampleBar{barTuple{r[1], v[0], v[1], v[2], v[3], v[4]}, v[5]})
+	}
+	for _, bars := range out {
+		slices.SortFunc(bars, func(a, b sampleBar) int { return cmp.Compare(a.date, b.date) })
 	}
 	return out
 }
 
-func TestGetBarsWithoutDatesAnswersTheWholeSample(t *testing.T) {
+func sampleTuples(bars []sampleBar) []barTuple {
+	out := make([]barTuple, len(bars))
+	for i, b := range bars {
+		out[i] = b.barTuple
+	}
+	return out
+}
+
+func TestGetBarsAsTradedWithoutDatesAnswersTheWholeSample(t *testing.T) {
 	c := marketv1.NewMarketServiceClient(conn(t))
 	sample := sampleBars(t)
 	for _, s := range sampleSymbols {
 		want := sample[s.GetSymbol()]
-		slices.SortFunc(want, func(a, b barTuple) int { return cmp.Compare(a.date, b.date) })
-		if got := tuples(getBars(t, c, s.GetSymbol(), "", "")); !sameTuples(got, want) {
+		raw := rawBars(t, c, s.GetSymbol(), "", "")
+		if got := tuples(raw); !sameTuples(got, sampleTuples(want)) {
 			t.Errorf("%s: %d bars differ from the sample's %d", s.GetSymbol(), len(got), len(want))
+		}
+		for i, b := range raw {
+			if b.GetAdjClose() != want[i].adjClose {
+				t.Errorf("%s %s: adj_close %v, the sample's %v", s.GetSymbol(), b.GetDate(), b.GetAdjClose(), want[i].adjClose)
+				break
+			}
+		}
+	}
+}
+
+func TestGetBarsAnswersTheSampleScaledByAdjCloseOverCloseByDefault(t *testing.T) {
+	c := marketv1.NewMarketServiceClient(conn(t))
+	sample := sampleBars(t)
+	for _, s := range sampleSymbols {
+		reply := getBarsReply(t, c, &marketv1.GetBarsRequest{Symbol: s.GetSymbol()})
+		want := sample[s.GetSymbol()]
+		if !reply.GetAdjusted() || len(reply.GetBars()) != len(want) {
+			t.Fatalf("%s: adjusted %v, %d bars for the sample's %d", s.GetSymbol(), reply.GetAdjusted(), len(reply.GetBars()), len(want))
+		}
+		for i, b := range reply.GetBars() {
+			w := want[i]
+			f := w.adjClose / w.close
+			if b.GetDate() != w.date || !closeTo(b.GetOpen(), w.open*f, 1e-12) || !closeTo(b.GetHigh(), w.high*f, 1e-12) ||
+				!closeTo(b.GetLow(), w.low*f, 1e-12) || !closeTo(b.GetClose(), w.adjClose, 1e-12) ||
+				!closeTo(b.GetVolume(), w.volume/f, 1e-12) || b.GetAdjClose() != w.adjClose {
+				t.Errorf("%s: adjusted bar %v; the sample's %v scaled by %v", s.GetSymbol(), b, w, f)
+				break
+			}
+		}
+	}
+}
+
+func TestGetBarsOfASplitAnswersAdjustedPricesUnlessAskedForPricesAsTraded(t *testing.T) {
+	c := marketv1.NewMarketServiceClient(conn(t))
+	// The sample's MSFT split 2:1 between these days (zcat
+	// data/sample/bars.csv.gz | grep -E 'MSFT,2003-02-1[48]').
+	traded, adjusted := []float64{48.3, 24.96}, []float64{16.076442938105, 16.61565282547}
+	for _, tc := range []struct {
+		adjusted *bool
+		want     []float64
+	}{
+		{nil, adjusted},
+		{proto.Bool(true), adjusted},
+		{proto.Bool(false), traded},
+	} {
+		r := getBarsReply(t, c, &marketv1.GetBarsRequest{Symbol: "MSFT", StartDate: "2003-02-14", EndDate: "2003-02-18", Adjusted: tc.adjusted})
+		if len(r.GetBars()) != 2 || r.GetAdjusted() != (tc.adjusted == nil || *tc.adjusted) {
+			t.Fatalf("adjusted %v: %v", tc.adjusted, r)
+		}
+		for i, b := range r.GetBars() {
+			if !closeTo(b.GetClose(), tc.want[i], 1e-12) || b.GetAdjClose() != adjusted[i] {
+				t.Errorf("adjusted %v: %s close %v adj_close %v, want %v and %v", tc.adjusted, b.GetDate(), b.GetClose(), b.GetAdjClose(), tc.want[i], adjusted[i])
+			}
 		}
 	}
 }
@@ -813,11 +913,15 @@ func TestGetBarsRangesAreInclusiveAndOpenWhenEmpty(t *testing.T) {
 	if len(all) != 3270 || all[0].GetDate() != "2000-03-01" || all[len(all)-1].GetDate() != "2013-03-01" {
 		t.Fatalf("AAPL: %d bars", len(all))
 	}
-	first := all[dateIndex(t, all, "2010-01-04")]
-	// zcat data/sample/bars.csv.gz | grep AAPL,2010-01-04
+	raw := rawBars(t, c, "AAPL", "", "")
+	first := raw[dateIndex(t, raw, "2010-01-04")]
+	// zcat data/sample/bars.csv.gz | grep AAPL,2010-01-04 (as traded)
 	want2010 := barTuple{"2010-01-04", 213.43, 214.5, 212.38, 214.01, 17633200}
 	if got := tuples([]*marketv1.Bar{first})[0]; !sameTuples([]barTuple{got}, []barTuple{want2010}) {
 		t.Errorf("AAPL 2010-01-04 = %v, want %v", got, want2010)
+	}
+	if adjusted := all[dateIndex(t, all, "2010-01-04")]; !closeTo(adjusted.GetClose(), 27.503267796595, 1e-12) {
+		t.Errorf("AAPL 2010-01-04 adjusted close %v, want the sample's adj_close 27.503267796595", adjusted.GetClose())
 	}
 	for _, tc := range []struct {
 		start, end, first, last string
@@ -868,11 +972,17 @@ func TestGetBarsRefusals(t *testing.T) {
 	}
 }
 
+// compute is ComputeIndicators over adjusted prices, the server's default.
 func compute(t *testing.T, c marketv1.MarketServiceClient, symbol, start, end string, indicators ...*marketv1.Indicator) (*marketv1.ComputeIndicatorsResponse, map[string][]float64) {
 	t.Helper()
-	r, err := c.ComputeIndicators(callCtx(t), &marketv1.ComputeIndicatorsRequest{Symbol: symbol, StartDate: start, EndDate: end, Indicators: indicators})
+	return computeReq(t, c, &marketv1.ComputeIndicatorsRequest{Symbol: symbol, StartDate: start, EndDate: end, Indicators: indicators})
+}
+
+func computeReq(t *testing.T, c marketv1.MarketServiceClient, req *marketv1.ComputeIndicatorsRequest) (*marketv1.ComputeIndicatorsResponse, map[string][]float64) {
+	t.Helper()
+	r, err := c.ComputeIndicators(callCtx(t), req)
 	if err != nil {
-		t.Fatalf("ComputeIndicators(%s): %v", symbol, err)
+		t.Fatalf("ComputeIndicators(%s): %v", req.GetSymbol(), err)
 	}
 	cols := map[string][]float64{}
 	for _, col := range r.GetColumns() {
@@ -927,12 +1037,14 @@ func TestComputeIndicatorsMatchTheDefinitionsOverTheWholeHistory(t *testing.T) {
 		t.Errorf("dates %v, want %v", week.GetDates(), want)
 	}
 
+	// Over the adjusted bars GetBars answers by default; ComputeIndicators
+	// adjusts by default too.
 	for _, symbol := range []string{"AAPL", "GOOG"} {
 		bars := getBars(t, c, symbol, "", "")
 		x := closes(bars)
 		reply, got := compute(t, c, symbol, "", "", defaults...)
-		if len(reply.GetDates()) != len(bars) || reply.GetDates()[0] != bars[0].GetDate() {
-			t.Fatalf("%s: %d dates from %s", symbol, len(reply.GetDates()), reply.GetDates()[0])
+		if len(reply.GetDates()) != len(bars) || reply.GetDates()[0] != bars[0].GetDate() || !reply.GetAdjusted() {
+			t.Fatalf("%s: %d dates from %s, adjusted %v", symbol, len(reply.GetDates()), reply.GetDates()[0], reply.GetAdjusted())
 		}
 		line, sig, hist := macdRef(x, 12, 26, 9)
 		wantColumn(t, symbol+" macd", got["macd_12_26_9"], line, 1e-9)
@@ -1226,4 +1338,187 @@ func TestRenderChartPastItsDeadlineIsDeadlineExceededAndCancelledMidwayIsCancele
 		t.Errorf("the whole chart is %d messages; %d arrived before and after the cancel", count, len(rest)+1)
 	}
 	wantPNG(t, data, 4000, 4000)
+}
+
+func TestComputeIndicatorsAsTradedMatchTheDefinitionsOverTheSampleFile(t *testing.T) {
+	c := marketv1.NewMarketServiceClient(conn(t))
+	sample := sampleBars(t)
+	macd := &marketv1.Indicator{Kind: &marketv1.Indicator_Macd{Macd: &marketv1.Macd{}}}
+	sma := &marketv1.Indicator{Kind: &marketv1.Indicator_Sma{Sma: &marketv1.Sma{}}}
+	for _, symbol := range []string{"AAPL", "MSFT"} {
+		var x []float64
+		for _, b := range sample[symbol] {
+			x = append(x, b.close)
+		}
+		reply, got := computeReq(t, c, &marketv1.ComputeIndicatorsRequest{Symbol: symbol, Indicators: []*marketv1.Indicator{macd, sma}, Adjusted: proto.Bool(false)})
+		if reply.GetAdjusted() || len(reply.GetDates()) != len(x) {
+			t.Fatalf("%s as traded: adjusted %v, %d dates for %d bars", symbol, reply.GetAdjusted(), len(reply.GetDates()), len(x))
+		}
+		line, sig, _ := macdRef(x, 12, 26, 9)
+		wantColumn(t, symbol+" macd as traded", got["macd_12_26_9"], line, 1e-9)
+		wantColumn(t, symbol+" macd signal as traded", got["macd_12_26_9_signal"], sig, 1e-9)
+		wantColumn(t, symbol+" sma_30 as traded", got["sma_30"], smaRef(x, 30), 1e-9)
+		if symbol != "AAPL" {
+			continue
+		}
+		// TA-Lib 0.8.2's MACD(12, 26, 9) over AAPL's sample closes at
+		// 2010-01-04 (talib.MACD(closes, 12, 26, 9)), as GetMACD answers it;
+		// over its adj_close column, what ComputeIndicators answers by default.
+		i := slices.Index(reply.GetDates(), "2010-01-04")
+		if !closeTo(got["macd_12_26_9"][i], 3.926500332345171, 1e-12) || !closeTo(got["macd_12_26_9_signal"][i], 2.1483999269706064, 1e-12) {
+			t.Errorf("AAPL 2010-01-04 macd, signal as traded = %v, %v", got["macd_12_26_9"][i], got["macd_12_26_9_signal"][i])
+		}
+		_, adj := compute(t, c, "AAPL", "2010-01-04", "2010-01-04", macd)
+		if !closeTo(adj["macd_12_26_9"][0], 0.504610018895864, 1e-12) || !closeTo(adj["macd_12_26_9_signal"][0], 0.27609933426313843, 1e-12) {
+			t.Errorf("AAPL 2010-01-04 adjusted macd, signal = %v, %v", adj["macd_12_26_9"][0], adj["macd_12_26_9_signal"][0])
+		}
+	}
+}
+
+func TestAnImportedSplitIsAdjustedAwayUnlessAskedForPricesAsTraded(t *testing.T) {
+	c := marketv1.NewMarketServiceClient(conn(t))
+	// A 2:1 split after 20 days: closes halve, adjusted closes do not move.
+	split := newSymbol("split")
+	bars := syntheticBars(40)
+	for i, b := range bars {
+		if i < 20 {
+			b.Open, b.High, b.Low, b.Close = 2*b.Open, 2*b.High, 2*b.Low, 2*b.Close
+			b.AdjClose = proto.Float64(b.Close / 2)
+		} else {
+			b.AdjClose = proto.Float64(b.Close)
+		}
+	}
+	importBars(t, c, split, bars, 40)
+	plain := newSymbol("plain")
+	importBars(t, c, plain, syntheticBars(40), 40)
+	if s := summaries(t, c); !s[split].GetAdjusted() || s[plain].GetAdjusted() {
+		t.Errorf("ListSymbols: %v, %v; want the split adjusted, the other not", s[split], s[plain])
+	}
+
+	sma := &marketv1.Indicator{Kind: &marketv1.Indicator_Sma{Sma: &marketv1.Sma{Period: 1}}}
+	adjusted, got := compute(t, c, split, "", "", sma)
+	if !adjusted.GetAdjusted() {
+		t.Error("the split's indicators are not adjusted")
+	}
+	for i, v := range got["sma_1"] {
+		want := bars[i].GetClose()
+		if i < 20 {
+			want /= 2
+		}
+		if !closeTo(v, want, 1e-12) {
+			t.Errorf("%s: adjusted close %v, want %v", adjusted.GetDates()[i], v, want)
+		}
+	}
+	traded, got := computeReq(t, c, &marketv1.ComputeIndicatorsRequest{Symbol: split, Indicators: []*marketv1.Indicator{sma}, Adjusted: proto.Bool(false)})
+	if traded.GetAdjusted() || !slices.Equal(got["sma_1"], closes(bars)) {
+		t.Errorf("the split as traded: adjusted %v, closes %v", traded.GetAdjusted(), got["sma_1"])
+	}
+	// Asked for adjusted prices, a symbol without adjusted closes answers
+	// its prices as traded, and says so.
+	if r := getBarsReply(t, c, &marketv1.GetBarsRequest{Symbol: plain}); r.GetAdjusted() || !sameTuples(tuples(r.GetBars()), tuples(syntheticBars(40))) {
+		t.Errorf("GetBars of a symbol without adjusted closes: adjusted %v", r.GetAdjusted())
+	}
+}
+
+func TestRenderChartSaysInItsFirstMessageWhetherItsPricesAreAdjusted(t *testing.T) {
+	c := marketv1.NewMarketServiceClient(conn(t))
+	images := map[string]bool{}
+	for _, adjusted := range []*bool{nil, proto.Bool(false)} {
+		stream, err := c.RenderChart(callCtx(t), &marketv1.RenderChartRequest{
+			Symbol: "MSFT", StartDate: "2003-01-02", EndDate: "2003-03-31", Width: 640, Height: 480, Adjusted: adjusted,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replies, err := recvAll[marketv1.RenderChartResponse](stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := adjusted == nil
+		var data []byte
+		for i, r := range replies {
+			if r.GetAdjusted() != (want && i == 0) {
+				t.Errorf("asked adjusted %v: message %d says adjusted %v", adjusted, i, r.GetAdjusted())
+			}
+			data = append(data, r.GetChunk()...)
+		}
+		wantPNG(t, data, 640, 480)
+		images[string(data)] = true
+	}
+	if len(images) != 2 {
+		t.Error("the chart of adjusted prices is the chart of prices as traded")
+	}
+}
+
+func TestSymbolsAreOneSymbolInAnyCaseAndAnsweredUpperCase(t *testing.T) {
+	c := marketv1.NewMarketServiceClient(conn(t))
+	if lower, upper := getBars(t, c, "aapl", "2010-01-04", "2010-01-08"), getBars(t, c, "AAPL", "2010-01-04", "2010-01-08"); len(lower) != 5 || !slices.EqualFunc(lower, upper, func(a, b *marketv1.Bar) bool { return proto.Equal(a, b) }) {
+		t.Errorf("aapl answers %d bars, not AAPL's", len(lower))
+	}
+	sma := &marketv1.Indicator{Kind: &marketv1.Indicator_Sma{Sma: &marketv1.Sma{}}}
+	if r, _ := compute(t, c, "Msft", "2012-01-03", "2012-01-31", sma); r.GetSymbol() != "MSFT" {
+		t.Errorf("ComputeIndicators of Msft answers symbol %q", r.GetSymbol())
+	}
+	if ct, data, _ := render(t, c, &marketv1.RenderChartRequest{Symbol: "goog", Width: 300, Height: 300}); ct != "image/png" {
+		t.Errorf("RenderChart of goog: %q", ct)
+	} else {
+		wantPNG(t, data, 300, 300)
+	}
+	seed, err := idc.NewIndicatorClient(conn(t)).GetMACD(callCtx(t), &idc.MACDRequest{StartDate: "2010-01-04", EndDate: "2010-01-08", Symbol: "ibm"})
+	if err != nil || len(seed.GetMacd()) != 5 {
+		t.Errorf("GetMACD of ibm: %v, %v", seed, err)
+	}
+
+	symbol := newSymbol("case")
+	if r := importBars(t, c, strings.ToLower(symbol), syntheticBars(3), 3); r.GetSymbol() != symbol || r.GetSummary().GetSymbol() != symbol {
+		t.Errorf("import of %s answered %v", strings.ToLower(symbol), r)
+	}
+	// Another case of the same symbol adds to it.
+	more := []*marketv1.Bar{{Date: "2020-01-06", Open: 1, High: 2, Low: 1, Close: 2}}
+	if r := importBars(t, c, "x"+symbol[1:], more, 1); r.GetSymbol() != symbol || r.GetSummary().GetBars() != 4 {
+		t.Errorf("a second import in another case answered %v", r)
+	}
+	var listed []string
+	for name := range summaries(t, c) {
+		if strings.EqualFold(name, symbol) {
+			listed = append(listed, name)
+		}
+	}
+	if !slices.Equal(listed, []string{symbol}) {
+		t.Errorf("ListSymbols has %v, want only %s", listed, symbol)
+	}
+}
+
+func TestDeleteSymbolRemovesEveryBarOfAnImportedSymbol(t *testing.T) {
+	c := marketv1.NewMarketServiceClient(conn(t))
+	symbol := newSymbol("delete")
+	importBars(t, c, symbol, syntheticBars(30), 7)
+	reply, err := c.DeleteSymbol(callCtx(t), &marketv1.DeleteSymbolRequest{Symbol: strings.ToLower(symbol)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.GetSymbol() != symbol || reply.GetDeleted() != 30 {
+		t.Errorf("DeleteSymbol = %v, want %s and 30", reply, symbol)
+	}
+	if _, ok := summaries(t, c)[symbol]; ok {
+		t.Errorf("ListSymbols still has %s", symbol)
+	}
+	_, err = c.GetBars(callCtx(t), &marketv1.GetBarsRequest{Symbol: symbol})
+	wantStatus(t, err, codes.NotFound, symbol)
+	_, err = c.DeleteSymbol(callCtx(t), &marketv1.DeleteSymbolRequest{Symbol: symbol})
+	wantStatus(t, err, codes.NotFound, symbol)
+	_, err = c.DeleteSymbol(callCtx(t), &marketv1.DeleteSymbolRequest{})
+	wantStatus(t, err, codes.InvalidArgument, "symbol")
+	_, err = c.DeleteSymbol(callCtx(t), &marketv1.DeleteSymbolRequest{Symbol: "A B"})
+	wantStatus(t, err, codes.InvalidArgument, "symbol")
+	// Deleted, it can be imported afresh; the sample is untouched.
+	if r := importBars(t, c, symbol, syntheticBars(2), 2); r.GetSummary().GetBars() != 2 {
+		t.Errorf("reimport after delete: %v", r)
+	}
+	listed := summaries(t, c)
+	for _, s := range sampleSymbols {
+		if !proto.Equal(listed[s.GetSymbol()], s) {
+			t.Errorf("after a delete ListSymbols has %v, want %v", listed[s.GetSymbol()], s)
+		}
+	}
 }

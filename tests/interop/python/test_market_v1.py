@@ -1,10 +1,13 @@
 """dataport.market.v1.MarketService: ImportBars, ListSymbols, GetBars,
-ComputeIndicators and RenderChart, against the sample bars the server loads
-into an empty store and against bars the tests import. Indicators are checked
-against TA-Lib itself.
+ComputeIndicators, RenderChart and DeleteSymbol, against the sample bars the
+server loads into an empty store and against bars the tests import.
+Indicators are checked against TA-Lib itself. Prices are split- and
+dividend-adjusted unless a request says `adjusted=False`: tests that compare
+with the sample file's prices ask for prices as traded, and the adjusted
+series is checked against the sample's adj_close column.
 
-The session server is shared, so every test that imports uses symbols of its
-own (`new_symbol`), which sort after the sample symbols."""
+The session server is shared, so every test that imports (or deletes) uses
+symbols of its own (`new_symbol`), which sort after the sample symbols."""
 
 import asyncio
 import csv
@@ -53,8 +56,9 @@ def any_stub(api):
 
 
 def new_symbol(tag):
-    """A symbol no other test uses; 'X' keeps it after the sample symbols."""
-    return f"X{tag}-{uuid.uuid4().hex[:10]}"
+    """A symbol no other test uses, upper-case as the server stores and
+    answers symbols; 'X' keeps it after the sample symbols."""
+    return f"X{tag}-{uuid.uuid4().hex[:10]}".upper()
 
 
 def bar(date, o, h, l, c, v=None):
@@ -79,8 +83,17 @@ def import_bars(stub, symbol, bars, per_message=50):
     return stub.ImportBars(iter(requests), timeout=RPC_TIMEOUT)
 
 
-def get_bars(stub, symbol, start="", end=""):
-    return list(stub.GetBars(m.GetBarsRequest(symbol=symbol, start_date=start, end_date=end), timeout=RPC_TIMEOUT).bars)
+def get_bars_reply(stub, symbol, start="", end="", adjusted=None):
+    """GetBars; `adjusted` None leaves the field unset (the server's default,
+    adjusted)."""
+    request = m.GetBarsRequest(symbol=symbol, start_date=start, end_date=end)
+    if adjusted is not None:
+        request.adjusted = adjusted
+    return stub.GetBars(request, timeout=RPC_TIMEOUT)
+
+
+def get_bars(stub, symbol, start="", end="", adjusted=None):
+    return list(get_bars_reply(stub, symbol, start, end, adjusted).bars)
 
 
 def summaries(stub):
@@ -89,6 +102,11 @@ def summaries(stub):
 
 def as_tuple(b):
     return (b.date, b.open, b.high, b.low, b.close, b.volume if b.HasField("volume") else None)
+
+
+def with_adj_close(b):
+    """as_tuple and the bar's adjusted close (None when absent)."""
+    return (*as_tuple(b), b.adj_close if b.HasField("adj_close") else None)
 
 
 def synthetic_bars(n, start_year=2020):
@@ -106,13 +124,13 @@ def synthetic_bars(n, start_year=2020):
 
 
 def load_sample():
-    """The sample file, as {symbol: [(date, open, high, low, close, volume)]}."""
+    """The sample file, as {symbol: [(date, open, high, low, close, volume,
+    adj_close)]}: prices as traded, and Quandl's adjusted close."""
     out = {}
     with gzip.open(SAMPLE_BARS, "rt", newline="") as f:
         for r in csv.DictReader(f):
-            out.setdefault(r["symbol"], []).append(
-                (r["date"], *(float(r[k]) for k in ("open", "high", "low", "close")), float(r["volume"]) if r["volume"] else None)
-            )
+            optional = tuple(float(r[k]) if r[k] else None for k in ("volume", "adj_close"))
+            out.setdefault(r["symbol"], []).append((r["date"], *(float(r[k]) for k in ("open", "high", "low", "close")), *optional))
     return out
 
 
@@ -142,11 +160,18 @@ def test_import_of_csv_pieces_cut_mid_line_stores_every_bar(stub):
         "2021-03-01",
         "2021-03-03",
     )
-    assert [as_tuple(b) for b in get_bars(stub, symbol)] == [
-        ("2021-03-01", 10.0, 10.75, 9.5, 10.5, 1000.0),
-        ("2021-03-02", 10.5, 11.25, 10.0, 11.0, 1200.0),
-        ("2021-03-03", 11.0, 12.0, 10.75, 11.75, None),
+    # "Adj Close" is the adjusted close: the bars carry it, and the prices
+    # as traded are what the file says.
+    assert reply.summary.adjusted
+    assert [with_adj_close(b) for b in get_bars(stub, symbol, adjusted=False)] == [
+        ("2021-03-01", 10.0, 10.75, 9.5, 10.5, 1000.0, 0.1),
+        ("2021-03-02", 10.5, 11.25, 10.0, 11.0, 1200.0, 0.1),
+        ("2021-03-03", 11.0, 12.0, 10.75, 11.75, None, 0.1),
     ]
+    # Adjusted (the default), every close is its adjusted close.
+    adjusted = get_bars_reply(stub, symbol)
+    assert adjusted.adjusted
+    assert [b.close for b in adjusted.bars] == pytest.approx([0.1] * 3, rel=1e-12)
     assert summaries(stub)[symbol] == reply.summary
 
 
@@ -243,7 +268,8 @@ GOOD_ROW = "2020-01-02,1,2,1,2\n"
         (HEAD + GOOD_ROW + "2020-01-03,1,inf,1,2\n", ["line 3", "high"]),
         (HEAD + "2020-01-02,1,2\n", ["line 2"]),
         ("date,open,high,low\n" + "2020-01-02,1,2,1\n", ["csv", "close", "column"]),
-        ("date,open,high,low,close,Close\n", ["csv", "close", "twice"]),
+        # The second name as the header writes it.
+        ("date,open,high,low,close,Close\n", ["csv", "`Close`", "twice"]),
         ("\n", ["csv", "empty"]),
     ],
     ids=["not-a-number", "high-below-low", "date-twice", "no-such-day", "nan", "inf", "short-row", "no-close-column", "close-twice", "empty-file"],
@@ -360,9 +386,11 @@ def test_list_symbols_shows_an_import_at_once(stub):
 # GetBars
 
 
-def test_get_bars_without_dates_answers_the_whole_stored_history(stub, sample):
+def test_get_bars_as_traded_without_dates_answers_the_whole_stored_history(stub, sample):
     for symbol in SAMPLE:
-        got = [as_tuple(b) for b in get_bars(stub, symbol)]
+        reply = get_bars_reply(stub, symbol, adjusted=False)
+        assert not reply.adjusted
+        got = [with_adj_close(b) for b in reply.bars]
         assert got == sample[symbol], symbol
 
 
@@ -379,12 +407,14 @@ def test_get_bars_without_dates_answers_the_whole_stored_history(stub, sample):
     ids=["week", "weekend-bounds", "open-end", "open-start", "one-day", "beyond-history"],
 )
 def test_get_bars_ranges_are_inclusive_and_open_when_empty(stub, sample, start, end, first, last, count):
-    got = get_bars(stub, "AAPL", start, end)
+    got = get_bars(stub, "AAPL", start, end, adjusted=False)
     assert (got[0].date, got[-1].date, len(got)) == (first, last, count)
     dates = [b.date for b in got]
     assert dates == sorted(dates)
     i = [r[0] for r in sample["AAPL"]].index(first)
-    assert [as_tuple(b) for b in got] == sample["AAPL"][i : i + count]
+    assert [with_adj_close(b) for b in got] == sample["AAPL"][i : i + count]
+    # The adjusted range is the same days.
+    assert [b.date for b in get_bars(stub, "AAPL", start, end)] == dates
 
 
 @pytest.mark.parametrize(
@@ -415,12 +445,14 @@ def test_get_bars_refusals(any_stub):
 # ComputeIndicators
 
 
-def compute(stub, symbol, indicators, start="", end=""):
-    reply = stub.ComputeIndicators(
-        m.ComputeIndicatorsRequest(symbol=symbol, start_date=start, end_date=end, indicators=indicators),
-        timeout=RPC_TIMEOUT,
-    )
-    assert reply.symbol == symbol
+def compute(stub, symbol, indicators, start="", end="", adjusted=None):
+    """ComputeIndicators; `adjusted` None leaves the field unset (the
+    server's default, adjusted)."""
+    request = m.ComputeIndicatorsRequest(symbol=symbol, start_date=start, end_date=end, indicators=indicators)
+    if adjusted is not None:
+        request.adjusted = adjusted
+    reply = stub.ComputeIndicators(request, timeout=RPC_TIMEOUT)
+    assert reply.symbol == symbol.upper()
     for column in reply.columns:
         assert len(column.values) == len(reply.dates), column.name
     return reply
@@ -430,9 +462,10 @@ def columns(reply):
     return {c.name: np.array(c.values) for c in reply.columns}
 
 
-def history(stub, symbol):
-    """The whole stored history as TA-Lib wants it."""
-    bars = get_bars(stub, symbol)
+def history(stub, symbol, adjusted=None):
+    """The whole stored history as TA-Lib wants it, adjusted unless
+    adjusted=False."""
+    bars = get_bars(stub, symbol, adjusted=adjusted)
     dates = [b.date for b in bars]
     arrays = {k: np.array([getattr(b, k) for b in bars]) for k in ("open", "high", "low", "close")}
     return dates, arrays
@@ -845,3 +878,208 @@ def test_a_cancelled_import_stores_nothing(server, stub):
     )
     assert code == "CANCELLED"
     assert symbol not in summaries(stub)
+
+
+# Adjusted prices
+
+# The sample's MSFT split 2:1 between these days (zcat data/sample/bars.csv.gz
+# | grep -E 'MSFT,2003-02-1[48]'): closes as traded, and its adj_close column.
+MSFT_SPLIT_DAYS = ("2003-02-14", "2003-02-18")
+MSFT_TRADED = [48.3, 24.96]
+MSFT_ADJUSTED = [16.076442938105, 16.61565282547]
+
+
+def test_get_bars_answers_adjusted_prices_unless_asked_for_prices_as_traded(any_stub):
+    default = any_stub.GetBars(m.GetBarsRequest(symbol="MSFT", start_date=MSFT_SPLIT_DAYS[0], end_date=MSFT_SPLIT_DAYS[1]), timeout=RPC_TIMEOUT)
+    assert default.adjusted
+    assert [b.date for b in default.bars] == list(MSFT_SPLIT_DAYS)
+    assert [b.close for b in default.bars] == pytest.approx(MSFT_ADJUSTED, rel=1e-12)
+    asked = any_stub.GetBars(
+        m.GetBarsRequest(symbol="MSFT", start_date=MSFT_SPLIT_DAYS[0], end_date=MSFT_SPLIT_DAYS[1], adjusted=True), timeout=RPC_TIMEOUT
+    )
+    assert asked == default
+    traded = any_stub.GetBars(
+        m.GetBarsRequest(symbol="MSFT", start_date=MSFT_SPLIT_DAYS[0], end_date=MSFT_SPLIT_DAYS[1], adjusted=False), timeout=RPC_TIMEOUT
+    )
+    assert not traded.adjusted
+    assert [b.close for b in traded.bars] == MSFT_TRADED
+    # Both carry the adjusted close.
+    assert [b.adj_close for b in traded.bars] == [b.adj_close for b in default.bars] == MSFT_ADJUSTED
+
+
+@pytest.mark.parametrize("symbol", sorted(SAMPLE))
+def test_adjusted_bars_are_the_sample_scaled_by_adj_close_over_close(stub, sample, symbol):
+    got = get_bars(stub, symbol)
+    assert len(got) == len(sample[symbol]) == SAMPLE[symbol][0]
+    for b, (date, o, h, l, c, v, adj) in zip(got, sample[symbol]):
+        factor = adj / c
+        assert b.date == date
+        assert (b.open, b.high, b.low, b.close) == pytest.approx((o * factor, h * factor, l * factor, adj), rel=1e-12), date
+        assert b.volume == pytest.approx(v / factor, rel=1e-12), date
+        assert b.adj_close == adj
+
+
+def test_list_symbols_says_which_symbols_carry_adjusted_closes(stub):
+    plain, adjusted = new_symbol("plain"), new_symbol("adj")
+    import_bars(stub, plain, synthetic_bars(3))
+    import_csv(stub, adjusted, CSV_TEXT)
+    listed = summaries(stub)
+    assert all(listed[s].adjusted for s in SAMPLE)
+    assert not listed[plain].adjusted
+    assert listed[adjusted].adjusted
+    # Asked for adjusted prices, a symbol without adjusted closes answers
+    # its prices as traded, and says so.
+    reply = get_bars_reply(stub, plain)
+    assert not reply.adjusted
+    assert [as_tuple(b) for b in reply.bars] == [as_tuple(b) for b in synthetic_bars(3)]
+
+
+def test_default_indicators_are_talib_over_the_adjusted_bars(stub):
+    dates, h = history(stub, "AAPL")
+    reply = compute(stub, "AAPL", DEFAULTS)
+    assert reply.adjusted
+    assert list(reply.dates) == dates
+    # Adjusted closes are the sample's adj_close, so not the closes as traded.
+    assert h["close"][dates.index("2010-01-04")] == pytest.approx(27.503267796595, rel=1e-12)
+    got = columns(reply)
+    for indicator in DEFAULTS:
+        for name, want in talib_columns(indicator, h).items():
+            assert_matches_talib(got[name], want, name)
+
+
+@pytest.mark.parametrize("symbol", sorted(SAMPLE))
+def test_indicators_as_traded_are_talib_over_the_sample_file(stub, sample, symbol):
+    rows = sample[symbol]
+    h = {k: np.array([r[i] for r in rows]) for i, k in ((1, "open"), (2, "high"), (3, "low"), (4, "close"))}
+    reply = compute(stub, symbol, DEFAULTS, adjusted=False)
+    assert not reply.adjusted
+    assert list(reply.dates) == [r[0] for r in rows]
+    got = columns(reply)
+    for indicator in DEFAULTS:
+        for name, want in talib_columns(indicator, h).items():
+            assert_matches_talib(got[name], want, name)
+
+
+def test_macd_as_traded_is_the_pinned_seed_value_and_adjusted_macd_differs(stub, channel):
+    # TA-Lib 0.8.2's MACD(12, 26, 9) over AAPL's whole history in the sample,
+    # at 2010-01-04: talib.MACD(closes, 12, 26, 9) over the close column (as
+    # tests/interop/python/test_indicator.py pins for GetMACD) and over the
+    # adj_close column.
+    macd = [m.Indicator(macd=m.Macd())]
+    traded = columns(compute(stub, "AAPL", macd, "2010-01-04", "2010-01-08", adjusted=False))
+    assert traded["macd_12_26_9"][0] == pytest.approx(3.926500332345171, rel=1e-12)
+    assert traded["macd_12_26_9_signal"][0] == pytest.approx(2.1483999269706064, rel=1e-12)
+    adjusted = columns(compute(stub, "AAPL", macd, "2010-01-04", "2010-01-08"))
+    assert adjusted["macd_12_26_9"][0] == pytest.approx(0.504610018895864, rel=1e-12)
+    assert adjusted["macd_12_26_9_signal"][0] == pytest.approx(0.27609933426313843, rel=1e-12)
+    # The seed GetMACD answers over prices as traded (the server runs
+    # without compat_adjusted), in float32.
+    seed = indicator_pb2_grpc.IndicatorStub(channel).GetMACD(
+        indicator_pb2.MACDRequest(start_date="2010-01-04", end_date="2010-01-08", symbol="AAPL"), timeout=RPC_TIMEOUT
+    )
+    assert [d.macd for d in seed.macd] == pytest.approx(list(traded["macd_12_26_9"]), rel=1e-6)
+    assert [d.signal for d in seed.macd] == pytest.approx(list(traded["macd_12_26_9_signal"]), rel=1e-6)
+    assert [d.close for d in seed.macd] == pytest.approx([214.01, 214.38, 210.97, 210.58, 211.98])
+
+
+def render_replies(stub, **fields):
+    return list(stub.RenderChart(m.RenderChartRequest(**fields), timeout=RPC_TIMEOUT))
+
+
+def test_render_chart_says_in_its_first_message_whether_its_prices_are_adjusted(stub):
+    fields = {"symbol": "MSFT", "start_date": "2003-01-02", "end_date": "2003-03-31", "width": 640, "height": 480}
+    default = render_replies(stub, **fields)
+    traded = render_replies(stub, adjusted=False, **fields)
+    assert default[0].adjusted and not traded[0].adjusted
+    assert not any(r.adjusted for r in default[1:]), "adjusted belongs in the first message only"
+    images = [b"".join(r.chunk for r in replies) for replies in (default, traded)]
+    for image in images:
+        assert decode_png(image).size == (640, 480)
+    # The split halves the price as traded, not the adjusted one; the title
+    # says which prices too.
+    assert images[0] != images[1]
+    # A symbol without adjusted closes is drawn as traded, and says so.
+    symbol = new_symbol("plainchart")
+    import_bars(stub, symbol, synthetic_bars(60))
+    plain = render_replies(stub, symbol=symbol, width=640, height=480)
+    assert not plain[0].adjusted
+
+
+def test_an_imported_split_is_adjusted_away(stub):
+    # A 2:1 split after 20 days: closes halve, adjusted closes do not move;
+    # the bars before the split take the factor of theirs.
+    symbol = new_symbol("split")
+    bars = synthetic_bars(40)
+    for i, b in enumerate(bars):
+        if i < 20:
+            b.open, b.high, b.low, b.close = (2 * x for x in (b.open, b.high, b.low, b.close))
+        b.adj_close = b.close / 2 if i < 20 else b.close
+    # One bar without an adjusted close, before the split: it takes the
+    # factor of the next bar that has one.
+    bars[5].ClearField("adj_close")
+    import_bars(stub, symbol, bars)
+    traded = get_bars(stub, symbol, adjusted=False)
+    assert [b.close for b in traded] == [b.close for b in bars]
+    adjusted = get_bars(stub, symbol)
+    assert [b.close for b in adjusted] == pytest.approx([b.close / 2 if i < 20 else b.close for i, b in enumerate(bars)], rel=1e-12)
+    assert adjusted[5].close == pytest.approx(bars[5].close / 2, rel=1e-12)
+    assert adjusted[5].volume == pytest.approx(bars[5].volume * 2, rel=1e-12)
+    reply = compute(stub, symbol, [m.Indicator(sma=m.Sma(period=5))])
+    assert reply.adjusted
+    assert_matches_talib(np.array(reply.columns[0].values), talib.SMA(np.array([b.close for b in adjusted]), 5), "sma_5")
+
+
+# Symbols in any case
+
+
+def test_symbols_are_one_symbol_in_any_case_and_answered_upper_case(stub, channel):
+    assert get_bars(stub, "aapl", "2010-01-04", "2010-01-08") == get_bars(stub, "AAPL", "2010-01-04", "2010-01-08")
+    reply = stub.ComputeIndicators(m.ComputeIndicatorsRequest(symbol="Msft", indicators=[m.Indicator(sma=m.Sma())]), timeout=RPC_TIMEOUT)
+    assert reply.symbol == "MSFT"
+    content_type, data, _ = render(stub, symbol="goog", width=300, height=300)
+    assert content_type == "image/png" and decode_png(data).size == (300, 300)
+    seed = indicator_pb2_grpc.IndicatorStub(channel).GetMACD(
+        indicator_pb2.MACDRequest(start_date="2010-01-04", end_date="2010-01-08", symbol="ibm"), timeout=RPC_TIMEOUT
+    )
+    assert len(seed.macd) == 5
+
+    symbol = new_symbol("case")
+    first = import_bars(stub, symbol.lower(), synthetic_bars(3))
+    assert first.symbol == first.summary.symbol == symbol
+    # Another case of the same symbol adds to it.
+    again = import_bars(stub, symbol.title(), [bar("2020-01-06", 1, 2, 1, 2)])
+    assert (again.symbol, again.summary.bars) == (symbol, 4)
+    listed = [s for s in summaries(stub) if s.upper() == symbol]
+    assert listed == [symbol]
+    assert len(get_bars(stub, symbol.lower())) == 4
+
+
+# DeleteSymbol
+
+
+def test_delete_symbol_removes_every_bar_of_an_imported_symbol(any_stub):
+    symbol = new_symbol("delete")
+    import_bars(any_stub, symbol, synthetic_bars(30))
+    assert symbol in summaries(any_stub)
+    reply = any_stub.DeleteSymbol(m.DeleteSymbolRequest(symbol=symbol.lower()), timeout=RPC_TIMEOUT)
+    assert (reply.symbol, reply.deleted) == (symbol, 30)
+    assert symbol not in summaries(any_stub)
+    with expect_status(grpc.StatusCode.NOT_FOUND, symbol):
+        get_bars(any_stub, symbol)
+    with expect_status(grpc.StatusCode.NOT_FOUND, symbol):
+        compute(any_stub, symbol, [m.Indicator(sma=m.Sma())])
+    # Deleted, it can be imported afresh.
+    assert import_bars(any_stub, symbol, synthetic_bars(2)).summary.bars == 2
+    assert any_stub.DeleteSymbol(m.DeleteSymbolRequest(symbol=symbol), timeout=RPC_TIMEOUT).deleted == 2
+    # The sample is untouched.
+    assert all(s in summaries(any_stub) for s in SAMPLE)
+
+
+def test_delete_symbol_refusals(any_stub):
+    unknown = new_symbol("never")
+    with expect_status(grpc.StatusCode.NOT_FOUND, unknown):
+        any_stub.DeleteSymbol(m.DeleteSymbolRequest(symbol=unknown), timeout=RPC_TIMEOUT)
+    with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "symbol"):
+        any_stub.DeleteSymbol(m.DeleteSymbolRequest(symbol=""), timeout=RPC_TIMEOUT)
+    with expect_status(grpc.StatusCode.INVALID_ARGUMENT, "symbol"):
+        any_stub.DeleteSymbol(m.DeleteSymbolRequest(symbol="A B"), timeout=RPC_TIMEOUT)

@@ -134,6 +134,7 @@ def test_market_v1_resolves_with_its_streaming_shapes(reflection):
         "GetBars": (False, False),
         "ComputeIndicators": (False, False),
         "RenderChart": (False, True),
+        "DeleteSymbol": (False, False),
     }
     # A message of the file resolves to the same file.
     by_message = reflection.files(file_containing_symbol="dataport.market.v1.ComputeIndicatorsRequest")

@@ -7,7 +7,8 @@ helpers for what takes more than one call or some care:
 - `Client.upload_file` / `Client.download_file`: files in 1 MiB chunks,
   checked by sha256, resumable uploads, atomic downloads, progress.
 - `Client.macd` / `Client.indicators`: indicator rows, and DataFrames when
-  pandas is installed.
+  pandas is installed, over split- and dividend-adjusted prices unless
+  asked for the prices as traded (`adjusted=False`).
 - `Client.detect_outliers` / `Client.detect_outliers_compat`: outliers of a
   list or a numpy array.
 

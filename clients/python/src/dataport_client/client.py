@@ -231,12 +231,20 @@ class Client:
         indicators: Sequence[str | market_pb2.Indicator],
         start: _market.DateLike | None = None,
         end: _market.DateLike | None = None,
+        *,
+        adjusted: bool = True,
     ) -> _market.IndicatorTable:
         """ComputeIndicators over the stored bars of `symbol` from `start` to
         `end` (dates or YYYY-MM-DD, inclusive; None leaves that end open).
         Each indicator is an Indicator message or a spec such as "sma:20",
-        "rsi", "macd:12,26,9" or "bollinger:20,2,2"."""
-        request = _market.indicators_request(symbol, indicators, start, end)
+        "rsi", "macd:12,26,9" or "bollinger:20,2,2".
+
+        Over split- and dividend-adjusted prices by default, so a split is
+        no crash in the values; adjusted=False for the prices as traded (as
+        the seed GetMACD answers). The table's `adjusted` says which series
+        the server used: False also when the symbol's bars carry no
+        adjusted closes."""
+        request = _market.indicators_request(symbol, indicators, start, end, adjusted=adjusted)
         return _market.IndicatorTable.from_pb(self.market.ComputeIndicators(request, timeout=self.timeout))
 
     def macd(
@@ -248,14 +256,17 @@ class Client:
         fast: int = 12,
         slow: int = 26,
         signal: int = 9,
+        adjusted: bool = True,
     ) -> _market.MacdRows:
         """MACD(fast, slow, signal) of closes, one row per stored day of the
-        range, equal to TA-Lib's; NaN inside the warm-up. `.to_dataframe()`
+        range, equal to TA-Lib's; NaN inside the warm-up. Over adjusted
+        closes by default, adjusted=False for closes as traded (see
+        `indicators`); the rows' `adjusted` says which. `.to_dataframe()`
         on the result gives a DataFrame (with pandas)."""
         spec = market_pb2.Indicator(
             macd=market_pb2.Macd(fast_period=fast, slow_period=slow, signal_period=signal)
         )
-        table = self.indicators(symbol, [spec], start, end)
+        table = self.indicators(symbol, [spec], start, end, adjusted=adjusted)
         return _market.macd_rows(table, fast, slow, signal)
 
     # Outliers

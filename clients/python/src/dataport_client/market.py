@@ -1,12 +1,16 @@
 """Indicators from dataport.market.v1 ComputeIndicators, as rows, and as
 pandas DataFrames when pandas is installed (`pip install
-'dataport-client[pandas]'`)."""
+'dataport-client[pandas]'`).
+
+The server computes over split- and dividend-adjusted prices unless a
+request asks for the prices as traded (`adjusted=False`); every result says
+which series it is over."""
 
 from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -49,7 +53,15 @@ class MacdRow(NamedTuple):
 
 
 class MacdRows(list[MacdRow]):
-    """MACD rows in date order."""
+    """MACD rows in date order. `adjusted` says whether they are over
+    split- and dividend-adjusted closes: True when they were asked for and
+    the symbol's bars carry adjusted closes, False for closes as traded."""
+
+    adjusted: bool
+
+    def __init__(self, rows: Iterable[MacdRow] = (), *, adjusted: bool = False) -> None:
+        super().__init__(rows)
+        self.adjusted = adjusted
 
     def to_dataframe(self) -> pandas.DataFrame:
         """Columns macd, signal, histogram, indexed by date (a
@@ -67,7 +79,7 @@ class MacdRows(list[MacdRow]):
 
     def without_warmup(self) -> MacdRows:
         """The rows whose values are all known."""
-        return MacdRows(r for r in self if not (math.isnan(r.macd) or math.isnan(r.signal)))
+        return MacdRows((r for r in self if not (math.isnan(r.macd) or math.isnan(r.signal))), adjusted=self.adjusted)
 
 
 class IndicatorRow(NamedTuple):
@@ -80,17 +92,21 @@ class IndicatorRow(NamedTuple):
 @dataclass(frozen=True)
 class IndicatorTable:
     """What ComputeIndicators answers: every stored day of the range, and
-    one column per indicator output, aligned with `dates`."""
+    one column per indicator output, aligned with `dates`. `adjusted` says
+    whether the values are over split- and dividend-adjusted prices: True
+    when they were asked for (the default) and the symbol's bars carry
+    adjusted closes, False for prices as traded."""
 
     symbol: str
     dates: list[datetime.date]
     columns: dict[str, list[float]]
+    adjusted: bool = False
 
     @classmethod
     def from_pb(cls, reply: market_pb2.ComputeIndicatorsResponse) -> IndicatorTable:
         dates = [datetime.date.fromisoformat(d) for d in reply.dates]
         columns = {c.name: list(c.values) for c in reply.columns}
-        return cls(reply.symbol, dates, columns)
+        return cls(reply.symbol, dates, columns, reply.adjusted)
 
     @property
     def rows(self) -> list[IndicatorRow]:
@@ -153,12 +169,15 @@ def indicators_request(
     indicators: Sequence[str | market_pb2.Indicator],
     start: DateLike | None,
     end: DateLike | None,
+    *,
+    adjusted: bool = True,
 ) -> market_pb2.ComputeIndicatorsRequest:
     return market_pb2.ComputeIndicatorsRequest(
         symbol=symbol,
         start_date=date_text(start),
         end_date=date_text(end),
         indicators=[parse_indicator(i) for i in indicators],
+        adjusted=adjusted,
     )
 
 
@@ -168,4 +187,5 @@ def macd_rows(table: IndicatorTable, fast: int, slow: int, signal: int) -> MacdR
         line, sig, hist = (table.columns[n] for n in (base, f"{base}_signal", f"{base}_hist"))
     except KeyError:
         raise ValueError(f"the server answered columns {list(table.columns)}, not {base}") from None
-    return MacdRows(MacdRow(d, line[i], sig[i], hist[i]) for i, d in enumerate(table.dates))
+    rows = (MacdRow(d, line[i], sig[i], hist[i]) for i, d in enumerate(table.dates))
+    return MacdRows(rows, adjusted=table.adjusted)

@@ -17,5 +17,6 @@ def misuse(client: dataport_client.Client) -> None:
     client.route_guide.GetFeature(route_guide_pb2.Point()).location.latitude.upper()  # error
     market_pb2.Indicator(macd=market_pb2.Sma())  # error
     client.macd("AAPL", start=20120103)  # error
+    client.indicators("AAPL", ["rsi"], adjusted="no")  # error
     client.detect_outliers([1.0], method="median")  # error
     client.upload_file("a.bin", progress=lambda done: None)  # error

@@ -50,6 +50,10 @@ def use(client: dataport_client.Client) -> None:
     assert_type(rows.to_dataframe(), pandas.DataFrame)
     table = client.indicators("AAPL", ["sma:20", market_pb2.Indicator(rsi=market_pb2.Rsi(period=14))])
     assert_type(table.columns, dict[str, list[float]])
+    assert_type(table.adjusted, bool)
+    traded = client.macd("AAPL", adjusted=False)
+    assert_type(traded.adjusted, bool)
+    assert_type(traded.without_warmup(), dataport_client.MacdRows)
 
     found = client.detect_outliers([1.0, 2.0, 30.0], method="iqr")
     assert_type(found.indices, list[int])
