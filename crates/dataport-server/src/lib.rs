@@ -21,6 +21,7 @@ mod reflection;
 mod route;
 mod server;
 mod stack;
+pub mod tls;
 mod tonic_fixes;
 
 pub use server::{SERVICES, ServeError, Server, StartError};

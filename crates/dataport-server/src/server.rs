@@ -13,7 +13,6 @@ use dataport_store::files::{FileError, FileStoreConfig, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
-use tonic::transport::server::TcpIncoming;
 
 use dataport_wire::Encoding;
 use dataport_wire::compression::{Compression, Limits};
@@ -23,6 +22,7 @@ use crate::drain::{Drain, EndOnDrain};
 use crate::market::{self, Market};
 use crate::position::Hub;
 use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
+use crate::tls::{Tls, TlsError, TlsFiles};
 use crate::{files, greeter, health, outliers, position, route};
 
 /// Why the server could not start; its `Display` is one line.
@@ -40,6 +40,8 @@ pub enum StartError {
     Files(#[from] FileError),
     #[error("sample_data: {0}")]
     Sample(String),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Why a running server stopped with an error.
@@ -56,6 +58,7 @@ pub struct Server {
     hub: Arc<Hub>,
     market: Market,
     files: LocalFileStore,
+    tls: Option<Arc<Tls>>,
 }
 
 /// The most bars kept in memory (about 56 MB): 20 years of daily bars for
@@ -114,7 +117,15 @@ impl Server {
         let bars = CachedBarStore::new(bars, BAR_CACHE_BUDGET);
         let market = Market::new(Arc::new(bars), config.default_symbol.clone(), config.compat_adjusted);
         let hub = Arc::new(Hub::new(config.max_entities));
-        Ok(Server { config, data_dir, features: Arc::new(features), hub, market, files })
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::load(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: config.tls_client_ca.clone(),
+            })?),
+            _ => None,
+        };
+        Ok(Server { config, data_dir, features: Arc::new(features), hub, market, files, tls })
     }
 
     fn outlier_limits(&self) -> outliers::Limits {
@@ -192,12 +203,21 @@ impl Server {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));
         }
         health.set_all(ServingStatus::Serving);
+        let tls = match &self.tls {
+            None => "off",
+            Some(tls) if tls.mutual() => "mutual",
+            Some(_) => "on",
+        };
         tracing::info!(
             addr = %DisplayAddr(addr),
+            tls,
             data_dir = %self.data_dir.path().display(),
             features = self.features.len(),
             "listening"
         );
+        if let Some(tls) = &self.tls {
+            tls.watch();
+        }
 
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -208,7 +228,7 @@ impl Server {
             drain.start();
             let _ = draining_tx.send(());
         };
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = crate::tls::incoming(listener, self.tls.clone());
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         tokio::pin!(serve);
         tokio::select! {

@@ -131,6 +131,14 @@ settings! {
     /// largest request message any RPC but Detect accepts (bytes, or KiB/MiB/GiB); past it
     /// RESOURCE_EXHAUSTED naming the limit
     max_message_size: usize = "4MiB", value "SIZE", |v| parse::size(v, 1, "1 byte");
+    /// TLS certificate chain, PEM, leaf first; with `tls_key` the port speaks only TLS 1.2/1.3
+    /// (reloaded when the file changes or on SIGHUP)
+    tls_cert: Option<PathBuf> = unset "none (plaintext)", value "FILE", |v| parse::path(v).map(Some);
+    /// private key of `tls_cert`, PEM (PKCS#8, PKCS#1 or SEC1)
+    tls_key: Option<PathBuf> = unset "none", value "FILE", |v| parse::path(v).map(Some);
+    /// CA certificates, PEM: clients must show a certificate signed by one (mutual TLS); its CN,
+    /// else first SAN, names the caller
+    tls_client_ca: Option<PathBuf> = unset "none", value "FILE", |v| parse::path(v).map(Some);
     /// compress responses with this when the client accepts it; file data is never compressed
     response_compression: ResponseCompression = "none", value "CODEC",
         |v| parse::one_of(v, &[

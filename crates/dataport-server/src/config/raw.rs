@@ -23,6 +23,8 @@ pub enum ConfigError {
     UnknownKey { key: String, path: PathBuf },
     #[error("{key} = {value:?} ({}): {reason}", origin_name(key, origin))]
     Invalid { key: &'static str, value: String, origin: Origin, reason: String },
+    #[error("{0}")]
+    Together(&'static str),
 }
 
 fn known_keys() -> String {
@@ -117,7 +119,14 @@ impl RawSettings {
                 reason,
             })?;
         }
-        Ok(config)
+        match (&config.tls_cert, &config.tls_key, &config.tls_client_ca) {
+            (Some(_), None, _) => Err(ConfigError::Together("tls_cert is set but tls_key is not: give both")),
+            (None, Some(_), _) => Err(ConfigError::Together("tls_key is set but tls_cert is not: give both")),
+            (None, None, Some(_)) => {
+                Err(ConfigError::Together("tls_client_ca needs TLS: set tls_cert and tls_key too"))
+            }
+            _ => Ok(config),
+        }
     }
 }
 
@@ -130,6 +139,19 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> RawSettings {
         RawSettings::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn tls_files_come_together() {
+        let resolve = |pairs: &[(&str, &str)]| env(pairs).resolve().map_err(|e| e.to_string());
+        let cert = ("DATAPORT_TLS_CERT", "server.pem");
+        let key = ("DATAPORT_TLS_KEY", "server.key");
+        let ca = ("DATAPORT_TLS_CLIENT_CA", "ca.pem");
+        assert!(resolve(&[cert, key]).is_ok());
+        assert!(resolve(&[cert, key, ca]).is_ok());
+        assert_eq!(resolve(&[cert]).unwrap_err(), "tls_cert is set but tls_key is not: give both");
+        assert_eq!(resolve(&[key, ca]).unwrap_err(), "tls_key is set but tls_cert is not: give both");
+        assert_eq!(resolve(&[ca]).unwrap_err(), "tls_client_ca needs TLS: set tls_cert and tls_key too");
     }
 
     #[test]

@@ -18,8 +18,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use tonic::transport::server::TcpConnectInfo;
-
 use super::sink::Sink;
 use crate::config::LogFormat;
 use crate::tonic_fixes::BodyEnd;
@@ -324,7 +322,7 @@ impl Call {
     pub(crate) fn start(request: &http::request::Parts, end: BodyEnd) -> Call {
         Call {
             method: request.uri.path_and_query().cloned(),
-            peer: request.extensions.get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
+            peer: request.extensions.get::<crate::tls::Peer>().and_then(|p| p.addr),
             end,
             start: Instant::now(),
             done: false,

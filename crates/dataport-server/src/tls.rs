@@ -1,0 +1,402 @@
+//! The listener's connections: plain TCP, or TLS with rustls (TLS 1.2 and
+//! 1.3, ALPN h2) from PEM files that are read again when they change or on
+//! SIGHUP, and, under mutual TLS, the caller's name from its certificate.
+//!
+//! A reload builds a whole new rustls `ServerConfig` (certificate chain,
+//! key, client CA) and swaps it in: new connections handshake with it, open
+//! ones keep theirs. A file that does not load is logged and the config in
+//! use stays. Handshakes run beside each other and never hold up accepting;
+//! one that fails or takes longer than [`HANDSHAKE_TIMEOUT`] drops only its
+//! connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_util::{Stream, StreamExt};
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::server::{Connected, TcpIncoming};
+
+/// The longest a TLS handshake may take before its connection is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many handshakes may be under way at once; accepting waits past it.
+const HANDSHAKES_IN_FLIGHT: usize = 256;
+/// How often the files are checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Where the TLS files are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Present for mutual TLS: clients must show a certificate signed by it.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Why the TLS files did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {what} {path}: {reason}")]
+    Read { what: &'static str, path: PathBuf, reason: String },
+    #[error("{what} {path} holds no {expected}")]
+    Empty { what: &'static str, path: PathBuf, expected: &'static str },
+    #[error("TLS setup with {cert} and {key}: {reason}")]
+    Config { cert: PathBuf, key: PathBuf, reason: String },
+}
+
+/// The TLS setup in use, and the files it came from.
+#[derive(Debug)]
+pub struct Tls {
+    files: TlsFiles,
+    current: RwLock<Arc<ServerConfig>>,
+    /// The files' modification times when last loaded.
+    loaded: RwLock<Vec<Option<SystemTime>>>,
+}
+
+impl Tls {
+    /// Loads the files; an error here refuses to start.
+    pub fn load(files: TlsFiles) -> Result<Arc<Tls>, TlsError> {
+        let loaded = modified(&files);
+        let config = server_config(&files)?;
+        Ok(Arc::new(Tls { files, current: RwLock::new(Arc::new(config)), loaded: RwLock::new(loaded) }))
+    }
+
+    /// Whether clients must show a certificate.
+    pub fn mutual(&self) -> bool {
+        self.files.client_ca.is_some()
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&config))
+    }
+
+    /// Reads the files again and, if they load, uses them for new
+    /// connections; otherwise keeps what is in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let stamps = modified(&self.files);
+        let config = server_config(&self.files);
+        *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = stamps;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config?);
+        Ok(())
+    }
+
+    /// Reloads when a file's modification time changes (checked every two
+    /// seconds) or on SIGHUP, logging the outcome, until the runtime ends.
+    pub fn watch(self: &Arc<Self>) {
+        let tls = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut hangups = hangups();
+            let mut tick = tokio::time::interval(WATCH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let why = tokio::select! {
+                    _ = tick.tick() => {
+                        let stamps = modified(&tls.files);
+                        if *tls.loaded.read().unwrap_or_else(PoisonError::into_inner) == stamps {
+                            continue;
+                        }
+                        "the files changed"
+                    }
+                    Some(()) = hangups.recv() => "SIGHUP",
+                };
+                match tls.reload() {
+                    Ok(()) => {
+                        tracing::info!(cert = %tls.files.cert.display(), why, "reloaded the TLS certificate")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, why, "the new TLS files do not load; still using the ones loaded before")
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// SIGHUPs as they arrive (none where the signal cannot be watched).
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    if tx.send(()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
+fn modified(files: &TlsFiles) -> Vec<Option<SystemTime>> {
+    [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Read { what, path: path.to_owned(), reason: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty { what, path: path.to_owned(), expected: "PEM certificate" });
+    }
+    Ok(certs)
+}
+
+fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    let chain = read_certs("tls_cert", &files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            TlsError::Empty { what: "tls_key", path: files.key.clone(), expected: "PEM private key" }
+        }
+        e => TlsError::Read { what: "tls_key", path: files.key.clone(), reason: e.to_string() },
+    })?;
+    let config_error =
+        |reason: String| TlsError::Config { cert: files.cert.clone(), key: files.key.clone(), reason };
+    // ring, not aws-lc-rs: no C build, at the price of no post-quantum key
+    // exchange (rustls deprecates ring's provider for that reason alone).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| config_error(e.to_string()))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certs("tls_client_ca", ca)? {
+                roots.add(cert).map_err(|e| config_error(format!("tls_client_ca {}: {e}", ca.display())))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| config_error(format!("tls_client_ca {}: {e}", ca.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| config_error(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// The name a client certificate gives its holder: the subject's common
+/// name, else its first subject alternative name (DNS name, email or URI).
+pub fn certificate_name(cert: &CertificateDer<'_>) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    if let Some(cn) = cert.subject().iter_common_name().find_map(|cn| cn.as_str().ok())
+        && !cn.is_empty()
+    {
+        return Some(cn.to_owned());
+    }
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|name| match name {
+        GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => Some((*s).to_owned()),
+        _ => None,
+    })
+}
+
+/// Who is at the other end of a connection; every request carries it as an
+/// extension.
+#[derive(Clone, Debug, Default)]
+pub struct Peer {
+    pub addr: Option<SocketAddr>,
+    /// The name its client certificate gives, under mutual TLS.
+    pub certificate_name: Option<Arc<str>>,
+}
+
+/// One accepted connection, plain or TLS.
+#[derive(Debug)]
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, Peer),
+}
+
+impl Connected for Conn {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Peer {
+        match self {
+            Conn::Plain(tcp) => Peer { addr: tcp.peer_addr().ok(), certificate_name: None },
+            Conn::Tls(_, peer) => peer.clone(),
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s, _) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The connections of `listener`: TLS ones once their handshake is done
+/// when `tls` is given, else plain ones.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
+) -> Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send>> {
+    let tcp = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let Some(tls) = tls else {
+        return Box::pin(tcp.map(|accepted| accepted.map(Conn::Plain)));
+    };
+    let handshakes = tcp
+        .filter_map(|accepted| async move {
+            // tonic logs nothing either; the next accept goes on.
+            accepted.inspect_err(|e| tracing::debug!(error = %e, "accept failed")).ok()
+        })
+        .map(move |tcp| {
+            let acceptor = tls.acceptor();
+            async move {
+                let addr = tcp.peer_addr().ok();
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let certificate_name = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(certificate_name)
+                            .map(Arc::from);
+                        Some(Conn::Tls(Box::new(stream), Peer { addr, certificate_name }))
+                    }
+                    Ok(Err(e)) => {
+                        tracing::info!(peer = ?addr, error = %e, "TLS handshake failed");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::info!(peer = ?addr, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+                        None
+                    }
+                }
+            }
+        })
+        .buffer_unordered(HANDSHAKES_IN_FLIGHT)
+        .filter_map(|conn| async move { conn.map(Ok) });
+    Box::pin(handshakes)
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+
+    use super::*;
+
+    fn pair(params: CertificateParams) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_names_its_holder_by_common_name_else_first_san() {
+        let mut with_cn = CertificateParams::new(vec!["host.example".to_owned()]).unwrap();
+        with_cn.distinguished_name.push(DnType::CommonName, "collector");
+        assert_eq!(certificate_name(&der(&pair(with_cn).0)).as_deref(), Some("collector"));
+
+        let mut san_only = CertificateParams::new(vec!["host.example".to_owned()]).unwrap();
+        san_only.distinguished_name = rcgen::DistinguishedName::new();
+        assert_eq!(certificate_name(&der(&pair(san_only).0)).as_deref(), Some("host.example"));
+
+        let mut email = CertificateParams::new(Vec::<String>::new()).unwrap();
+        email.distinguished_name = rcgen::DistinguishedName::new();
+        email.subject_alt_names = vec![SanType::Rfc822Name("ops@example.com".try_into().unwrap())];
+        assert_eq!(certificate_name(&der(&pair(email).0)).as_deref(), Some("ops@example.com"));
+
+        let mut nameless = CertificateParams::new(Vec::<String>::new()).unwrap();
+        nameless.distinguished_name = rcgen::DistinguishedName::new();
+        assert_eq!(certificate_name(&der(&pair(nameless).0)), None);
+        assert_eq!(certificate_name(&CertificateDer::from(vec![1, 2, 3])), None);
+    }
+
+    #[test]
+    fn a_reload_takes_good_files_and_keeps_the_config_in_use_on_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let files =
+            TlsFiles { cert: dir.path().join("c.pem"), key: dir.path().join("k.pem"), client_ca: None };
+        let write = |(cert, key): (String, String)| {
+            std::fs::write(&files.cert, cert).unwrap();
+            std::fs::write(&files.key, key).unwrap();
+        };
+        write(pair(CertificateParams::new(vec!["localhost".to_owned()]).unwrap()));
+        let tls = Tls::load(files.clone()).unwrap();
+        let in_use = |tls: &Tls| Arc::clone(&tls.current.read().unwrap());
+
+        let first = in_use(&tls);
+        std::fs::write(&files.cert, "garbage").unwrap();
+        let error = tls.reload().unwrap_err().to_string();
+        assert!(error.contains("holds no PEM certificate"), "{error}");
+        assert!(Arc::ptr_eq(&first, &in_use(&tls)), "a bad file leaves the config in use");
+        assert_eq!(*tls.loaded.read().unwrap(), modified(&files), "and is not retried until it changes");
+
+        write(pair(CertificateParams::new(vec!["localhost".to_owned()]).unwrap()));
+        tls.reload().unwrap();
+        assert!(!Arc::ptr_eq(&first, &in_use(&tls)), "good files replace it");
+        assert_eq!(in_use(&tls).alpn_protocols, [b"h2".to_vec()]);
+    }
+}
