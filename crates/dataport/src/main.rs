@@ -22,9 +22,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Dataport: Python's data services over gRPC, in one Rust binary"
 )]
 struct Cli {
-    /// The server the client commands call.
+    /// The server the client commands call: http://HOST:PORT, https://HOST:PORT (TLS, never
+    /// downgraded) or HOST:PORT (plaintext, or TLS with --ca or --cert).
     #[arg(long, global = true, env = "DATAPORT_SERVER", default_value = "http://127.0.0.1:50051")]
     server: String,
+
+    #[command(flatten)]
+    tls: client::TlsArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::main(args),
-        command => client::main(&cli.server, |channel| async move {
+        command => client::main(&cli.server, &cli.tls, |channel| async move {
             match command {
                 Command::Hello { name, again } => client::greeter::hello(channel, name, again).await,
                 Command::Route(cmd) => client::route::run(channel, cmd).await,
