@@ -8,6 +8,7 @@
 //! `Status` that names the field and the value; the rules themselves live in
 //! `dataport-core`, and only `dataport-store` touches the data directory.
 
+pub mod auth;
 pub mod config;
 mod drain;
 mod files;
@@ -23,6 +24,7 @@ mod server;
 mod stack;
 pub mod tls;
 mod tonic_fixes;
+mod watch;
 
 pub use server::{SERVICES, ServeError, Server, StartError};
 

@@ -17,6 +17,7 @@ use tonic::server::NamedService;
 use dataport_wire::Encoding;
 use dataport_wire::compression::{Compression, Limits};
 
+use crate::auth::Auth;
 use crate::config::{Config, ResponseCompression};
 use crate::drain::{Drain, EndOnDrain};
 use crate::market::{self, Market};
@@ -42,6 +43,14 @@ pub enum StartError {
     Sample(String),
     #[error("{0}")]
     Tls(#[from] TlsError),
+    #[error("{0}")]
+    Auth(String),
+    #[error(
+        "refusing to serve {listen} without {missing}: anyone who can reach it could read and change everything. \
+         Set tls_cert and tls_key (--tls-cert, --tls-key) and auth_tokens (--auth-tokens), listen on 127.0.0.1, \
+         or accept the risk with --insecure"
+    )]
+    Unprotected { listen: SocketAddr, missing: &'static str },
 }
 
 /// Why a running server stopped with an error.
@@ -59,6 +68,7 @@ pub struct Server {
     market: Market,
     files: LocalFileStore,
     tls: Option<Arc<Tls>>,
+    auth: Option<Arc<Auth>>,
 }
 
 /// The most bars kept in memory (about 56 MB): 20 years of daily bars for
@@ -93,6 +103,7 @@ pub const SERVICES: &[&str] = &[
 impl Server {
     /// Opens the data directory and loads the features.
     pub fn new(config: Config) -> Result<Server, StartError> {
+        protected(&config)?;
         let features = match &config.features {
             None => FeatureDb::builtin(),
             Some(path) => {
@@ -125,7 +136,11 @@ impl Server {
             })?),
             _ => None,
         };
-        Ok(Server { config, data_dir, features: Arc::new(features), hub, market, files, tls })
+        let auth = match &config.auth_tokens {
+            Some(path) => Some(Auth::load(path.clone(), config.reflection_public).map_err(StartError::Auth)?),
+            None => None,
+        };
+        Ok(Server { config, data_dir, features: Arc::new(features), hub, market, files, tls, auth })
     }
 
     fn outlier_limits(&self) -> outliers::Limits {
@@ -181,7 +196,7 @@ impl Server {
             .max_frame_size(Some(1 << 20))
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
-            .layer(crate::stack::CallLayer::new(self.compression()))
+            .layer(crate::stack::CallLayer::new(self.compression(), self.auth.clone()))
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))
             .add_service(ReflectionV1Alpha::server(catalog))
@@ -211,12 +226,16 @@ impl Server {
         tracing::info!(
             addr = %DisplayAddr(addr),
             tls,
+            auth = self.auth.is_some(),
             data_dir = %self.data_dir.path().display(),
             features = self.features.len(),
             "listening"
         );
         if let Some(tls) = &self.tls {
             tls.watch();
+        }
+        if let Some(auth) = &self.auth {
+            auth.watch();
         }
 
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
@@ -266,6 +285,26 @@ fn catalog() -> Arc<Catalog> {
             panic!("the descriptor sets are compiled in, so they must decode (see the catalog test): {e}")
         }
     }
+}
+
+/// Refuses to serve a non-loopback address without both TLS and auth,
+/// unless `insecure` accepts that (with a warning).
+fn protected(config: &Config) -> Result<(), StartError> {
+    let missing = match (config.tls_cert.is_some(), config.auth_tokens.is_some()) {
+        (true, true) => return Ok(()),
+        (false, false) => "TLS and auth",
+        (false, true) => "TLS",
+        (true, false) => "auth",
+    };
+    let listen = config.listen;
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if config.insecure {
+        tracing::warn!(%listen, missing, "serving a non-loopback address without TLS and auth (insecure = true)");
+        return Ok(());
+    }
+    Err(StartError::Unprotected { listen, missing })
 }
 
 struct DisplayAddr(Option<SocketAddr>);

@@ -4,6 +4,8 @@
 //!
 //! - the request's body is watched ([`watch_end`]): its
 //!   [`BodyEnd`](crate::tonic_fixes::BodyEnd) says whether the client reset it;
+//! - with `auth_tokens`, the caller is known and allowed ([`Auth::check`]), or
+//!   the call is refused UNAUTHENTICATED or PERMISSION_DENIED;
 //! - its `grpc-encoding` is undone before any service (dataport-wire's
 //!   [`Compression`], within each service's message limit), and an encoding
 //!   not accepted is refused UNIMPLEMENTED; every response advertises
@@ -42,6 +44,7 @@ use http_body::{Body, Frame, SizeHint};
 use prost::bytes::Bytes;
 use tonic::{Code, Status};
 
+use crate::auth::Auth;
 use crate::drain::Drain;
 use crate::logging::Call;
 use crate::tonic_fixes::{self, Deadline, Watched};
@@ -52,11 +55,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone, Debug)]
 pub struct CallLayer {
     compression: Arc<Compression>,
+    auth: Option<Arc<Auth>>,
 }
 
 impl CallLayer {
-    pub fn new(compression: Compression) -> Self {
-        CallLayer { compression: Arc::new(compression) }
+    pub fn new(compression: Compression, auth: Option<Arc<Auth>>) -> Self {
+        CallLayer { compression: Arc::new(compression), auth }
     }
 }
 
@@ -64,7 +68,7 @@ impl<S> tower::Layer<S> for CallLayer {
     type Service = Calls<S>;
 
     fn layer(&self, inner: S) -> Calls<S> {
-        Calls { inner, compression: Arc::clone(&self.compression) }
+        Calls { inner, compression: Arc::clone(&self.compression), auth: self.auth.clone() }
     }
 }
 
@@ -73,6 +77,7 @@ impl<S> tower::Layer<S> for CallLayer {
 pub struct Calls<S> {
     inner: S,
     compression: Arc<Compression>,
+    auth: Option<Arc<Auth>>,
 }
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for Calls<S>
@@ -92,9 +97,20 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         let (body, end) = tonic_fixes::watch_end(&mut parts, body);
+        let allowed = match &self.auth {
+            None => Ok(()),
+            Some(auth) => {
+                let (caller, allowed) = auth.check(&parts);
+                if let Some(caller) = caller {
+                    parts.extensions.insert(caller);
+                }
+                allowed
+            }
+        };
         let call = Call::start(&parts, end);
         let deadline = Deadline::of(&parts.headers);
-        let (inner, respond, refused) = match self.compression.request(&mut parts, body) {
+        let decoded = allowed.and_then(|()| self.compression.request(&mut parts, body));
+        let (inner, respond, refused) = match decoded {
             Ok((body, respond)) => {
                 (Some(self.inner.call(http::Request::from_parts(parts, body))), respond, None)
             }
@@ -360,7 +376,7 @@ mod tests {
     /// The layer as the server has it, compressing no response.
     fn layer() -> CallLayer {
         let limits = dataport_wire::compression::Limits { default: 1 << 20, services: Vec::new() };
-        CallLayer::new(Compression::new(limits, None, &[]))
+        CallLayer::new(Compression::new(limits, None, &[]), None)
     }
 
     fn with_timeout(timeout: &str) -> http::Request<Empty> {

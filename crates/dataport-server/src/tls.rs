@@ -13,9 +13,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use rustls::ServerConfig;
@@ -26,12 +26,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::transport::server::{Connected, TcpIncoming};
 
+use crate::watch::Watched;
+
 /// The longest a TLS handshake may take before its connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many handshakes may be under way at once; accepting waits past it.
 const HANDSHAKES_IN_FLIGHT: usize = 256;
-/// How often the files are checked for changes.
-const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// Where the TLS files are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,16 +60,18 @@ pub enum TlsError {
 pub struct Tls {
     files: TlsFiles,
     current: RwLock<Arc<ServerConfig>>,
-    /// The files' modification times when last loaded.
-    loaded: RwLock<Vec<Option<SystemTime>>>,
+    /// The files as they were loaded, until [`Tls::watch`] starts watching.
+    watched: Mutex<Option<Watched>>,
 }
 
 impl Tls {
     /// Loads the files; an error here refuses to start.
     pub fn load(files: TlsFiles) -> Result<Arc<Tls>, TlsError> {
-        let loaded = modified(&files);
+        let paths = [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()];
+        let watched = Watched::new(paths.into_iter().flatten().cloned().collect());
         let config = server_config(&files)?;
-        Ok(Arc::new(Tls { files, current: RwLock::new(Arc::new(config)), loaded: RwLock::new(loaded) }))
+        let current = RwLock::new(Arc::new(config));
+        Ok(Arc::new(Tls { files, current, watched: Mutex::new(Some(watched)) }))
     }
 
     /// Whether clients must show a certificate.
@@ -85,72 +87,19 @@ impl Tls {
     /// Reads the files again and, if they load, uses them for new
     /// connections; otherwise keeps what is in use.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let stamps = modified(&self.files);
-        let config = server_config(&self.files);
-        *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = stamps;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config?);
+        let config = server_config(&self.files)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
         Ok(())
     }
 
-    /// Reloads when a file's modification time changes (checked every two
-    /// seconds) or on SIGHUP, logging the outcome, until the runtime ends.
+    /// Reloads when the files change or on SIGHUP (see [`Watched::spawn`]).
     pub fn watch(self: &Arc<Self>) {
-        let tls = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut hangups = hangups();
-            let mut tick = tokio::time::interval(WATCH_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let why = tokio::select! {
-                    _ = tick.tick() => {
-                        let stamps = modified(&tls.files);
-                        if *tls.loaded.read().unwrap_or_else(PoisonError::into_inner) == stamps {
-                            continue;
-                        }
-                        "the files changed"
-                    }
-                    Some(()) = hangups.recv() => "SIGHUP",
-                };
-                match tls.reload() {
-                    Ok(()) => {
-                        tracing::info!(cert = %tls.files.cert.display(), why, "reloaded the TLS certificate")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, why, "the new TLS files do not load; still using the ones loaded before")
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// SIGHUPs as they arrive (none where the signal cannot be watched).
-fn hangups() -> tokio::sync::mpsc::Receiver<()> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut hup) = signal(SignalKind::hangup()) {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    if tx.send(()).await.is_err() {
-                        return;
-                    }
-                }
-            });
+        let watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(watched) = watched {
+            let tls = Arc::clone(self);
+            watched.spawn("tls", move || tls.reload().map_err(|e| e.to_string()));
         }
     }
-    #[cfg(not(unix))]
-    drop(tx);
-    rx
-}
-
-fn modified(files: &TlsFiles) -> Vec<Option<SystemTime>> {
-    [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
 }
 
 fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -392,7 +341,6 @@ mod tests {
         let error = tls.reload().unwrap_err().to_string();
         assert!(error.contains("holds no PEM certificate"), "{error}");
         assert!(Arc::ptr_eq(&first, &in_use(&tls)), "a bad file leaves the config in use");
-        assert_eq!(*tls.loaded.read().unwrap(), modified(&files), "and is not retried until it changes");
 
         write(pair(CertificateParams::new(vec!["localhost".to_owned()]).unwrap()));
         tls.reload().unwrap();

@@ -216,7 +216,7 @@ mod tests {
             let compression = Compression::new(Limits { default: 64, services: Vec::new() }, None, &[]);
             tokio::spawn(
                 server
-                    .layer(crate::stack::CallLayer::new(compression))
+                    .layer(crate::stack::CallLayer::new(compression, None))
                     .add_routes(routes)
                     .serve_with_incoming(incoming),
             );

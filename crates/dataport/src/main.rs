@@ -4,6 +4,7 @@
 
 mod client;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -70,12 +71,16 @@ enum Command {
     /// List, show and delete stored files (dataport.files.v1).
     #[command(subcommand)]
     Files(client::files::FilesCommand),
+    /// Make tokens for a server's auth_tokens file (no server needed).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::main(args),
+        Command::Token(command) => token::run(command),
         command => client::main(&cli.server, &cli.tls, |channel| async move {
             match command {
                 Command::Hello { name, again } => client::greeter::hello(channel, name, again).await,
@@ -89,7 +94,7 @@ fn main() -> ExitCode {
                 Command::Upload(args) => client::files::upload(channel, args).await,
                 Command::Download(args) => client::files::download(channel, args).await,
                 Command::Files(cmd) => client::files::files(channel, cmd).await,
-                Command::Serve(_) => unreachable!("handled above"),
+                Command::Serve(_) | Command::Token(_) => unreachable!("handled above"),
             }
         }),
     }

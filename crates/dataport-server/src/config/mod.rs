@@ -139,6 +139,13 @@ settings! {
     /// CA certificates, PEM: clients must show a certificate signed by one (mutual TLS); its CN,
     /// else first SAN, names the caller
     tls_client_ca: Option<PathBuf> = unset "none", value "FILE", |v| parse::path(v).map(Some);
+    /// token file (TOML `[[token]]` and `[[client]]` entries with scopes): every call but health
+    /// needs a known caller (reloaded when the file changes or on SIGHUP)
+    auth_tokens: Option<PathBuf> = unset "none (no auth)", value "FILE", |v| parse::path(v).map(Some);
+    /// let reflection answer callers without a token when `auth_tokens` is set
+    reflection_public: bool = "false", switch, parse::boolean;
+    /// serve a non-loopback address without TLS and auth (refused otherwise): a warning at start
+    insecure: bool = "false", switch, parse::boolean;
     /// compress responses with this when the client accepts it; file data is never compressed
     response_compression: ResponseCompression = "none", value "CODEC",
         |v| parse::one_of(v, &[

@@ -16,9 +16,11 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::sink::Sink;
+use crate::auth::Caller;
 use crate::config::LogFormat;
 use crate::tonic_fixes::BodyEnd;
 
@@ -64,6 +66,8 @@ struct Line<'a> {
     code: &'static str,
     duration_us: u64,
     peer: Option<SocketAddr>,
+    /// Who called: a token's or a client certificate's name, or `anonymous`.
+    caller: &'a str,
     message: Option<&'a str>,
 }
 
@@ -281,6 +285,13 @@ fn text(out: &mut LineBuf, line: &Line<'_>) {
     out.push(": method=");
     out.push(line.method);
     out.fields(line, [" code=", " duration_us=", " peer=", ""]);
+    out.push(" caller=");
+    if line.caller.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b)) {
+        out.push(line.caller);
+    } else {
+        // Quoted and escaped, as a message is.
+        let _ = write!(out.buf, "{:?}", line.caller);
+    }
     if let Some(message) = line.message {
         // Quoted and escaped, so a message cannot forge a line.
         let _ = write!(out.buf, " message={message:?}");
@@ -296,6 +307,8 @@ fn json(out: &mut LineBuf, line: &Line<'_>) {
     out.push("\",\"level\":\"INFO\",\"fields\":{\"method\":");
     out.json_method(line.method);
     out.fields(line, [",\"code\":\"", "\",\"duration_us\":", ",\"peer\":\"", "\""]);
+    out.push(",\"caller\":");
+    out.json_str(line.caller);
     if let Some(message) = line.message {
         out.push(",\"message\":");
         out.json_str(message);
@@ -312,6 +325,8 @@ fn json(out: &mut LineBuf, line: &Line<'_>) {
 pub(crate) struct Call {
     method: Option<http::uri::PathAndQuery>,
     peer: Option<SocketAddr>,
+    /// None for `anonymous`.
+    caller: Option<Arc<str>>,
     /// How the request body ended; see [`Self::finish`].
     end: BodyEnd,
     start: Instant,
@@ -319,10 +334,18 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// A call of `request`, whose caller is the [`Caller`] auth put in its
+    /// extensions, else the name of its client certificate, else anonymous.
     pub(crate) fn start(request: &http::request::Parts, end: BodyEnd) -> Call {
+        let peer = request.extensions.get::<crate::tls::Peer>();
+        let caller = match request.extensions.get::<Caller>() {
+            Some(caller) => Some(Arc::clone(&caller.0)),
+            None => peer.and_then(|p| p.certificate_name.clone()),
+        };
         Call {
             method: request.uri.path_and_query().cloned(),
-            peer: request.extensions.get::<crate::tls::Peer>().and_then(|p| p.addr),
+            peer: peer.and_then(|p| p.addr),
+            caller,
             end,
             start: Instant::now(),
             done: false,
@@ -352,14 +375,15 @@ impl Call {
             code: code_name(code as i32),
             duration_us: u64::try_from((at - self.start).as_micros()).unwrap_or(u64::MAX),
             peer: self.peer,
+            caller: self.caller.as_deref().unwrap_or("anonymous"),
             message: (code != tonic::Code::Ok && !message.is_empty()).then_some(message),
         };
         match super::CALL_LINES.get() {
             Some(lines) => lines.write(&line),
             None => {
-                let Line { method, code, duration_us, peer, message, .. } = line;
+                let Line { method, code, duration_us, peer, caller, message, .. } = line;
                 let peer = peer.map(tracing::field::display);
-                tracing::info!(target: TARGET, %method, %code, duration_us, peer, message)
+                tracing::info!(target: TARGET, %method, %code, duration_us, peer, caller, message)
             }
         }
     }
@@ -384,6 +408,7 @@ mod tests {
             code: "NOT_FOUND",
             duration_us: 42,
             peer: Some(SocketAddr::from(([127, 0, 0, 1], 5000))),
+            caller: "collector",
             message,
         }
     }
@@ -411,6 +436,7 @@ mod tests {
                 "code": "NOT_FOUND",
                 "duration_us": 42,
                 "peer": "127.0.0.1:5000",
+                "caller": "collector",
                 "message": "bad \"x\"\nnext",
             })
         );
@@ -424,10 +450,17 @@ mod tests {
         assert_eq!(
             rest,
             "INFO dataport::call: method=/helloworld.Greeter/SayHello code=NOT_FOUND duration_us=42 \
-             peer=127.0.0.1:5000 message=\"two\\nlines\"\n"
+             peer=127.0.0.1:5000 caller=collector message=\"two\\nlines\"\n"
         );
         let buf = render(text, &Line { peer: None, ..line(None) });
-        assert!(String::from_utf8(buf).unwrap().ends_with("code=NOT_FOUND duration_us=42\n"));
+        assert!(
+            String::from_utf8(buf).unwrap().ends_with("code=NOT_FOUND duration_us=42 caller=collector\n")
+        );
+        let buf = render(text, &Line { caller: "a b\nc", ..line(None) });
+        assert!(
+            String::from_utf8(buf).unwrap().ends_with(" caller=\"a b\\nc\"\n"),
+            "a name cannot forge a line"
+        );
     }
 
     #[test]
@@ -528,7 +561,7 @@ mod tests {
         }
         let v6 = SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 80));
         let buf = render(text, &Line { peer: Some(v6), ..line(None) });
-        assert!(String::from_utf8(buf).unwrap().ends_with(" peer=[::1]:80\n"));
+        assert!(String::from_utf8(buf).unwrap().ends_with(" peer=[::1]:80 caller=collector\n"));
     }
 
     #[test]

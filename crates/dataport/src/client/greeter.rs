@@ -1,8 +1,8 @@
 //! `dataport hello`.
 
+use crate::client::Channel;
 use dataport_proto::helloworld::HelloRequest;
 use dataport_proto::helloworld::greeter_client::GreeterClient;
-use tonic::transport::Channel;
 
 pub async fn hello(channel: Channel, name: String, again: bool) -> anyhow::Result<()> {
     let mut client = GreeterClient::new(channel);

@@ -3,10 +3,10 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::client::Channel;
 use anyhow::{Context, bail};
 use dataport_proto::dataport::market::v1 as pb;
 use dataport_proto::dataport::market::v1::market_service_client::MarketServiceClient;
-use tonic::transport::Channel;
 
 use super::rows::{Cell, Format, Printer, print_rows};
 

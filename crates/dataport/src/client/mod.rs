@@ -16,7 +16,9 @@ use dataport_server::logging::code_name;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use http::HeaderValue;
+use tonic::codegen::Service;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// Connects to `server`, runs `command`, and turns its outcome into an exit
 /// code: failures print the gRPC status code and message on stderr.
@@ -33,7 +35,13 @@ where
         }
     };
     let outcome = runtime.block_on(async {
-        let channel = connect(server, tls).await?;
+        let token = match &tls.token {
+            None => None,
+            Some(token) => Some(HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                anyhow::anyhow!("--token: a token is printable ASCII (dataport token new prints one)")
+            })?),
+        };
+        let channel = Channel { inner: connect(server, tls).await?, token };
         command(channel).await
     });
     match outcome {
@@ -43,12 +51,16 @@ where
                 // A plaintext client's first call to a TLS port ends so: the
                 // server hangs up on bytes that are no TLS record.
                 Some(status)
-                    if status.code() == tonic::Code::Unknown
-                        && status.message() == "transport error"
+                    if matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal)
+                        && ["transport error", "h2 protocol error"]
+                            .iter()
+                            .any(|m| status.message().starts_with(m))
                         && server_url(server, tls).is_ok_and(|url| url.starts_with("http://")) =>
                 {
                     eprintln!(
-                        "error: UNKNOWN: transport error: the server hung up (if it speaks TLS, use --server https://...)"
+                        "error: {}: {} (the server hung up: if it speaks TLS, use --server https://...)",
+                        code_name(status.code() as i32),
+                        status.message()
                     );
                 }
                 Some(status) => eprintln!("error: {}: {}", code_name(status.code() as i32), status.message()),
@@ -71,6 +83,34 @@ pub struct TlsArgs {
     /// The private key (PEM) of --cert.
     #[arg(long, global = true, env = "DATAPORT_KEY", value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
+    /// A token for a server with auth_tokens, sent as `authorization: Bearer TOKEN`.
+    #[arg(long, global = true, env = "DATAPORT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// The connection every client command calls through: its calls carry the
+/// token, when one is given.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    inner: tonic::transport::Channel,
+    token: Option<HeaderValue>,
+}
+
+impl Service<http::Request<tonic::body::Body>> for Channel {
+    type Response = <tonic::transport::Channel as Service<http::Request<tonic::body::Body>>>::Response;
+    type Error = <tonic::transport::Channel as Service<http::Request<tonic::body::Body>>>::Error;
+    type Future = <tonic::transport::Channel as Service<http::Request<tonic::body::Body>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        if let Some(token) = &self.token {
+            request.headers_mut().insert(http::header::AUTHORIZATION, token.clone());
+        }
+        self.inner.call(request)
+    }
 }
 
 impl TlsArgs {
@@ -111,7 +151,7 @@ fn server_url(server: &str, tls: &TlsArgs) -> anyhow::Result<String> {
     Ok(url)
 }
 
-async fn connect(server: &str, tls: &TlsArgs) -> anyhow::Result<Channel> {
+async fn connect(server: &str, tls: &TlsArgs) -> anyhow::Result<tonic::transport::Channel> {
     let url = server_url(server, tls)?;
     // The same HTTP/2 frames and windows the server uses, so large messages
     // (file chunks, Detect batches) cross in few frames and window updates.

@@ -6,13 +6,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::client::Channel;
 use anyhow::{Context, bail};
 use dataport_core::outliers::{self, Sigma};
 use dataport_proto::dataport::outliers::v1 as pb;
 use dataport_proto::dataport::outliers::v1::outliers_service_client::OutliersServiceClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use super::rows::{Cell, Format, Printer};
 

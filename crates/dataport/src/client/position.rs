@@ -2,12 +2,12 @@
 
 use std::time::SystemTime;
 
+use crate::client::Channel;
 use dataport_proto::dataport::position::v1::position_service_client::PositionServiceClient;
 use dataport_proto::dataport::position::v1::{
     EntityPosition, GetRequest, PublishRequest, Vector3, WatchRequest,
 };
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PositionCommand {

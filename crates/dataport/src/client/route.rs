@@ -3,11 +3,11 @@
 use std::io::BufRead;
 use std::str::FromStr;
 
+use crate::client::Channel;
 use dataport_core::route;
 use dataport_proto::routeguide::route_guide_client::RouteGuideClient;
 use dataport_proto::routeguide::{Feature, Point, Rectangle, RouteNote};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RouteCommand {

@@ -10,13 +10,13 @@
 //! download's chunks arrive as [`Event::Bytes`] pieces of the HTTP/2 data
 //! frames; every other message is encoded or decoded as tonic would.
 
+use crate::client::Channel;
 use dataport_wire::body::{Received, Side};
 use http::header::{CONTENT_TYPE, HeaderValue, TE};
 use prost::Message;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::client::GrpcService;
-use tonic::transport::Channel;
 
 pub use dataport_wire::Event;
 pub use dataport_wire::body::{messages, one_message};

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::client::Channel;
 use anyhow::{Context, anyhow, bail};
 use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_fileio::DurableWriter;
@@ -15,7 +16,6 @@ use indicatif::ProgressBar;
 use prost::bytes::Bytes;
 use tempfile::TempPath;
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::Channel;
 
 use super::progress::Progress;
 use super::{MAX_MESSAGE, QUEUE};

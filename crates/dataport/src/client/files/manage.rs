@@ -3,10 +3,10 @@
 
 use std::time::SystemTime;
 
+use crate::client::Channel;
 use dataport_core::files::validate_name;
 use dataport_proto::dataport::files::v1 as pb;
 use dataport_proto::dataport::files::v1::files_service_client::FilesServiceClient;
-use tonic::transport::Channel;
 
 use crate::client::rows::{Cell, Format, Printer};
 

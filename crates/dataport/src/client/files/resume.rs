@@ -5,6 +5,7 @@
 use std::io::{Seek, SeekFrom};
 use std::sync::mpsc as sync_mpsc;
 
+use crate::client::Channel;
 use anyhow::{Context, bail};
 use dataport_core::files::Sha256Digest;
 use dataport_fileio::LocalReader;
@@ -16,7 +17,6 @@ use prost::bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Code;
-use tonic::transport::Channel;
 
 use super::QUEUE;
 use super::progress::Progress;

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::client::Channel;
 use anyhow::{Context, anyhow, bail};
 use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_fileio::LocalReader;
@@ -15,7 +16,6 @@ use futures_util::Stream;
 use indicatif::ProgressBar;
 use prost::bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::progress::Progress;

@@ -1,0 +1,569 @@
+//! Who is calling, and whether they may: tokens with scopes from the
+//! `auth_tokens` file, and mutual-TLS clients matched by their
+//! certificate's name, checked once per call by [`crate::stack`] before any
+//! service sees it.
+//!
+//! Every method needs a scope `AREA:ACCESS` ([`need`]): `write` for the
+//! methods that change stored state, `read` for the rest; health is open to
+//! all, reflection to any known caller unless `reflection_public`. The file
+//! holds only each secret's sha256; a presented secret is hashed and
+//! compared with every entry in constant time. The file is read again when
+//! it changes or on SIGHUP (a file that does not load leaves the one loaded
+//! before in use).
+//!
+//! ```toml
+//! [[token]]
+//! name = "collector"          # who, as call lines show it
+//! sha256 = "<hex sha256 of the secret>"
+//! scopes = ["outliers:read", "market:read"]
+//!
+//! [[client]]                  # a mutual-TLS client, by its certificate's name
+//! name = "ingest.example.com"
+//! scopes = ["files:write"]
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use http::HeaderName;
+use sha2::{Digest, Sha256};
+use tonic::Status;
+
+use crate::tls::Peer;
+use crate::watch::Watched;
+
+/// A family of RPCs, as scopes name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    Greeter,
+    Route,
+    Position,
+    Market,
+    Outliers,
+    Files,
+}
+
+impl Area {
+    const ALL: [Area; 6] =
+        [Area::Greeter, Area::Route, Area::Position, Area::Market, Area::Outliers, Area::Files];
+
+    fn name(self) -> &'static str {
+        match self {
+            Area::Greeter => "greeter",
+            Area::Route => "route",
+            Area::Position => "position",
+            Area::Market => "market",
+            Area::Outliers => "outliers",
+            Area::Files => "files",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// Reading, or changing stored state (which includes reading).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// What a method asks of its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: health.
+    Open,
+    /// Any known caller: reflection (unless `reflection_public`).
+    Known,
+    Scope(Area, Access),
+}
+
+use Access::{Read, Write};
+use Area::{Files, Greeter, Market, Outliers, Position, Route};
+
+/// Every method served, with what it asks: `write` for those that change
+/// stored state (QueryWriteStatus belongs to a resumable upload, so only its
+/// writer may ask), `read` for the rest. A test fails for a served method
+/// missing here; a method not served needs only a known caller, who then
+/// hears UNIMPLEMENTED.
+const METHODS: &[(&str, Area, Access)] = &[
+    ("/helloworld.Greeter/SayHello", Greeter, Read),
+    ("/helloworld.Greeter/SayHelloAgain", Greeter, Read),
+    ("/routeguide.RouteGuide/GetFeature", Route, Read),
+    ("/routeguide.RouteGuide/ListFeatures", Route, Read),
+    ("/routeguide.RouteGuide/RecordRoute", Route, Read),
+    ("/routeguide.RouteGuide/RouteChat", Route, Read),
+    ("/posXYZ.PositionService/PositionReq", Position, Read),
+    ("/posXYZ.PositionService/PositionPub", Position, Write),
+    ("/dataport.position.v1.PositionService/Publish", Position, Write),
+    ("/dataport.position.v1.PositionService/Get", Position, Read),
+    ("/dataport.position.v1.PositionService/Watch", Position, Read),
+    ("/idc.Indicator/GetMACD", Market, Read),
+    ("/idc.IndicatorGraph/GetMACDGraph", Market, Read),
+    ("/dataport.market.v1.MarketService/ImportBars", Market, Write),
+    ("/dataport.market.v1.MarketService/ListSymbols", Market, Read),
+    ("/dataport.market.v1.MarketService/GetBars", Market, Read),
+    ("/dataport.market.v1.MarketService/ComputeIndicators", Market, Read),
+    ("/dataport.market.v1.MarketService/RenderChart", Market, Read),
+    ("/dataport.market.v1.MarketService/DeleteSymbol", Market, Write),
+    ("/pb.Outliers/Detect", Outliers, Read),
+    ("/dataport.outliers.v1.OutliersService/Detect", Outliers, Read),
+    ("/dataport.outliers.v1.OutliersService/DetectStream", Outliers, Read),
+    ("/FileSrv/UploadFile", Files, Write),
+    ("/FileSrv/DownloadFile", Files, Read),
+    ("/FileTransfer.FileService/Upload", Files, Write),
+    ("/dataport.files.v1.FilesService/Upload", Files, Write),
+    ("/dataport.files.v1.FilesService/Download", Files, Read),
+    ("/dataport.files.v1.FilesService/List", Files, Read),
+    ("/dataport.files.v1.FilesService/Stat", Files, Read),
+    ("/dataport.files.v1.FilesService/Delete", Files, Write),
+    ("/google.bytestream.ByteStream/Read", Files, Read),
+    ("/google.bytestream.ByteStream/Write", Files, Write),
+    ("/google.bytestream.ByteStream/QueryWriteStatus", Files, Write),
+];
+
+/// What the method at `path` (`/package.Service/Method`) needs; `None` for
+/// a method this server does not serve.
+pub fn need(path: &str) -> Option<Need> {
+    if path.starts_with("/grpc.health.v1.Health/") {
+        return Some(Need::Open);
+    }
+    if path.starts_with("/grpc.reflection.") {
+        return Some(Need::Known);
+    }
+    let (_, area, access) = METHODS.iter().find(|(method, _, _)| *method == path)?;
+    Some(Need::Scope(*area, *access))
+}
+
+/// The areas a caller may read and may write, one bit an area.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scopes {
+    read: u8,
+    write: u8,
+}
+
+impl Scopes {
+    /// Parses `AREA:ACCESS` scopes (`*` for every area).
+    pub fn parse<S: AsRef<str>>(scopes: &[S]) -> Result<Scopes, String> {
+        let mut out = Scopes::default();
+        for scope in scopes {
+            let scope = scope.as_ref();
+            let bad = || {
+                format!(
+                    "scope {scope:?} is not AREA:ACCESS, AREA one of greeter, route, position, market, outliers, files or *, ACCESS read or write"
+                )
+            };
+            let (area, access) = scope.split_once(':').ok_or_else(bad)?;
+            let bits = match area {
+                "*" => Area::ALL.iter().fold(0, |bits, a| bits | a.bit()),
+                name => Area::ALL.iter().find(|a| a.name() == name).ok_or_else(bad)?.bit(),
+            };
+            match access {
+                "read" => out.read |= bits,
+                "write" => {
+                    out.read |= bits;
+                    out.write |= bits;
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(out)
+    }
+
+    fn allow(self, area: Area, access: Access) -> bool {
+        let bits = match access {
+            Access::Read => self.read,
+            Access::Write => self.write,
+        };
+        bits & area.bit() != 0
+    }
+}
+
+/// Who made a call, as call lines name them; every request carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller(pub Arc<str>);
+
+impl Caller {
+    pub fn anonymous() -> Caller {
+        Caller(Arc::from("anonymous"))
+    }
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug)]
+struct Token {
+    name: Arc<str>,
+    sha256: [u8; 32],
+    scopes: Scopes,
+}
+
+/// The entries of one token file.
+#[derive(Debug, Default)]
+struct Entries {
+    tokens: Vec<Token>,
+    clients: HashMap<String, (Arc<str>, Scopes)>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+    #[serde(default)]
+    client: Vec<ClientEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    name: String,
+    sha256: String,
+    scopes: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientEntry {
+    name: String,
+    scopes: Vec<String>,
+}
+
+impl Entries {
+    fn read(path: &Path) -> Result<Entries, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("auth_tokens {}: {e}", path.display()))?;
+        Entries::parse(&text).map_err(|e| format!("auth_tokens {}: {e}", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Entries, String> {
+        let file: File = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let mut entries = Entries::default();
+        for (i, t) in file.token.into_iter().enumerate() {
+            let at = |what: String| format!("[[token]] {} ({:?}): {what}", i + 1, t.name);
+            let sha256 = hex32(&t.sha256).ok_or_else(|| {
+                at(format!("sha256 {:?} is not 64 hex digits (`dataport token new` prints one)", t.sha256))
+            })?;
+            if entries.tokens.iter().any(|other| other.sha256 == sha256) {
+                return Err(at("the same secret as an earlier token".to_owned()));
+            }
+            let scopes = Scopes::parse(&t.scopes).map_err(at)?;
+            entries.tokens.push(Token { name: Arc::from(t.name), sha256, scopes });
+        }
+        for (i, c) in file.client.into_iter().enumerate() {
+            let scopes =
+                Scopes::parse(&c.scopes).map_err(|e| format!("[[client]] {} ({:?}): {e}", i + 1, c.name))?;
+            let name: Arc<str> = Arc::from(c.name.as_str());
+            entries.clients.insert(c.name, (name, scopes));
+        }
+        Ok(entries)
+    }
+
+    /// The token whose secret is `secret`, looked for in constant time: every
+    /// entry is compared, whatever matches.
+    fn token(&self, secret: &[u8]) -> Option<&Token> {
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        let mut found = None;
+        for token in &self.tokens {
+            let differ = token.sha256.iter().zip(&digest).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            found = if differ == 0 { Some(token) } else { found };
+        }
+        found
+    }
+}
+
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim().as_bytes();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(text.chunks(2)) {
+        let digit = |c: u8| (c as char).to_digit(16);
+        *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
+}
+
+/// The hex sha256 of a secret, as the token file holds it.
+pub fn secret_sha256(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The callers a server knows, from its token file.
+#[derive(Debug)]
+pub struct Auth {
+    path: PathBuf,
+    entries: RwLock<Arc<Entries>>,
+    reflection_public: bool,
+    watched: Mutex<Option<Watched>>,
+}
+
+const AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
+
+impl Auth {
+    /// Reads the token file; an error here refuses to start.
+    pub fn load(path: PathBuf, reflection_public: bool) -> Result<Arc<Auth>, String> {
+        let watched = Watched::new(vec![path.clone()]);
+        let entries = RwLock::new(Arc::new(Entries::read(&path)?));
+        Ok(Arc::new(Auth { path, entries, reflection_public, watched: Mutex::new(Some(watched)) }))
+    }
+
+    /// Reads the file again; keeps the entries in use if it does not load.
+    pub fn reload(&self) -> Result<(), String> {
+        let entries = Entries::read(&self.path)?;
+        *self.entries.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(entries);
+        Ok(())
+    }
+
+    /// Reloads when the file changes or on SIGHUP.
+    pub fn watch(self: &Arc<Self>) {
+        let watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(watched) = watched {
+            let auth = Arc::clone(self);
+            watched.spawn("auth_tokens", move || auth.reload());
+        }
+    }
+
+    /// Who is calling `request`, if known, and whether they may:
+    /// UNAUTHENTICATED for no or an unknown token, PERMISSION_DENIED naming
+    /// the scope a known caller lacks.
+    pub fn check(&self, request: &http::request::Parts) -> (Option<Caller>, Result<(), Status>) {
+        match self.identify(request) {
+            Ok((caller, allowed)) => (Some(caller), allowed),
+            Err(status) => (None, Err(status)),
+        }
+    }
+
+    /// The caller, and whether they may call; an error when unknown.
+    fn identify(&self, request: &http::request::Parts) -> Result<(Caller, Result<(), Status>), Status> {
+        let path = request.uri.path();
+        // A method not served needs a known caller, who then hears UNIMPLEMENTED.
+        let need = match need(path).unwrap_or(Need::Known) {
+            Need::Open => return Ok((Caller::anonymous(), Ok(()))),
+            Need::Known if self.reflection_public && path.starts_with("/grpc.reflection.") => {
+                return Ok((Caller::anonymous(), Ok(())));
+            }
+            need => need,
+        };
+        let entries = Arc::clone(&self.entries.read().unwrap_or_else(PoisonError::into_inner));
+        let (name, scopes) = match request.headers.get(AUTHORIZATION) {
+            Some(value) => {
+                let secret = bearer(value.as_bytes()).ok_or_else(|| {
+                    Status::unauthenticated("the authorization header is not `Bearer SECRET`")
+                })?;
+                let token = entries
+                    .token(secret)
+                    .ok_or_else(|| Status::unauthenticated("the token is not known to this server"))?;
+                (Arc::clone(&token.name), token.scopes)
+            }
+            None => match request.extensions.get::<Peer>().and_then(|p| p.certificate_name.as_deref()) {
+                Some(certificate) => {
+                    let (name, scopes) = entries.clients.get(certificate).ok_or_else(|| {
+                        Status::unauthenticated(format!(
+                            "the client certificate {certificate:?} has no [[client]] entry in auth_tokens, and no token was sent"
+                        ))
+                    })?;
+                    (Arc::clone(name), *scopes)
+                }
+                None => {
+                    return Err(Status::unauthenticated(
+                        "this server needs a token: send the metadata `authorization: Bearer SECRET`",
+                    ));
+                }
+            },
+        };
+        let allowed = match need {
+            Need::Scope(area, access) if !scopes.allow(area, access) => {
+                let access = match access {
+                    Access::Read => "read",
+                    Access::Write => "write",
+                };
+                Err(Status::permission_denied(format!(
+                    "{name} may not call {path}: it needs the scope {}:{access}",
+                    area.name()
+                )))
+            }
+            _ => Ok(()),
+        };
+        Ok((Caller(name), allowed))
+    }
+}
+
+/// The secret of an `authorization: Bearer SECRET` value.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, secret) = value.split_at_checked(7)?;
+    (scheme.eq_ignore_ascii_case(b"bearer ") && !secret.is_empty()).then_some(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+        [[token]]
+        name = "collector"
+        sha256 = "SHA_C"
+        scopes = ["outliers:read", "market:read"]
+
+        [[token]]
+        name = "admin"
+        sha256 = "SHA_A"
+        scopes = ["*:write"]
+
+        [[client]]
+        name = "ingest.example.com"
+        scopes = ["files:write"]
+    "#;
+
+    fn auth(reflection_public: bool) -> Auth {
+        let text =
+            FILE.replace("SHA_C", &secret_sha256("c-secret")).replace("SHA_A", &secret_sha256("a-secret"));
+        Auth {
+            path: PathBuf::new(),
+            entries: RwLock::new(Arc::new(Entries::parse(&text).unwrap())),
+            reflection_public,
+            watched: Mutex::new(None),
+        }
+    }
+
+    fn request(path: &str, token: Option<&str>, certificate: Option<&str>) -> http::request::Parts {
+        let mut builder = http::Request::builder().uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", token);
+        }
+        let (mut parts, ()) = builder.body(()).unwrap().into_parts();
+        parts.extensions.insert(Peer { addr: None, certificate_name: certificate.map(Arc::from) });
+        parts
+    }
+
+    fn check(
+        auth: &Auth,
+        path: &str,
+        token: Option<&str>,
+        certificate: Option<&str>,
+    ) -> Result<String, (tonic::Code, String)> {
+        match auth.check(&request(path, token, certificate)) {
+            (Some(caller), Ok(())) => Ok(caller.0.to_string()),
+            (caller, Err(s)) => {
+                assert_eq!(
+                    caller.is_some(),
+                    s.code() == tonic::Code::PermissionDenied,
+                    "a denied caller is known"
+                );
+                Err((s.code(), s.message().to_owned()))
+            }
+            (None, Ok(())) => panic!("allowed without a caller"),
+        }
+    }
+
+    #[test]
+    fn a_scope_lets_its_area_in_and_write_includes_read() {
+        let auth = auth(false);
+        let c = Some("Bearer c-secret");
+        assert_eq!(check(&auth, "/pb.Outliers/Detect", c, None), Ok("collector".into()));
+        assert_eq!(check(&auth, "/idc.Indicator/GetMACD", c, None), Ok("collector".into()));
+        let denied = check(&auth, "/dataport.market.v1.MarketService/ImportBars", c, None).unwrap_err();
+        assert_eq!(
+            denied,
+            (
+                tonic::Code::PermissionDenied,
+                "collector may not call /dataport.market.v1.MarketService/ImportBars: it needs the scope market:write"
+                    .into()
+            )
+        );
+        assert_eq!(
+            check(&auth, "/helloworld.Greeter/SayHello", c, None).unwrap_err().0,
+            tonic::Code::PermissionDenied
+        );
+        let admin = Some("bearer a-secret");
+        assert_eq!(check(&auth, "/dataport.files.v1.FilesService/Delete", admin, None), Ok("admin".into()));
+        assert_eq!(check(&auth, "/helloworld.Greeter/SayHello", admin, None), Ok("admin".into()));
+    }
+
+    #[test]
+    fn no_or_an_unknown_token_is_unauthenticated_and_health_is_open() {
+        let auth = auth(false);
+        let unauthenticated = |token, certificate| {
+            check(&auth, "/helloworld.Greeter/SayHello", token, certificate).unwrap_err().0
+        };
+        assert_eq!(unauthenticated(None, None), tonic::Code::Unauthenticated);
+        assert_eq!(unauthenticated(Some("Bearer nope"), None), tonic::Code::Unauthenticated);
+        assert_eq!(unauthenticated(Some("Basic YTpi"), None), tonic::Code::Unauthenticated);
+        assert_eq!(unauthenticated(Some("Bearer "), None), tonic::Code::Unauthenticated);
+        assert_eq!(unauthenticated(None, Some("stranger")), tonic::Code::Unauthenticated);
+        assert_eq!(check(&auth, "/grpc.health.v1.Health/Check", None, None), Ok("anonymous".into()));
+        let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        assert_eq!(check(&auth, reflection, None, None).unwrap_err().0, tonic::Code::Unauthenticated);
+        assert_eq!(check(&auth, reflection, Some("Bearer c-secret"), None), Ok("collector".into()));
+        assert_eq!(check(&super::tests::auth(true), reflection, None, None), Ok("anonymous".into()));
+    }
+
+    #[test]
+    fn a_client_certificate_named_in_the_file_is_a_caller() {
+        let auth = auth(false);
+        let upload = "/dataport.files.v1.FilesService/Upload";
+        assert_eq!(check(&auth, upload, None, Some("ingest.example.com")), Ok("ingest.example.com".into()));
+        assert_eq!(
+            check(&auth, "/pb.Outliers/Detect", None, Some("ingest.example.com")).unwrap_err().0,
+            tonic::Code::PermissionDenied
+        );
+        // A token wins over the certificate.
+        assert_eq!(
+            check(&auth, "/pb.Outliers/Detect", Some("Bearer c-secret"), Some("ingest.example.com")),
+            Ok("collector".into())
+        );
+    }
+
+    #[test]
+    fn every_served_method_is_classified() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(dataport_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut served = 0;
+        for file in &set.file {
+            for service in &file.service {
+                let name = match file.package() {
+                    "" => service.name().to_owned(),
+                    package => format!("{package}.{}", service.name()),
+                };
+                if !crate::SERVICES.contains(&name.as_str()) {
+                    continue;
+                }
+                for method in &service.method {
+                    let path = format!("/{name}/{}", method.name());
+                    assert!(matches!(need(&path), Some(Need::Scope(..))), "{path} is not classified");
+                    served += 1;
+                }
+            }
+        }
+        assert_eq!(served, METHODS.len(), "METHODS lists a method no service serves");
+        assert_eq!(need("/grpc.health.v1.Health/Watch"), Some(Need::Open));
+        assert_eq!(need("/nope.Service/X"), None);
+    }
+
+    #[test]
+    fn bad_files_are_refused_naming_the_entry() {
+        let bad = |text: &str| Entries::parse(text).unwrap_err();
+        let e = bad("[[token]]\nname = \"x\"\nsha256 = \"abc\"\nscopes = []\n");
+        assert!(e.starts_with("[[token]] 1 (\"x\"): sha256 \"abc\" is not 64 hex digits"), "{e}");
+        let sha = secret_sha256("s");
+        let e = bad(&format!("[[token]]\nname = \"x\"\nsha256 = \"{sha}\"\nscopes = [\"market:admin\"]\n"));
+        assert!(e.contains("scope \"market:admin\" is not AREA:ACCESS"), "{e}");
+        let e = bad(&format!("[[token]]\nname = \"x\"\nsha256 = \"{sha}\"\nscopes = [\"shop:read\"]\n"));
+        assert!(e.contains("\"shop:read\""), "{e}");
+        let e = bad("[[tokens]]\nname = \"x\"\n");
+        assert!(e.contains("unknown field"), "{e}");
+        let twice = format!(
+            "[[token]]\nname = \"a\"\nsha256 = \"{sha}\"\nscopes = []\n[[token]]\nname = \"b\"\nsha256 = \"{sha}\"\nscopes = []\n"
+        );
+        assert!(bad(&twice).contains("the same secret as an earlier token"));
+    }
+}
