@@ -107,7 +107,7 @@ where
                 allowed
             }
         };
-        let call = Call::start(&parts, end);
+        let call = Call::start(&mut parts, end);
         let deadline = Deadline::of(&parts.headers);
         let decoded = allowed.and_then(|()| self.compression.request(&mut parts, body));
         let (inner, respond, refused) = match decoded {

@@ -42,3 +42,45 @@ fn token_new_refuses_bad_names_and_scopes() {
     let out = bare().args(["token", "new", "ok", "--scope", "greeter:admin"]).output().expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("scope \"greeter:admin\" is not AREA:ACCESS"));
 }
+
+#[test]
+fn every_write_gets_an_audit_line_naming_caller_object_and_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = stdout_of(bare().args(["token", "new", "ops", "--scope", "files:write,market:read"]));
+    let secret = out.lines().nth(1).expect("the secret line").to_owned();
+    let file = dir.path().join("tokens.toml");
+    std::fs::write(&file, out.split_once("changes):\n").expect("the entry").1).expect("write");
+    let served =
+        Served::start("info", &["--auth-tokens", file.to_str().expect("utf-8")], &dir.path().join("data"));
+
+    let report = dir.path().join("report.txt");
+    std::fs::write(&report, "quarterly numbers").expect("write");
+    stdout_of(served.client().args(["--token", &secret, "upload"]).arg(&report));
+    failing(served.client().args(["--token", &secret, "files", "rm", "missing.txt"]));
+    failing(served.client().args(["--token", &secret, "bars", "rm", "AAPL"]));
+    stdout_of(served.client().args(["--token", &secret, "bars", "list"]));
+
+    let mut audits = Vec::new();
+    while audits.len() < 3 {
+        let line = served.lines.recv_timeout(dataport_testkit::EVENT_TIMEOUT).expect("an audit line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        if v["target"] == "dataport::audit" {
+            let f = &v["fields"];
+            audits.push(
+                [&f["caller"], &f["method"], &f["object"], &f["outcome"]]
+                    .map(|x| x.as_str().unwrap_or("").to_owned()),
+            );
+        }
+    }
+    assert_eq!(
+        audits,
+        [
+            ["ops", "/dataport.files.v1.FilesService/Upload", "report.txt", "OK"],
+            ["ops", "/dataport.files.v1.FilesService/Delete", "missing.txt", "NOT_FOUND"],
+            ["ops", "/dataport.market.v1.MarketService/DeleteSymbol", "-", "PERMISSION_DENIED"],
+        ]
+        .map(|a| a.map(str::to_owned))
+    );
+    let (_, rest) = served.terminate();
+    assert!(!rest.iter().any(|l| l.contains("dataport::audit")), "reads get no audit line: {rest:?}");
+}

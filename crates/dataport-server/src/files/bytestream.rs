@@ -25,6 +25,7 @@ use dataport_wire::{Lean, OffTheWire, Served};
 
 use super::{blocking, lean, shown, status, wire};
 use crate::Reply;
+use crate::logging::Audit;
 
 /// `google.bytestream.ByteStream`.
 #[derive(Clone, Debug)]
@@ -219,6 +220,7 @@ impl byte_stream_server::ByteStream for ByteStream {
         &self,
         request: Request<Streaming<bytestream::WriteRequest>>,
     ) -> Reply<bytestream::WriteResponse> {
+        let audit = Audit::of(request.extensions());
         let mut source = Decoded::new(request).reset_as(write_reset);
         let Some(Incoming::Message(first)) = source.next().await? else {
             return Err(Status::invalid_argument(format!(
@@ -231,6 +233,7 @@ impl byte_stream_server::ByteStream for ByteStream {
             )));
         }
         let resource = upload_resource(&first.resource_name)?;
+        audit.object(&resource.name);
         let rules = WriteRules { resource: first.resource_name.clone(), finished: false };
         let target = Target::Resumable {
             id: resource.id.clone(),
@@ -254,6 +257,7 @@ impl byte_stream_server::ByteStream for ByteStream {
         request: Request<bytestream::QueryWriteStatusRequest>,
     ) -> Reply<bytestream::QueryWriteStatusResponse> {
         let resource = upload_resource(&request.get_ref().resource_name)?;
+        Audit::of(request.extensions()).object(&resource.name);
         let (store, id) = (self.store.clone(), resource.id.clone());
         let state = blocking(move || store.upload_state(&id)).await?;
         let (committed, complete) = match state {

@@ -19,6 +19,7 @@ use dataport_wire::{Lean, OffTheWire, Served};
 use super::stream::{NewFile, Piece, Source, download, first, send_chunks, store_stream};
 use super::{blocking, lean, wire};
 use crate::Reply;
+use crate::logging::Audit;
 
 /// `FileSrv`.
 #[derive(Clone, Debug)]
@@ -45,8 +46,9 @@ impl OffTheWire for FileSrv {
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
         if request.uri().path() == UPLOAD_FILE {
+            let audit = Audit::of(request.extensions());
             return wire::upload(request, self.max_message, move |source| async move {
-                this.upload(source).await
+                this.upload(source, audit).await
             });
         }
         wire::download(request, self.max_message, move |request| async move {
@@ -71,6 +73,7 @@ impl FileSrv {
     pub(super) async fn upload(
         &self,
         mut source: impl Source<UploadRequest>,
+        audit: Audit,
     ) -> Result<StringResponse, Status> {
         let empty = "empty stream: UploadFile needs a header message first, then chunk_data messages";
         let name = match first(&mut source, empty).await?.request {
@@ -95,6 +98,7 @@ impl FileSrv {
                 Err(Status::invalid_argument(format!("message {index} has neither header nor chunk_data")))
             }
         };
+        audit.object(&name);
         let info = store_stream(&self.store, NewFile::named(name), (source, 1), chunk).await?;
         Ok(StringResponse { code: 0, message: stored_message(&info) })
     }
@@ -145,7 +149,8 @@ impl OffTheWire for FileTransfer {
     const PATHS: &'static [&'static str] = &[UPLOAD];
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
-        wire::upload(request, self.max_message, move |source| async move { this.upload(source).await })
+        let audit = Audit::of(request.extensions());
+        wire::upload(request, self.max_message, move |source| async move { this.upload(source, audit).await })
     }
 }
 
@@ -159,9 +164,15 @@ fn generated_name() -> String {
 
 impl FileTransfer {
     /// Upload, its messages from `source`.
-    pub(super) async fn upload(&self, source: impl Source<Chunk>) -> Result<file_transfer::Response, Status> {
+    pub(super) async fn upload(
+        &self,
+        source: impl Source<Chunk>,
+        audit: Audit,
+    ) -> Result<file_transfer::Response, Status> {
         let chunk = |chunk: Chunk, _| Ok(Piece::from(chunk.data));
-        let info = store_stream(&self.store, NewFile::named(generated_name()), (source, 0), chunk).await?;
+        let name = generated_name();
+        audit.object(&name);
+        let info = store_stream(&self.store, NewFile::named(name), (source, 0), chunk).await?;
         Ok(file_transfer::Response { message: stored_message(&info) })
     }
 }

@@ -25,6 +25,7 @@ use dataport_wire::{Lean, OffTheWire, Served};
 use super::stream::{Expect, NewFile, Piece, Rules, Source, download, first, send_chunks, store_stream};
 use super::{blocking, lean, shown, wire};
 use crate::Reply;
+use crate::logging::Audit;
 
 /// Files a List page holds when the request says 0.
 const DEFAULT_PAGE_SIZE: usize = 1000;
@@ -60,8 +61,9 @@ impl OffTheWire for FilesService {
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
         let this = self.clone();
         if request.uri().path() == UPLOAD {
+            let audit = Audit::of(request.extensions());
             return wire::upload(request, self.max_message, move |source| async move {
-                this.upload(source).await
+                this.upload(source, audit).await
             });
         }
         wire::download(request, self.max_message, move |request| async move {
@@ -263,6 +265,7 @@ impl FilesService {
     pub(super) async fn upload(
         &self,
         mut source: impl Source<v1::UploadRequest>,
+        audit: Audit,
     ) -> Result<v1::UploadResponse, Status> {
         let empty =
             "empty stream: Upload needs a header message first, then chunks, then optionally a trailer";
@@ -276,6 +279,7 @@ impl FilesService {
             }
         };
         checked_name("header.name", &header.name)?;
+        audit.object(&header.name);
         let header_sha256 = digest("header.sha256", &header.sha256)?;
         let rest = UploadRest { header_sha256, trailer_seen: false };
         let new = NewFile { name: header.name, expected: header_sha256, keep_existing: header.keep_existing };
@@ -333,7 +337,10 @@ impl files_service_server::FilesService for FilesService {
     }
 
     async fn delete(&self, request: Request<v1::DeleteRequest>) -> Reply<v1::DeleteResponse> {
-        let file = self.named(request.into_inner().name, |store, name| store.delete(name)).await?;
+        let audit = Audit::of(request.extensions());
+        let name = request.into_inner().name;
+        audit.object(&name);
+        let file = self.named(name, |store, name| store.delete(name)).await?;
         Ok(Response::new(v1::DeleteResponse { file: Some(file) }))
     }
 }

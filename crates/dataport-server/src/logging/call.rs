@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use super::Audit;
 use super::sink::Sink;
 use crate::auth::Caller;
 use crate::config::LogFormat;
@@ -327,6 +328,8 @@ pub(crate) struct Call {
     peer: Option<SocketAddr>,
     /// None for `anonymous`.
     caller: Option<Arc<str>>,
+    /// For a write, its audit line's object.
+    audit: Audit,
     /// How the request body ended; see [`Self::finish`].
     end: BodyEnd,
     start: Instant,
@@ -336,7 +339,16 @@ pub(crate) struct Call {
 impl Call {
     /// A call of `request`, whose caller is the [`Caller`] auth put in its
     /// extensions, else the name of its client certificate, else anonymous.
-    pub(crate) fn start(request: &http::request::Parts, end: BodyEnd) -> Call {
+    /// A write gets an [`Audit`] in its extensions, for its handler.
+    pub(crate) fn start(request: &mut http::request::Parts, end: BodyEnd) -> Call {
+        let audit = match crate::auth::need(request.uri.path()) {
+            Some(crate::auth::Need::Scope(_, crate::auth::Access::Write)) => {
+                let audit = Audit::write();
+                request.extensions.insert(audit.clone());
+                audit
+            }
+            _ => Audit::default(),
+        };
         let peer = request.extensions.get::<crate::tls::Peer>();
         let caller = match request.extensions.get::<Caller>() {
             Some(caller) => Some(Arc::clone(&caller.0)),
@@ -346,6 +358,7 @@ impl Call {
             method: request.uri.path_and_query().cloned(),
             peer: peer.and_then(|p| p.addr),
             caller,
+            audit,
             end,
             start: Instant::now(),
             done: false,
@@ -378,6 +391,9 @@ impl Call {
             caller: self.caller.as_deref().unwrap_or("anonymous"),
             message: (code != tonic::Code::Ok && !message.is_empty()).then_some(message),
         };
+        if self.audit.is_write() {
+            self.audit.log(line.caller, line.method, line.code, line.message);
+        }
         match super::CALL_LINES.get() {
             Some(lines) => lines.write(&line),
             None => {

@@ -1,6 +1,7 @@
 //! Logs: the subscriber, the batching sink every line goes through, and the
 //! line written for every call ([`crate::stack`] finishes one per call).
 
+mod audit;
 mod call;
 mod sink;
 
@@ -9,6 +10,7 @@ use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+pub use audit::Audit;
 pub(crate) use call::Call;
 pub use call::{code_name, parked, stopped};
 pub use sink::{Sink, SinkGuard};

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{ChartRequest, DateRange, Market, blocking, chunks, internal, stored_symbol};
 use crate::Reply;
+use crate::logging::Audit;
 use crate::tonic_fixes::BodyEnd;
 
 /// The most CSV bytes one import takes.
@@ -44,7 +45,9 @@ impl market_service_server::MarketService for MarketService {
         request: Request<Streaming<pb::ImportBarsRequest>>,
     ) -> Reply<pb::ImportBarsResponse> {
         let end = request.extensions().get::<BodyEnd>().cloned();
+        let audit = Audit::of(request.extensions());
         let upload = Upload::receive(request.into_inner()).await?;
+        audit.object(&upload.symbol);
         if end.is_some_and(|e| e.failed()) {
             return Err(Status::cancelled("the import stream was reset before it ended; nothing was stored"));
         }
@@ -134,7 +137,9 @@ impl market_service_server::MarketService for MarketService {
         &self,
         request: Request<pb::DeleteSymbolRequest>,
     ) -> Reply<pb::DeleteSymbolResponse> {
+        let audit = Audit::of(request.extensions());
         let symbol = stored_symbol(&request.into_inner().symbol)?;
+        audit.object(&symbol);
         let market = self.market.clone();
         let response = blocking(move || {
             let deleted = market.store.delete(&symbol).map_err(internal)?;

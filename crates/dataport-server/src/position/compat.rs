@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Hub, full, invalid};
 use crate::Reply;
+use crate::logging::Audit;
 
 /// `posXYZ.PositionService`.
 #[derive(Clone, Debug)]
@@ -36,6 +37,7 @@ impl position_service_server::PositionService for PositionService {
     }
 
     async fn position_pub(&self, request: Request<pos_xyz::Position>) -> Reply<pos_xyz::Msg> {
+        Audit::of(request.extensions()).object(DEFAULT_ENTITY);
         let pos =
             request.into_inner().position.ok_or_else(|| Status::invalid_argument("position is required"))?;
         let p = Vec3 { x: pos.x.into(), y: pos.y.into(), z: pos.z.into() }.validate().map_err(invalid)?;

@@ -12,6 +12,7 @@ use super::hub::Watcher;
 use super::{Hub, Snapshot, full, invalid};
 use crate::Reply;
 use crate::drain::{Drain, EndOnDrain};
+use crate::logging::Audit;
 
 /// `dataport.position.v1.PositionService`.
 #[derive(Clone, Debug)]
@@ -44,8 +45,10 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> 
 #[tonic::async_trait]
 impl position_service_server::PositionService for PositionService {
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {
+        let audit = Audit::of(request.extensions());
         let req = request.into_inner();
         position::validate_entity(&req.entity).map_err(invalid)?;
+        audit.object(&req.entity);
         let p = req.position.ok_or_else(|| Status::invalid_argument("position is required"))?;
         let p = Vec3 { x: p.x, y: p.y, z: p.z }.validate().map_err(invalid)?;
         let snapshot = self.hub.publish(&req.entity, p).map_err(full)?;
