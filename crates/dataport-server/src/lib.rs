@@ -25,6 +25,7 @@ mod stack;
 pub mod tls;
 mod tonic_fixes;
 mod watch;
+mod web;
 
 pub use server::{SERVICES, ServeError, Server, StartError};
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use dataport_core::route::FeatureDb;
@@ -192,11 +193,8 @@ impl Server {
         // The largest request message of every service but Detect's.
         let max = self.config.max_message_size;
 
-        let router = tonic::transport::Server::builder()
-            .max_frame_size(Some(1 << 20))
-            .initial_stream_window_size(Some(STREAM_WINDOW))
-            .initial_connection_window_size(Some(CONNECTION_WINDOW))
-            .layer(crate::stack::CallLayer::new(self.compression(), self.auth.clone()))
+        let mut routes = tonic::service::RoutesBuilder::default();
+        routes
             .add_service(EndOnDrain::new(health.service(), drain.clone()))
             .add_service(ReflectionV1::server(Arc::clone(&catalog)))
             .add_service(ReflectionV1Alpha::server(catalog))
@@ -213,6 +211,12 @@ impl Server {
             .add_service(files::compat::file_transfer(self.files.clone(), max))
             .add_service(files::bytestream::byte_stream(self.files.clone(), max))
             .add_service(files::v1::files_service(self.files.clone(), max));
+        let routes = routes.routes();
+        let builder = tonic::transport::Server::builder()
+            .max_frame_size(Some(1 << 20))
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW));
+        let calls = crate::stack::CallLayer::new(self.compression(), self.auth.clone());
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));
@@ -248,7 +252,24 @@ impl Server {
             let _ = draining_tx.send(());
         };
         let incoming = crate::tls::incoming(listener, self.tls.clone());
-        let serve = router.serve_with_incoming_shutdown(incoming, signal);
+        // gRPC-Web, when asked for, in front of the call layer: it turns a
+        // browser's call into a gRPC one, which the call layer then sees as
+        // any other (auth, deadline, call line). Off, no call pays for it.
+        let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match self.config.grpc_web {
+                true => {
+                    let web = tower::ServiceBuilder::new()
+                        .option_layer(crate::web::cors(&self.config.cors_allowed_origins))
+                        .layer(tonic_web::GrpcWebLayer::new())
+                        .layer(calls);
+                    let router = builder.accept_http1(true).layer(web).add_routes(routes);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+                false => {
+                    let router = builder.layer(calls).add_routes(routes);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+            };
         tokio::pin!(serve);
         tokio::select! {
             result = &mut serve => result?,

@@ -84,7 +84,7 @@ macro_rules! settings {
             },
         )+];
     };
-    (@default $key:ident, $parse:expr, unset $shown:literal) => { None };
+    (@default $key:ident, $parse:expr, unset $shown:literal) => { Default::default() };
     (@default $key:ident, $parse:expr, $default:literal) => {
         match ($parse)($default) {
             Ok(value) => value,
@@ -146,6 +146,10 @@ settings! {
     reflection_public: bool = "false", switch, parse::boolean;
     /// serve a non-loopback address without TLS and auth (refused otherwise): a warning at start
     insecure: bool = "false", switch, parse::boolean;
+    /// serve gRPC-Web too (unary and server-streaming calls from browsers, HTTP/1.1 or HTTP/2)
+    grpc_web: bool = "false", switch, parse::boolean;
+    /// origins whose pages may call over gRPC-Web, comma-separated (`https://app.example.com`), or `*`
+    cors_allowed_origins: Vec<http::HeaderValue> = unset "none", value "ORIGINS", parse::origins;
     /// compress responses with this when the client accepts it; file data is never compressed
     response_compression: ResponseCompression = "none", value "CODEC",
         |v| parse::one_of(v, &[

@@ -23,6 +23,22 @@ pub(super) fn boolean(value: &str) -> Result<bool, String> {
     }
 }
 
+/// Comma-separated origins (`scheme://host[:port]`), or `*`; empty for none.
+pub(super) fn origins(value: &str) -> Result<Vec<http::HeaderValue>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let scheme_host = origin.split_once("://").is_some_and(|(s, h)| !s.is_empty() && !h.is_empty());
+            if origin != "*" && (!scheme_host || origin.ends_with('/')) {
+                return Err(format!("{origin:?} is not an origin like https://app.example.com (or *)"));
+            }
+            http::HeaderValue::from_str(origin).map_err(|_| format!("{origin:?} is not a header value"))
+        })
+        .collect()
+}
+
 pub(super) fn positive(value: &str) -> Result<usize, String> {
     value.parse().ok().filter(|&n| n >= 1).ok_or_else(|| "expected a whole number of at least 1".to_owned())
 }
@@ -87,6 +103,17 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_and_host_or_a_star() {
+        let ok = origins(" https://app.example.com, http://localhost:8080 ,").unwrap();
+        assert_eq!(ok, ["https://app.example.com", "http://localhost:8080"]);
+        assert_eq!(origins("*").unwrap(), ["*"]);
+        assert!(origins("").unwrap().is_empty());
+        for bad in ["app.example.com", "https://app.example.com/", "https://"] {
+            assert!(origins(bad).unwrap_err().contains("is not an origin"), "{bad}");
+        }
     }
 
     #[test]
