@@ -8,53 +8,8 @@ use std::time::{Duration, Instant};
 
 use dataport_proto::helloworld::HelloRequest;
 use dataport_proto::helloworld::greeter_client::GreeterClient;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    date_time_ymd,
-};
+use dataport_testkit::certs::{Ca, Pair, self_signed};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-/// A CA that signs server and client certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate and its key, PEM.
-struct Pair {
-    cert: String,
-    key: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().expect("a key");
-        Ca { issuer: CertifiedIssuer::self_signed(params, key).expect("a CA certificate") }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// A certificate for `names` (SANs), with `common_name` if given.
-    fn sign(&self, names: &[&str], common_name: Option<&str>, expired: bool) -> Pair {
-        let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-            .expect("params");
-        if let Some(cn) = common_name {
-            params.distinguished_name.push(DnType::CommonName, cn);
-        }
-        if expired {
-            params.not_before = date_time_ymd(2000, 1, 1);
-            params.not_after = date_time_ymd(2001, 1, 1);
-        }
-        let key = KeyPair::generate().expect("a key");
-        let cert = params.signed_by(&key, &self.issuer).expect("a certificate");
-        Pair { cert: cert.pem(), key: key.serialize_pem() }
-    }
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -132,14 +87,6 @@ async fn mutual_tls_takes_only_clients_with_a_certificate_of_the_client_ca() {
         let result = call(&server, &ca, identity.as_ref()).await;
         assert!(result.is_err(), "a client with {what} was let in: {result:?}");
     }
-}
-
-fn self_signed(name: &str) -> Pair {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().expect("a key");
-    let cert = params.self_signed(&key).expect("a certificate");
-    Pair { cert: cert.pem(), key: key.serialize_pem() }
 }
 
 #[tokio::test]

@@ -163,6 +163,8 @@ impl BackgroundServer {
 }
 
 /// The `dataport` binary of this build, run as a user runs it.
+pub mod certs;
+
 pub mod cli {
     use super::*;
 

@@ -4,43 +4,27 @@
 
 use std::path::{Path, PathBuf};
 
+use dataport_testkit::certs::Ca;
 use dataport_testkit::cli::{Served, bare, failing, stdout_of};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
-struct Ca(CertifiedIssuer<'static, KeyPair>);
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        params.distinguished_name.push(DnType::CommonName, name);
-        Ca(CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key")).expect("a CA"))
-    }
-
-    /// Writes the CA's certificate and a certificate and key it signs for
-    /// `names`, as NAME-ca.pem, NAME.pem and NAME.key in `dir`.
-    fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> [PathBuf; 3] {
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let mut params = CertificateParams::new(names).expect("params");
-        params.distinguished_name.push(DnType::CommonName, file);
-        let key = KeyPair::generate().expect("a key");
-        let cert = params.signed_by(&key, &self.0).expect("a certificate");
-        let write = |name: String, text: String| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).expect("write");
-            path
-        };
-        [
-            write(format!("{file}-ca.pem"), self.0.pem()),
-            write(format!("{file}.pem"), cert.pem()),
-            write(format!("{file}.key"), key.serialize_pem()),
-        ]
-    }
+/// Writes `ca`'s certificate and a certificate and key it signs for
+/// `names`, as FILE-ca.pem, FILE.pem and FILE.key in `dir`.
+fn issue(ca: &Ca, dir: &Path, file: &str, names: &[&str]) -> [PathBuf; 3] {
+    let pair = ca.sign(names, Some(file), false);
+    let write = |name: String, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    [
+        write(format!("{file}-ca.pem"), &ca.pem()),
+        write(format!("{file}.pem"), &pair.cert),
+        write(format!("{file}.key"), &pair.key),
+    ]
 }
 
 fn serve_tls(dir: &Path, client_ca: Option<&Path>) -> (Served, PathBuf) {
-    let [ca, cert, key] = Ca::new("Server CA").issue(dir, "server", &["localhost", "127.0.0.1"]);
+    let [ca, cert, key] = issue(&Ca::new("Server CA"), dir, "server", &["localhost", "127.0.0.1"]);
     let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
     let mut flags = vec!["--tls-cert", cert, "--tls-key", key];
     if let Some(client_ca) = client_ca {
@@ -86,7 +70,7 @@ fn https_servers_are_spoken_to_over_tls_or_not_at_all() {
 #[test]
 fn a_server_that_asks_for_a_client_certificate_gets_the_one_given() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let [client_ca, cert, key] = Ca::new("Client CA").issue(dir.path(), "collector", &[]);
+    let [client_ca, cert, key] = issue(&Ca::new("Client CA"), dir.path(), "collector", &[]);
     let (served, ca) = serve_tls(dir.path(), Some(&client_ca));
     let https = format!("https://localhost:{}", port(&served));
     let mut with = bare();
