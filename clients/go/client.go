@@ -15,6 +15,11 @@
 //	defer c.Close()
 //	f, err := c.UploadFile(ctx, "report.pdf")
 //
+// A server on a network speaks TLS and wants a token:
+//
+//	c, err := dataport.Dial("https://dataport.example.com:50051",
+//		dataport.WithCA("ca.pem"), dataport.WithToken(secret))
+//
 // Errors from the server are gRPC statuses, possibly wrapped with context:
 // status.Code(err) and status.FromError(err) see through the wrapping.
 package dataport
@@ -102,26 +107,47 @@ const AddressEnv = "DATAPORT_SERVER"
 // DefaultAddress. Like grpc.NewClient it does not wait for the server: the
 // first call connects.
 //
-// Its defaults, which opts given here override (later options win): what
-// an http:// or https:// URL says; for other targets plaintext when target
-// is a loopback address, localhost or a unix socket, and TLS with the
-// system's roots otherwise (pass
-// grpc.WithTransportCredentials(insecure.NewCredentials()) for a plaintext
-// server elsewhere); messages of up to MaxMessageSize both ways.
+// Its own options, as the CLI's flags: WithCA (--ca), WithClientCert
+// (--cert, --key) and WithToken (--token; without it DATAPORT_TOKEN from the
+// environment, if set, is sent).
+//
+//	c, err := dataport.Dial("https://dataport.example.com:50051",
+//		dataport.WithCA("ca.pem"), dataport.WithToken(secret))
+//
+// Its defaults, which grpc options given here override (later options
+// win): what an http:// or https:// URL says (https:// is TLS with the
+// system's roots, or WithCA's); for other targets TLS when WithCA or
+// WithClientCert is given, else plaintext when target is a loopback
+// address, localhost or a unix socket and TLS with the system's roots
+// otherwise (pass grpc.WithTransportCredentials(insecure.NewCredentials())
+// for a plaintext server elsewhere); messages of up to MaxMessageSize both
+// ways. An http:// target with WithCA or WithClientCert is an error.
 func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
+	settings, opts := ownOptions(opts)
 	if target == "" {
 		target = os.Getenv(AddressEnv)
 	}
 	if target == "" {
 		target = DefaultAddress
 	}
+	given := target
 	target, secure, err := parseTarget(target)
 	if err != nil {
 		return nil, err
 	}
+	if settings.tls() {
+		if strings.HasPrefix(strings.ToLower(given), "http://") {
+			return nil, fmt.Errorf("server address %q: WithCA and WithClientCert speak TLS, which an http:// server does not; use https://", given)
+		}
+		secure = true
+	}
 	var creds credentials.TransportCredentials
 	if secure {
-		creds = credentials.NewTLS(nil)
+		config, err := settings.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(config)
 	} else {
 		creds = insecure.NewCredentials()
 	}
@@ -131,6 +157,17 @@ func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 			grpc.MaxCallRecvMsgSize(MaxMessageSize),
 			grpc.MaxCallSendMsgSize(MaxMessageSize),
 		),
+	}
+	token, source := os.Getenv(TokenEnv), TokenEnv
+	if settings.token != nil {
+		token, source = *settings.token, "WithToken"
+	}
+	if token != "" {
+		bearer, err := newBearerToken(token, source, secure)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, grpc.WithPerRPCCredentials(bearer))
 	}
 	all = append(all, opts...)
 	conn, err := grpc.NewClient(target, all...)

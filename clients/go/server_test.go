@@ -19,6 +19,7 @@ import (
 // The tests share one real `dataport serve`, started by TestMain on a port
 // of its choosing, with a data dir of its own.
 var (
+	testBin    string
 	testAddr   string
 	testClient *Client
 )
@@ -43,6 +44,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "no dataport binary at %s: set DATAPORT_BIN or run clients/go/run\n", bin)
 		return 1
 	}
+	testBin = bin
 	dataDir, err := os.MkdirTemp("", "dataport-go-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -83,12 +85,14 @@ type server struct {
 	recent []string // the last lines of its output, for failure messages
 }
 
-// startServer starts bin on 127.0.0.1:0 and waits for the JSON log line in
-// which it announces its address ({"fields": {"message": "listening",
-// "addr": ...}}); it never guesses how long that takes.
-func startServer(bin, dataDir string) (*server, error) {
+// startServer starts bin on 127.0.0.1:0, with extra serve flags, and waits
+// for the JSON log line in which it announces its address ({"fields":
+// {"message": "listening", "addr": ...}}); it never guesses how long that
+// takes.
+func startServer(bin, dataDir string, args ...string) (*server, error) {
 	s := &server{exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json")
+	argv := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"}, args...)
+	s.cmd = exec.Command(bin, argv...)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -185,6 +189,25 @@ func (s *server) stop() error {
 func (s *server) kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.exited
+}
+
+// ownServer starts a server of the test's own with extra serve flags,
+// stopped after the test; its output is logged if the test fails.
+func ownServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	s, err := startServer(testBin, t.TempDir(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("dataport output:\n%s", s.output())
+		}
+	})
+	return s
 }
 
 // testContext is a context bounded by callTimeout, cancelled at the end

@@ -31,14 +31,14 @@ SHUTDOWN_TIMEOUT_S = 15.0
 class DataportServer:
     """One `dataport serve` on a loopback port of its choosing."""
 
-    def __init__(self, binary: str, data_dir: Path) -> None:
+    def __init__(self, binary: str, data_dir: Path, args: tuple[str, ...] = ()) -> None:
         self.binary = binary
         self.data_dir = data_dir
         self.addr = ""
         self._recent: collections.deque[str] = collections.deque(maxlen=200)
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._announced = threading.Event()
-        argv = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-format", "json"]
+        argv = [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-format", "json", *args]
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
         )

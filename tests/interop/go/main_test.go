@@ -105,6 +105,9 @@ type server struct {
 
 	mu     sync.Mutex
 	recent []string
+	// all is every line of its output, when kept (auth tests look for
+	// secrets in it; see keepAll); nil otherwise.
+	all    []string
 	calls  []call        // every call line, in the order written
 	logged chan struct{} // closed (and replaced) when a call line comes
 	drains sync.WaitGroup
@@ -114,6 +117,12 @@ type server struct {
 
 // start runs the binary with a fresh data dir and waits for its address.
 func start(bin, dataDir string, env []string, args []string) (*server, error) {
+	return launch(bin, dataDir, env, args, false)
+}
+
+// launch is start, keeping every line of the server's output in s.all
+// when keepAll.
+func launch(bin, dataDir string, env []string, args []string, keepAll bool) (*server, error) {
 	argv := append([]string{
 		"serve",
 		"--listen", "127.0.0.1:0",
@@ -132,6 +141,9 @@ func start(bin, dataDir string, env []string, args []string) (*server, error) {
 		return nil, err
 	}
 	s := &server{dataDir: dataDir, cmd: cmd, exited: make(chan struct{}), logged: make(chan struct{})}
+	if keepAll {
+		s.all = []string{}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -177,6 +189,9 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 		if len(s.recent) > keptLines {
 			s.recent = s.recent[len(s.recent)-keptLines:]
 		}
+		if s.all != nil {
+			s.all = append(s.all, line)
+		}
 		s.mu.Unlock()
 		if name != "stdout" {
 			continue
@@ -189,6 +204,7 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 				Code    string `json:"code"`
 				Peer    string `json:"peer"`
 				Micros  int64  `json:"duration_us"`
+				Caller  string `json:"caller"`
 			} `json:"fields"`
 		}
 		if json.Unmarshal([]byte(line), &record) != nil {
@@ -197,7 +213,7 @@ func (s *server) drain(pipe io.Reader, name string, announced chan<- string) {
 		if record.Fields.Method != "" && record.Fields.Code != "" {
 			s.mu.Lock()
 			s.calls = append(s.calls, call{record.Fields.Method, record.Fields.Code, record.Fields.Peer,
-				time.Duration(record.Fields.Micros) * time.Microsecond})
+				time.Duration(record.Fields.Micros) * time.Microsecond, record.Fields.Caller})
 			close(s.logged)
 			s.logged = make(chan struct{})
 			s.mu.Unlock()
@@ -216,6 +232,7 @@ type call struct {
 	code   string // OK, CANCELLED, ...
 	peer   string // the client's address
 	took   time.Duration
+	caller string // the token's name, the client certificate's, or "anonymous"
 }
 
 // peerConn is a connection of its own to s, and the local address it
@@ -254,6 +271,13 @@ func (s *server) peerConn(t *testing.T) (*grpc.ClientConn, func() string) {
 func (s *server) ended(t *testing.T, method, peer string) string {
 	t.Helper()
 	return s.endedCall(t, method, peer).code
+}
+
+// callerOf is who the server's call line of method from peer names as its
+// caller, once the line is there.
+func (s *server) callerOf(t *testing.T, method, peer string) string {
+	t.Helper()
+	return s.endedCall(t, method, peer).caller
 }
 
 // endedCall is ended's whole line: code and the server's own duration.

@@ -38,10 +38,13 @@ SHUTDOWN_TIMEOUT_S = 15.0
 class DataportServer:
     """One `dataport serve` process on a loopback port of its choosing."""
 
-    def __init__(self, binary, data_dir, extra_args=()):
+    def __init__(self, binary, data_dir, extra_args=(), keep_output=False):
         self.binary = binary
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        # Every line of stdout and stderr, when asked for (the auth tests
+        # look for secrets in it); otherwise only the last ones are kept.
+        self.everything = [] if keep_output else None
         self.addr = None
         self.process = None
         self._recent = collections.deque(maxlen=200)
@@ -78,6 +81,8 @@ class DataportServer:
         def run():
             for line in pipe:
                 self._recent.append(f"[{name}] {line.rstrip()}")
+                if self.everything is not None:
+                    self.everything.append(line)
                 if forward and not self._announced.is_set():
                     self._stdout_lines.put(line)
                 if forward and '"dataport::call"' in line:

@@ -12,6 +12,11 @@ helpers for what takes more than one call or some care:
 - `Client.detect_outliers` / `Client.detect_outliers_compat`: outliers of a
   list or a numpy array.
 
+`Client("https://host:port", ca="ca.pem", token=secret)` speaks TLS (with
+`cert` and `key`, mutual TLS) and sends the token with every call, as the
+CLI's --ca, --cert, --key and --token do; DATAPORT_TOKEN is the token when
+none is given.
+
 The generated modules mirror proto/: proto/compat/helloworld.proto is
 `dataport_client.compat.helloworld_pb2` (and `_pb2_grpc`),
 proto/dataport/files/v1/files.proto is
@@ -25,10 +30,13 @@ from dataport_client.client import (
     CHUNK_SIZE,
     DEFAULT_ADDRESS,
     MAX_MESSAGE_BYTES,
+    TOKEN_ENV,
     Client,
     NotReady,
+    Pem,
     channel_options,
     parse_address,
+    tls_credentials,
 )
 from dataport_client.files import FileInfo, Progress, TransferError, upload_id, write_resource
 from dataport_client.market import IndicatorRow, IndicatorTable, MacdRow, MacdRows
@@ -41,6 +49,7 @@ __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_ADDRESS",
     "MAX_MESSAGE_BYTES",
+    "TOKEN_ENV",
     "Client",
     "FileInfo",
     "IndicatorRow",
@@ -49,12 +58,14 @@ __all__ = [
     "MacdRows",
     "NotReady",
     "OutlierResult",
+    "Pem",
     "Progress",
     "SeriesStats",
     "TransferError",
     "channel_options",
     "encode_metrics",
     "parse_address",
+    "tls_credentials",
     "upload_id",
     "write_resource",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
@@ -34,6 +34,8 @@ from dataport_client.google.bytestream import bytestream_pb2_grpc
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 # Where a Client connects when given no address, as for the CLI.
 ADDRESS_ENV = "DATAPORT_SERVER"
+# The token a Client sends when given none, as for the CLI's --token.
+TOKEN_ENV = "DATAPORT_TOKEN"
 # The largest message the channel sends or takes. A Detect of a million
 # values is 24 MB and the server takes up to max_detect_bytes (64 MiB by
 # default); grpc's own default receive limit is 4 MiB. Past the server's
@@ -41,6 +43,11 @@ ADDRESS_ENV = "DATAPORT_SERVER"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 # Chunks of file transfers.
 CHUNK_SIZE = 1024 * 1024
+
+
+# A certificate or key for `Client(ca=, cert=, key=)`: a path to a PEM file
+# (str or os.PathLike), or the PEM itself as bytes.
+Pem: TypeAlias = str | os.PathLike[str] | bytes
 
 
 class NotReady(grpc.FutureTimeoutError, TimeoutError):
@@ -81,6 +88,109 @@ def channel_options(extra: Iterable[tuple[str, Any]] = ()) -> list[tuple[str, An
     return list(options.items())
 
 
+def _read_pem(what: str, pem: Pem) -> bytes:
+    """The bytes of a certificate or key: `pem` itself when bytes, else the
+    file it names."""
+    if isinstance(pem, bytes):
+        return pem
+    if isinstance(pem, str) and pem.lstrip().startswith("-----BEGIN"):
+        raise ValueError(f"{what}: a str is a path; pass the PEM itself as bytes ({what}=pem.encode())")
+    path = Path(pem)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise OSError(e.errno, f"{what}={str(path)!r}: cannot read it: {e.strerror}") from e
+
+
+def tls_credentials(*, ca: Pem | None = None, cert: Pem | None = None, key: Pem | None = None) -> grpc.ChannelCredentials:
+    """grpc.ssl_channel_credentials from PEM paths or bytes, as the CLI's
+    --ca, --cert and --key take them: the server's certificate checked
+    against `ca` (grpcio's default roots when None), and `cert` and `key`,
+    given together, presented to a server that asks for a client
+    certificate (mutual TLS)."""
+    if (cert is None) != (key is None):
+        given, missing = ("cert", "key") if key is None else ("key", "cert")
+        raise ValueError(f"{given} needs {missing}: a client certificate is its chain and its private key")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read_pem("ca", ca) if ca is not None else None,
+        private_key=_read_pem("key", key) if key is not None else None,
+        certificate_chain=_read_pem("cert", cert) if cert is not None else None,
+    )
+
+
+def _bearer(token: str, source: str) -> str:
+    """The `authorization` value of a token; ValueError, not naming the
+    token, for one that cannot be a header value."""
+    if not token.isascii() or not token.isprintable() or token != token.strip():
+        raise ValueError(f"{source}: a token is printable ASCII without spaces around it (dataport token new prints one)")
+    return f"Bearer {token}"
+
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    """A call's details with metadata of our choosing."""
+
+    def __init__(self, details: grpc.ClientCallDetails, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.metadata = metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = details.wait_for_ready
+        self.compression = details.compression
+
+
+class _BearerMetadata(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds `authorization: Bearer TOKEN` to every call on a plaintext
+    channel, where grpcio refuses call credentials (they need a secure
+    channel)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(details, (*(details.metadata or ()), ("authorization", self._value)))
+
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, _Request], grpc._CallFuture[_Response]],
+        client_call_details: grpc.ClientCallDetails,
+        request: _Request,
+    ) -> grpc._CallFuture[_Response]:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, _Request], grpc._CallIterator[_Response]],
+        client_call_details: grpc.ClientCallDetails,
+        request: _Request,
+    ) -> grpc._CallIterator[_Response]:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Iterator[_Request]], grpc._CallFuture[_Response]],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[_Request],
+    ) -> grpc._CallFuture[_Response]:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Iterator[_Request]], grpc._CallIterator[_Response]],
+        client_call_details: grpc.ClientCallDetails,
+        request_iterator: Iterator[_Request],
+    ) -> grpc._CallIterator[_Response]:
+        return continuation(self._details(client_call_details), request_iterator)
+
+
 class Client:
     """A connection to one Dataport server.
 
@@ -88,21 +198,43 @@ class Client:
             print(client.greeter.SayHello(helloworld_pb2.HelloRequest(name="you")).message)
             client.upload_file("report.pdf")
 
+        with Client("https://dataport.example.com:50051", ca="ca.pem", token=secret) as client:
+            ...
+
     The address is what the CLI's --server takes: `HOST:PORT`,
-    `http://HOST:PORT` or `https://HOST:PORT` (TLS, with the system's root
-    certificates unless `credentials` says otherwise); left out, it is
+    `http://HOST:PORT` or `https://HOST:PORT`; left out, it is
     DATAPORT_SERVER from the environment, else 127.0.0.1:50051.
 
+    TLS, as the CLI's --ca, --cert and --key: an `https://` server is spoken
+    to over TLS only, its certificate checked against `ca` (grpcio's
+    default roots when None); `cert` and `key` together are the client
+    certificate for mutual TLS. Each is a path to a PEM file (str or
+    os.PathLike) or the PEM itself as bytes. Given any of them, a bare
+    `HOST:PORT` is TLS too, and an `http://` address is a ValueError.
+    `credentials` replaces all three with channel credentials of your own.
+
+    `token` is sent with every call as `authorization: Bearer TOKEN`; None
+    reads DATAPORT_TOKEN from the environment, "" sends none. Over TLS it
+    is grpc.access_token_call_credentials composed with the channel's
+    credentials; over plaintext (a server on this machine), where grpcio
+    refuses call credentials, an interceptor adds the same metadata.
+
     Every failed call raises grpc.RpcError, whose code() and details() say
-    why. `timeout` is the deadline in seconds of each unary call the helpers
-    make (None: none); transfers take their own `timeout`, None by default,
-    as a big file may take long.
+    why (UNAUTHENTICATED without a token the server knows,
+    PERMISSION_DENIED naming the scope a token lacks). `timeout` is the
+    deadline in seconds of each unary call the helpers make (None: none);
+    transfers take their own `timeout`, None by default, as a big file may
+    take long.
     """
 
     def __init__(
         self,
         address: str | None = None,
         *,
+        ca: Pem | None = None,
+        cert: Pem | None = None,
+        key: Pem | None = None,
+        token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Iterable[tuple[str, Any]] = (),
         timeout: float | None = 60.0,
@@ -110,14 +242,33 @@ class Client:
         self.address = address if address is not None else os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
         self.timeout = timeout
         target, secure = parse_address(self.address)
+        if ca is not None or cert is not None or key is not None:
+            if credentials is not None:
+                raise ValueError("give ca, cert and key, or credentials, not both")
+            if self.address.lower().startswith("http://"):
+                raise ValueError(
+                    f"server address {self.address!r}: ca, cert and key speak TLS, which an http:// server does not; "
+                    "use https://"
+                )
+            secure = True
         if secure and credentials is None:
-            credentials = grpc.ssl_channel_credentials()
+            credentials = tls_credentials(ca=ca, cert=cert, key=key)
+        # Whether the channel speaks TLS (or whatever `credentials` give).
+        self.secure = credentials is not None
+        if token is None:
+            token, source = os.environ.get(TOKEN_ENV, ""), TOKEN_ENV
+        else:
+            source = "token"
+        bearer = _bearer(token, source) if token else None
         opts = channel_options(options)
-        self.channel: grpc.Channel = (
-            grpc.secure_channel(target, credentials, options=opts)
-            if credentials is not None
-            else grpc.insecure_channel(target, options=opts)
-        )
+        if credentials is not None:
+            if token:
+                credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+            self.channel: grpc.Channel = grpc.secure_channel(target, credentials, options=opts)
+        else:
+            self.channel = grpc.insecure_channel(target, options=opts)
+            if bearer is not None:
+                self.channel = grpc.intercept_channel(self.channel, _BearerMetadata(bearer))
         ch = self.channel
         # The seed services.
         self.greeter = helloworld_pb2_grpc.GreeterStub(ch)

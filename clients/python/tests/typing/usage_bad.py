@@ -20,3 +20,5 @@ def misuse(client: dataport_client.Client) -> None:
     client.indicators("AAPL", ["rsi"], adjusted="no")  # error
     client.detect_outliers([1.0], method="median")  # error
     client.upload_file("a.bin", progress=lambda done: None)  # error
+    dataport_client.Client("https://localhost:50051", ca=1)  # error
+    dataport_client.Client("https://localhost:50051", token=b"secret")  # error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal, assert_type
 
 import grpc
@@ -64,3 +65,10 @@ def use(client: dataport_client.Client) -> None:
     except grpc.RpcError as e:
         assert isinstance(e, grpc.Call)
         assert_type(e.code(), grpc.StatusCode)
+
+
+def connect(ca_pem: bytes) -> None:
+    # ca, cert and key: paths or PEM bytes; token a str.
+    with dataport_client.Client("https://localhost:50051", ca=ca_pem, cert=Path("c.pem"), key="c.key", token="t") as c:
+        assert_type(c.secure, bool)
+    assert_type(dataport_client.tls_credentials(ca="ca.pem"), grpc.ChannelCredentials)
