@@ -22,9 +22,11 @@
 //! scopes = ["files:write"]
 //! ```
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use http::HeaderName;
@@ -183,7 +185,7 @@ impl Scopes {
     }
 }
 
-/// Who made a call, as call lines name them; every request carries it.
+/// Who made a call, as its call line names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller(pub Arc<str>);
 
@@ -303,8 +305,18 @@ pub fn secret_sha256(secret: &str) -> String {
 pub struct Auth {
     path: PathBuf,
     entries: RwLock<Arc<Entries>>,
+    /// Ticks on every reload, so each thread knows when its copy of
+    /// `entries` is stale without touching the lock (see [`Auth::entries`]).
+    generation: AtomicU64,
     reflection_public: bool,
     watched: Mutex<Option<Watched>>,
+}
+
+thread_local! {
+    /// The entries this thread last read, of which auth (by address) and
+    /// generation: a call reads them with no shared write, where the lock
+    /// and an `Arc` clone would each bounce a cache line between cores.
+    static ENTRIES: RefCell<Option<(usize, u64, Arc<Entries>)>> = const { RefCell::new(None) };
 }
 
 const AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
@@ -314,14 +326,39 @@ impl Auth {
     pub fn load(path: PathBuf, reflection_public: bool) -> Result<Arc<Auth>, String> {
         let watched = Watched::new(vec![path.clone()]);
         let entries = RwLock::new(Arc::new(Entries::read(&path)?));
-        Ok(Arc::new(Auth { path, entries, reflection_public, watched: Mutex::new(Some(watched)) }))
+        let generation = AtomicU64::new(0);
+        Ok(Arc::new(Auth {
+            path,
+            entries,
+            generation,
+            reflection_public,
+            watched: Mutex::new(Some(watched)),
+        }))
     }
 
     /// Reads the file again; keeps the entries in use if it does not load.
     pub fn reload(&self) -> Result<(), String> {
         let entries = Entries::read(&self.path)?;
         *self.entries.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(entries);
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// Runs `f` over the entries in use, read through this thread's copy.
+    fn with_entries<T>(&self, f: impl FnOnce(&Entries) -> T) -> T {
+        let generation = self.generation.load(Ordering::Acquire);
+        let me = std::ptr::from_ref(self) as usize;
+        ENTRIES.with_borrow_mut(|cached| {
+            match cached {
+                Some((auth, seen, _)) if *auth == me && *seen == generation => {}
+                _ => {
+                    let entries = Arc::clone(&self.entries.read().unwrap_or_else(PoisonError::into_inner));
+                    *cached = Some((me, generation, entries));
+                }
+            }
+            let (_, _, entries) = cached.as_ref().expect("filled above");
+            f(entries)
+        })
     }
 
     /// Reloads when the file changes or on SIGHUP.
@@ -333,28 +370,37 @@ impl Auth {
         }
     }
 
-    /// Who is calling `request`, if known, and whether they may:
-    /// UNAUTHENTICATED for no or an unknown token, PERMISSION_DENIED naming
-    /// the scope a known caller lacks.
-    pub fn check(&self, request: &http::request::Parts) -> (Option<Caller>, Result<(), Status>) {
-        match self.identify(request) {
+    /// Who is calling `request`, if known, and whether they may call a
+    /// method that needs `need` ([`need`] of its path): UNAUTHENTICATED for
+    /// no or an unknown token, PERMISSION_DENIED naming the scope a known
+    /// caller lacks.
+    pub fn check(
+        &self,
+        request: &http::request::Parts,
+        need: Option<Need>,
+    ) -> (Option<Caller>, Result<(), Status>) {
+        match self.with_entries(|entries| self.identify(request, need, entries)) {
             Ok((caller, allowed)) => (Some(caller), allowed),
             Err(status) => (None, Err(status)),
         }
     }
 
     /// The caller, and whether they may call; an error when unknown.
-    fn identify(&self, request: &http::request::Parts) -> Result<(Caller, Result<(), Status>), Status> {
+    fn identify(
+        &self,
+        request: &http::request::Parts,
+        need: Option<Need>,
+        entries: &Entries,
+    ) -> Result<(Caller, Result<(), Status>), Status> {
         let path = request.uri.path();
         // A method not served needs a known caller, who then hears UNIMPLEMENTED.
-        let need = match need(path).unwrap_or(Need::Known) {
+        let need = match need.unwrap_or(Need::Known) {
             Need::Open => return Ok((Caller::anonymous(), Ok(()))),
             Need::Known if self.reflection_public && path.starts_with("/grpc.reflection.") => {
                 return Ok((Caller::anonymous(), Ok(())));
             }
             need => need,
         };
-        let entries = Arc::clone(&self.entries.read().unwrap_or_else(PoisonError::into_inner));
         let (name, scopes) = match request.headers.get(AUTHORIZATION) {
             Some(value) => {
                 let secret = bearer(value.as_bytes()).ok_or_else(|| {
@@ -430,6 +476,7 @@ mod tests {
         Auth {
             path: PathBuf::new(),
             entries: RwLock::new(Arc::new(Entries::parse(&text).unwrap())),
+            generation: AtomicU64::new(0),
             reflection_public,
             watched: Mutex::new(None),
         }
@@ -451,7 +498,7 @@ mod tests {
         token: Option<&str>,
         certificate: Option<&str>,
     ) -> Result<String, (tonic::Code, String)> {
-        match auth.check(&request(path, token, certificate)) {
+        match auth.check(&request(path, token, certificate), need(path)) {
             (Some(caller), Ok(())) => Ok(caller.0.to_string()),
             (caller, Err(s)) => {
                 assert_eq!(

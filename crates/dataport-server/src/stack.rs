@@ -97,17 +97,12 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         let (body, end) = tonic_fixes::watch_end(&mut parts, body);
-        let allowed = match &self.auth {
-            None => Ok(()),
-            Some(auth) => {
-                let (caller, allowed) = auth.check(&parts);
-                if let Some(caller) = caller {
-                    parts.extensions.insert(caller);
-                }
-                allowed
-            }
+        let need = crate::auth::need(parts.uri.path());
+        let (caller, allowed) = match &self.auth {
+            None => (None, Ok(())),
+            Some(auth) => auth.check(&parts, need),
         };
-        let call = Call::start(&mut parts, end);
+        let call = Call::start(&mut parts, end, need, caller);
         let deadline = Deadline::of(&parts.headers);
         let decoded = allowed.and_then(|()| self.compression.request(&mut parts, body));
         let (inner, respond, refused) = match decoded {

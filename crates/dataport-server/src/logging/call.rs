@@ -337,11 +337,17 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// A call of `request`, whose caller is the [`Caller`] auth put in its
-    /// extensions, else the name of its client certificate, else anonymous.
-    /// A write gets an [`Audit`] in its extensions, for its handler.
-    pub(crate) fn start(request: &mut http::request::Parts, end: BodyEnd) -> Call {
-        let audit = match crate::auth::need(request.uri.path()) {
+    /// A call of `request`, which needs `need` ([`crate::auth::need`]), by
+    /// `caller` as auth knows them, else the name of its client
+    /// certificate, else anonymous. A write gets an [`Audit`] in its
+    /// extensions, for its handler.
+    pub(crate) fn start(
+        request: &mut http::request::Parts,
+        end: BodyEnd,
+        need: Option<crate::auth::Need>,
+        caller: Option<Caller>,
+    ) -> Call {
+        let audit = match need {
             Some(crate::auth::Need::Scope(_, crate::auth::Access::Write)) => {
                 let audit = Audit::write();
                 request.extensions.insert(audit.clone());
@@ -350,8 +356,8 @@ impl Call {
             _ => Audit::default(),
         };
         let peer = request.extensions.get::<crate::tls::Peer>();
-        let caller = match request.extensions.get::<Caller>() {
-            Some(caller) => Some(Arc::clone(&caller.0)),
+        let caller = match caller {
+            Some(caller) => Some(caller.0),
             None => peer.and_then(|p| p.certificate_name.clone()),
         };
         Call {
