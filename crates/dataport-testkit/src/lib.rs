@@ -303,6 +303,17 @@ pub mod cli {
             (code, self.lines.iter().collect())
         }
     }
+
+    /// A server a test did not terminate (it ended early, or needs no exit
+    /// code) is killed, so no test leaves a process behind.
+    impl Drop for Served {
+        fn drop(&mut self) {
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
 }
 
 /// Test data and digests.
