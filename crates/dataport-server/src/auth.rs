@@ -189,12 +189,6 @@ impl Scopes {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller(pub Arc<str>);
 
-impl Caller {
-    pub fn anonymous() -> Caller {
-        Caller(Arc::from("anonymous"))
-    }
-}
-
 impl fmt::Display for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -380,24 +374,26 @@ impl Auth {
         need: Option<Need>,
     ) -> (Option<Caller>, Result<(), Status>) {
         match self.with_entries(|entries| self.identify(request, need, entries)) {
-            Ok((caller, allowed)) => (Some(caller), allowed),
+            Ok((caller, allowed)) => (caller, allowed),
             Err(status) => (None, Err(status)),
         }
     }
 
-    /// The caller, and whether they may call; an error when unknown.
+    /// The caller (none for a method open to all: the call line then names
+    /// its certificate, or anonymous), and whether they may call; an error
+    /// when unknown.
     fn identify(
         &self,
         request: &http::request::Parts,
         need: Option<Need>,
         entries: &Entries,
-    ) -> Result<(Caller, Result<(), Status>), Status> {
+    ) -> Result<(Option<Caller>, Result<(), Status>), Status> {
         let path = request.uri.path();
         // A method not served needs a known caller, who then hears UNIMPLEMENTED.
         let need = match need.unwrap_or(Need::Known) {
-            Need::Open => return Ok((Caller::anonymous(), Ok(()))),
+            Need::Open => return Ok((None, Ok(()))),
             Need::Known if self.reflection_public && path.starts_with("/grpc.reflection.") => {
-                return Ok((Caller::anonymous(), Ok(())));
+                return Ok((None, Ok(())));
             }
             need => need,
         };
@@ -440,7 +436,7 @@ impl Auth {
             }
             _ => Ok(()),
         };
-        Ok((Caller(name), allowed))
+        Ok((Some(Caller(name)), allowed))
     }
 }
 
@@ -499,7 +495,7 @@ mod tests {
         certificate: Option<&str>,
     ) -> Result<String, (tonic::Code, String)> {
         match auth.check(&request(path, token, certificate), need(path)) {
-            (Some(caller), Ok(())) => Ok(caller.0.to_string()),
+            (caller, Ok(())) => Ok(caller.map_or_else(|| "anonymous".to_owned(), |c| c.0.to_string())),
             (caller, Err(s)) => {
                 assert_eq!(
                     caller.is_some(),
@@ -508,7 +504,6 @@ mod tests {
                 );
                 Err((s.code(), s.message().to_owned()))
             }
-            (None, Ok(())) => panic!("allowed without a caller"),
         }
     }
 

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -680,36 +679,14 @@ func TestTheTokenFileIsReadAgainWhenItChangesAndOnSIGHUP(t *testing.T) {
 	poll("SIGHUP reads the file again", func() bool { return code(third) == codes.OK })
 }
 
-// peerConnTLS is a connection of its own to s over TLS with secret, and the
-// local address it connected from: the peer the server logs its calls with.
+// peerConnTLS is srv.peerConn over TLS, with secret as its token if given.
 func peerConnTLS(t *testing.T, s *server, roots *x509.CertPool, secret string) (*grpc.ClientConn, func() string) {
 	t.Helper()
-	var mu sync.Mutex
-	var local string
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		if err == nil {
-			mu.Lock()
-			local = c.LocalAddr().String()
-			mu.Unlock()
-		}
-		return c, err
-	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"})),
-		grpc.WithContextDialer(dial),
 	}
 	if secret != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(secret)))
 	}
-	cc, err := grpc.NewClient("passthrough:///"+s.addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc, func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return local
-	}
+	return s.peerConn(t, opts...)
 }

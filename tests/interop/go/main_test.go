@@ -235,9 +235,10 @@ type call struct {
 	caller string // the token's name, the client certificate's, or "anonymous"
 }
 
-// peerConn is a connection of its own to s, and the local address it
-// connected from: the peer the server logs its calls with.
-func (s *server) peerConn(t *testing.T) (*grpc.ClientConn, func() string) {
+// peerConn is a connection of its own to s (plaintext, unless opts say
+// otherwise), and the local address it connected from: the peer the server
+// logs its calls with.
+func (s *server) peerConn(t *testing.T, opts ...grpc.DialOption) (*grpc.ClientConn, func() string) {
 	t.Helper()
 	var mu sync.Mutex
 	var local string
@@ -250,10 +251,8 @@ func (s *server) peerConn(t *testing.T) (*grpc.ClientConn, func() string) {
 		}
 		return c, err
 	}
-	cc, err := grpc.NewClient("passthrough:///"+s.addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(dial),
-	)
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	cc, err := grpc.NewClient("passthrough:///"+s.addr, append(opts, grpc.WithContextDialer(dial))...)
 	if err != nil {
 		t.Fatal(err)
 	}

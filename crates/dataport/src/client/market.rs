@@ -55,8 +55,14 @@ async fn bars_and_indicators(
     let (mut bars_client, mut indicators_client) = (client.clone(), client.clone());
     let (bars, reply) =
         tokio::try_join!(bars_client.get_bars(bars), indicators_client.compute_indicators(request))?;
+    let (bars, reply) = (bars.into_inner().bars, reply.into_inner());
+    // Rows pair a bar with the indicators at its index: an import between
+    // the two calls could shift one against the other.
+    if !bars.iter().map(|b| &b.date).eq(&reply.dates) {
+        anyhow::bail!("the bars of {symbol} changed between two calls (an import?); run the command again");
+    }
     range.note_past_end(&mut client, &symbol).await?;
-    Ok((bars.into_inner().bars, reply.into_inner()))
+    Ok((bars, reply))
 }
 
 #[derive(Debug, clap::Subcommand)]
