@@ -6,8 +6,9 @@
 //! after handing over whatever they already have, so that a server with
 //! watchers stops promptly instead of at the shutdown deadline.
 
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
 
 use tokio::sync::watch;
 use tonic::server::NamedService;
@@ -65,42 +66,27 @@ impl<S: NamedService> NamedService for EndOnDrain<S> {
 impl<S, B, ResBody> tower::Service<http::Request<B>> for EndOnDrain<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Marked<S::Future>;
+    // Boxed, as the router takes every service's future: these services'
+    // calls are few and long.
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        Marked { inner: self.inner.call(req), drain: Some(self.drain.clone()) }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`EndOnDrain`].
-    #[derive(Debug)]
-    pub struct Marked<F> {
-        #[pin]
-        inner: F,
-        drain: Option<Drain>,
-    }
-}
-
-impl<F, ResBody, E> Future for Marked<F>
-where
-    F: Future<Output = Result<http::Response<ResBody>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(drain) = this.drain.take() {
+        let response = self.inner.call(req);
+        let drain = self.drain.clone();
+        Box::pin(async move {
+            let mut response = response.await?;
             response.extensions_mut().insert(drain);
-        }
-        Poll::Ready(Ok(response))
+            Ok(response)
+        })
     }
 }

@@ -20,6 +20,7 @@ mod outliers;
 mod position;
 mod reflection;
 mod route;
+mod router;
 mod server;
 mod stack;
 pub mod tls;

@@ -24,6 +24,7 @@ use crate::drain::{Drain, EndOnDrain};
 use crate::market::{self, Market};
 use crate::position::Hub;
 use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
+use crate::router::Router;
 use crate::tls::{Tls, TlsError, TlsFiles};
 use crate::{files, greeter, health, outliers, position, route};
 
@@ -178,6 +179,36 @@ impl Server {
         Compression::new(limits, respond, PLAIN)
     }
 
+    /// Every service, each under its name.
+    fn router<B>(&self, health: &health::Reporter, drain: &Drain) -> Router<B>
+    where
+        B: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let catalog = catalog();
+        // The largest request message of every service but Detect's.
+        let max = self.config.max_message_size;
+        let mut router = Router::builder();
+        router
+            .add(EndOnDrain::new(health.service(), drain.clone()))
+            .add(ReflectionV1::server(Arc::clone(&catalog)))
+            .add(ReflectionV1Alpha::server(catalog))
+            .add(greeter::compat::greeter(max))
+            .add(route::compat::route_guide(Arc::clone(&self.features), max))
+            .add(position::compat::position_service(Arc::clone(&self.hub), max))
+            .add(position::v1::position_service(Arc::clone(&self.hub), drain.clone(), max))
+            .add(market::compat::indicator(self.market.clone(), max))
+            .add(market::compat::indicator_graph(self.market.clone(), max))
+            .add(market::v1::market_service(self.market.clone(), max))
+            .add(outliers::compat::outliers(self.outlier_limits()))
+            .add(outliers::v1::outliers_service(self.outlier_limits(), drain.clone()))
+            .add(files::compat::file_srv(self.files.clone(), max))
+            .add(files::compat::file_transfer(self.files.clone(), max))
+            .add(files::bytestream::byte_stream(self.files.clone(), max))
+            .add(files::v1::files_service(self.files.clone(), max));
+        router.build()
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then reports every
     /// service NOT_SERVING, stops accepting, ends long-lived streams and
     /// waits up to `shutdown_timeout` for in-flight calls.
@@ -189,29 +220,7 @@ impl Server {
         let addr = listener.local_addr().ok();
         let drain = Drain::default();
         let health = health::Reporter::new(SERVICES.iter().copied());
-        let catalog = catalog();
-        // The largest request message of every service but Detect's.
-        let max = self.config.max_message_size;
 
-        let mut routes = tonic::service::RoutesBuilder::default();
-        routes
-            .add_service(EndOnDrain::new(health.service(), drain.clone()))
-            .add_service(ReflectionV1::server(Arc::clone(&catalog)))
-            .add_service(ReflectionV1Alpha::server(catalog))
-            .add_service(greeter::compat::greeter(max))
-            .add_service(route::compat::route_guide(Arc::clone(&self.features), max))
-            .add_service(position::compat::position_service(Arc::clone(&self.hub), max))
-            .add_service(position::v1::position_service(Arc::clone(&self.hub), drain.clone(), max))
-            .add_service(market::compat::indicator(self.market.clone(), max))
-            .add_service(market::compat::indicator_graph(self.market.clone(), max))
-            .add_service(market::v1::market_service(self.market.clone(), max))
-            .add_service(outliers::compat::outliers(self.outlier_limits()))
-            .add_service(outliers::v1::outliers_service(self.outlier_limits(), drain.clone()))
-            .add_service(files::compat::file_srv(self.files.clone(), max))
-            .add_service(files::compat::file_transfer(self.files.clone(), max))
-            .add_service(files::bytestream::byte_stream(self.files.clone(), max))
-            .add_service(files::v1::files_service(self.files.clone(), max));
-        let routes = routes.routes();
         let builder = tonic::transport::Server::builder()
             .max_frame_size(Some(1 << 20))
             .initial_stream_window_size(Some(STREAM_WINDOW))
@@ -243,33 +252,38 @@ impl Server {
         }
 
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight calls");
-            // Health watchers are told NOT_SERVING before their streams end.
-            health.set_all(ServingStatus::NotServing);
-            drain.start();
-            let _ = draining_tx.send(());
+        let signal = {
+            let (health, drain) = (health.clone(), drain.clone());
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining in-flight calls");
+                // Health watchers are told NOT_SERVING before their streams end.
+                health.set_all(ServingStatus::NotServing);
+                drain.start();
+                let _ = draining_tx.send(());
+            }
         };
         let incoming = crate::tls::incoming(listener, self.tls.clone());
         // gRPC-Web, when asked for, in front of the call layer: it turns a
         // browser's call into a gRPC one, which the call layer then sees as
         // any other (auth, deadline, call line). Off, no call pays for it.
-        let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
-            match self.config.grpc_web {
-                true => {
-                    let web = tower::ServiceBuilder::new()
-                        .option_layer(crate::web::cors(&self.config.cors_allowed_origins))
-                        .layer(tonic_web::GrpcWebLayer::new())
-                        .layer(calls);
-                    let router = builder.accept_http1(true).layer(web).add_routes(routes);
-                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
-                }
-                false => {
-                    let router = builder.layer(calls).add_routes(routes);
-                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
-                }
-            };
+        let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match self
+            .config
+            .grpc_web
+        {
+            true => {
+                let web = tower::ServiceBuilder::new()
+                    .option_layer(crate::web::cors(&self.config.cors_allowed_origins))
+                    .layer(tonic_web::GrpcWebLayer::new())
+                    .layer(calls);
+                let server = builder.accept_http1(true).layer(web);
+                Box::pin(server.serve_with_incoming_shutdown(self.router(&health, &drain), incoming, signal))
+            }
+            false => {
+                let server = builder.layer(calls);
+                Box::pin(server.serve_with_incoming_shutdown(self.router(&health, &drain), incoming, signal))
+            }
+        };
         tokio::pin!(serve);
         tokio::select! {
             result = &mut serve => result?,

@@ -353,7 +353,9 @@ mod tests {
     /// A service whose handler blocks its thread for `block`, as a busy
     /// machine can keep a ready timer from firing, and whose response body
     /// sends one frame and then never ends.
-    fn streaming<R>(block: Duration) -> impl Service<R, Response = Response, Error = Infallible> {
+    fn streaming<R>(
+        block: Duration,
+    ) -> impl Service<R, Response = Response, Error = Infallible, Future: Send + 'static> {
         tower::service_fn(move |_| {
             std::thread::sleep(block);
             use tokio_stream::StreamExt as _;
