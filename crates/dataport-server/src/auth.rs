@@ -263,14 +263,13 @@ impl Entries {
         Ok(entries)
     }
 
-    /// The token whose secret is `secret`, looked for in constant time: every
-    /// entry is compared, whatever matches.
-    fn token(&self, secret: &[u8]) -> Option<&Token> {
+    /// The token whose secret is `secret`, and its place, looked for in
+    /// constant time: every entry is compared, whatever matches.
+    fn token(&self, secret: &[u8]) -> Option<(usize, &Token)> {
         let digest: [u8; 32] = Sha256::digest(secret).into();
         let mut found = None;
-        for token in &self.tokens {
-            let differ = token.sha256.iter().zip(&digest).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            found = if differ == 0 { Some(token) } else { found };
+        for (index, token) in self.tokens.iter().enumerate() {
+            found = if equal(&token.sha256, &digest) { Some((index, token)) } else { found };
         }
         found
     }
@@ -310,7 +309,56 @@ thread_local! {
     /// The entries this thread last read, of which auth (by address) and
     /// generation: a call reads them with no shared write, where the lock
     /// and an `Arc` clone would each bounce a cache line between cores.
-    static ENTRIES: RefCell<Option<(usize, u64, Arc<Entries>)>> = const { RefCell::new(None) };
+    static ENTRIES: RefCell<Option<ThreadCopy>> = const { RefCell::new(None) };
+}
+
+/// A thread's copy of the entries in use (see [`ENTRIES`]).
+struct ThreadCopy {
+    auth: usize,
+    generation: u64,
+    entries: Arc<Entries>,
+    recent: Recent,
+}
+
+/// How many secrets a thread remembers (see [`Recent`]).
+const RECENT: usize = 4;
+
+/// The secrets this thread last found among the entries, and the token
+/// each is: a client sends the same one on every call, and a secret
+/// remembered skips its sha256. Compared in constant time, every one of
+/// them; only known secrets are remembered, and a reload forgets them all.
+#[derive(Default)]
+struct Recent {
+    seen: Vec<(Box<[u8]>, usize)>,
+    /// The one to replace next once full.
+    next: usize,
+}
+
+impl Recent {
+    fn token<'e>(&mut self, entries: &'e Entries, secret: &[u8]) -> Option<&'e Token> {
+        let mut found = None;
+        for (known, index) in &self.seen {
+            found = if equal(known, secret) { Some(*index) } else { found };
+        }
+        if let Some(index) = found {
+            return entries.tokens.get(index);
+        }
+        let (index, token) = entries.token(secret)?;
+        let remembered = (Box::from(secret), index);
+        if self.seen.len() < RECENT {
+            self.seen.push(remembered);
+        } else {
+            self.seen[self.next] = remembered;
+            self.next = (self.next + 1) % RECENT;
+        }
+        Some(token)
+    }
+}
+
+/// Whether `a` and `b` are the same bytes, in a time that depends on their
+/// lengths only.
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 const AUTHORIZATION: HeaderName = http::header::AUTHORIZATION;
@@ -338,20 +386,20 @@ impl Auth {
         Ok(())
     }
 
-    /// Runs `f` over the entries in use, read through this thread's copy.
-    fn with_entries<T>(&self, f: impl FnOnce(&Entries) -> T) -> T {
+    /// Runs `f` over the entries in use, read through this thread's copy,
+    /// and the secrets this thread remembers of them.
+    fn with_entries<T>(&self, f: impl FnOnce(&Entries, &mut Recent) -> T) -> T {
         let generation = self.generation.load(Ordering::Acquire);
         let me = std::ptr::from_ref(self) as usize;
         ENTRIES.with_borrow_mut(|cached| {
-            match cached {
-                Some((auth, seen, _)) if *auth == me && *seen == generation => {}
+            let copy = match cached {
+                Some(copy) if copy.auth == me && copy.generation == generation => copy,
                 _ => {
                     let entries = Arc::clone(&self.entries.read().unwrap_or_else(PoisonError::into_inner));
-                    *cached = Some((me, generation, entries));
+                    cached.insert(ThreadCopy { auth: me, generation, entries, recent: Recent::default() })
                 }
-            }
-            let (_, _, entries) = cached.as_ref().expect("filled above");
-            f(entries)
+            };
+            f(&copy.entries, &mut copy.recent)
         })
     }
 
@@ -371,9 +419,10 @@ impl Auth {
     pub fn check(
         &self,
         request: &http::request::Parts,
+        peer: Option<&Peer>,
         need: Option<Need>,
     ) -> (Option<Caller>, Result<(), Status>) {
-        match self.with_entries(|entries| self.identify(request, need, entries)) {
+        match self.with_entries(|entries, recent| self.identify(request, peer, need, entries, recent)) {
             Ok((caller, allowed)) => (caller, allowed),
             Err(status) => (None, Err(status)),
         }
@@ -385,8 +434,10 @@ impl Auth {
     fn identify(
         &self,
         request: &http::request::Parts,
+        peer: Option<&Peer>,
         need: Option<Need>,
         entries: &Entries,
+        recent: &mut Recent,
     ) -> Result<(Option<Caller>, Result<(), Status>), Status> {
         let path = request.uri.path();
         // A method not served needs a known caller, who then hears UNIMPLEMENTED.
@@ -402,12 +453,12 @@ impl Auth {
                 let secret = bearer(value.as_bytes()).ok_or_else(|| {
                     Status::unauthenticated("the authorization header is not `Bearer SECRET`")
                 })?;
-                let token = entries
-                    .token(secret)
+                let token = recent
+                    .token(entries, secret)
                     .ok_or_else(|| Status::unauthenticated("the token is not known to this server"))?;
                 (Arc::clone(&token.name), token.scopes)
             }
-            None => match request.extensions.get::<Peer>().and_then(|p| p.certificate_name.as_deref()) {
+            None => match peer.and_then(|p| p.certificate_name.as_deref()) {
                 Some(certificate) => {
                     let (name, scopes) = entries.clients.get(certificate).ok_or_else(|| {
                         Status::unauthenticated(format!(
@@ -478,14 +529,12 @@ mod tests {
         }
     }
 
-    fn request(path: &str, token: Option<&str>, certificate: Option<&str>) -> http::request::Parts {
+    fn request(path: &str, token: Option<&str>) -> http::request::Parts {
         let mut builder = http::Request::builder().uri(path);
         if let Some(token) = token {
             builder = builder.header("authorization", token);
         }
-        let (mut parts, ()) = builder.body(()).unwrap().into_parts();
-        parts.extensions.insert(Peer { addr: None, certificate_name: certificate.map(Arc::from) });
-        parts
+        builder.body(()).unwrap().into_parts().0
     }
 
     fn check(
@@ -494,7 +543,8 @@ mod tests {
         token: Option<&str>,
         certificate: Option<&str>,
     ) -> Result<String, (tonic::Code, String)> {
-        match auth.check(&request(path, token, certificate), need(path)) {
+        let peer = Peer { addr: None, certificate_name: certificate.map(Arc::from) };
+        match auth.check(&request(path, token), Some(&peer), need(path)) {
             (caller, Ok(())) => Ok(caller.map_or_else(|| "anonymous".to_owned(), |c| c.0.to_string())),
             (caller, Err(s)) => {
                 assert_eq!(

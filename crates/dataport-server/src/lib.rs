@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+mod connections;
 mod drain;
 mod files;
 mod greeter;
@@ -28,7 +29,7 @@ mod tonic_fixes;
 mod watch;
 mod web;
 
-pub use server::{SERVICES, ServeError, Server, StartError};
+pub use server::{SERVICES, Server, StartError};
 
 /// What a handler of a unary-response method answers.
 type Reply<T> = Result<tonic::Response<T>, tonic::Status>;

@@ -10,13 +10,11 @@
 //!
 //! Every service routed here is ready at once (tonic's generated servers and
 //! the wrappers of this crate are), so a call is made without waiting on
-//! `poll_ready`; the router itself is cloned per call by hyper's glue, which
-//! costs one reference count.
+//! `poll_ready`, through a shared reference to the table.
 
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use tonic::server::NamedService;
@@ -85,12 +83,6 @@ impl<B: 'static> RouterBuilder<B> {
     }
 }
 
-impl<B> Router<B> {
-    pub fn builder() -> RouterBuilder<B> {
-        RouterBuilder { services: Vec::new() }
-    }
-}
-
 /// The service name of a gRPC path: `package.Service` of
 /// `/package.Service/Method`.
 fn service_of(path: &str) -> Option<&str> {
@@ -98,16 +90,13 @@ fn service_of(path: &str) -> Option<&str> {
     Some(service)
 }
 
-impl<B: Send + 'static> tower::Service<http::Request<B>> for Router<B> {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = Routed;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+impl<B> Router<B> {
+    pub fn builder() -> RouterBuilder<B> {
+        RouterBuilder { services: Vec::new() }
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Routed {
+    /// Hands `request` to the service its path names.
+    pub fn route(&self, request: http::Request<B>) -> Routed {
         let found = service_of(request.uri().path())
             .and_then(|name| self.services.iter().find(|(served, _)| *served == name));
         match found {
@@ -140,15 +129,13 @@ impl<B> fmt::Debug for Router<B> {
 
 #[cfg(test)]
 mod tests {
-    use tower::Service as _;
-
     use super::*;
 
     type Body = http_body_util::Empty<prost::bytes::Bytes>;
 
-    async fn code_of(router: &mut Router<Body>, path: &str) -> (tonic::Code, String) {
+    async fn code_of(router: &Router<Body>, path: &str) -> (tonic::Code, String) {
         let request = http::Request::builder().uri(path).body(Body::default()).unwrap();
-        let response = router.call(request).await.unwrap();
+        let response = router.route(request).await.unwrap();
         let status = tonic::Status::from_header_map(response.headers()).expect("a trailers-only status");
         (status.code(), status.message().to_owned())
     }
@@ -168,20 +155,20 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_service_is_unimplemented_naming_it() {
-        let mut router = router();
+        let router = router();
         assert_eq!(
-            code_of(&mut router, "/helloworld.Gretter/SayHello").await,
+            code_of(&router, "/helloworld.Gretter/SayHello").await,
             (tonic::Code::Unimplemented, "unknown service helloworld.Gretter".to_owned())
         );
-        let (code, message) = code_of(&mut router, "/nothing").await;
+        let (code, message) = code_of(&router, "/nothing").await;
         assert_eq!(code, tonic::Code::Unimplemented);
         assert!(message.contains("\"/nothing\""), "{message}");
     }
 
     #[tokio::test]
     async fn an_unknown_method_of_a_known_service_is_left_to_the_service() {
-        let mut router = router();
-        assert_eq!(code_of(&mut router, "/helloworld.Greeter/SayBye").await.0, tonic::Code::Unimplemented);
+        let router = router();
+        assert_eq!(code_of(&router, "/helloworld.Greeter/SayBye").await.0, tonic::Code::Unimplemented);
     }
 
     #[test]

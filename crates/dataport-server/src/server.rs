@@ -12,6 +12,7 @@ use dataport_proto::grpc::health::v1::health_server::HealthServer;
 use dataport_store::bars::{BarStoreError, CachedBarStore, SqliteBarStore};
 use dataport_store::files::{FileError, FileStoreConfig, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 
@@ -20,6 +21,7 @@ use dataport_wire::compression::{Compression, Limits};
 
 use crate::auth::Auth;
 use crate::config::{Config, ResponseCompression};
+use crate::connections::{self, Connection, Shared};
 use crate::drain::{Drain, EndOnDrain};
 use crate::market::{self, Market};
 use crate::position::Hub;
@@ -55,11 +57,6 @@ pub enum StartError {
     Unprotected { listen: SocketAddr, missing: &'static str },
 }
 
-/// Why a running server stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[error("server failed: {0}")]
-pub struct ServeError(#[from] tonic::transport::Error);
-
 /// A server with everything loaded that can fail before a port is bound.
 #[derive(Debug)]
 pub struct Server {
@@ -76,14 +73,6 @@ pub struct Server {
 /// The most bars kept in memory (about 56 MB): 20 years of daily bars for
 /// about 200 symbols.
 const BAR_CACHE_BUDGET: usize = 1_000_000;
-
-/// HTTP/2 flow-control windows: how much a client may send on one stream,
-/// and on one connection, before the server has read it. A 1 GiB upload
-/// over loopback runs as fast with these as with 8 and 16 MiB, which held
-/// about 12 MB more at the server's peak (bench/run files); beyond
-/// loopback, 4 MiB still covers a fast link's round trip.
-const STREAM_WINDOW: u32 = 4 << 20;
-const CONNECTION_WINDOW: u32 = 8 << 20;
 
 /// The names of every application service, as health and reflection list them.
 pub const SERVICES: &[&str] = &[
@@ -179,6 +168,20 @@ impl Server {
         Compression::new(limits, respond, PLAIN)
     }
 
+    /// What every connection shares: the call layer's settings and the
+    /// router.
+    fn shared<B>(&self, health: &health::Reporter, drain: &Drain) -> Shared<B>
+    where
+        B: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        Shared {
+            compression: self.compression(),
+            auth: self.auth.clone(),
+            router: self.router(health, drain),
+        }
+    }
+
     /// Every service, each under its name.
     fn router<B>(&self, health: &health::Reporter, drain: &Drain) -> Router<B>
     where
@@ -212,20 +215,10 @@ impl Server {
     /// Serves on `listener` until `shutdown` resolves, then reports every
     /// service NOT_SERVING, stops accepting, ends long-lived streams and
     /// waits up to `shutdown_timeout` for in-flight calls.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), ServeError> {
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
         let addr = listener.local_addr().ok();
         let drain = Drain::default();
         let health = health::Reporter::new(SERVICES.iter().copied());
-
-        let builder = tonic::transport::Server::builder()
-            .max_frame_size(Some(1 << 20))
-            .initial_stream_window_size(Some(STREAM_WINDOW))
-            .initial_connection_window_size(Some(CONNECTION_WINDOW));
-        let calls = crate::stack::CallLayer::new(self.compression(), self.auth.clone());
 
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));
@@ -264,39 +257,40 @@ impl Server {
             }
         };
         let incoming = crate::tls::incoming(listener, self.tls.clone());
+        let http = connections::http(self.config.grpc_web);
         // gRPC-Web, when asked for, in front of the call layer: it turns a
         // browser's call into a gRPC one, which the call layer then sees as
         // any other (auth, deadline, call line). Off, no call pays for it.
-        let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match self
-            .config
-            .grpc_web
-        {
+        let serve: Pin<Box<dyn Future<Output = ()> + Send>> = match self.config.grpc_web {
             true => {
-                let web = tower::ServiceBuilder::new()
-                    .option_layer(crate::web::cors(&self.config.cors_allowed_origins))
-                    .layer(tonic_web::GrpcWebLayer::new())
-                    .layer(calls);
-                let server = builder.accept_http1(true).layer(web);
-                Box::pin(server.serve_with_incoming_shutdown(self.router(&health, &drain), incoming, signal))
+                let shared = Arc::new(self.shared(&health, &drain));
+                let cors = crate::web::cors(&self.config.cors_allowed_origins);
+                let service = move |peer| {
+                    let web = tower::ServiceBuilder::new()
+                        .option_layer(cors.clone())
+                        .layer(tonic_web::GrpcWebLayer::new())
+                        .service(Connection::new(Arc::clone(&shared), peer));
+                    TowerToHyperService::new(web)
+                };
+                Box::pin(connections::serve(incoming, http, service, signal))
             }
             false => {
-                let server = builder.layer(calls);
-                Box::pin(server.serve_with_incoming_shutdown(self.router(&health, &drain), incoming, signal))
+                let shared = Arc::new(self.shared(&health, &drain));
+                let service = move |peer| Connection::new(Arc::clone(&shared), peer);
+                Box::pin(connections::serve(incoming, http, service, signal))
             }
         };
         tokio::pin!(serve);
         tokio::select! {
-            result = &mut serve => result?,
+            () = &mut serve => {}
             _ = draining_rx => {
                 let grace = self.config.shutdown_timeout;
-                match tokio::time::timeout(grace, &mut serve).await {
-                    Ok(result) => result?,
-                    Err(_) => tracing::warn!(timeout = ?grace, "calls still running at the shutdown deadline were dropped"),
+                if tokio::time::timeout(grace, &mut serve).await.is_err() {
+                    tracing::warn!(timeout = ?grace, "calls still running at the shutdown deadline were dropped");
                 }
             }
         }
         tracing::info!("stopped");
-        Ok(())
     }
 }
 

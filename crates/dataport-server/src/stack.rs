@@ -1,6 +1,7 @@
-//! The one layer every call goes through ([`CallLayer`]): one service, one
-//! future ([`CallFuture`]) and one response body ([`CallBody`]) a call, for
-//! every concern, so that each costs only its own work. In order:
+//! The one layer every call goes through, between its connection
+//! ([`crate::connections`]) and the router: [`begin`], then one future
+//! ([`CallFuture`]) and one response body ([`CallBody`]) a call, for every
+//! concern, so that each costs only its own work. In order:
 //!
 //! - the request's body is watched ([`watch_end`]): its
 //!   [`BodyEnd`](crate::tonic_fixes::BodyEnd) says whether the client reset it;
@@ -34,7 +35,6 @@
 //! [`EndOnDrain`]: crate::drain::EndOnDrain
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use dataport_wire::compression::{self, Compression, Decoded, Out, Respond};
@@ -47,72 +47,36 @@ use tonic::{Code, Status};
 use crate::auth::Auth;
 use crate::drain::Drain;
 use crate::logging::Call;
+use crate::tls::Peer;
 use crate::tonic_fixes::{self, Deadline, Watched};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// See the module docs.
-#[derive(Clone, Debug)]
-pub struct CallLayer {
-    compression: Arc<Compression>,
-    auth: Option<Arc<Auth>>,
-}
-
-impl CallLayer {
-    pub fn new(compression: Compression, auth: Option<Arc<Auth>>) -> Self {
-        CallLayer { compression: Arc::new(compression), auth }
-    }
-}
-
-impl<S> tower::Layer<S> for CallLayer {
-    type Service = Calls<S>;
-
-    fn layer(&self, inner: S) -> Calls<S> {
-        Calls { inner, compression: Arc::clone(&self.compression), auth: self.auth.clone() }
-    }
-}
-
-/// See [`CallLayer`].
-#[derive(Clone, Debug)]
-pub struct Calls<S> {
-    inner: S,
-    compression: Arc<Compression>,
-    auth: Option<Arc<Auth>>,
-}
-
-impl<S, B, ResBody> tower::Service<http::Request<B>> for Calls<S>
-where
-    S: tower::Service<http::Request<Decoded<Watched<B>>>, Response = http::Response<ResBody>>,
-    ResBody: Body<Data = Bytes>,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = http::Response<CallBody<Out<ResBody>>>;
-    type Error = S::Error;
-    type Future = CallFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        let (body, end) = tonic_fixes::watch_end(&mut parts, body);
-        let need = crate::auth::need(parts.uri.path());
-        let (caller, allowed) = match &self.auth {
-            None => (None, Ok(())),
-            Some(auth) => auth.check(&parts, need),
-        };
-        let call = Call::start(&mut parts, end, need, caller);
-        let deadline = Deadline::of(&parts.headers);
-        let decoded = allowed.and_then(|()| self.compression.request(&mut parts, body));
-        let (inner, respond, refused) = match decoded {
-            Ok((body, respond)) => {
-                (Some(self.inner.call(http::Request::from_parts(parts, body))), respond, None)
-            }
-            Err(status) => (None, Respond::default(), Some(Box::new(status))),
-        };
-        CallFuture { inner: inner.into(), call: Some(call), deadline, respond, refused }
-    }
+/// Starts a call of `req`, from the connection of `peer`: everything the
+/// module docs list up to handing the request to `route`, the service; the
+/// future it returns does the rest.
+pub fn begin<B, F>(
+    compression: &Compression,
+    auth: Option<&Auth>,
+    peer: Option<&Peer>,
+    req: http::Request<B>,
+    route: impl FnOnce(http::Request<Decoded<Watched<B>>>) -> F,
+) -> CallFuture<F> {
+    let (mut parts, body) = req.into_parts();
+    let (body, end) = tonic_fixes::watch_end(&mut parts, body);
+    let need = crate::auth::need(parts.uri.path());
+    let (caller, allowed) = match auth {
+        None => (None, Ok(())),
+        Some(auth) => auth.check(&parts, peer, need),
+    };
+    let call = Call::start(&mut parts, peer, end, need, caller);
+    let deadline = Deadline::of(&parts.headers);
+    let decoded = allowed.and_then(|()| compression.request(&mut parts, body));
+    let (inner, respond, refused) = match decoded {
+        Ok((body, respond)) => (Some(route(http::Request::from_parts(parts, body))), respond, None),
+        Err(status) => (None, Respond::default(), Some(Box::new(status))),
+    };
+    CallFuture { inner: inner.into(), call: Some(call), deadline, respond, refused }
 }
 
 pin_project_lite::pin_project! {
@@ -337,7 +301,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use http_body_util::BodyExt as _;
-    use tower::{Layer, Service};
+    use tower::Service;
 
     use super::*;
     use crate::drain::EndOnDrain;
@@ -370,10 +334,36 @@ mod tests {
     type Response = http::Response<tonic::body::Body>;
     type Empty = http_body_util::Empty<Bytes>;
 
-    /// The layer as the server has it, compressing no response.
-    fn layer() -> CallLayer {
+    /// The call layer in front of `inner`, as the server has it (compressing
+    /// no response), as a service.
+    struct Calls<S> {
+        inner: S,
+        compression: Compression,
+    }
+
+    impl<S, B, ResBody> Service<http::Request<B>> for Calls<S>
+    where
+        S: Service<http::Request<Decoded<Watched<B>>>, Response = http::Response<ResBody>>,
+        ResBody: Body<Data = Bytes>,
+        ResBody::Error: Into<BoxError>,
+    {
+        type Response = http::Response<CallBody<Out<ResBody>>>;
+        type Error = S::Error;
+        type Future = CallFuture<S::Future>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            let Calls { inner, compression } = self;
+            begin(compression, None, None, req, |req| inner.call(req))
+        }
+    }
+
+    fn layered<S>(inner: S) -> Calls<S> {
         let limits = dataport_wire::compression::Limits { default: 1 << 20, services: Vec::new() };
-        CallLayer::new(Compression::new(limits, None, &[]), None)
+        Calls { inner, compression: Compression::new(limits, None, &[]) }
     }
 
     fn with_timeout(timeout: &str) -> http::Request<Empty> {
@@ -382,7 +372,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_response_stream_still_going_at_the_deadline_ends_there_deadline_exceeded() {
-        let mut service = layer().layer(streaming(Duration::ZERO));
+        let mut service = layered(streaming(Duration::ZERO));
         let start = Instant::now();
         let mut body = Box::pin(service.call(with_timeout("40m")).await.unwrap().into_body());
         let frame = body.frame().await.unwrap().unwrap();
@@ -397,7 +387,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_ready_only_after_the_deadline_is_not_sent() {
         // The handler's reply is ready at 60 ms; the 30 ms timer never got to fire.
-        let mut service = layer().layer(streaming(Duration::from_millis(60)));
+        let mut service = layered(streaming(Duration::from_millis(60)));
         let response = service.call(with_timeout("30m")).await.unwrap();
         assert_eq!(response.headers()["grpc-status"], "4");
         assert!(response.into_body().is_end_stream());
@@ -407,7 +397,7 @@ mod tests {
         delay: Duration,
         timeout: Option<&str>,
     ) -> (http::Response<CallBody<Out<tonic::body::Body>>>, Duration) {
-        let mut service = layer().layer(after(delay));
+        let mut service = layered(after(delay));
         let mut request = http::Request::builder();
         if let Some(timeout) = timeout {
             request = request.header("grpc-timeout", timeout);
@@ -459,7 +449,7 @@ mod tests {
     async fn status_out(status: Status, trailers_only: bool) -> HeaderMap {
         let mut trailers = HeaderMap::new();
         status.add_header(&mut trailers).unwrap();
-        let mut service = layer().layer(answers(trailers, trailers_only));
+        let mut service = layered(answers(trailers, trailers_only));
         let response = service.call(http::Request::new(Empty::default())).await.unwrap();
         if trailers_only {
             assert!(response.body().is_end_stream());
@@ -512,9 +502,8 @@ mod tests {
     #[tokio::test]
     async fn a_stream_of_a_service_that_ends_on_drain_ends_unavailable_after_what_is_ready() {
         let drain = Drain::default();
-        let mut other = body_of(layer().layer(streaming(Duration::ZERO))).await;
-        let mut marked =
-            body_of(layer().layer(EndOnDrain::new(streaming(Duration::ZERO), drain.clone()))).await;
+        let mut other = body_of(layered(streaming(Duration::ZERO))).await;
+        let mut marked = body_of(layered(EndOnDrain::new(streaming(Duration::ZERO), drain.clone()))).await;
         drain.start();
         // The frame the handler had ready goes first, then UNAVAILABLE.
         assert_eq!(marked.frame().await.unwrap().unwrap().into_data().unwrap(), "frame");

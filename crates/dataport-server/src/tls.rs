@@ -24,7 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tonic::transport::server::{Connected, TcpIncoming};
+use tonic::transport::server::TcpIncoming;
 
 use crate::watch::Watched;
 
@@ -180,10 +180,9 @@ pub enum Conn {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, Peer),
 }
 
-impl Connected for Conn {
-    type ConnectInfo = Peer;
-
-    fn connect_info(&self) -> Peer {
+impl Conn {
+    /// Who is at the other end.
+    pub fn peer(&self) -> Peer {
         match self {
             Conn::Plain(tcp) => Peer { addr: tcp.peer_addr().ok(), certificate_name: None },
             Conn::Tls(_, peer) => peer.clone(),

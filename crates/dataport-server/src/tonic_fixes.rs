@@ -15,14 +15,14 @@
 //!   ImportBars) checks it before committing, and the call log logs a call the
 //!   client reset as CANCELLED, whatever the handler made of the missing
 //!   request.
-//! - **A call past its deadline is DEADLINE_EXCEEDED, not CANCELLED.** tonic
-//!   reads `grpc-timeout` itself, outside every layer of ours, and ends an
-//!   expired call with CANCELLED "Timeout expired". Clients mostly report their
-//!   own DEADLINE_EXCEEDED first, but when the server's answer wins the race (a
-//!   handler still working at the deadline) they saw CANCELLED. [`Deadline`]
-//!   is a timer of our own from the same header, [`MARGIN`] earlier: tokio's
-//!   timers tick in milliseconds and tonic polls the call before its own
-//!   timer, so ours always answers first.
+//! - **A call past its deadline is DEADLINE_EXCEEDED, not CANCELLED.**
+//!   tonic's server reads `grpc-timeout` itself, outside every layer, and
+//!   ends an expired call with CANCELLED "Timeout expired". Clients mostly
+//!   report their own DEADLINE_EXCEEDED first, but when the server's answer
+//!   wins the race (a handler still working at the deadline) they saw
+//!   CANCELLED. Dataport serves its connections itself
+//!   ([`crate::connections`]), so that timer is not in the way, and
+//!   [`Deadline`] is the timer of the call layer, from the same header.
 //! - **A request message over the size limit is RESOURCE_EXHAUSTED**, as gRPC
 //!   specifies; tonic answers OUT_OF_RANGE "Error, decoded message length too
 //!   large: found N bytes, the limit is: L bytes". [`corrected`] gives our
@@ -106,11 +106,8 @@ impl<B: Body> Body for Watched<B> {
 
 // ---- A call past its deadline ----
 
-/// How much earlier than the client's deadline [`Deadline`] fires.
-pub const MARGIN: Duration = Duration::from_millis(1);
-
 /// The client's deadline for a call: how long it gave the call
-/// (`grpc-timeout`), and a timer that fires [`MARGIN`] before that.
+/// (`grpc-timeout`), and a timer that fires then.
 #[derive(Debug)]
 pub struct Deadline {
     timeout: Duration,
@@ -121,7 +118,7 @@ impl Deadline {
     /// The deadline `headers` give a call that starts now, if any.
     pub fn of(headers: &HeaderMap) -> Option<Deadline> {
         let timeout = grpc_timeout(headers)?;
-        Some(Deadline { timeout, timer: Box::pin(tokio::time::sleep(timeout.saturating_sub(MARGIN))) })
+        Some(Deadline { timeout, timer: Box::pin(tokio::time::sleep(timeout)) })
     }
 
     /// Whether the deadline has passed by the clock (a timer can fire late).
@@ -194,34 +191,61 @@ mod tests {
     use dataport_proto::helloworld::greeter_client::GreeterClient;
     use dataport_proto::helloworld::greeter_server::{Greeter, GreeterServer};
     use dataport_proto::helloworld::{HelloReply, HelloRequest};
-    use dataport_wire::compression::{Compression, Limits};
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use dataport_wire::compression::{Compression, Decoded, Limits};
     use tokio::sync::mpsc;
     use tokio_stream::wrappers::ReceiverStream;
     use tonic::codec::CompressionEncoding;
-    use tonic::service::Routes;
+    use tonic::server::NamedService;
     use tonic::transport::Channel;
     use tonic::transport::server::TcpIncoming;
 
     use super::*;
+    use crate::connections::{self, Connection, Shared};
+    use crate::router::{Routed, Router};
 
-    /// Serves `routes` on a port bound before the server starts: as tonic
-    /// alone, or behind the layer stack.
-    async fn serve(routes: Routes, fixed: bool) -> SocketAddr {
+    /// Serves `service` on a port bound before the server starts: as tonic
+    /// alone, or as Dataport serves (its connections, call layer and router).
+    async fn serve<S>(service: S, fixed: bool) -> SocketAddr
+    where
+        S: NamedService + Clone + Send + Sync + 'static,
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+                Future: Send + 'static,
+            >,
+        S: tower::Service<
+                http::Request<Decoded<Watched<hyper::body::Incoming>>>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+                Future = Routed,
+            >,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let incoming = TcpIncoming::from(listener);
-        let mut server = tonic::transport::Server::builder();
         if fixed {
-            // Compressed requests are read within small_greeter's limit.
-            let compression = Compression::new(Limits { default: 64, services: Vec::new() }, None, &[]);
-            tokio::spawn(
-                server
-                    .layer(crate::stack::CallLayer::new(compression, None))
-                    .add_routes(routes)
-                    .serve_with_incoming(incoming),
-            );
+            let mut router = Router::builder();
+            router.add(service);
+            let shared = Arc::new(Shared {
+                // Compressed requests are read within small_greeter's limit.
+                compression: Compression::new(Limits { default: 64, services: Vec::new() }, None, &[]),
+                auth: None,
+                router: router.build(),
+            });
+            let incoming = crate::tls::incoming(listener, None);
+            let service = move |peer| Connection::new(Arc::clone(&shared), peer);
+            tokio::spawn(connections::serve(
+                incoming,
+                connections::http(false),
+                service,
+                std::future::pending(),
+            ));
         } else {
-            tokio::spawn(server.add_routes(routes).serve_with_incoming(incoming));
+            let server = tonic::transport::Server::builder().add_service(service);
+            tokio::spawn(server.serve_with_incoming(TcpIncoming::from(listener)));
         }
         addr
     }
@@ -260,7 +284,7 @@ mod tests {
         for fixed in [false, true] {
             let (messages, mut received) = mpsc::channel(2);
             let (ends, mut ended) = mpsc::channel(1);
-            let addr = serve(Routes::new(FileServiceServer::new(Reader(messages, ends))), fixed).await;
+            let addr = serve(FileServiceServer::new(Reader(messages, ends)), fixed).await;
             let channel = connect(addr).await;
             let (tx, rx) = mpsc::channel(1);
             let mut client = FileServiceClient::new(channel);
@@ -334,7 +358,7 @@ mod tests {
     #[tokio::test]
     async fn tonic_ends_a_call_past_its_deadline_cancelled_and_the_stack_deadline_exceeded() {
         for fixed in [false, true] {
-            let addr = serve(Routes::new(GreeterServer::new(Slow(Duration::from_secs(60)))), fixed).await;
+            let addr = serve(GreeterServer::new(Slow(Duration::from_secs(60))), fixed).await;
             let status = say_hello_within_50ms(addr).await;
             if fixed {
                 assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -346,12 +370,10 @@ mod tests {
     }
 
     /// A greeter that takes messages of up to 64 bytes, gzip-compressed or not.
-    fn small_greeter() -> Routes {
-        Routes::new(
-            GreeterServer::new(Slow(Duration::ZERO))
-                .max_decoding_message_size(64)
-                .accept_compressed(CompressionEncoding::Gzip),
-        )
+    fn small_greeter() -> GreeterServer<Slow> {
+        GreeterServer::new(Slow(Duration::ZERO))
+            .max_decoding_message_size(64)
+            .accept_compressed(CompressionEncoding::Gzip)
     }
 
     #[tokio::test]

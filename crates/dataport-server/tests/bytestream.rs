@@ -516,7 +516,7 @@ struct OwnRuntimeServer {
     runtime: tokio::runtime::Runtime,
     addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), dataport_server::ServeError>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl OwnRuntimeServer {
@@ -534,7 +534,7 @@ impl OwnRuntimeServer {
 
     fn stop(self) {
         let _ = self.stop.send(());
-        self.runtime.block_on(self.task).expect("server task joins").expect("server stops cleanly");
+        self.runtime.block_on(self.task).expect("server task joins");
         // Waits for the blocking threads, the upload writers among them.
         drop(self.runtime);
     }

@@ -343,6 +343,7 @@ impl Call {
     /// extensions, for its handler.
     pub(crate) fn start(
         request: &mut http::request::Parts,
+        peer: Option<&crate::tls::Peer>,
         end: BodyEnd,
         need: Option<crate::auth::Need>,
         caller: Option<Caller>,
@@ -355,7 +356,6 @@ impl Call {
             }
             _ => Audit::default(),
         };
-        let peer = request.extensions.get::<crate::tls::Peer>();
         let caller = match caller {
             Some(caller) => Some(caller.0),
             None => peer.and_then(|p| p.certificate_name.clone()),
