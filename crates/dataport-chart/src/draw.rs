@@ -9,11 +9,10 @@ use std::ops::Range;
 use dataport_core::market::bars::Bar;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
-use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters_backend::{BackendCoord, DrawingErrorKind};
 
+use crate::shapes::{Candle, Column};
 use crate::ticks::{self, XTick};
 use crate::{ChartOptions, MacdLines};
 
@@ -100,77 +99,6 @@ impl ValueFormatter<f64> for Axis {
     // Every mesh below passes its own formatter; this is only a safe fallback.
     fn format(value: &f64) -> String {
         value.to_string()
-    }
-}
-
-/// A candle: wick from low to high, body from open to close, `body` pixels wide.
-struct Candle {
-    points: [(f64, f64); 4],
-    body: u32,
-    style: ShapeStyle,
-}
-
-impl<DB: DrawingBackend> Drawable<DB> for Candle {
-    fn draw<I: Iterator<Item = BackendCoord>>(
-        &self,
-        mut points: I,
-        backend: &mut DB,
-        _: (u32, u32),
-    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
-        let (Some(open), Some(high), Some(low), Some(close)) =
-            (points.next(), points.next(), points.next(), points.next())
-        else {
-            return Ok(());
-        };
-        let x = open.0;
-        backend.draw_line((x, high.1), (x, low.1), &self.style)?;
-        if self.body > 1 {
-            // Backends fill rectangles up to, not including, the far corner.
-            let left = x - self.body as i32 / 2;
-            let (top, bottom) = (open.1.min(close.1), open.1.max(close.1));
-            backend.draw_rect((left, top), (left + self.body as i32, bottom + 1), &self.style, true)?;
-        }
-        Ok(())
-    }
-}
-
-/// A column from `from` to `to` at one x, `width` pixels wide (volume, histogram).
-struct Column {
-    points: [(f64, f64); 2],
-    width: u32,
-    color: RGBColor,
-}
-
-/// Candles and columns hand plotters their points as the slice they hold.
-macro_rules! points_held {
-    ($($shape:ty),*) => {$(
-        impl<'a> PointCollection<'a, (f64, f64)> for &'a $shape {
-            type Point = &'a (f64, f64);
-            type IntoIter = &'a [(f64, f64)];
-
-            fn point_iter(self) -> Self::IntoIter {
-                &self.points
-            }
-        }
-    )*};
-}
-
-points_held!(Candle, Column);
-
-impl<DB: DrawingBackend> Drawable<DB> for Column {
-    fn draw<I: Iterator<Item = BackendCoord>>(
-        &self,
-        mut points: I,
-        backend: &mut DB,
-        _: (u32, u32),
-    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
-        let (Some(from), Some(to)) = (points.next(), points.next()) else {
-            return Ok(());
-        };
-        // Backends fill rectangles up to, not including, the far corner.
-        let left = from.0 - self.width as i32 / 2;
-        let (top, bottom) = (from.1.min(to.1), from.1.max(to.1));
-        backend.draw_rect((left, top), (left + self.width as i32, bottom + 1), &self.color, true)
     }
 }
 

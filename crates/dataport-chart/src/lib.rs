@@ -21,6 +21,7 @@ use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend};
 use plotters::style::FontStyle;
 
 mod draw;
+mod shapes;
 mod text;
 mod ticks;
 

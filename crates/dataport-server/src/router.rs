@@ -30,8 +30,10 @@ pub struct Router<B> {
 /// A service and its name.
 type Entry<B> = (&'static str, Box<dyn Handler<B>>);
 
-/// A service of the table, called through a shared reference.
-trait Handler<B>: Send + Sync {
+/// A service the router holds (any tower service answering a [`Routed`]
+/// future, as tonic's generated servers do), called through a shared
+/// reference.
+pub trait Handler<B>: Send + Sync {
     fn serve(&self, request: http::Request<B>) -> Routed;
 }
 
@@ -60,19 +62,7 @@ pub struct RouterBuilder<B> {
 
 impl<B: 'static> RouterBuilder<B> {
     /// Routes every method of `S::NAME` to `service`.
-    pub fn add<S>(&mut self, service: S) -> &mut Self
-    where
-        S: tower::Service<
-                http::Request<B>,
-                Response = http::Response<tonic::body::Body>,
-                Error = Infallible,
-                Future = Routed,
-            > + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-    {
+    pub fn add<S: Handler<B> + NamedService + 'static>(&mut self, service: S) -> &mut Self {
         assert!(self.services.iter().all(|(name, _)| *name != S::NAME), "{} is routed twice", S::NAME);
         self.services.push((S::NAME, Box::new(service)));
         self
