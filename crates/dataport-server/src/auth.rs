@@ -600,6 +600,42 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_secret_names_its_token_until_a_reload_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.toml");
+        let text =
+            FILE.replace("SHA_C", &secret_sha256("c-secret")).replace("SHA_A", &secret_sha256("a-secret"));
+        std::fs::write(&path, &text).unwrap();
+        let auth = Auth::load(path.clone(), false).unwrap();
+        let say = "/helloworld.Greeter/SayHello";
+        // More secrets than a thread remembers, each asked twice, in turns.
+        let secrets = ["a-secret", "c-secret", "x1", "a-secret", "x2", "x3", "x4", "c-secret", "a-secret"];
+        for secret in secrets.iter().chain(&secrets) {
+            let token = format!("Bearer {secret}");
+            let expected = match *secret {
+                "a-secret" => Ok("admin".to_owned()),
+                "c-secret" => Err(tonic::Code::PermissionDenied),
+                _ => Err(tonic::Code::Unauthenticated),
+            };
+            assert_eq!(check(&auth, say, Some(&token), None).map_err(|e| e.0), expected, "{secret}");
+        }
+        // The same length as a remembered secret, one byte off.
+        assert_eq!(
+            check(&auth, say, Some("Bearer a-secreT"), None).unwrap_err().0,
+            tonic::Code::Unauthenticated
+        );
+        // admin's secret is revoked: the file no longer has it.
+        std::fs::write(&path, text.replace(&secret_sha256("a-secret"), &secret_sha256("new-secret")))
+            .unwrap();
+        auth.reload().unwrap();
+        assert_eq!(
+            check(&auth, say, Some("Bearer a-secret"), None).unwrap_err().0,
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(check(&auth, say, Some("Bearer new-secret"), None), Ok("admin".to_owned()));
+    }
+
+    #[test]
     fn a_client_certificate_named_in_the_file_is_a_caller() {
         let auth = auth(false);
         let upload = "/dataport.files.v1.FilesService/Upload";
