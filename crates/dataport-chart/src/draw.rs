@@ -12,7 +12,7 @@ use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, Value
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::shapes::{Candle, Column};
+use crate::shapes::Shape;
 use crate::ticks::{self, XTick};
 use crate::{ChartOptions, MacdLines};
 
@@ -429,8 +429,8 @@ fn draw_price<'a, DB: DrawingBackend + 'a>(
         }
         let color = if b.close >= b.open { UP } else { DOWN };
         let x = i as f64;
-        // Order matters to Candle::draw: open, high, low, close.
-        Some(Candle {
+        // Order matters to Shape::draw: open, high, low, close.
+        Some(Shape::Candle {
             points: [(x, b.open), (x, b.high.max(b.low)), (x, b.low.min(b.high)), (x, b.close)],
             body,
             style: color.filled().stroke_width(1),
@@ -558,7 +558,11 @@ fn draw_volume<'a, DB: DrawingBackend + 'a>(
     let columns = bars.iter().enumerate().filter_map(|(i, b)| {
         let volume = b.volume.filter(|v| v.is_finite() && *v > 0.0)?;
         let color = if b.close >= b.open { UP } else { DOWN };
-        Some(Column { points: [(i as f64, 0.0), (i as f64, volume)], width, color: light(color, 0.55) })
+        Some(Shape::Column {
+            points: [(i as f64, 0.0), (i as f64, volume)],
+            width,
+            color: light(color, 0.55),
+        })
     });
     chart.draw_series(columns)?;
     Ok(())
@@ -576,7 +580,7 @@ fn draw_macd<'a, DB: DrawingBackend + 'a>(
     };
     let columns = macd.hist.iter().enumerate().filter(|(_, v)| v.is_finite() && **v != 0.0).map(|(i, v)| {
         let color = if *v > 0.0 { UP } else { DOWN };
-        Column { points: [(i as f64, 0.0), (i as f64, *v)], width, color: light(color, 0.6) }
+        Shape::Column { points: [(i as f64, 0.0), (i as f64, *v)], width, color: light(color, 0.6) }
     });
     chart.draw_series(columns)?;
     // Over the columns, which stand on it, and under the lines.

@@ -1,71 +1,59 @@
-//! The two shapes plotters has no element for: a candle and a column, each
+//! The two shapes plotters has no element for, a candle and a column, each
 //! drawn straight onto the backend from the points plotters maps for it.
 
 use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
 use plotters_backend::{BackendCoord, BackendStyle, DrawingErrorKind};
 
-/// A candle: wick from low to high, body from open to close, `body` pixels wide.
-pub(crate) struct Candle {
-    pub points: [(f64, f64); 4],
-    pub body: u32,
-    pub style: ShapeStyle,
+pub(crate) enum Shape {
+    /// A candle: wick from low to high, body from open to close, `body`
+    /// pixels wide. Its points: open, high, low, close.
+    Candle { points: [(f64, f64); 4], body: u32, style: ShapeStyle },
+    /// A column from `from` to `to` at one x, `width` pixels wide (volume,
+    /// histogram). Its points: from, to.
+    Column { points: [(f64, f64); 2], width: u32, color: RGBColor },
 }
 
-/// A column from `from` to `to` at one x, `width` pixels wide (volume, histogram).
-pub(crate) struct Column {
-    pub points: [(f64, f64); 2],
-    pub width: u32,
-    pub color: RGBColor,
-}
+/// A shape hands plotters its points as the slice it holds.
+impl<'a> PointCollection<'a, (f64, f64)> for &'a Shape {
+    type Point = &'a (f64, f64);
+    type IntoIter = &'a [(f64, f64)];
 
-/// Candles and columns hand plotters their points as the slice they hold.
-macro_rules! points_held {
-    ($($shape:ty),*) => {$(
-        impl<'a> PointCollection<'a, (f64, f64)> for &'a $shape {
-            type Point = &'a (f64, f64);
-            type IntoIter = &'a [(f64, f64)];
-
-            fn point_iter(self) -> Self::IntoIter {
-                &self.points
-            }
+    fn point_iter(self) -> Self::IntoIter {
+        match self {
+            Shape::Candle { points, .. } => points,
+            Shape::Column { points, .. } => points,
         }
-    )*};
-}
-
-points_held!(Candle, Column);
-
-impl<DB: DrawingBackend> Drawable<DB> for Candle {
-    fn draw<I: Iterator<Item = BackendCoord>>(
-        &self,
-        mut points: I,
-        backend: &mut DB,
-        _: (u32, u32),
-    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
-        let (Some(open), Some(high), Some(low), Some(close)) =
-            (points.next(), points.next(), points.next(), points.next())
-        else {
-            return Ok(());
-        };
-        backend.draw_line((open.0, high.1), (open.0, low.1), &self.style)?;
-        if self.body > 1 {
-            fill(backend, open, close.1, self.body, &self.style)?;
-        }
-        Ok(())
     }
 }
 
-impl<DB: DrawingBackend> Drawable<DB> for Column {
+impl<DB: DrawingBackend> Drawable<DB> for Shape {
     fn draw<I: Iterator<Item = BackendCoord>>(
         &self,
         mut points: I,
         backend: &mut DB,
         _: (u32, u32),
     ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
-        let (Some(from), Some(to)) = (points.next(), points.next()) else {
-            return Ok(());
-        };
-        fill(backend, from, to.1, self.width, &self.color)
+        match self {
+            Shape::Candle { body, style, .. } => {
+                let (Some(open), Some(high), Some(low), Some(close)) =
+                    (points.next(), points.next(), points.next(), points.next())
+                else {
+                    return Ok(());
+                };
+                backend.draw_line((open.0, high.1), (open.0, low.1), style)?;
+                if *body > 1 {
+                    fill(backend, open, close.1, *body, style)?;
+                }
+                Ok(())
+            }
+            Shape::Column { width, color, .. } => {
+                let (Some(from), Some(to)) = (points.next(), points.next()) else {
+                    return Ok(());
+                };
+                fill(backend, from, to.1, *width, color)
+            }
+        }
     }
 }
 
