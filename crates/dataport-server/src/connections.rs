@@ -10,21 +10,30 @@
 //! and the call layer hands it to the [`Router`], all behind one shared
 //! reference.
 //!
+//! Every connection is held to [`Limits`]: one that has not sent the
+//! HTTP/2 preface within `handshake_timeout` is dropped (a TLS handshake has
+//! its own as long); one with no call for `max_connection_idle`, or older
+//! than `max_connection_age`, is told to finish (GOAWAY: the calls started
+//! go on, new ones go to a new connection; past the age's grace it is
+//! closed); past `max_connections`, a new one is closed at once.
+//!
 //! On the shutdown signal the listener is dropped (the port stops accepting
-//! at once) and every connection is told to finish: HTTP/2 sends GOAWAY and
-//! serves the calls already started; the caller bounds how long that may take.
+//! at once) and every connection is told to finish the same way; the caller
+//! bounds how long that may take.
 
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dataport_wire::compression::{Compression, Decoded, Out};
 use futures_util::{Stream, StreamExt as _};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::router::{Routed, Router};
@@ -44,28 +53,82 @@ pub struct Shared<B> {
     pub router: Router<Decoded<Watched<B>>>,
 }
 
+/// The other end of a connection, as its calls know it: who it is, and
+/// how many of its calls are under way.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub peer: Peer,
+    pub activity: Arc<Activity>,
+}
+
+/// How many calls of a connection are under way, and since when none is.
+#[derive(Debug)]
+pub struct Activity {
+    opened: Instant,
+    calls: AtomicUsize,
+    /// Milliseconds from `opened` to when the last call ended.
+    idle_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity { opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
+    }
+
+    /// Counts a call under way until the guard is dropped.
+    pub fn call(self: &Arc<Self>) -> ActiveCall {
+        self.calls.fetch_add(1, Ordering::AcqRel);
+        ActiveCall(Arc::clone(self))
+    }
+
+    /// How long no call has been under way; `None` while one is.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.calls.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = self.opened + Duration::from_millis(self.idle_since.load(Ordering::Acquire));
+        Some(since.elapsed())
+    }
+}
+
+/// A call under way on a connection; see [`Activity::call`].
+#[derive(Debug)]
+pub struct ActiveCall(Arc<Activity>);
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        if activity.calls.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let since = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+            activity.idle_since.store(since, Ordering::Release);
+        }
+    }
+}
+
 /// The service of one connection: each request goes through the call layer
-/// to the router, knowing the connection's [`Peer`].
+/// to the router, knowing the connection's [`Remote`].
 #[derive(Debug)]
 pub struct Connection<B> {
     shared: Arc<Shared<B>>,
-    peer: Peer,
+    remote: Remote,
 }
 
 impl<B> Connection<B> {
-    pub fn new(shared: Arc<Shared<B>>, peer: Peer) -> Self {
-        Connection { shared, peer }
+    pub fn new(shared: Arc<Shared<B>>, remote: Remote) -> Self {
+        Connection { shared, remote }
     }
 
     fn serve(&self, request: http::Request<B>) -> CallFuture<Routed> {
         let Shared { compression, auth, router } = &*self.shared;
-        stack::begin(compression, auth.as_deref(), Some(&self.peer), request, |request| router.route(request))
+        stack::begin(compression, auth.as_deref(), Some(&self.remote), request, |request| {
+            router.route(request)
+        })
     }
 }
 
 impl<B> Clone for Connection<B> {
     fn clone(&self) -> Self {
-        Connection { shared: Arc::clone(&self.shared), peer: self.peer.clone() }
+        Connection { shared: Arc::clone(&self.shared), remote: self.remote.clone() }
     }
 }
 
@@ -105,9 +168,28 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 /// one frame each.
 const MAX_FRAME: u32 = 1 << 20;
 
+/// The bounds every connection is held to; each is the setting of the same
+/// name (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub handshake_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connection_idle: Option<Duration>,
+    pub max_connection_age: Option<Duration>,
+    pub max_connection_age_grace: Duration,
+    pub max_concurrent_streams: u32,
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_timeout: Duration,
+}
+
+/// What a client sends first on an HTTP/2 connection: the 24-byte preface
+/// and the header of its SETTINGS frame. A gRPC-Web request over HTTP/1.1
+/// is longer than that too.
+const GREETING: usize = 24 + 9;
+
 /// How each connection speaks: HTTP/2 only, or also HTTP/1.1 (which
 /// gRPC-Web over HTTP/1.1 needs).
-pub fn http(http1: bool) -> auto::Builder<TokioExecutor> {
+pub fn http(http1: bool, limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     if !http1 {
         builder = builder.http2_only();
@@ -118,8 +200,9 @@ pub fn http(http1: bool) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
-        // No bound on the streams of a connection yet, as tonic's server had.
-        .max_concurrent_streams(None);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
     // hyper's HTTP/1 header read timeout (30 s) needs a timer.
     builder.http1().timer(TokioTimer::new());
     builder
@@ -127,14 +210,15 @@ pub fn http(http1: bool) -> auto::Builder<TokioExecutor> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves every connection of `incoming` with `http`, each request going to
-/// the service `service` makes for its connection's [`Peer`], until `signal`;
-/// then stops accepting and returns once every connection has finished the
-/// calls it had started.
+/// Serves every connection of `incoming` with `http`, within `limits`, each
+/// request going to the service `service` makes for its connection's
+/// [`Remote`], until `signal`; then stops accepting and returns once every
+/// connection has finished the calls it had started.
 pub async fn serve<S, ResBody>(
     incoming: impl Stream<Item = io::Result<Conn>>,
     http: auto::Builder<TokioExecutor>,
-    service: impl Fn(Peer) -> S,
+    limits: Limits,
+    service: impl Fn(Remote) -> S,
     signal: impl Future<Output = ()>,
 ) where
     S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<ResBody>>
@@ -146,7 +230,10 @@ pub async fn serve<S, ResBody>(
     ResBody::Data: Send,
     ResBody::Error: Into<BoxError>,
 {
-    let graceful = GracefulShutdown::new();
+    // Every connection's task holds a receiver: their count is the number
+    // of connections open, and the sender's `closed` says when all ended.
+    let (stop, stopped) = watch::channel(false);
+    let mut refused = Refusals::default();
     let mut incoming = Box::pin(incoming);
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -154,7 +241,7 @@ pub async fn serve<S, ResBody>(
             () = &mut signal => break,
             accepted = incoming.next() => accepted,
         };
-        let conn = match accepted {
+        let mut conn = match accepted {
             Some(Ok(conn)) => conn,
             Some(Err(e)) => {
                 accept_failed(e).await;
@@ -162,19 +249,114 @@ pub async fn serve<S, ResBody>(
             }
             None => break,
         };
-        let peer = conn.peer();
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(conn), service(peer)).into_owned());
-        tokio::spawn(async move {
-            // A client that goes away mid-frame is no news to the server.
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a connection ended with an error");
-            }
-        });
+        let remote = Remote { peer: conn.peer(), activity: Arc::new(Activity::new()) };
+        if stop.receiver_count() > limits.max_connections {
+            refused.note(&remote.peer, limits.max_connections);
+            continue;
+        }
+        let greeted = conn.watch_greeting(GREETING);
+        let activity = Arc::clone(&remote.activity);
+        let connection = http.serve_connection(TokioIo::new(conn), service(remote)).into_owned();
+        tokio::spawn(drive(connection, greeted, activity, limits, stopped.clone()));
     }
     // The port stops accepting now, not once the last call is done.
     drop(incoming);
-    graceful.shutdown().await;
+    stop.send_replace(true);
+    drop(stopped);
+    stop.closed().await;
+}
+
+/// Connections closed at once for `max_connections`, logged at most once a
+/// second.
+#[derive(Debug, Default)]
+struct Refusals {
+    last_logged: Option<Instant>,
+    since: u64,
+}
+
+impl Refusals {
+    fn note(&mut self, peer: &Peer, max_connections: usize) {
+        self.since += 1;
+        if self.last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            tracing::warn!(
+                peer = ?peer.addr,
+                max_connections,
+                refused = self.since,
+                "refused new connections: max_connections are open"
+            );
+            self.last_logged = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
+/// Why a connection was told to finish.
+#[derive(Clone, Copy, Debug)]
+enum Finish {
+    Shutdown,
+    Idle,
+    Age,
+}
+
+/// Runs one connection within `limits` until it ends (see the module docs).
+async fn drive<C>(
+    connection: C,
+    greeted: Arc<AtomicBool>,
+    activity: Arc<Activity>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    // Far enough to be never, near enough not to overflow an Instant.
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let mut connection = std::pin::pin!(connection);
+    let handshake = tokio::time::sleep(limits.handshake_timeout);
+    let age = tokio::time::sleep(limits.max_connection_age.unwrap_or(NEVER));
+    let max_idle = limits.max_connection_idle.unwrap_or(NEVER);
+    let idle = tokio::time::sleep(max_idle);
+    tokio::pin!(handshake, age, idle);
+    let mut waiting_greeting = true;
+    let finish = loop {
+        tokio::select! {
+            ended = connection.as_mut() => return ended_with(ended),
+            () = &mut handshake, if waiting_greeting => {
+                if !greeted.load(Ordering::Acquire) {
+                    // Dropping it closes it: nothing was started on it.
+                    tracing::debug!(timeout = ?limits.handshake_timeout, "closed a connection that sent no HTTP/2 preface in time");
+                    return;
+                }
+                waiting_greeting = false;
+            }
+            _ = stop.changed() => break Finish::Shutdown,
+            () = &mut age => break Finish::Age,
+            () = &mut idle => match activity.idle_for() {
+                Some(idle_for) if idle_for >= max_idle => break Finish::Idle,
+                Some(idle_for) => idle.as_mut().reset(tokio::time::Instant::now() + (max_idle - idle_for)),
+                None => idle.as_mut().reset(tokio::time::Instant::now() + max_idle),
+            },
+        }
+    };
+    tracing::debug!(why = ?finish, "telling a connection to finish");
+    connection.as_mut().graceful_shutdown();
+    match finish {
+        Finish::Age => match tokio::time::timeout(limits.max_connection_age_grace, connection).await {
+            Ok(ended) => ended_with(ended),
+            Err(_) => tracing::info!(
+                grace = ?limits.max_connection_age_grace,
+                "closed a connection at max_connection_age with calls still open after the grace"
+            ),
+        },
+        Finish::Shutdown | Finish::Idle => ended_with(connection.await),
+    }
+}
+
+fn ended_with<E: std::fmt::Display>(ended: Result<(), E>) {
+    // A client that goes away mid-frame is no news to the server.
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "a connection ended with an error");
+    }
 }
 
 /// After a failed accept: one aborted connection is no reason to wait, but

@@ -256,8 +256,9 @@ impl Server {
                 let _ = draining_tx.send(());
             }
         };
-        let incoming = crate::tls::incoming(listener, self.tls.clone());
-        let http = connections::http(self.config.grpc_web);
+        let limits = self.config.connection_limits();
+        let incoming = crate::tls::incoming(listener, self.tls.clone(), limits.handshake_timeout);
+        let http = connections::http(self.config.grpc_web, &limits);
         // gRPC-Web, when asked for, in front of the call layer: it turns a
         // browser's call into a gRPC one, which the call layer then sees as
         // any other (auth, deadline, call line). Off, no call pays for it.
@@ -265,19 +266,19 @@ impl Server {
             true => {
                 let shared = Arc::new(self.shared(&health, &drain));
                 let cors = crate::web::cors(&self.config.cors_allowed_origins);
-                let service = move |peer| {
+                let service = move |remote| {
                     let web = tower::ServiceBuilder::new()
                         .option_layer(cors.clone())
                         .layer(tonic_web::GrpcWebLayer::new())
-                        .service(Connection::new(Arc::clone(&shared), peer));
+                        .service(Connection::new(Arc::clone(&shared), remote));
                     TowerToHyperService::new(web)
                 };
-                Box::pin(connections::serve(incoming, http, service, signal))
+                Box::pin(connections::serve(incoming, http, limits, service, signal))
             }
             false => {
                 let shared = Arc::new(self.shared(&health, &drain));
-                let service = move |peer| Connection::new(Arc::clone(&shared), peer);
-                Box::pin(connections::serve(incoming, http, service, signal))
+                let service = move |remote| Connection::new(Arc::clone(&shared), remote);
+                Box::pin(connections::serve(incoming, http, limits, service, signal))
             }
         };
         tokio::pin!(serve);

@@ -45,20 +45,20 @@ use prost::bytes::Bytes;
 use tonic::{Code, Status};
 
 use crate::auth::Auth;
+use crate::connections::Remote;
 use crate::drain::Drain;
 use crate::logging::Call;
-use crate::tls::Peer;
 use crate::tonic_fixes::{self, Deadline, Watched};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Starts a call of `req`, from the connection of `peer`: everything the
+/// Starts a call of `req`, from the connection of `remote`: everything the
 /// module docs list up to handing the request to `route`, the service; the
 /// future it returns does the rest.
 pub fn begin<B, F>(
     compression: &Compression,
     auth: Option<&Auth>,
-    peer: Option<&Peer>,
+    remote: Option<&Remote>,
     req: http::Request<B>,
     route: impl FnOnce(http::Request<Decoded<Watched<B>>>) -> F,
 ) -> CallFuture<F> {
@@ -67,9 +67,9 @@ pub fn begin<B, F>(
     let need = crate::auth::need(parts.uri.path());
     let (caller, allowed) = match auth {
         None => (None, Ok(())),
-        Some(auth) => auth.check(&parts, peer, need),
+        Some(auth) => auth.check(&parts, remote.map(|r| &r.peer), need),
     };
-    let call = Call::start(&mut parts, peer, end, need, caller);
+    let call = Call::start(&mut parts, remote, end, need, caller);
     let deadline = Deadline::of(&parts.headers);
     let decoded = allowed.and_then(|()| compression.request(&mut parts, body));
     let (inner, respond, refused) = match decoded {

@@ -6,13 +6,14 @@
 //! key, client CA) and swaps it in: new connections handshake with it, open
 //! ones keep theirs. A file that does not load is logged and the config in
 //! use stays. Handshakes run beside each other and never hold up accepting;
-//! one that fails or takes longer than [`HANDSHAKE_TIMEOUT`] drops only its
+//! one that fails or takes longer than `handshake_timeout` drops only its
 //! connection.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,8 +29,6 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::watch::Watched;
 
-/// The longest a TLS handshake may take before its connection is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many handshakes may be under way at once; accepting waits past it.
 const HANDSHAKES_IN_FLIGHT: usize = 256;
 
@@ -173,37 +172,74 @@ pub struct Peer {
     pub certificate_name: Option<Arc<str>>,
 }
 
-/// One accepted connection, plain or TLS.
+/// One accepted connection, plain or TLS, which can tell when its client
+/// has sent its first bytes ([`Conn::watch_greeting`]).
 #[derive(Debug)]
-pub enum Conn {
+pub struct Conn {
+    transport: Transport,
+    greeting: Option<Greeting>,
+}
+
+#[derive(Debug)]
+enum Transport {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, Peer),
 }
 
+/// How many bytes of its greeting the client has yet to send, and the flag
+/// set once it has.
+#[derive(Debug)]
+struct Greeting {
+    unread: usize,
+    greeted: Arc<AtomicBool>,
+}
+
 impl Conn {
+    fn new(transport: Transport) -> Self {
+        Conn { transport, greeting: None }
+    }
+
     /// Who is at the other end.
     pub fn peer(&self) -> Peer {
-        match self {
-            Conn::Plain(tcp) => Peer { addr: tcp.peer_addr().ok(), certificate_name: None },
-            Conn::Tls(_, peer) => peer.clone(),
+        match &self.transport {
+            Transport::Plain(tcp) => Peer { addr: tcp.peer_addr().ok(), certificate_name: None },
+            Transport::Tls(_, peer) => peer.clone(),
         }
+    }
+
+    /// Sets the flag it answers once the client has sent `bytes` bytes
+    /// (after TLS, if any).
+    pub fn watch_greeting(&mut self, bytes: usize) -> Arc<AtomicBool> {
+        let greeted = Arc::new(AtomicBool::new(bytes == 0));
+        self.greeting = Some(Greeting { unread: bytes, greeted: Arc::clone(&greeted) });
+        greeted
     }
 }
 
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = match &mut this.transport {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if let Some(greeting) = &mut this.greeting {
+            greeting.unread = greeting.unread.saturating_sub(buf.filled().len() - before);
+            if greeting.unread == 0 {
+                greeting.greeted.store(true, Ordering::Release);
+                this.greeting = None;
+            }
         }
+        read
     }
 }
 
 impl AsyncWrite for Conn {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -212,30 +248,30 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s, _) => s.is_write_vectored(),
+        match &self.transport {
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s, _) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().transport {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -245,10 +281,11 @@ impl AsyncWrite for Conn {
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
+    handshake_timeout: Duration,
 ) -> Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send>> {
     let tcp = TcpIncoming::from(listener).with_nodelay(Some(true));
     let Some(tls) = tls else {
-        return Box::pin(tcp.map(|accepted| accepted.map(Conn::Plain)));
+        return Box::pin(tcp.map(|accepted| accepted.map(|tcp| Conn::new(Transport::Plain(tcp)))));
     };
     let handshakes = tcp
         .filter_map(|accepted| async move {
@@ -259,7 +296,7 @@ pub fn incoming(
             let acceptor = tls.acceptor();
             async move {
                 let addr = tcp.peer_addr().ok();
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let certificate_name = stream
                             .get_ref()
@@ -268,14 +305,14 @@ pub fn incoming(
                             .and_then(|chain| chain.first())
                             .and_then(certificate_name)
                             .map(Arc::from);
-                        Some(Conn::Tls(Box::new(stream), Peer { addr, certificate_name }))
+                        Some(Conn::new(Transport::Tls(Box::new(stream), Peer { addr, certificate_name })))
                     }
                     Ok(Err(e)) => {
                         tracing::info!(peer = ?addr, error = %e, "TLS handshake failed");
                         None
                     }
                     Err(_) => {
-                        tracing::info!(peer = ?addr, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+                        tracing::info!(peer = ?addr, timeout = ?handshake_timeout, "TLS handshake timed out");
                         None
                     }
                 }

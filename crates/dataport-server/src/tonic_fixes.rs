@@ -235,14 +235,11 @@ mod tests {
                 auth: None,
                 router: router.build(),
             });
-            let incoming = crate::tls::incoming(listener, None);
-            let service = move |peer| Connection::new(Arc::clone(&shared), peer);
-            tokio::spawn(connections::serve(
-                incoming,
-                connections::http(false),
-                service,
-                std::future::pending(),
-            ));
+            let limits = crate::config::Config::default().connection_limits();
+            let incoming = crate::tls::incoming(listener, None, limits.handshake_timeout);
+            let http = connections::http(false, &limits);
+            let service = move |remote| Connection::new(Arc::clone(&shared), remote);
+            tokio::spawn(connections::serve(incoming, http, limits, service, std::future::pending()));
         } else {
             let server = tonic::transport::Server::builder().add_service(service);
             tokio::spawn(server.serve_with_incoming(TcpIncoming::from(listener)));

@@ -110,11 +110,21 @@ fn serve_help_lists_every_declared_setting() {
     let out = serve().arg("--help").output().expect("runs");
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = help.lines().collect();
     for setting in dataport_server::config::SETTINGS {
-        let line = help
-            .lines()
-            .find(|l| l.trim_start().starts_with(&format!("--{} ", setting.flag_name())))
+        let at = lines
+            .iter()
+            .position(|l| {
+                let flag = format!("--{}", setting.flag_name());
+                l.trim_start().split(' ').next() == Some(flag.as_str())
+            })
             .unwrap_or_else(|| panic!("no --{} in:\n{help}", setting.flag_name()));
+        // clap puts the help beside the flag, or on the next line when the
+        // longest flag leaves too little room.
+        let line = match lines.get(at + 1) {
+            Some(next) if !next.trim_start().starts_with('-') => format!("{} {}", lines[at], next.trim()),
+            _ => lines[at].to_owned(),
+        };
         assert!(line.contains(setting.doc()) && line.contains(&setting.env_var()), "{line}");
         if let dataport_server::config::Flag::Value(_) = setting.flag {
             let (dataport_server::config::Shown::Value(default)

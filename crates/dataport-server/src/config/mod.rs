@@ -150,6 +150,22 @@ settings! {
     grpc_web: bool = "false", switch, parse::boolean;
     /// origins whose pages may call over gRPC-Web, comma-separated (`https://app.example.com`), or `*`
     cors_allowed_origins: Vec<http::HeaderValue> = unset "none", value "ORIGINS", parse::origins;
+    /// how long a new connection may take to send the HTTP/2 preface (and to finish a TLS handshake)
+    handshake_timeout: Duration = "5s", value "DURATION", parse::parse_duration;
+    /// most connections open at once; a new one past it is closed at once
+    max_connections: usize = "10000", value "N", parse::positive;
+    /// tell a connection with no call under way for this long to close (GOAWAY), or `never`
+    max_connection_idle: Option<Duration> = "1h", value "DURATION", parse::duration_or_never;
+    /// tell a connection this old to close (GOAWAY), so load balancers can rebalance; or `never`
+    max_connection_age: Option<Duration> = "never", value "DURATION", parse::duration_or_never;
+    /// how long calls may go on after `max_connection_age` before their connection is closed
+    max_connection_age_grace: Duration = "30s", value "DURATION", parse::parse_duration;
+    /// most calls under way at once on one connection (HTTP/2 max concurrent streams)
+    max_concurrent_streams: u32 = "1000", value "N", parse::positive_u32;
+    /// ping a connection quiet for this long (HTTP/2 PING), or `never`
+    keepalive_interval: Option<Duration> = "2h", value "DURATION", parse::duration_or_never;
+    /// close a connection whose answer to a keepalive ping takes longer than this
+    keepalive_timeout: Duration = "20s", value "DURATION", parse::parse_duration;
     /// compress responses with this when the client accepts it; file data is never compressed
     response_compression: ResponseCompression = "none", value "CODEC",
         |v| parse::one_of(v, &[
@@ -157,6 +173,23 @@ settings! {
             ("gzip", ResponseCompression::Gzip),
             ("zstd", ResponseCompression::Zstd),
         ]);
+}
+
+impl Config {
+    /// The bounds of every connection, from the config.
+    pub(crate) fn connection_limits(&self) -> crate::connections::Limits {
+        let c = self;
+        crate::connections::Limits {
+            handshake_timeout: c.handshake_timeout,
+            max_connections: c.max_connections,
+            max_connection_idle: c.max_connection_idle,
+            max_connection_age: c.max_connection_age,
+            max_connection_age_grace: c.max_connection_age_grace,
+            max_concurrent_streams: c.max_concurrent_streams,
+            keepalive_interval: c.keepalive_interval,
+            keepalive_timeout: c.keepalive_timeout,
+        }
+    }
 }
 
 /// One declared setting: what the binary builds its flag from, and what

@@ -78,18 +78,40 @@ pub(super) fn size(value: &str, min: usize, min_text: &str) -> Result<usize, Str
     )
 }
 
-/// Parses `10`, `2.5`, `10s` or `500ms` (a bare number is seconds).
+/// Parses `10`, `2.5`, `10s`, `500ms`, `30m` or `2h` (a bare number is
+/// seconds).
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let (number, scale) = if let Some(n) = value.strip_suffix("ms") {
         (n, 1e-3)
     } else if let Some(n) = value.strip_suffix('s') {
         (n, 1.0)
+    } else if let Some(n) = value.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = value.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (value, 1.0)
     };
-    let expected = "expected seconds such as 10, 2.5, 10s or 500ms";
+    let expected = "expected a duration such as 10, 2.5, 10s, 500ms, 30m or 2h";
     let n: f64 = number.trim().parse().map_err(|_| expected.to_owned())?;
     Duration::try_from_secs_f64(n * scale).map_err(|_| format!("{expected}, not negative or out of range"))
+}
+
+/// A duration, or `never`.
+pub(super) fn duration_or_never(value: &str) -> Result<Option<Duration>, String> {
+    match value {
+        "never" => Ok(None),
+        _ => parse_duration(value).map(Some).map_err(|e| format!("{e}, or never")),
+    }
+}
+
+/// A whole number from 1 to `u32::MAX`.
+pub(super) fn positive_u32(value: &str) -> Result<u32, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| format!("expected a whole number from 1 to {}", u32::MAX))
 }
 
 #[cfg(test)]
@@ -101,6 +123,11 @@ mod tests {
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(duration_or_never("never"), Ok(None));
+        assert_eq!(duration_or_never("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert!(duration_or_never("nope").unwrap_err().ends_with("or never"));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("-1").is_err());
     }

@@ -212,7 +212,7 @@ mod tests {
         flags.set_flag("shutdown_timeout", "-1");
         let e = flags.resolve().unwrap_err().to_string();
         assert!(
-            e.starts_with("shutdown_timeout = \"-1\" (from --shutdown-timeout): expected seconds"),
+            e.starts_with("shutdown_timeout = \"-1\" (from --shutdown-timeout): expected a duration"),
             "{e}"
         );
         let e = env(&[("DATAPORT_LOG_FORMAT", "xml")]).resolve().unwrap_err().to_string();

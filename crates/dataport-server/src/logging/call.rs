@@ -23,6 +23,7 @@ use super::Audit;
 use super::sink::Sink;
 use crate::auth::Caller;
 use crate::config::LogFormat;
+use crate::connections::{ActiveCall, Remote};
 use crate::tonic_fixes::BodyEnd;
 
 /// The canonical name of a gRPC status code.
@@ -334,6 +335,8 @@ pub(crate) struct Call {
     end: BodyEnd,
     start: Instant,
     done: bool,
+    /// Counts the call on its connection while it is under way.
+    _active: Option<ActiveCall>,
 }
 
 impl Call {
@@ -343,7 +346,7 @@ impl Call {
     /// extensions, for its handler.
     pub(crate) fn start(
         request: &mut http::request::Parts,
-        peer: Option<&crate::tls::Peer>,
+        remote: Option<&Remote>,
         end: BodyEnd,
         need: Option<crate::auth::Need>,
         caller: Option<Caller>,
@@ -356,6 +359,7 @@ impl Call {
             }
             _ => Audit::default(),
         };
+        let peer = remote.map(|r| &r.peer);
         let caller = match caller {
             Some(caller) => Some(caller.0),
             None => peer.and_then(|p| p.certificate_name.clone()),
@@ -368,6 +372,7 @@ impl Call {
             end,
             start: Instant::now(),
             done: false,
+            _active: remote.map(|r| r.activity.call()),
         }
     }
 
