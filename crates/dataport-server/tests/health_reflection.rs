@@ -92,12 +92,7 @@ async fn health_watchers_see_not_serving_when_draining_starts() {
     let (mut config, dir) = common::config();
     config.shutdown_timeout = Duration::from_secs(3600);
     let mut server = common::start_with(config, dir).await;
-    let mut watch = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest { service: String::new() })
-        .await
-        .expect("ok")
-        .into_inner();
-    assert_eq!(watch.next().await.expect("first").expect("ok").status(), ServingStatus::Serving);
+    let mut watch = watch_serving(server.channel().await).await;
     server.signal_shutdown();
     let next = watch.next().await.expect("an update");
     assert_eq!(next.expect("ok").status(), ServingStatus::NotServing);
@@ -107,25 +102,37 @@ async fn health_watchers_see_not_serving_when_draining_starts() {
     server.stop().await;
 }
 
-async fn v1(channel: Channel, request: V1Request) -> V1Response {
-    let request = V1ReflectionRequest { host: String::new(), message_request: Some(request) };
-    let mut replies = ReflectionV1::new(channel)
-        .server_reflection_info(tokio_stream::once(request))
+/// A health Watch of the whole server, after its first answer: SERVING.
+async fn watch_serving(
+    channel: Channel,
+) -> tonic::Streaming<dataport_proto::grpc::health::v1::HealthCheckResponse> {
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest { service: String::new() })
         .await
         .expect("ok")
         .into_inner();
-    replies.next().await.expect("a reply").expect("ok").message_response.expect("a response")
+    assert_eq!(watch.next().await.expect("first").expect("ok").status(), ServingStatus::Serving);
+    watch
 }
 
-async fn v1alpha(channel: Channel, request: V1AlphaRequest) -> V1AlphaResponse {
-    let request = V1AlphaReflectionRequest { host: String::new(), message_request: Some(request) };
-    let mut replies = ReflectionV1Alpha::new(channel)
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("ok")
-        .into_inner();
-    replies.next().await.expect("a reply").expect("ok").message_response.expect("a response")
+/// One reflection request and its reply, over one version of the API
+/// (v1 and v1alpha have the same shape in different packages).
+macro_rules! ask {
+    ($name:ident, $client:ident, $wrapper:ident, $request:ty, $response:ty) => {
+        async fn $name(channel: Channel, request: $request) -> $response {
+            let request = $wrapper { host: String::new(), message_request: Some(request) };
+            let mut replies = $client::new(channel)
+                .server_reflection_info(tokio_stream::once(request))
+                .await
+                .expect("ok")
+                .into_inner();
+            replies.next().await.expect("a reply").expect("ok").message_response.expect("a response")
+        }
+    };
 }
+
+ask!(v1, ReflectionV1, V1ReflectionRequest, V1Request, V1Response);
+ask!(v1alpha, ReflectionV1Alpha, V1AlphaReflectionRequest, V1AlphaRequest, V1AlphaResponse);
 
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_every_service() {
@@ -198,12 +205,7 @@ async fn in_flight_calls_finish_during_the_drain() {
     tx.send(note("two")).await.expect("send");
     // A reply proves the call is in flight on the server.
     assert_eq!(replies.next().await.expect("reply").expect("ok").message, "one");
-    let mut health = HealthClient::new(server.channel().await)
-        .watch(HealthCheckRequest { service: String::new() })
-        .await
-        .expect("ok")
-        .into_inner();
-    assert_eq!(health.next().await.expect("first").expect("ok").status(), ServingStatus::Serving);
+    let mut health = watch_serving(server.channel().await).await;
     server.signal_shutdown();
     assert_eq!(health.next().await.expect("update").expect("ok").status(), ServingStatus::NotServing);
     tx.send(note("three")).await.expect("the call is still open");

@@ -2,6 +2,13 @@ use dataport_core::market::bars::parse_csv;
 
 use super::*;
 
+/// A store in a fresh directory, which lives as long as the guard.
+fn opened() -> (tempfile::TempDir, SqliteBarStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteBarStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
 fn bars(csv: &str) -> Vec<Bar> {
     parse_csv(format!("date,open,high,low,close,volume\n{csv}").as_bytes()).unwrap()
 }
@@ -13,8 +20,7 @@ fn migrations_are_valid() {
 
 #[test]
 fn imported_bars_come_back_in_date_order_per_symbol() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteBarStore::open(dir.path()).unwrap();
+    let (_dir, store) = opened();
     assert_eq!(store.bars("AAPL").unwrap(), None);
     assert!(store.symbols().unwrap().is_empty());
     let aapl = bars("2020-01-03,2,3,1,2.5,100\n2020-01-02,1,2,0.5,1.5,\n");
@@ -36,8 +42,7 @@ fn imported_bars_come_back_in_date_order_per_symbol() {
 
 #[test]
 fn reimporting_a_date_replaces_it_and_keeps_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteBarStore::open(dir.path()).unwrap();
+    let (_dir, store) = opened();
     store.import("X", &bars("2020-01-02,1,2,1,2,10\n2020-01-03,1,2,1,2,10\n")).unwrap();
     store.import("X", &bars("2020-01-03,5,6,4,5,20\n2020-01-06,1,1,1,1,1\n")).unwrap();
     let got = store.bars("X").unwrap().unwrap();
@@ -65,8 +70,7 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
 
 #[test]
 fn adjusted_closes_are_stored_and_summarised() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteBarStore::open(dir.path()).unwrap();
+    let (_dir, store) = opened();
     let adjusted = parse_csv(
         "date,open,high,low,close,adj_close\n2020-01-02,1,2,1,2,1\n2020-01-03,1,2,1,2,\n".as_bytes(),
     );
@@ -81,8 +85,7 @@ fn adjusted_closes_are_stored_and_summarised() {
 
 #[test]
 fn deleting_a_symbol_removes_its_bars_and_only_its_bars() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteBarStore::open(dir.path()).unwrap();
+    let (_dir, store) = opened();
     store.import("A", &bars("2020-01-02,1,2,1,2,10\n2020-01-03,1,2,1,2,10\n")).unwrap();
     store.import("B", &bars("2020-01-02,1,2,1,2,10\n")).unwrap();
     assert_eq!(store.delete("A").unwrap(), 2);
@@ -93,8 +96,7 @@ fn deleting_a_symbol_removes_its_bars_and_only_its_bars() {
 
 #[test]
 fn the_sample_is_wanted_once_by_an_empty_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteBarStore::open(dir.path()).unwrap();
+    let (dir, store) = opened();
     assert!(store.wants_sample().unwrap());
     store.import("A", &bars("2020-01-02,1,2,1,2,10\n")).unwrap();
     store.sample_loaded().unwrap();

@@ -15,6 +15,13 @@ fn store(dir: &Path) -> LocalFileStore {
     LocalFileStore::open(dir).unwrap()
 }
 
+/// A store in a fresh directory, which lives as long as the guard.
+fn opened() -> (tempfile::TempDir, LocalFileStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    (dir, store)
+}
+
 fn small(dir: &Path, max_file_size: u64, sync_every: u64) -> LocalFileStore {
     let config = FileStoreConfig { max_file_size, sync_every, ..FileStoreConfig::default() };
     LocalFileStore::open_with(dir, config).unwrap()
@@ -72,8 +79,7 @@ fn migrations_are_valid() {
 
 #[test]
 fn an_upload_reads_back_with_its_size_and_sha256() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let data = pattern(7, 1_000_003);
     let before = SystemTime::now();
     let info = upload(&store, "report.pdf", &data);
@@ -89,8 +95,7 @@ fn an_upload_reads_back_with_its_size_and_sha256() {
 
 #[test]
 fn pages_list_one_prefix_after_a_name_in_byte_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     // "a\u{e9}" sorts after "az" as bytes (0xC3 > 'z'), and "b" ends the run.
     for name in ["a1", "a2", "a3", "az", "a\u{e9}", "b1", "A"] {
         upload(&store, name, name.as_bytes());
@@ -112,8 +117,7 @@ fn pages_list_one_prefix_after_a_name_in_byte_order() {
 
 #[test]
 fn a_reader_seeks_to_any_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let data = pattern(1, 10_000);
     upload(&store, "f", &data);
     let (info, mut reader) = store.open("f").unwrap();
@@ -129,8 +133,7 @@ fn a_large_file_reads_back_whole_and_from_any_offset() {
     // Large files are read with direct I/O, a block of whole pages at a
     // time, where the file system allows: reads and seeks that straddle
     // blocks and pages, and the ragged end, must give the file's bytes.
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let data = pattern(7, (LocalReader::DIRECT_MIN + 3 * 4096 + 123) as usize);
     upload(&store, "big", &data);
     assert_eq!(read_all(&store, "big"), data);
@@ -157,8 +160,7 @@ fn a_large_file_reads_back_in_chunks_from_any_offset() {
     // vectors (the tests run with the binary's allocator, which aligns
     // them); others, and chunks after a read that left a block buffered, go
     // through the reader's buffer. Either way they must be the file's bytes.
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let data = pattern(9, (LocalReader::DIRECT_MIN + (1 << 20) + 4096 + 77) as usize);
     upload(&store, "big", &data);
     let (_, mut reader) = store.open("big").unwrap();
@@ -221,8 +223,7 @@ fn a_dropped_upload_leaves_nothing_visible_and_no_temp_file() {
 
 #[test]
 fn a_checksum_mismatch_commits_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let wrong = sha(b"something else");
     let mut up = store.begin_upload("f", Some(wrong)).unwrap();
     up.write(b"data").unwrap();
@@ -306,8 +307,7 @@ fn concurrent_uploads_of_one_name_end_with_one_whole_file() {
 
 #[test]
 fn a_reader_of_a_replaced_file_keeps_the_old_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let old = upload(&store, "f", &pattern(1, 50_000));
     let (_, mut reader) = store.open("f").unwrap();
     let mut first = vec![0; 10];
@@ -326,8 +326,7 @@ fn a_reader_of_a_replaced_file_keeps_the_old_content() {
 
 #[test]
 fn delete_removes_a_file_but_not_from_its_readers() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let info = upload(&store, "gone", b"bytes");
     let (_, mut reader) = store.open("gone").unwrap();
     assert_eq!(store.delete("gone").unwrap(), info);
@@ -419,8 +418,7 @@ fn writes_of_any_size_and_syncs_anywhere_read_back_whole() {
 
 #[test]
 fn a_resumable_upload_has_one_writer_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let mut up = store.resumable("r", "f", None).unwrap();
     up.write(b"abc").unwrap();
     assert!(matches!(store.resumable("r", "f", None), Err(FileError::InUse { .. })));
@@ -434,8 +432,7 @@ fn a_resumable_upload_has_one_writer_at_a_time() {
 
 #[test]
 fn questions_about_a_finishing_resumable_upload_wait_for_its_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let mut up = store.resumable("r", "f", None).unwrap();
     up.write(b"hello").unwrap();
     // Nothing is flushed yet: a writer still receiving answers 0 durable.
@@ -509,8 +506,7 @@ fn stale_resumable_uploads_are_removed() {
 
 #[test]
 fn hostile_names_are_refused_before_touching_the_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (dir, store) = opened();
     let before = tree(dir.path());
     let long = "a".repeat(256);
     for name in
@@ -555,8 +551,7 @@ fn a_file_in_the_way_of_the_store_is_a_clear_error() {
 
 #[test]
 fn a_digest_given_after_the_data_is_checked_at_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     let old = upload(&store, "f", b"old");
     let wrong = sha(b"something else");
     let mut up = store.begin_upload("f", None).unwrap();
@@ -579,8 +574,7 @@ fn a_digest_given_after_the_data_is_checked_at_commit() {
 
 #[test]
 fn a_finished_resumable_upload_is_remembered_until_discarded_or_stale() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (dir, store) = opened();
     assert_eq!(store.upload_state("up").unwrap(), None);
     let mut up = store.resumable("up", "done.bin", None).unwrap();
     up.write(b"hello").unwrap();
@@ -625,8 +619,7 @@ mod one_gib;
 
 #[test]
 fn an_upload_that_keeps_existing_files_is_refused_at_commit_and_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
+    let (_dir, store) = opened();
     // Both begin before either commits: the commit decides.
     let mut first = store.begin_upload("report.pdf", None).unwrap();
     let mut second = store.begin_upload("report.pdf", None).unwrap();
