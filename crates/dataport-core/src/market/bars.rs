@@ -255,6 +255,45 @@ pub fn parse_csv_by_symbol(input: impl std::io::Read) -> Result<BTreeMap<String,
     read(input, true)
 }
 
+/// Where each field of a bar is in a row.
+struct Columns {
+    /// date, open, high, low, close ([`REQUIRED`]).
+    index: [usize; 5],
+    symbol_at: Option<usize>,
+    volume_at: Option<usize>,
+    adj_close_at: Option<usize>,
+}
+
+impl Columns {
+    /// From the header row; `symbol` is required `by_symbol`.
+    fn find(headers: &csv::StringRecord, by_symbol: bool) -> Result<Columns, BarsError> {
+        let mut columns: HashMap<String, usize> = HashMap::new();
+        for (i, name) in headers.iter().enumerate() {
+            let key = column_key(name.trim());
+            let known = REQUIRED.contains(&key.as_str())
+                || matches!(key.as_str(), "volume" | "adjclose")
+                || (by_symbol && key == "symbol");
+            if known && columns.insert(key, i).is_some() {
+                return Err(BarsError::DuplicateColumn(name.trim().to_owned()));
+            }
+        }
+        let mut index = [0usize; 5];
+        for (slot, name) in index.iter_mut().zip(REQUIRED) {
+            *slot = *columns.get(name).ok_or(BarsError::MissingColumn(name))?;
+        }
+        let symbol_at = match by_symbol {
+            true => Some(*columns.get("symbol").ok_or(BarsError::MissingColumn("symbol"))?),
+            false => None,
+        };
+        Ok(Columns {
+            index,
+            symbol_at,
+            volume_at: columns.get("volume").copied(),
+            adj_close_at: columns.get("adjclose").copied(),
+        })
+    }
+}
+
 fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, Vec<Bar>>, BarsError> {
     let mut input = std::io::BufReader::new(input);
     let start = std::io::BufRead::fill_buf(&mut input)
@@ -268,26 +307,7 @@ fn read(input: impl std::io::Read, by_symbol: bool) -> Result<BTreeMap<String, V
         Ok(_) => return Err(BarsError::Empty),
         Err(e) => return Err(row_error(1, e.to_string())),
     };
-    let mut columns: HashMap<String, usize> = HashMap::new();
-    for (i, name) in headers.iter().enumerate() {
-        let key = column_key(name.trim());
-        let known = REQUIRED.contains(&key.as_str())
-            || matches!(key.as_str(), "volume" | "adjclose")
-            || (by_symbol && key == "symbol");
-        if known && columns.insert(key, i).is_some() {
-            return Err(BarsError::DuplicateColumn(name.trim().to_owned()));
-        }
-    }
-    let mut index = [0usize; 5];
-    for (slot, name) in index.iter_mut().zip(REQUIRED) {
-        *slot = *columns.get(name).ok_or(BarsError::MissingColumn(name))?;
-    }
-    let symbol_at = match by_symbol {
-        true => Some(*columns.get("symbol").ok_or(BarsError::MissingColumn("symbol"))?),
-        false => None,
-    };
-    let volume_at = columns.get("volume").copied();
-    let adj_close_at = columns.get("adjclose").copied();
+    let Columns { index, symbol_at, volume_at, adj_close_at } = Columns::find(&headers, by_symbol)?;
 
     let mut out: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
     let mut seen: HashMap<(String, Date), u64> = HashMap::new();
