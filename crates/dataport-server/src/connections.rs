@@ -23,17 +23,19 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use dataport_wire::compression::{Compression, Decoded, Out};
+use futures_util::task::AtomicWaker;
 use futures_util::{Stream, StreamExt as _};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::auth::Auth;
 use crate::router::{Routed, Router};
@@ -61,6 +63,24 @@ pub struct Remote {
     pub activity: Arc<Activity>,
 }
 
+/// The calls under way across every connection, and their bound
+/// (`max_calls`); the connections open.
+#[derive(Debug)]
+struct Load {
+    calls: AtomicUsize,
+    max: usize,
+    connections: AtomicUsize,
+}
+
+/// A connection counted open in [`Load`] until dropped.
+struct Open(Arc<Load>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How many calls of a connection are under way, and since when none is.
 #[derive(Debug)]
 pub struct Activity {
@@ -68,17 +88,40 @@ pub struct Activity {
     calls: AtomicUsize,
     /// Milliseconds from `opened` to when the last call ended.
     idle_since: AtomicU64,
+    load: Arc<Load>,
+}
+
+/// A call refused because the server has `max` calls under way.
+#[derive(Clone, Copy, Debug)]
+pub struct Shed {
+    max: usize,
+}
+
+impl Shed {
+    pub fn status(self) -> tonic::Status {
+        tonic::Status::unavailable(format!(
+            "the server has {} calls under way (max_calls); try again shortly",
+            self.max
+        ))
+    }
 }
 
 impl Activity {
-    fn new() -> Self {
-        Activity { opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0) }
+    fn new(load: Arc<Load>) -> Self {
+        Activity { opened: Instant::now(), calls: AtomicUsize::new(0), idle_since: AtomicU64::new(0), load }
     }
 
-    /// Counts a call under way until the guard is dropped.
-    pub fn call(self: &Arc<Self>) -> ActiveCall {
+    /// Counts a call under way, here and across the server, until the guard
+    /// is dropped; refuses a `sheddable` one when the server already has
+    /// `max_calls` under way (health's are not: they answer, shedding or not).
+    pub fn call(self: &Arc<Self>, sheddable: bool) -> Result<ActiveCall, Shed> {
+        let before = self.load.calls.fetch_add(1, Ordering::AcqRel);
+        if sheddable && before >= self.load.max {
+            self.load.calls.fetch_sub(1, Ordering::AcqRel);
+            return Err(Shed { max: self.load.max });
+        }
         self.calls.fetch_add(1, Ordering::AcqRel);
-        ActiveCall(Arc::clone(self))
+        Ok(ActiveCall(Arc::clone(self)))
     }
 
     /// How long no call has been under way; `None` while one is.
@@ -98,6 +141,7 @@ pub struct ActiveCall(Arc<Activity>);
 impl Drop for ActiveCall {
     fn drop(&mut self) {
         let activity = &self.0;
+        activity.load.calls.fetch_sub(1, Ordering::AcqRel);
         if activity.calls.fetch_sub(1, Ordering::AcqRel) == 1 {
             let since = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
             activity.idle_since.store(since, Ordering::Release);
@@ -172,6 +216,7 @@ const MAX_FRAME: u32 = 1 << 20;
 /// name (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    pub max_calls: usize,
     pub handshake_timeout: Duration,
     pub max_connections: usize,
     pub max_connection_idle: Option<Duration>,
@@ -230,9 +275,14 @@ pub async fn serve<S, ResBody>(
     ResBody::Data: Send,
     ResBody::Error: Into<BoxError>,
 {
-    // Every connection's task holds a receiver: their count is the number
-    // of connections open, and the sender's `closed` says when all ended.
+    // Every connection's tasks hold a receiver: the sender's `closed` says
+    // when all have ended.
     let (stop, stopped) = watch::channel(false);
+    let load = Arc::new(Load {
+        calls: AtomicUsize::new(0),
+        max: limits.max_calls,
+        connections: AtomicUsize::new(0),
+    });
     let mut refused = Refusals::default();
     let mut incoming = Box::pin(incoming);
     let mut signal = std::pin::pin!(signal);
@@ -249,15 +299,17 @@ pub async fn serve<S, ResBody>(
             }
             None => break,
         };
-        let remote = Remote { peer: conn.peer(), activity: Arc::new(Activity::new()) };
-        if stop.receiver_count() > limits.max_connections {
+        let remote = Remote { peer: conn.peer(), activity: Arc::new(Activity::new(Arc::clone(&load))) };
+        if load.connections.load(Ordering::Acquire) >= limits.max_connections {
             refused.note(&remote.peer, limits.max_connections);
             continue;
         }
+        load.connections.fetch_add(1, Ordering::AcqRel);
+        let open = Open(Arc::clone(&load));
         let greeted = conn.watch_greeting(GREETING);
         let activity = Arc::clone(&remote.activity);
         let connection = http.serve_connection(TokioIo::new(conn), service(remote)).into_owned();
-        tokio::spawn(drive(connection, greeted, activity, limits, stopped.clone()));
+        tokio::spawn(drive(connection, greeted, activity, limits, stopped.clone(), open));
     }
     // The port stops accepting now, not once the last call is done.
     drop(incoming);
@@ -290,12 +342,69 @@ impl Refusals {
     }
 }
 
-/// Why a connection was told to finish.
-#[derive(Clone, Copy, Debug)]
+/// Why a connection is to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Finish {
+    /// No HTTP/2 preface in time: closed at once, nothing was started on it.
+    Silent = 1,
     Shutdown,
     Idle,
     Age,
+}
+
+/// What a connection's watchdog tells its task: why it is to end (0 for
+/// not yet), and the task to wake to hear it.
+#[derive(Debug, Default)]
+struct Order {
+    finish: AtomicU8,
+    task: AtomicWaker,
+}
+
+impl Order {
+    fn give(&self, finish: Finish) {
+        self.finish.store(finish as u8, Ordering::Release);
+        self.task.wake();
+    }
+
+    fn take(&self) -> Option<Finish> {
+        let finish = match self.finish.swap(0, Ordering::AcqRel) {
+            0 => return None,
+            1 => Finish::Silent,
+            2 => Finish::Shutdown,
+            3 => Finish::Idle,
+            _ => Finish::Age,
+        };
+        Some(finish)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection that also hears its watchdog's [`Order`]: a poll costs
+    /// one atomic load more than the connection's own (the timers are the
+    /// watchdog's, polled only when one is due). The task's waker is given
+    /// to the watchdog once: a spawned task keeps its waker for its life.
+    struct Heeding<C> {
+        #[pin]
+        connection: C,
+        order: Arc<Order>,
+        registered: bool,
+    }
+}
+
+impl<C: Future> Future for Heeding<C> {
+    type Output = Result<C::Output, Finish>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if !*this.registered {
+            this.order.task.register(cx.waker());
+            *this.registered = true;
+        }
+        if let Some(finish) = this.order.take() {
+            return Poll::Ready(Err(finish));
+        }
+        this.connection.poll(cx).map(Ok)
+    }
 }
 
 /// Runs one connection within `limits` until it ends (see the module docs).
@@ -304,14 +413,54 @@ async fn drive<C>(
     greeted: Arc<AtomicBool>,
     activity: Arc<Activity>,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    _open: Open,
 ) where
     C: GracefulConnection,
     C::Error: std::fmt::Display,
 {
+    let order = Arc::new(Order::default());
+    // Dropped when this ends, which ends the watchdog.
+    let (_alive, ended) = oneshot::channel::<()>();
+    tokio::spawn(watchdog(greeted, activity, limits, stop.clone(), Arc::clone(&order), ended));
+    let mut heeding = std::pin::pin!(Heeding { connection, order, registered: false });
+    let finish = match heeding.as_mut().await {
+        Ok(ended) => return ended_with(ended),
+        Err(finish) => finish,
+    };
+    let mut connection = heeding.project().connection;
+    tracing::debug!(why = ?finish, "ending a connection");
+    match finish {
+        Finish::Silent => {}
+        Finish::Age => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(limits.max_connection_age_grace, connection).await {
+                Ok(ended) => ended_with(ended),
+                Err(_) => tracing::info!(
+                    grace = ?limits.max_connection_age_grace,
+                    "closed a connection at max_connection_age with calls still open after the grace"
+                ),
+            }
+        }
+        Finish::Shutdown | Finish::Idle => {
+            connection.as_mut().graceful_shutdown();
+            ended_with(connection.await);
+        }
+    }
+}
+
+/// Waits for the first reason a connection has to end and gives it as its
+/// [`Order`]; gives up when the connection ends first (`ended`).
+async fn watchdog(
+    greeted: Arc<AtomicBool>,
+    activity: Arc<Activity>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    order: Arc<Order>,
+    mut ended: oneshot::Receiver<()>,
+) {
     // Far enough to be never, near enough not to overflow an Instant.
     const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    let mut connection = std::pin::pin!(connection);
     let handshake = tokio::time::sleep(limits.handshake_timeout);
     let age = tokio::time::sleep(limits.max_connection_age.unwrap_or(NEVER));
     let max_idle = limits.max_connection_idle.unwrap_or(NEVER);
@@ -320,12 +469,11 @@ async fn drive<C>(
     let mut waiting_greeting = true;
     let finish = loop {
         tokio::select! {
-            ended = connection.as_mut() => return ended_with(ended),
+            _ = &mut ended => return,
             () = &mut handshake, if waiting_greeting => {
                 if !greeted.load(Ordering::Acquire) {
-                    // Dropping it closes it: nothing was started on it.
-                    tracing::debug!(timeout = ?limits.handshake_timeout, "closed a connection that sent no HTTP/2 preface in time");
-                    return;
+                    tracing::debug!(timeout = ?limits.handshake_timeout, "closing a connection that sent no HTTP/2 preface in time");
+                    break Finish::Silent;
                 }
                 waiting_greeting = false;
             }
@@ -338,18 +486,7 @@ async fn drive<C>(
             },
         }
     };
-    tracing::debug!(why = ?finish, "telling a connection to finish");
-    connection.as_mut().graceful_shutdown();
-    match finish {
-        Finish::Age => match tokio::time::timeout(limits.max_connection_age_grace, connection).await {
-            Ok(ended) => ended_with(ended),
-            Err(_) => tracing::info!(
-                grace = ?limits.max_connection_age_grace,
-                "closed a connection at max_connection_age with calls still open after the grace"
-            ),
-        },
-        Finish::Shutdown | Finish::Idle => ended_with(connection.await),
-    }
+    order.give(finish);
 }
 
 fn ended_with<E: std::fmt::Display>(ended: Result<(), E>) {

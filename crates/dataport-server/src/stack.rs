@@ -65,11 +65,17 @@ pub fn begin<B, F>(
     let (mut parts, body) = req.into_parts();
     let (body, end) = tonic_fixes::watch_end(&mut parts, body);
     let need = crate::auth::need(parts.uri.path());
-    let (caller, allowed) = match auth {
-        None => (None, Ok(())),
-        Some(auth) => auth.check(&parts, remote.map(|r| &r.peer), need),
+    let peer = remote.map(|r| &r.peer);
+    let active = remote.map(|r| r.activity.call(need != Some(crate::auth::Need::Open)));
+    let (active, caller, allowed) = match (active, auth) {
+        (Some(Err(shed)), _) => (None, None, Err(shed.status())),
+        (active, None) => (active.and_then(Result::ok), None, Ok(())),
+        (active, Some(auth)) => {
+            let (caller, allowed) = auth.check(&parts, peer, need);
+            (active.and_then(Result::ok), caller, allowed)
+        }
     };
-    let call = Call::start(&mut parts, remote, end, need, caller);
+    let call = Call::start(&mut parts, peer, active, end, need, caller);
     let deadline = Deadline::of(&parts.headers);
     let decoded = allowed.and_then(|()| compression.request(&mut parts, body));
     let (inner, respond, refused) = match decoded {

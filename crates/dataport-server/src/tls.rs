@@ -29,6 +29,8 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::watch::Watched;
 
+/// How long a connection is silent before TCP keepalive probes it.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(2 * 3600);
 /// How many handshakes may be under way at once; accepting waits past it.
 const HANDSHAKES_IN_FLIGHT: usize = 256;
 
@@ -283,7 +285,11 @@ pub fn incoming(
     tls: Option<Arc<Tls>>,
     handshake_timeout: Duration,
 ) -> Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send>> {
-    let tcp = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // TCP keepalive finds a dead peer of a quiet connection at no cost per
+    // frame (hyper's HTTP/2 keepalive, `keepalive_interval`, costs a lock
+    // and a clock read on every frame): probes after two hours of silence,
+    // the kernel's usual default.
+    let tcp = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
     let Some(tls) = tls else {
         return Box::pin(tcp.map(|accepted| accepted.map(|tcp| Conn::new(Transport::Plain(tcp)))));
     };

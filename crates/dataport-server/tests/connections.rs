@@ -145,3 +145,44 @@ async fn the_server_offers_its_stream_limit() {
     });
     settled.await.expect("the server's limit arrives");
 }
+
+#[tokio::test]
+async fn past_max_calls_a_call_is_refused_at_once_and_health_still_answers() {
+    use dataport_proto::grpc::health::v1::HealthCheckRequest;
+    use dataport_proto::grpc::health::v1::health_client::HealthClient;
+    use dataport_proto::helloworld::HelloRequest;
+    use dataport_proto::helloworld::greeter_client::GreeterClient;
+    use dataport_proto::routeguide::route_guide_client::RouteGuideClient;
+
+    let server = server(|c| c.max_calls = 1).await;
+    let channel = server.channel().await;
+    // One call under way: a route chat whose client keeps its stream open.
+    let (notes, held) = tokio::sync::mpsc::channel(1);
+    let chat = RouteGuideClient::new(channel.clone())
+        .route_chat(tokio_stream::wrappers::ReceiverStream::new(held))
+        .await
+        .expect("the chat starts");
+    let mut greeter = GreeterClient::new(channel.clone());
+    let hello = || HelloRequest { name: "busy".into() };
+    let start = Instant::now();
+    let refused = greeter.say_hello(hello()).await.expect_err("shed");
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("max_calls"), "{refused:?}");
+    let health =
+        HealthClient::new(channel).check(HealthCheckRequest::default()).await.expect("health answers");
+    assert_eq!(health.into_inner().status, 1, "SERVING");
+    // Once the chat ends, calls are served again.
+    drop(notes);
+    drop(chat);
+    let served = tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            match greeter.say_hello(hello()).await {
+                Ok(reply) => break reply.into_inner().message,
+                Err(e) => assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert_eq!(served.await.expect("served once the chat ended"), "Hello, busy!");
+}

@@ -150,6 +150,8 @@ settings! {
     grpc_web: bool = "false", switch, parse::boolean;
     /// origins whose pages may call over gRPC-Web, comma-separated (`https://app.example.com`), or `*`
     cors_allowed_origins: Vec<http::HeaderValue> = unset "none", value "ORIGINS", parse::origins;
+    /// most calls under way at once (health's aside); past it a call is refused UNAVAILABLE at once
+    max_calls: usize = "2000", value "N", parse::positive;
     /// how long a new connection may take to send the HTTP/2 preface (and to finish a TLS handshake)
     handshake_timeout: Duration = "5s", value "DURATION", parse::parse_duration;
     /// most connections open at once; a new one past it is closed at once
@@ -162,8 +164,8 @@ settings! {
     max_connection_age_grace: Duration = "30s", value "DURATION", parse::parse_duration;
     /// most calls under way at once on one connection (HTTP/2 max concurrent streams)
     max_concurrent_streams: u32 = "1000", value "N", parse::positive_u32;
-    /// ping a connection quiet for this long (HTTP/2 PING), or `never`
-    keepalive_interval: Option<Duration> = "2h", value "DURATION", parse::duration_or_never;
+    /// ping a connection quiet for this long (HTTP/2 PING), or `never` (TCP keepalive still runs)
+    keepalive_interval: Option<Duration> = "never", value "DURATION", parse::duration_or_never;
     /// close a connection whose answer to a keepalive ping takes longer than this
     keepalive_timeout: Duration = "20s", value "DURATION", parse::parse_duration;
     /// compress responses with this when the client accepts it; file data is never compressed
@@ -180,6 +182,7 @@ impl Config {
     pub(crate) fn connection_limits(&self) -> crate::connections::Limits {
         let c = self;
         crate::connections::Limits {
+            max_calls: c.max_calls,
             handshake_timeout: c.handshake_timeout,
             max_connections: c.max_connections,
             max_connection_idle: c.max_connection_idle,

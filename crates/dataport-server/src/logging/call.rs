@@ -23,7 +23,8 @@ use super::Audit;
 use super::sink::Sink;
 use crate::auth::Caller;
 use crate::config::LogFormat;
-use crate::connections::{ActiveCall, Remote};
+use crate::connections::ActiveCall;
+use crate::tls::Peer;
 use crate::tonic_fixes::BodyEnd;
 
 /// The canonical name of a gRPC status code.
@@ -346,7 +347,8 @@ impl Call {
     /// extensions, for its handler.
     pub(crate) fn start(
         request: &mut http::request::Parts,
-        remote: Option<&Remote>,
+        peer: Option<&Peer>,
+        active: Option<ActiveCall>,
         end: BodyEnd,
         need: Option<crate::auth::Need>,
         caller: Option<Caller>,
@@ -359,7 +361,6 @@ impl Call {
             }
             _ => Audit::default(),
         };
-        let peer = remote.map(|r| &r.peer);
         let caller = match caller {
             Some(caller) => Some(caller.0),
             None => peer.and_then(|p| p.certificate_name.clone()),
@@ -372,7 +373,7 @@ impl Call {
             end,
             start: Instant::now(),
             done: false,
-            _active: remote.map(|r| r.activity.call()),
+            _active: active,
         }
     }
 
