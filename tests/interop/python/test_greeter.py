@@ -1,6 +1,8 @@
 """helloworld.Greeter, called exactly as the seed's quickstart client calls it,
 through grpcio's synchronous API and through grpc.aio."""
 
+import uuid
+
 import grpc
 import helloworld_pb2
 import helloworld_pb2_grpc
@@ -52,3 +54,22 @@ def test_a_name_that_is_not_utf8_is_refused_naming_the_field(channel, method):
     raw = channel.unary_unary(f"/helloworld.Greeter/{method}", response_deserializer=helloworld_pb2.HelloReply.FromString)
     with expect_status(grpc.StatusCode.INTERNAL, "HelloRequest.name", "UTF-8"):
         raw(b"\x0a\x02\xff\xfe", timeout=RPC_TIMEOUT)
+
+
+def test_the_call_line_names_the_trace_the_client_sent_and_ignores_an_invalid_one(server, channel):
+    greeter = helloworld_pb2_grpc.GreeterStub(channel)
+    zeros = "0" * 32
+
+    def say(trace):
+        parent = f"00-{trace}-00f067aa0ba902b7-01"
+        request = helloworld_pb2.HelloRequest(name="traced")
+        greeter.SayHello(request, metadata=(("traceparent", parent),), timeout=RPC_TIMEOUT)
+
+    mark = server.mark()
+    say(zeros)  # an all-zero trace id is invalid: the line names no trace
+    trace = uuid.uuid4().hex
+    say(trace)
+    calls = server.calls_since(mark, lambda cs: any(c.get("trace_id") == trace for c in cs))
+    line = next(c for c in calls if c.get("trace_id") == trace)
+    assert (line["method"], line["code"]) == ("/helloworld.Greeter/SayHello", "OK")
+    assert not any(c.get("trace_id") == zeros for c in calls), calls

@@ -21,6 +21,7 @@ use std::time::{Instant, SystemTime};
 
 use super::Audit;
 use super::sink::Sink;
+use super::trace::TraceId;
 use crate::auth::Caller;
 use crate::config::LogFormat;
 use crate::connections::ActiveCall;
@@ -71,6 +72,8 @@ struct Line<'a> {
     peer: Option<SocketAddr>,
     /// Who called: a token's or a client certificate's name, or `anonymous`.
     caller: &'a str,
+    /// The trace the client said the call is part of.
+    trace_id: Option<&'a str>,
     message: Option<&'a str>,
 }
 
@@ -295,6 +298,10 @@ fn text(out: &mut LineBuf, line: &Line<'_>) {
         // Quoted and escaped, as a message is.
         let _ = write!(out.buf, "{:?}", line.caller);
     }
+    if let Some(trace_id) = line.trace_id {
+        out.push(" trace_id=");
+        out.push(trace_id);
+    }
     if let Some(message) = line.message {
         // Quoted and escaped, so a message cannot forge a line.
         let _ = write!(out.buf, " message={message:?}");
@@ -312,6 +319,11 @@ fn json(out: &mut LineBuf, line: &Line<'_>) {
     out.fields(line, [",\"code\":\"", "\",\"duration_us\":", ",\"peer\":\"", "\""]);
     out.push(",\"caller\":");
     out.json_str(line.caller);
+    if let Some(trace_id) = line.trace_id {
+        out.push(",\"trace_id\":\"");
+        out.push(trace_id);
+        out.buf.push(b'"');
+    }
     if let Some(message) = line.message {
         out.push(",\"message\":");
         out.json_str(message);
@@ -336,6 +348,8 @@ pub(crate) struct Call {
     end: BodyEnd,
     start: Instant,
     done: bool,
+    /// From the request's `traceparent`.
+    trace: Option<TraceId>,
     /// Counts the call on its connection while it is under way.
     _active: Option<ActiveCall>,
 }
@@ -373,6 +387,7 @@ impl Call {
             end,
             start: Instant::now(),
             done: false,
+            trace: TraceId::of(&request.headers),
             _active: active,
         }
     }
@@ -401,6 +416,7 @@ impl Call {
             duration_us: u64::try_from((at - self.start).as_micros()).unwrap_or(u64::MAX),
             peer: self.peer,
             caller: self.caller.as_deref().unwrap_or("anonymous"),
+            trace_id: self.trace.as_ref().map(TraceId::as_str),
             message: (code != tonic::Code::Ok && !message.is_empty()).then_some(message),
         };
         if self.audit.is_write() {
@@ -409,9 +425,9 @@ impl Call {
         match super::CALL_LINES.get() {
             Some(lines) => lines.write(&line),
             None => {
-                let Line { method, code, duration_us, peer, caller, message, .. } = line;
+                let Line { method, code, duration_us, peer, caller, trace_id, message, .. } = line;
                 let peer = peer.map(tracing::field::display);
-                tracing::info!(target: TARGET, %method, %code, duration_us, peer, caller, message)
+                tracing::info!(target: TARGET, %method, %code, duration_us, peer, caller, trace_id, message)
             }
         }
     }
@@ -437,6 +453,7 @@ mod tests {
             duration_us: 42,
             peer: Some(SocketAddr::from(([127, 0, 0, 1], 5000))),
             caller: "collector",
+            trace_id: None,
             message,
         }
     }
@@ -445,6 +462,21 @@ mod tests {
         let mut out = LineBuf::default();
         format(&mut out, line);
         out.buf
+    }
+
+    #[test]
+    fn a_trace_id_follows_the_caller_in_both_formats() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let traced = Line { trace_id: Some(trace), ..line(Some("gone")) };
+        let text_line = String::from_utf8(render(text, &traced)).unwrap();
+        assert!(
+            text_line.ends_with(&format!(" caller=collector trace_id={trace} message=\"gone\"\n")),
+            "{text_line}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&render(json, &traced)).unwrap();
+        assert_eq!(v["fields"]["trace_id"], trace);
+        let untraced: serde_json::Value = serde_json::from_slice(&render(json, &line(None))).unwrap();
+        assert!(untraced["fields"].get("trace_id").is_none());
     }
 
     #[test]

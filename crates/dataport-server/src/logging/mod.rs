@@ -4,6 +4,7 @@
 mod audit;
 mod call;
 mod sink;
+mod trace;
 
 use std::sync::OnceLock;
 
