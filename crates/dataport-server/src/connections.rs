@@ -6,7 +6,7 @@
 //! clones a boxed copy of the whole stack, boxes the request body, puts the
 //! connection's details in the request's extensions and races its own
 //! deadline timer against the call layer's. Here a request is handed to the
-//! call layer ([`crate::stack`]) with its connection's [`Peer`] beside it,
+//! call layer ([`crate::stack`]) with its connection's [`Remote`] beside it,
 //! and the call layer hands it to the [`Router`], all behind one shared
 //! reference.
 //!
