@@ -71,6 +71,12 @@ enum Command {
     /// List, show and delete stored files (dataport.files.v1).
     #[command(subcommand)]
     Files(client::files::FilesCommand),
+    /// Ask the server's health (grpc.health.v1): prints SERVING and exits 0, or exits 1.
+    Health {
+        /// One service's health (e.g. helloworld.Greeter); the whole server's by default.
+        #[arg(default_value = "")]
+        service: String,
+    },
     /// Make tokens for a server's auth_tokens file (no server needed).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
         command => client::main(&cli.server, &cli.tls, |channel| async move {
             match command {
                 Command::Hello { name, again } => client::greeter::hello(channel, name, again).await,
+                Command::Health { service } => client::health::check(channel, service).await,
                 Command::Route(cmd) => client::route::run(channel, cmd).await,
                 Command::Position(cmd) => client::position::run(channel, cmd).await,
                 Command::Macd(args) => client::market::macd(channel, args).await,

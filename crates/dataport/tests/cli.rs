@@ -3,13 +3,31 @@
 
 use assert_cmd::Command;
 use dataport_testkit::BackgroundServer;
-use dataport_testkit::cli::{dataport, quietly, stdout_of};
+use dataport_testkit::cli::{dataport, failing, quietly, stdout_of};
 
 #[test]
 fn hello_prints_the_greeting() {
     let s = BackgroundServer::start();
     assert_eq!(stdout_of(dataport(s.addr()).args(["hello", "world"])), "Hello, world!\n");
     assert_eq!(stdout_of(dataport(s.addr()).args(["hello", "--again", "world"])), "Hello again, world!\n");
+}
+
+#[test]
+fn health_exits_0_only_for_a_serving_server_or_service() {
+    let s = BackgroundServer::start();
+    assert_eq!(stdout_of(dataport(s.addr()).arg("health")), "SERVING\n");
+    assert_eq!(stdout_of(dataport(s.addr()).args(["health", "helloworld.Greeter"])), "SERVING\n");
+    let stderr = failing(dataport(s.addr()).args(["health", "nope.Service"]));
+    assert!(stderr.starts_with("error: NOT_FOUND:") && stderr.contains("nope.Service"), "{stderr}");
+    drop(s);
+    // Nobody listens now: a probe fails rather than hangs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let stderr = failing(Command::cargo_bin("dataport").expect("binary").args([
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "health",
+    ]));
+    assert!(stderr.starts_with("error: cannot reach the server"), "{stderr}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod greeter;
+pub mod health;
 pub mod market;
 pub mod outliers;
 pub mod position;
