@@ -49,6 +49,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("{0}")]
     Auth(String),
+    #[error("health_listen = \"{addr}\": cannot bind: {source}")]
+    HealthListen { addr: SocketAddr, source: std::io::Error },
     #[error(
         "refusing to serve {listen} without {missing}: anyone who can reach it could read and change everything. \
          Set tls_cert and tls_key (--tls-cert, --tls-key) and auth_tokens (--auth-tokens), listen on 127.0.0.1, \
@@ -68,6 +70,8 @@ pub struct Server {
     files: LocalFileStore,
     tls: Option<Arc<Tls>>,
     auth: Option<Arc<Auth>>,
+    /// Bound in `new`, so a taken port fails the start, not the run.
+    health_listener: Option<std::net::TcpListener>,
 }
 
 /// The most bars kept in memory (about 56 MB): 20 years of daily bars for
@@ -131,7 +135,30 @@ impl Server {
             Some(path) => Some(Auth::load(path.clone(), config.reflection_public).map_err(StartError::Auth)?),
             None => None,
         };
-        Ok(Server { config, data_dir, features: Arc::new(features), hub, market, files, tls, auth })
+        let health_listener = match config.health_listen {
+            None => None,
+            Some(addr) => {
+                let bound =
+                    std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
+                Some(bound.map_err(|source| StartError::HealthListen { addr, source })?)
+            }
+        };
+        Ok(Server {
+            config,
+            data_dir,
+            features: Arc::new(features),
+            hub,
+            market,
+            files,
+            tls,
+            auth,
+            health_listener,
+        })
+    }
+
+    /// Where the health service alone is served (`health_listen`), once bound.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     fn outlier_limits(&self) -> outliers::Limits {
@@ -180,6 +207,28 @@ impl Server {
             auth: self.auth.clone(),
             router: self.router(health, drain),
         }
+    }
+
+    /// Serves health alone on `listener` (`health_listen`): plaintext, no
+    /// auth, every other service unknown there; until the drain starts.
+    fn serve_health(
+        &self,
+        listener: std::net::TcpListener,
+        health: &health::Reporter,
+        drain: &Drain,
+        limits: connections::Limits,
+    ) {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(e) => return tracing::error!(error = %e, "health_listen: cannot serve"),
+        };
+        let mut router = Router::builder();
+        router.add(EndOnDrain::new(health.service(), drain.clone()));
+        let shared = Arc::new(Shared { compression: self.compression(), auth: None, router: router.build() });
+        let incoming = crate::tls::incoming(listener, None, limits.handshake_timeout);
+        let service = move |remote| Connection::new(Arc::clone(&shared), remote);
+        let http = connections::http(false, &limits);
+        tokio::spawn(connections::serve(incoming, http, limits, service, drain.signaled()));
     }
 
     /// Every service, each under its name.
@@ -235,6 +284,7 @@ impl Server {
             auth = self.auth.is_some(),
             data_dir = %self.data_dir.path().display(),
             features = self.features.len(),
+            health_listen = self.health_addr().map(tracing::field::display),
             "listening"
         );
         if let Some(tls) = &self.tls {
@@ -257,6 +307,9 @@ impl Server {
             }
         };
         let limits = self.config.connection_limits();
+        if let Some(listener) = self.health_listener.as_ref().and_then(|l| l.try_clone().ok()) {
+            self.serve_health(listener, &health, &drain, limits);
+        }
         let incoming = crate::tls::incoming(listener, self.tls.clone(), limits.handshake_timeout);
         let http = connections::http(self.config.grpc_web, &limits);
         // gRPC-Web, when asked for, in front of the call layer: it turns a

@@ -244,3 +244,37 @@ async fn calls_still_open_at_the_deadline_are_dropped_and_the_server_stops() {
     server.stop().await;
     drop(tx);
 }
+
+#[tokio::test]
+async fn health_listen_serves_health_alone_in_plaintext() {
+    use dataport_proto::helloworld::HelloRequest;
+    use dataport_proto::helloworld::greeter_client::GreeterClient;
+
+    let (mut config, _dir) = common::config();
+    config.health_listen = Some("127.0.0.1:0".parse().expect("an address"));
+    let server = dataport_server::Server::new(config).expect("starts");
+    let health_addr = server.health_addr().expect("bound in new");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(server.run(listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{health_addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connects");
+    let reply = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health answers");
+    assert_eq!(reply.into_inner().status(), ServingStatus::Serving);
+    let other = GreeterClient::new(channel)
+        .say_hello(HelloRequest { name: "x".into() })
+        .await
+        .expect_err("health alone");
+    assert_eq!(other.code(), Code::Unimplemented, "{other:?}");
+    assert!(other.message().contains("helloworld.Greeter"), "{other:?}");
+    let _ = stop.send(());
+    tokio::time::timeout(dataport_testkit::EVENT_TIMEOUT, run).await.expect("stops").expect("joins");
+}

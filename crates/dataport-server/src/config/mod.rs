@@ -150,6 +150,9 @@ settings! {
     grpc_web: bool = "false", switch, parse::boolean;
     /// origins whose pages may call over gRPC-Web, comma-separated (`https://app.example.com`), or `*`
     cors_allowed_origins: Vec<http::HeaderValue> = unset "none", value "ORIGINS", parse::origins;
+    /// also serve the health service alone here, in plaintext and open to all (for probes that
+    /// speak neither TLS nor tokens, such as Kubernetes' gRPC probes)
+    health_listen: Option<SocketAddr> = unset "none", value "ADDR", |v| parse::listen(v).map(Some);
     /// most calls under way at once (health's aside); past it a call is refused UNAVAILABLE at once
     max_calls: usize = "2000", value "N", parse::positive;
     /// how long a new connection may take to send the HTTP/2 preface (and to finish a TLS handshake)
