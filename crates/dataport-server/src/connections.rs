@@ -212,8 +212,9 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 /// one frame each.
 const MAX_FRAME: u32 = 1 << 20;
 
-/// The bounds every connection is held to; each is the setting of the same
-/// name (see the module docs).
+/// The bounds the connections and their calls are held to; each is the
+/// setting of the same name (see the module docs; `max_calls` counts the
+/// calls of every connection one `serve` runs).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_calls: usize,
