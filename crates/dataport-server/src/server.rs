@@ -10,7 +10,7 @@ use dataport_core::route::FeatureDb;
 use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
 use dataport_proto::grpc::health::v1::health_server::HealthServer;
 use dataport_store::bars::{BarStoreError, CachedBarStore, SqliteBarStore};
-use dataport_store::files::{FileError, FileStoreConfig, LocalFileStore};
+use dataport_store::files::{Cleanup, FileError, FileStoreConfig, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -114,6 +114,15 @@ impl Server {
             data_dir.path(),
             FileStoreConfig { max_file_size: config.max_file_size, ..FileStoreConfig::default() },
         )?;
+        let cleaned = files.cleaned();
+        if cleaned != Cleanup::default() {
+            tracing::info!(
+                temp_files = cleaned.temp_files,
+                orphan_objects = cleaned.orphan_objects,
+                stale_resumable = cleaned.stale_resumable,
+                "the file store removed what a crash or an abandoned upload left"
+            );
+        }
         let bars = SqliteBarStore::open(data_dir.path())?;
         if config.sample_data && bars.wants_sample()? {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;

@@ -36,6 +36,20 @@ const SETTLE_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct LocalFileStore {
     shared: Arc<Shared>,
+    /// What opening it cleaned up.
+    cleaned: Cleanup,
+}
+
+/// What a store removed when it opened: the leftovers of a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Plain uploads that were in progress.
+    pub temp_files: usize,
+    /// Objects no name refers to (a commit cut short, or replaced).
+    pub orphan_objects: usize,
+    /// Resumable uploads idle past `resumable_max_age`, and finished ones
+    /// remembered that long.
+    pub stale_resumable: usize,
 }
 
 #[derive(Debug)]
@@ -121,11 +135,17 @@ impl LocalFileStore {
             active: Mutex::new(HashMap::new()),
             released: Condvar::new(),
         };
-        shared.remove_plain_temp_files()?;
-        shared.remove_orphan_objects()?;
-        let store = LocalFileStore { shared: Arc::new(shared) };
-        store.remove_stale_resumable()?;
+        let temp_files = shared.remove_plain_temp_files()?;
+        let orphan_objects = shared.remove_orphan_objects()?;
+        let mut store = LocalFileStore { shared: Arc::new(shared), cleaned: Cleanup::default() };
+        let stale_resumable = store.remove_stale_resumable()?;
+        store.cleaned = Cleanup { temp_files, orphan_objects, stale_resumable };
         Ok(store)
+    }
+
+    /// What opening the store removed.
+    pub fn cleaned(&self) -> Cleanup {
+        self.cleaned
     }
 
     /// The directory holding everything of this store.
@@ -185,29 +205,35 @@ impl Shared {
 
     /// Everything in `.tmp` but the resumable uploads: no upload is in
     /// progress while the store opens, so these are left by a crash.
-    fn remove_plain_temp_files(&self) -> Result<(), FileError> {
+    /// Answers how many.
+    fn remove_plain_temp_files(&self) -> Result<usize, FileError> {
         let dir = &self.tmp;
+        let mut removed = 0;
         for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
             let path = entry.map_err(|e| FileError::io(dir, e))?.path();
             if path != self.resumable {
                 remove_any(&path).map_err(|e| FileError::io(&path, e))?;
+                removed += 1;
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
-    fn remove_orphan_objects(&self) -> Result<(), FileError> {
+    /// Answers how many.
+    fn remove_orphan_objects(&self) -> Result<usize, FileError> {
         let index = self.index.lock();
         let named = index.objects()?;
         let dir = &self.objects;
+        let mut removed = 0;
         for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
             let entry = entry.map_err(|e| FileError::io(dir, e))?;
             if !named.contains(&*entry.file_name().to_string_lossy()) {
                 let path = entry.path();
                 remove_any(&path).map_err(|e| FileError::io(&path, e))?;
+                removed += 1;
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     fn object_path(&self, object: &str) -> PathBuf {

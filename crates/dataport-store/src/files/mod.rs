@@ -18,7 +18,7 @@ use dataport_core::files::{NameError, Sha256Digest};
 
 /// How a [`LocalFileStore`] reads its files (large ones with direct I/O).
 pub use dataport_fileio::LocalReader;
-pub use local::LocalFileStore;
+pub use local::{Cleanup, LocalFileStore};
 pub use upload::LocalUpload;
 
 /// What the store knows about one stored file, kept with it so that listing

@@ -353,6 +353,8 @@ fn leftovers_of_a_crash_are_removed_at_open() {
     std::fs::write(root.join("objects/orphan"), b"committed data no name refers to").unwrap();
     std::fs::write(root.join(".tmp/resumable/r1"), b"resumable data").unwrap();
     let again = store(dir.path());
+    let cleaned = Cleanup { temp_files: 2, orphan_objects: 1, stale_resumable: 0 };
+    assert_eq!(again.cleaned(), cleaned);
     assert_eq!(entries(&again, ".tmp"), ["resumable"]);
     assert_eq!(entries(&again, ".tmp/resumable"), ["r1"]);
     assert_eq!(entries(&again, "objects").len(), 1);
