@@ -3,6 +3,7 @@
 //! client modules do the work.
 
 mod client;
+mod fsck;
 mod serve;
 mod token;
 
@@ -80,6 +81,9 @@ enum Command {
     /// Make tokens for a server's auth_tokens file (no server needed).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Check a data directory no server is running on: every stored file against the index,
+    /// leftovers of a crash, the bar store (exit 1 when anything is wrong).
+    Fsck(fsck::FsckArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::main(args),
         Command::Token(command) => token::run(command),
+        Command::Fsck(args) => fsck::run(args),
         command => client::main(&cli.server, &cli.tls, |channel| async move {
             match command {
                 Command::Hello { name, again } => client::greeter::hello(channel, name, again).await,
@@ -101,7 +106,7 @@ fn main() -> ExitCode {
                 Command::Upload(args) => client::files::upload(channel, args).await,
                 Command::Download(args) => client::files::download(channel, args).await,
                 Command::Files(cmd) => client::files::files(channel, cmd).await,
-                Command::Serve(_) | Command::Token(_) => unreachable!("handled above"),
+                Command::Serve(_) | Command::Token(_) | Command::Fsck(_) => unreachable!("handled above"),
             }
         }),
     }

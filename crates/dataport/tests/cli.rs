@@ -574,3 +574,40 @@ fn inputs_that_would_be_silently_misread_are_refused_saying_what_to_do() {
         "error: line 1: expected a header with time,name,value (any order), or none; found: timestamp,host,cpu\n"
     );
 }
+
+#[test]
+fn fsck_reports_leftovers_repairs_them_and_refuses_a_data_dir_in_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    {
+        // A store as a server leaves it, then a crash's leftover.
+        let _held = dataport_store::DataDir::open(&data).expect("data dir");
+        dataport_store::files::LocalFileStore::open(&data).expect("file store");
+        dataport_store::bars::SqliteBarStore::open(&data).expect("bar store");
+    }
+    let fsck = |extra: &[&str]| {
+        let mut cmd = Command::cargo_bin("dataport").expect("binary");
+        cmd.arg("fsck").arg(&data).args(extra).output().expect("runs")
+    };
+    let clean = fsck(&[]);
+    assert_eq!(clean.status.code(), Some(0), "{clean:?}");
+    let out = String::from_utf8_lossy(&clean.stdout).into_owned();
+    assert!(out.contains("files: 0 stored (0 bytes) checked, 0 damaged, 0 left over"), "{out}");
+    assert!(out.contains("bars: the database is sound"), "{out}");
+
+    let leftover = data.join("files/.tmp/crashed-upload");
+    std::fs::write(&leftover, b"half").expect("write");
+    let found = fsck(&[]);
+    assert_eq!(found.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&found.stdout).contains("not in the index:"));
+    assert!(leftover.exists(), "a check alone removes nothing");
+    let repaired = fsck(&["--repair"]);
+    assert_eq!(repaired.status.code(), Some(0), "{repaired:?}");
+    assert!(!leftover.exists());
+
+    let _server = dataport_store::DataDir::open(&data).expect("the lock, as a running server holds it");
+    let busy = fsck(&[]);
+    assert_eq!(busy.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(stderr.starts_with("error: ") && stderr.contains(&data.display().to_string()), "{stderr}");
+}

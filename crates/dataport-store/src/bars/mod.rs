@@ -88,6 +88,16 @@ impl SqliteBarStore {
         Ok(SqliteBarStore { path, conn: Mutex::new(conn) })
     }
 
+    /// What SQLite's `integrity_check` finds wrong with the file (nothing
+    /// when it is sound).
+    pub fn integrity_check(&self) -> Result<Vec<String>, BarStoreError> {
+        let conn = self.conn();
+        let mut query = conn.prepare("PRAGMA integrity_check").map_err(|e| self.sqlite(e))?;
+        let rows = query.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.sqlite(e))?;
+        let found: Vec<String> = rows.collect::<Result<_, _>>().map_err(|e| self.sqlite(e))?;
+        Ok(found.into_iter().filter(|line| line != "ok").collect())
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-statement leaves SQLite's own transaction to roll back.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)

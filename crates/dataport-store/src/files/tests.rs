@@ -646,3 +646,53 @@ fn an_upload_that_keeps_existing_files_is_refused_at_commit_and_leaves_nothing()
     upload(&store, "report.pdf", b"replaced");
     assert_eq!(read_all(&store, "report.pdf"), b"replaced");
 }
+
+#[test]
+fn check_finds_damaged_files_and_leftovers_and_repair_removes_only_leftovers() {
+    let (dir, stored) = opened();
+    upload(&stored, "good", b"good bytes");
+    upload(&stored, "bad", b"bad bytes!");
+    upload(&stored, "gone", b"gone bytes");
+    let root = stored.path().to_owned();
+    drop(stored);
+    let objects = root.join("objects");
+    let holding = |content: &[u8]| {
+        std::fs::read_dir(&objects)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::read(p).unwrap() == content)
+    };
+    let bad = holding(b"bad bytes!").unwrap();
+    std::fs::write(&bad, b"bad bytes?").unwrap(); // the same size, another sha256
+    std::fs::remove_file(holding(b"gone bytes").unwrap()).unwrap();
+    std::fs::write(objects.join("orphan"), b"no name refers to it").unwrap();
+    std::fs::write(root.join(".tmp/crashed"), b"half an upload").unwrap();
+
+    let found = check(dir.path(), false).unwrap();
+    assert_eq!((found.files, found.bytes), (3, 30));
+    assert_eq!(found.damaged.len(), 2, "{:?}", found.damaged);
+    assert!(found.damaged[0].starts_with("\"bad\": sha256 "), "{:?}", found.damaged);
+    assert!(found.damaged[1].starts_with("\"gone\": its object cannot be read"), "{:?}", found.damaged);
+    assert_eq!(found.leftovers.len(), 2);
+    assert!(!found.clean(false));
+
+    let repaired = check(dir.path(), true).unwrap();
+    assert_eq!(repaired.leftovers.len(), 2);
+    assert!(!repaired.clean(true), "a damaged file is never repaired away");
+    assert!(bad.exists());
+    let after = check(dir.path(), false).unwrap();
+    assert!(after.leftovers.is_empty());
+    assert_eq!(after.damaged.len(), 2);
+    // The good file is untouched and still reads back.
+    assert_eq!(read_all(&store(dir.path()), "good"), b"good bytes");
+}
+
+#[test]
+fn a_sound_store_checks_clean() {
+    let (dir, store) = opened();
+    upload(&store, "a", b"alpha");
+    drop(store);
+    let found = check(dir.path(), false).unwrap();
+    assert_eq!((found.files, found.damaged.len(), found.leftovers.len()), (1, 0, 0));
+    assert!(found.clean(false));
+}
