@@ -4,6 +4,7 @@
 //! This is the only crate that touches the data directory. It must never
 //! know about gRPC: it takes and returns plain types and its own errors.
 
+pub mod backup;
 pub mod bars;
 pub mod files;
 

@@ -2,6 +2,7 @@
 //! in one binary. This file holds only the command line; `serve` and the
 //! client modules do the work.
 
+mod backup;
 mod client;
 mod fsck;
 mod serve;
@@ -84,6 +85,10 @@ enum Command {
     /// Check a data directory no server is running on: every stored file against the index,
     /// leftovers of a crash, the bar store (exit 1 when anything is wrong).
     Fsck(fsck::FsckArgs),
+    /// Copy a data directory, consistently, while a server may be running on it.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data directory (no server running on either).
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +97,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::main(args),
         Command::Token(command) => token::run(command),
         Command::Fsck(args) => fsck::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         command => client::main(&cli.server, &cli.tls, |channel| async move {
             match command {
                 Command::Hello { name, again } => client::greeter::hello(channel, name, again).await,
@@ -106,7 +113,11 @@ fn main() -> ExitCode {
                 Command::Upload(args) => client::files::upload(channel, args).await,
                 Command::Download(args) => client::files::download(channel, args).await,
                 Command::Files(cmd) => client::files::files(channel, cmd).await,
-                Command::Serve(_) | Command::Token(_) | Command::Fsck(_) => unreachable!("handled above"),
+                Command::Serve(_)
+                | Command::Token(_)
+                | Command::Fsck(_)
+                | Command::Backup(_)
+                | Command::Restore(_) => unreachable!("handled above"),
             }
         }),
     }

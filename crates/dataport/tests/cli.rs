@@ -611,3 +611,29 @@ fn fsck_reports_leftovers_repairs_them_and_refuses_a_data_dir_in_use() {
     let stderr = String::from_utf8_lossy(&busy.stderr);
     assert!(stderr.starts_with("error: ") && stderr.contains(&data.display().to_string()), "{stderr}");
 }
+
+#[test]
+fn backup_then_restore_gives_data_dirs_that_fsck_finds_sound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // Locked and open, as a running server keeps it.
+    let _server = dataport_store::DataDir::open(&data).expect("data dir");
+    dataport_store::files::LocalFileStore::open(&data).expect("file store");
+    dataport_store::bars::SqliteBarStore::open(&data).expect("bar store");
+    let run = |args: &[&std::path::Path]| {
+        let mut cmd = Command::cargo_bin("dataport").expect("binary");
+        cmd.args(args.iter().map(|a| a.as_os_str()));
+        cmd.output().expect("runs")
+    };
+    let (copy, restored) = (dir.path().join("backup"), dir.path().join("restored"));
+    let backed = run(&["backup".as_ref(), &data, &copy]);
+    assert_eq!(backed.status.code(), Some(0), "{backed:?}");
+    assert!(String::from_utf8_lossy(&backed.stdout).starts_with("backed up into "), "{backed:?}");
+    let again = run(&["backup".as_ref(), &data, &copy]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"), "{again:?}");
+    assert_eq!(run(&["restore".as_ref(), &copy, &restored]).status.code(), Some(0));
+    for sound in [&copy, &restored] {
+        assert_eq!(run(&["fsck".as_ref(), sound]).status.code(), Some(0));
+    }
+}
