@@ -31,10 +31,9 @@ pub struct Copied {
 /// Why a backup or restore failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// Reading or writing `path` failed (a SQLite error comes as an I/O one).
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error("{0} exists and is not empty: back up or restore into a new directory")]
     NotEmpty(PathBuf),
     #[error("{0} holds no data directory (no bars.sqlite3)")]
@@ -131,7 +130,7 @@ fn new_data_dir(to: &Path) -> Result<DataDir, BackupError> {
 
 /// The SQLite database at `from` as one consistent file at `to`.
 fn snapshot(from: &Path, to: &Path) -> Result<(), BackupError> {
-    let sqlite = |source| BackupError::Sqlite { path: from.to_owned(), source };
+    let sqlite = |e| BackupError::Io { path: from.to_owned(), source: io::Error::other(e) };
     let conn = rusqlite::Connection::open(from).map_err(sqlite)?;
     let target = to.to_str().ok_or_else(|| BackupError::Io {
         path: to.to_owned(),
@@ -143,7 +142,7 @@ fn snapshot(from: &Path, to: &Path) -> Result<(), BackupError> {
 
 /// The objects the file index at `index` names.
 fn objects(index: &Path) -> Result<HashSet<String>, BackupError> {
-    let sqlite = |source| BackupError::Sqlite { path: index.to_owned(), source };
+    let sqlite = |e| BackupError::Io { path: index.to_owned(), source: io::Error::other(e) };
     let conn = rusqlite::Connection::open(index).map_err(sqlite)?;
     let mut query = conn.prepare("SELECT object FROM files").map_err(sqlite)?;
     let rows = query.query_map([], |r| r.get(0)).map_err(sqlite)?;
@@ -152,7 +151,7 @@ fn objects(index: &Path) -> Result<HashSet<String>, BackupError> {
 
 /// How many files the index at `index` holds, and their bytes.
 fn totals(index: &Path) -> Result<(usize, u64), BackupError> {
-    let sqlite = |source| BackupError::Sqlite { path: index.to_owned(), source };
+    let sqlite = |e| BackupError::Io { path: index.to_owned(), source: io::Error::other(e) };
     let conn = rusqlite::Connection::open(index).map_err(sqlite)?;
     let (files, bytes): (i64, i64) = conn
         .query_row("SELECT count(*), coalesce(sum(size), 0) FROM files", [], |r| Ok((r.get(0)?, r.get(1)?)))

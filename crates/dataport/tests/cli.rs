@@ -575,16 +575,21 @@ fn inputs_that_would_be_silently_misread_are_refused_saying_what_to_do() {
     );
 }
 
+/// A data directory as a running server keeps it: both stores made, and
+/// its lock held until the answer is dropped.
+fn served_data_dir(data: &std::path::Path) -> dataport_store::DataDir {
+    let held = dataport_store::DataDir::open(data).expect("data dir");
+    dataport_store::files::LocalFileStore::open(data).expect("file store");
+    dataport_store::bars::SqliteBarStore::open(data).expect("bar store");
+    held
+}
+
 #[test]
 fn fsck_reports_leftovers_repairs_them_and_refuses_a_data_dir_in_use() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    {
-        // A store as a server leaves it, then a crash's leftover.
-        let _held = dataport_store::DataDir::open(&data).expect("data dir");
-        dataport_store::files::LocalFileStore::open(&data).expect("file store");
-        dataport_store::bars::SqliteBarStore::open(&data).expect("bar store");
-    }
+    // A data dir as a server leaves it, then a crash's leftover.
+    drop(served_data_dir(&data));
     let fsck = |extra: &[&str]| {
         let mut cmd = Command::cargo_bin("dataport").expect("binary");
         cmd.arg("fsck").arg(&data).args(extra).output().expect("runs")
@@ -616,10 +621,7 @@ fn fsck_reports_leftovers_repairs_them_and_refuses_a_data_dir_in_use() {
 fn backup_then_restore_gives_data_dirs_that_fsck_finds_sound() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    // Locked and open, as a running server keeps it.
-    let _server = dataport_store::DataDir::open(&data).expect("data dir");
-    dataport_store::files::LocalFileStore::open(&data).expect("file store");
-    dataport_store::bars::SqliteBarStore::open(&data).expect("bar store");
+    let _server = served_data_dir(&data);
     let run = |args: &[&std::path::Path]| {
         let mut cmd = Command::cargo_bin("dataport").expect("binary");
         cmd.args(args.iter().map(|a| a.as_os_str()));
