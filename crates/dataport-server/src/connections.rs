@@ -75,6 +75,13 @@ struct Load {
 /// A connection counted open in [`Load`] until dropped.
 struct Open(Arc<Load>);
 
+impl Open {
+    fn counted(load: &Arc<Load>) -> Open {
+        load.connections.fetch_add(1, Ordering::AcqRel);
+        Open(Arc::clone(load))
+    }
+}
+
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::AcqRel);
@@ -300,13 +307,13 @@ pub async fn serve<S, ResBody>(
             }
             None => break,
         };
-        let remote = Remote { peer: conn.peer(), activity: Arc::new(Activity::new(Arc::clone(&load))) };
+        let peer = conn.peer();
         if load.connections.load(Ordering::Acquire) >= limits.max_connections {
-            refused.note(&remote.peer, limits.max_connections);
+            refused.note(&peer, limits.max_connections);
             continue;
         }
-        load.connections.fetch_add(1, Ordering::AcqRel);
-        let open = Open(Arc::clone(&load));
+        let open = Open::counted(&load);
+        let remote = Remote { peer, activity: Arc::new(Activity::new(Arc::clone(&load))) };
         let greeted = conn.watch_greeting(GREETING);
         let activity = Arc::clone(&remote.activity);
         let connection = http.serve_connection(TokioIo::new(conn), service(remote)).into_owned();
