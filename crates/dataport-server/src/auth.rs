@@ -441,10 +441,16 @@ impl Auth {
     ) -> Result<(Option<Caller>, Result<(), Status>), Status> {
         let path = request.uri.path();
         // A method not served needs a known caller, who then hears UNIMPLEMENTED.
+        // Open to all, the call still names a known token's holder.
+        let open = |recent: &mut Recent| {
+            let secret = request.headers.get(AUTHORIZATION).and_then(|v| bearer(v.as_bytes()));
+            let token = secret.and_then(|secret| recent.token(entries, secret));
+            Ok((token.map(|token| Caller(Arc::clone(&token.name))), Ok(())))
+        };
         let need = match need.unwrap_or(Need::Known) {
-            Need::Open => return Ok((None, Ok(()))),
+            Need::Open => return open(recent),
             Need::Known if self.reflection_public && path.starts_with("/grpc.reflection.") => {
-                return Ok((None, Ok(())));
+                return open(recent);
             }
             need => need,
         };
@@ -593,6 +599,15 @@ mod tests {
         assert_eq!(unauthenticated(Some("Bearer "), None), tonic::Code::Unauthenticated);
         assert_eq!(unauthenticated(None, Some("stranger")), tonic::Code::Unauthenticated);
         assert_eq!(check(&auth, "/grpc.health.v1.Health/Check", None, None), Ok("anonymous".into()));
+        // Health is open to all, and names a known token's holder.
+        assert_eq!(
+            check(&auth, "/grpc.health.v1.Health/Check", Some("Bearer a-secret"), None),
+            Ok("admin".into())
+        );
+        assert_eq!(
+            check(&auth, "/grpc.health.v1.Health/Check", Some("Bearer nope"), None),
+            Ok("anonymous".into())
+        );
         let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
         assert_eq!(check(&auth, reflection, None, None).unwrap_err().0, tonic::Code::Unauthenticated);
         assert_eq!(check(&auth, reflection, Some("Bearer c-secret"), None), Ok("collector".into()));
