@@ -7,6 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use dataport_core::files::Sha256Digest;
 use sha2::{Digest, Sha256};
 
 use super::index::Index;
@@ -54,7 +55,7 @@ pub fn check(data_dir: &Path, repair: bool) -> Result<FileCheck, FileError> {
             found.files += 1;
             found.bytes += row.info.size;
             let path = objects.join(&row.object);
-            if let Some(damage) = damage(&path, row.info.size, &row.info.sha256.to_string()) {
+            if let Some(damage) = damage(&path, row.info.size, row.info.sha256) {
                 found.damaged.push(format!("{:?}: {damage} ({})", row.info.name, path.display()));
             }
         }
@@ -92,7 +93,7 @@ fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, FileError> {
 
 /// What is wrong with the object at `path`, which should hold `size` bytes
 /// whose sha256 is `sha256`; `None` when nothing is.
-fn damage(path: &Path, size: u64, sha256: &str) -> Option<String> {
+fn damage(path: &Path, size: u64, sha256: Sha256Digest) -> Option<String> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) => return Some(format!("its object cannot be read: {e}")),
@@ -113,6 +114,6 @@ fn damage(path: &Path, size: u64, sha256: &str) -> Option<String> {
     if read != size {
         return Some(format!("{read} bytes where the index says {size}"));
     }
-    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let got = Sha256Digest(hasher.finalize().into());
     (got != sha256).then(|| format!("sha256 {got} where the index says {sha256}"))
 }
