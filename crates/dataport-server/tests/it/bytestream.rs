@@ -1,7 +1,7 @@
 //! google.bytestream.ByteStream over the file store: resumable writes,
 //! offset reads, and every way a Write can end.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! TLS and mutual TLS on the listener, against tonic clients, with
 //! certificates made here by rcgen.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

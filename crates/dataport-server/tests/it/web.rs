@@ -1,7 +1,7 @@
 //! gRPC-Web over HTTP/1.1 as a browser sends it, CORS for the configured
 //! origins, and auth applied as to any call.
 
-mod common;
+use crate::common;
 
 use dataport_proto::helloworld::HelloRequest;
 use dataport_proto::routeguide::Rectangle;

@@ -1,6 +1,6 @@
 //! pb.Outliers (compat) and dataport.outliers.v1 against a real server.
 
-mod common;
+use crate::common;
 
 use common::assert_status;
 use dataport_proto::dataport::outliers::v1;

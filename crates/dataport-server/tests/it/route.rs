@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use common::assert_status;
 use dataport_proto::routeguide::route_guide_client::RouteGuideClient;

@@ -2,7 +2,7 @@
 //! zstd on tonic's path and on the methods served off the wire, the limits
 //! on what they decompress to, and compressed responses.
 
-mod common;
+use crate::common;
 
 use common::assert_status;
 use common::files::{bytes, hex_sha256};

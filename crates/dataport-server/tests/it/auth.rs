@@ -1,6 +1,6 @@
 //! Tokens with scopes, and protected mode, against a real server.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

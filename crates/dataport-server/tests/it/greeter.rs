@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use dataport_proto::helloworld::HelloRequest;
 use dataport_proto::helloworld::greeter_client::GreeterClient;

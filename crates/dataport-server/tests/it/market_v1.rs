@@ -1,6 +1,6 @@
 //! dataport.market.v1.MarketService against a real server.
 
-mod common;
+use crate::common;
 
 use common::assert_status;
 use dataport_proto::dataport::market::v1 as pb;
