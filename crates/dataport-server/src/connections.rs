@@ -38,6 +38,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::{oneshot, watch};
 
 use crate::auth::Auth;
+use crate::metrics::CallMetrics;
 use crate::router::{Routed, Router};
 use crate::stack::{self, CallBody, CallFuture};
 use crate::tls::{Conn, Peer};
@@ -63,13 +64,48 @@ pub struct Remote {
     pub activity: Arc<Activity>,
 }
 
-/// The calls under way across every connection, and their bound
-/// (`max_calls`); the connections open.
+/// What one [`serve`] has under way and has refused, across its
+/// connections: the calls (bound by `max_calls`), the connections, the calls
+/// shed and the connections refused; and the call metrics, when kept.
 #[derive(Debug)]
-struct Load {
+pub struct Load {
     calls: AtomicUsize,
     max: usize,
     connections: AtomicUsize,
+    shed: AtomicU64,
+    refused: AtomicU64,
+    metrics: Option<Arc<CallMetrics>>,
+}
+
+/// A reading of a [`Load`], for the metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadCounts {
+    pub calls: u64,
+    pub connections: u64,
+    pub shed: u64,
+    pub refused: u64,
+}
+
+impl Load {
+    pub fn new(max_calls: usize, metrics: Option<Arc<CallMetrics>>) -> Arc<Load> {
+        Arc::new(Load {
+            calls: AtomicUsize::new(0),
+            max: max_calls,
+            connections: AtomicUsize::new(0),
+            shed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            metrics,
+        })
+    }
+
+    pub fn counts(&self) -> LoadCounts {
+        LoadCounts {
+            calls: self.calls.load(Ordering::Relaxed) as u64,
+            connections: self.connections.load(Ordering::Relaxed) as u64,
+            shed: self.shed.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// A connection counted open in [`Load`] until dropped.
@@ -119,16 +155,20 @@ impl Activity {
     }
 
     /// Counts a call under way, here and across the server, until the guard
-    /// is dropped; refuses a `sheddable` one when the server already has
-    /// `max_calls` under way (health's are not: they answer, shedding or not).
-    pub fn call(self: &Arc<Self>, sheddable: bool) -> Result<ActiveCall, Shed> {
-        let before = self.load.calls.fetch_add(1, Ordering::AcqRel);
-        if sheddable && before >= self.load.max {
-            self.load.calls.fetch_sub(1, Ordering::AcqRel);
-            return Err(Shed { max: self.load.max });
+    /// is dropped; a `sheddable` one is not counted but shed when the server
+    /// already has `max_calls` under way (health's are not: they answer,
+    /// shedding or not).
+    pub fn call(self: &Arc<Self>, sheddable: bool) -> ActiveCall {
+        let load = &self.load;
+        let before = load.calls.fetch_add(1, Ordering::AcqRel);
+        let counted = !sheddable || before < load.max;
+        if counted {
+            self.calls.fetch_add(1, Ordering::AcqRel);
+        } else {
+            load.calls.fetch_sub(1, Ordering::AcqRel);
+            load.shed.fetch_add(1, Ordering::Relaxed);
         }
-        self.calls.fetch_add(1, Ordering::AcqRel);
-        Ok(ActiveCall(Arc::clone(self)))
+        ActiveCall { activity: Arc::clone(self), counted }
     }
 
     /// How long no call has been under way; `None` while one is.
@@ -143,11 +183,29 @@ impl Activity {
 
 /// A call under way on a connection; see [`Activity::call`].
 #[derive(Debug)]
-pub struct ActiveCall(Arc<Activity>);
+pub struct ActiveCall {
+    activity: Arc<Activity>,
+    counted: bool,
+}
+
+impl ActiveCall {
+    /// Why the call is refused at once, if it is.
+    pub fn shed(&self) -> Option<Shed> {
+        (!self.counted).then_some(Shed { max: self.activity.load.max })
+    }
+
+    /// The server's call metrics, when it keeps them.
+    pub fn metrics(&self) -> Option<&CallMetrics> {
+        self.activity.load.metrics.as_deref()
+    }
+}
 
 impl Drop for ActiveCall {
     fn drop(&mut self) {
-        let activity = &self.0;
+        if !self.counted {
+            return;
+        }
+        let activity = &self.activity;
         activity.load.calls.fetch_sub(1, Ordering::AcqRel);
         if activity.calls.fetch_sub(1, Ordering::AcqRel) == 1 {
             let since = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -220,8 +278,8 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 const MAX_FRAME: u32 = 1 << 20;
 
 /// The bounds the connections and their calls are held to; each is the
-/// setting of the same name (see the module docs; `max_calls` counts the
-/// calls of every connection one `serve` runs).
+/// setting of the same name (see the module docs; `max_calls`, which
+/// bounds the calls of every connection one `serve` runs, is its [`Load`]'s).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_calls: usize,
@@ -263,7 +321,8 @@ pub fn http(http1: bool, limits: &Limits) -> auto::Builder<TokioExecutor> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Serves every connection of `incoming` with `http`, within `limits`, each
+/// Serves every connection of `incoming` with `http`, within `limits`
+/// (`load` counts what is under way: its `max_calls` is the bound), each
 /// request going to the service `service` makes for its connection's
 /// [`Remote`], until `signal`; then stops accepting and returns once every
 /// connection has finished the calls it had started.
@@ -271,6 +330,7 @@ pub async fn serve<S, ResBody>(
     incoming: impl Stream<Item = io::Result<Conn>>,
     http: auto::Builder<TokioExecutor>,
     limits: Limits,
+    load: Arc<Load>,
     service: impl Fn(Remote) -> S,
     signal: impl Future<Output = ()>,
 ) where
@@ -286,11 +346,6 @@ pub async fn serve<S, ResBody>(
     // Every connection's tasks hold a receiver: the sender's `closed` says
     // when all have ended.
     let (stop, stopped) = watch::channel(false);
-    let load = Arc::new(Load {
-        calls: AtomicUsize::new(0),
-        max: limits.max_calls,
-        connections: AtomicUsize::new(0),
-    });
     let mut refused = Refusals::default();
     let mut incoming = Box::pin(incoming);
     let mut signal = std::pin::pin!(signal);
@@ -309,6 +364,7 @@ pub async fn serve<S, ResBody>(
         };
         let peer = conn.peer();
         if load.connections.load(Ordering::Acquire) >= limits.max_connections {
+            load.refused.fetch_add(1, Ordering::Relaxed);
             refused.note(&peer, limits.max_connections);
             continue;
         }

@@ -17,6 +17,7 @@ mod greeter;
 mod health;
 pub mod logging;
 mod market;
+mod metrics;
 mod outliers;
 mod position;
 mod reflection;

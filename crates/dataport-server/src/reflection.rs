@@ -30,6 +30,18 @@ pub struct Catalog {
     /// Fully qualified symbol (message, enum, service, method) -> its file.
     symbols: HashMap<String, String>,
     messages: HashSet<String>,
+    /// Every method of every file, served or not.
+    methods: Vec<Method>,
+}
+
+/// A method, as the metrics label it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Method {
+    /// Fully qualified: `helloworld.Greeter`.
+    pub service: String,
+    pub name: String,
+    pub client_streaming: bool,
+    pub server_streaming: bool,
 }
 
 /// A request, whichever version asked it.
@@ -66,6 +78,11 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The methods of the services listed as served.
+    pub fn methods(&self) -> impl Iterator<Item = &Method> {
+        self.methods.iter().filter(|m| self.services.binary_search(&m.service).is_ok())
+    }
+
     fn add(&mut self, file: FileDescriptorProto) {
         let name = file.name().to_owned();
         if self.files.contains_key(&name) {
@@ -83,6 +100,12 @@ impl Catalog {
             let service_name = qualified(package, service.name());
             for method in &service.method {
                 declared.push(format!("{service_name}.{}", method.name()));
+                self.methods.push(Method {
+                    service: service_name.clone(),
+                    name: method.name().to_owned(),
+                    client_streaming: method.client_streaming(),
+                    server_streaming: method.server_streaming(),
+                });
             }
             declared.push(service_name);
         }

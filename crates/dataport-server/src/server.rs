@@ -21,9 +21,11 @@ use dataport_wire::compression::{Compression, Limits};
 
 use crate::auth::Auth;
 use crate::config::{Config, ResponseCompression};
-use crate::connections::{self, Connection, Shared};
+use crate::connections::{self, Connection, Load, Shared};
 use crate::drain::{Drain, EndOnDrain};
 use crate::market::{self, Market};
+use crate::metrics::{Areas, CallMetrics, Metrics};
+use crate::outliers::Judged;
 use crate::position::Hub;
 use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
 use crate::router::Router;
@@ -49,8 +51,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("{0}")]
     Auth(String),
-    #[error("health_listen = \"{addr}\": cannot bind: {source}")]
-    HealthListen { addr: SocketAddr, source: std::io::Error },
+    #[error("{key} = \"{addr}\": cannot bind: {source}")]
+    Listen { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error(
         "refusing to serve {listen} without {missing}: anyone who can reach it could read and change everything. \
          Set tls_cert and tls_key (--tls-cert, --tls-key) and auth_tokens (--auth-tokens), listen on 127.0.0.1, \
@@ -67,11 +69,15 @@ pub struct Server {
     features: Arc<FeatureDb>,
     hub: Arc<Hub>,
     market: Market,
+    /// The market's store, for the metrics.
+    bars: Arc<CachedBarStore<SqliteBarStore>>,
     files: LocalFileStore,
+    judged: Judged,
     tls: Option<Arc<Tls>>,
     auth: Option<Arc<Auth>>,
     /// Bound in `new`, so a taken port fails the start, not the run.
     health_listener: Option<std::net::TcpListener>,
+    metrics_listener: Option<std::net::TcpListener>,
 }
 
 /// The most bars kept in memory (about 56 MB): 20 years of daily bars for
@@ -129,8 +135,8 @@ impl Server {
             bars.sample_loaded()?;
             tracing::info!(symbols, bars = count, "loaded the sample bars into the empty bar store");
         }
-        let bars = CachedBarStore::new(bars, BAR_CACHE_BUDGET);
-        let market = Market::new(Arc::new(bars), config.default_symbol.clone(), config.compat_adjusted);
+        let bars = Arc::new(CachedBarStore::new(bars, BAR_CACHE_BUDGET));
+        let market = Market::new(bars.clone(), config.default_symbol.clone(), config.compat_adjusted);
         let hub = Arc::new(Hub::new(config.max_entities));
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(Tls::load(TlsFiles {
@@ -144,30 +150,32 @@ impl Server {
             Some(path) => Some(Auth::load(path.clone(), config.reflection_public).map_err(StartError::Auth)?),
             None => None,
         };
-        let health_listener = match config.health_listen {
-            None => None,
-            Some(addr) => {
-                let bound =
-                    std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
-                Some(bound.map_err(|source| StartError::HealthListen { addr, source })?)
-            }
-        };
+        let health_listener = bind("health_listen", config.health_listen)?;
+        let metrics_listener = bind("metrics_listen", config.metrics_listen)?;
         Ok(Server {
             config,
             data_dir,
             features: Arc::new(features),
             hub,
             market,
+            bars,
             files,
+            judged: Judged::default(),
             tls,
             auth,
             health_listener,
+            metrics_listener,
         })
     }
 
     /// Where the health service alone is served (`health_listen`), once bound.
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where `/metrics` is served (`metrics_listen`), once bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     fn outlier_limits(&self) -> outliers::Limits {
@@ -206,7 +214,7 @@ impl Server {
 
     /// What every connection shares: the call layer's settings and the
     /// router.
-    fn shared<B>(&self, health: &health::Reporter, drain: &Drain) -> Shared<B>
+    fn shared<B>(&self, health: &health::Reporter, drain: &Drain, catalog: &Arc<Catalog>) -> Shared<B>
     where
         B: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
@@ -214,7 +222,7 @@ impl Server {
         Shared {
             compression: self.compression(),
             auth: self.auth.clone(),
-            router: self.router(health, drain),
+            router: self.router(health, drain, catalog),
         }
     }
 
@@ -237,23 +245,49 @@ impl Server {
         let incoming = crate::tls::incoming(listener, None, limits.handshake_timeout);
         let service = move |remote| Connection::new(Arc::clone(&shared), remote);
         let http = connections::http(false, &limits);
-        tokio::spawn(connections::serve(incoming, http, limits, service, drain.signaled()));
+        let load = Load::new(limits.max_calls, None);
+        tokio::spawn(connections::serve(incoming, http, limits, load, service, drain.signaled()));
+    }
+
+    /// Serves `/metrics` on `listener` (`metrics_listen`), through the
+    /// drain too, until the task is aborted.
+    fn serve_metrics(
+        &self,
+        listener: &std::net::TcpListener,
+        calls: Arc<CallMetrics>,
+        load: Arc<Load>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let listener = match listener.try_clone().and_then(TcpListener::from_std) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(error = %e, "metrics_listen: cannot serve");
+                return None;
+            }
+        };
+        let areas = Areas {
+            files: self.files.clone(),
+            bars: Arc::clone(&self.bars),
+            hub: Arc::clone(&self.hub),
+            judged: self.judged.clone(),
+            load,
+        };
+        let metrics = Arc::new(Metrics::new(calls, areas));
+        Some(tokio::spawn(metrics.serve(listener)))
     }
 
     /// Every service, each under its name.
-    fn router<B>(&self, health: &health::Reporter, drain: &Drain) -> Router<B>
+    fn router<B>(&self, health: &health::Reporter, drain: &Drain, catalog: &Arc<Catalog>) -> Router<B>
     where
         B: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
-        let catalog = catalog();
         // The largest request message of every service but Detect's.
         let max = self.config.max_message_size;
         let mut router = Router::builder();
         router
             .add(EndOnDrain::new(health.service(), drain.clone()))
-            .add(ReflectionV1::server(Arc::clone(&catalog)))
-            .add(ReflectionV1Alpha::server(catalog))
+            .add(ReflectionV1::server(Arc::clone(catalog)))
+            .add(ReflectionV1Alpha::server(Arc::clone(catalog)))
             .add(greeter::compat::greeter(max))
             .add(route::compat::route_guide(Arc::clone(&self.features), max))
             .add(position::compat::position_service(Arc::clone(&self.hub), max))
@@ -261,8 +295,8 @@ impl Server {
             .add(market::compat::indicator(self.market.clone(), max))
             .add(market::compat::indicator_graph(self.market.clone(), max))
             .add(market::v1::market_service(self.market.clone(), max))
-            .add(outliers::compat::outliers(self.outlier_limits()))
-            .add(outliers::v1::outliers_service(self.outlier_limits(), drain.clone()))
+            .add(outliers::compat::outliers(self.outlier_limits(), self.judged.clone()))
+            .add(outliers::v1::outliers_service(self.outlier_limits(), drain.clone(), self.judged.clone()))
             .add(files::compat::file_srv(self.files.clone(), max))
             .add(files::compat::file_transfer(self.files.clone(), max))
             .add(files::bytestream::byte_stream(self.files.clone(), max))
@@ -294,6 +328,7 @@ impl Server {
             data_dir = %self.data_dir.path().display(),
             features = self.features.len(),
             health_listen = self.health_addr().map(tracing::field::display),
+            metrics_listen = self.metrics_addr().map(tracing::field::display),
             "listening"
         );
         if let Some(tls) = &self.tls {
@@ -316,6 +351,13 @@ impl Server {
             }
         };
         let limits = self.config.connection_limits();
+        let catalog = catalog();
+        let calls = self.metrics_listener.as_ref().map(|_| Arc::new(CallMetrics::new(catalog.methods())));
+        let load = Load::new(limits.max_calls, calls.clone());
+        let metrics = match (self.metrics_listener.as_ref(), calls) {
+            (Some(listener), Some(calls)) => self.serve_metrics(listener, calls, Arc::clone(&load)),
+            _ => None,
+        };
         if let Some(listener) = self.health_listener.as_ref().and_then(|l| l.try_clone().ok()) {
             self.serve_health(listener, &health, &drain, limits);
         }
@@ -326,7 +368,7 @@ impl Server {
         // any other (auth, deadline, call line). Off, no call pays for it.
         let serve: Pin<Box<dyn Future<Output = ()> + Send>> = match self.config.grpc_web {
             true => {
-                let shared = Arc::new(self.shared(&health, &drain));
+                let shared = Arc::new(self.shared(&health, &drain, &catalog));
                 let cors = crate::web::cors(&self.config.cors_allowed_origins);
                 let service = move |remote| {
                     let web = tower::ServiceBuilder::new()
@@ -335,12 +377,12 @@ impl Server {
                         .service(Connection::new(Arc::clone(&shared), remote));
                     TowerToHyperService::new(web)
                 };
-                Box::pin(connections::serve(incoming, http, limits, service, signal))
+                Box::pin(connections::serve(incoming, http, limits, load, service, signal))
             }
             false => {
-                let shared = Arc::new(self.shared(&health, &drain));
+                let shared = Arc::new(self.shared(&health, &drain, &catalog));
                 let service = move |remote| Connection::new(Arc::clone(&shared), remote);
-                Box::pin(connections::serve(incoming, http, limits, service, signal))
+                Box::pin(connections::serve(incoming, http, limits, load, service, signal))
             }
         };
         tokio::pin!(serve);
@@ -352,6 +394,9 @@ impl Server {
                     tracing::warn!(timeout = ?grace, "calls still running at the shutdown deadline were dropped");
                 }
             }
+        }
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         tracing::info!("stopped");
     }
@@ -377,6 +422,13 @@ fn catalog() -> Arc<Catalog> {
             panic!("the descriptor sets are compiled in, so they must decode (see the catalog test): {e}")
         }
     }
+}
+
+/// Binds `addr`, the setting `key`, if set.
+fn bind(key: &'static str, addr: Option<SocketAddr>) -> Result<Option<std::net::TcpListener>, StartError> {
+    let Some(addr) = addr else { return Ok(None) };
+    let bound = std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
+    bound.map(Some).map_err(|source| StartError::Listen { key, addr, source })
 }
 
 /// Refuses to serve a non-loopback address without both TLS and auth,

@@ -45,7 +45,7 @@ use prost::bytes::Bytes;
 use tonic::{Code, Status};
 
 use crate::auth::Auth;
-use crate::connections::Remote;
+use crate::connections::{ActiveCall, Remote};
 use crate::drain::Drain;
 use crate::logging::Call;
 use crate::tonic_fixes::{self, Deadline, Watched};
@@ -67,13 +67,10 @@ pub fn begin<B, F>(
     let need = crate::auth::need(parts.uri.path());
     let peer = remote.map(|r| &r.peer);
     let active = remote.map(|r| r.activity.call(need != Some(crate::auth::Need::Open)));
-    let (active, caller, allowed) = match (active, auth) {
-        (Some(Err(shed)), _) => (None, None, Err(shed.status())),
-        (active, None) => (active.and_then(Result::ok), None, Ok(())),
-        (active, Some(auth)) => {
-            let (caller, allowed) = auth.check(&parts, peer, need);
-            (active.and_then(Result::ok), caller, allowed)
-        }
+    let (caller, allowed) = match (active.as_ref().and_then(ActiveCall::shed), auth) {
+        (Some(shed), _) => (None, Err(shed.status())),
+        (None, None) => (None, Ok(())),
+        (None, Some(auth)) => auth.check(&parts, peer, need),
     };
     let call = Call::start(&mut parts, peer, active, end, need, caller);
     let deadline = Deadline::of(&parts.headers);
@@ -195,7 +192,7 @@ impl<B> CallBody<B> {
     }
 }
 
-impl<B: Body> Body for CallBody<B> {
+impl<B: Body<Data: AsRef<[u8]>>> Body for CallBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -257,11 +254,13 @@ impl<B> std::fmt::Debug for CallBody<B> {
 }
 
 /// Finishes the call from a frame of its response body.
-fn watch<D, E>(call: &mut Option<Call>, frame: &mut Option<Result<Frame<D>, E>>) {
+fn watch<D: AsRef<[u8]>, E>(call: &mut Option<Call>, frame: &mut Option<Result<Frame<D>, E>>) {
     match frame {
         Some(Ok(frame)) => {
             if let Some(trailers) = frame.trailers_mut() {
                 on_status(call, trailers);
+            } else if let (Some(data), Some(call)) = (frame.data_ref(), call) {
+                call.sent(data.as_ref());
             }
         }
         Some(Err(_)) => finish(call, Code::Internal, "the response body failed"),

@@ -35,10 +35,11 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use dataport_wire::Tally;
 use http::{HeaderMap, HeaderName};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
@@ -46,16 +47,27 @@ use tonic::{Code, Status};
 
 // ---- A request stream reset by the client ----
 
-/// How the request body of a call ended, as far as it has been read; in
-/// every request's extensions.
+/// How the request body of a call ended, as far as it has been read, and
+/// how many messages it held; in every request's extensions.
 #[derive(Clone, Debug, Default)]
-pub struct BodyEnd(Arc<AtomicBool>);
+pub struct BodyEnd(Arc<Ends>);
+
+#[derive(Debug, Default)]
+struct Ends {
+    failed: AtomicBool,
+    messages: AtomicU64,
+}
 
 impl BodyEnd {
     /// True once reading the body failed: the client reset the stream or
     /// the connection broke.
     pub fn failed(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.failed.load(Ordering::Acquire)
+    }
+
+    /// The request messages read so far (their prefixes, at least).
+    pub fn messages(&self) -> u64 {
+        self.0.messages.load(Ordering::Relaxed)
     }
 }
 
@@ -65,21 +77,23 @@ impl BodyEnd {
 pub fn watch_end<B>(parts: &mut http::request::Parts, body: B) -> (Watched<B>, BodyEnd) {
     let end = BodyEnd::default();
     parts.extensions.insert(end.clone());
-    (Watched { inner: body, end: end.clone() }, end)
+    (Watched { inner: body, end: end.clone(), tally: Tally::default() }, end)
 }
 
 pin_project_lite::pin_project! {
     /// A request body that records in its [`BodyEnd`] when reading it fails,
-    /// before tonic sees the error (and may call it a clean end).
+    /// before tonic sees the error (and may call it a clean end), and how
+    /// many messages passed.
     #[derive(Debug)]
     pub struct Watched<B> {
         #[pin]
         inner: B,
         end: BodyEnd,
+        tally: Tally,
     }
 }
 
-impl<B: Body> Body for Watched<B> {
+impl<B: Body<Data: AsRef<[u8]>>> Body for Watched<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -89,8 +103,15 @@ impl<B: Body> Body for Watched<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(Err(_)) = frame {
-            this.end.0.store(true, Ordering::Release);
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.tally.see(data.as_ref());
+                    this.end.0.messages.store(this.tally.count(), Ordering::Relaxed);
+                }
+            }
+            Some(Err(_)) => this.end.0.failed.store(true, Ordering::Release),
+            None => {}
         }
         Poll::Ready(frame)
     }
@@ -239,7 +260,8 @@ mod tests {
             let incoming = crate::tls::incoming(listener, None, limits.handshake_timeout);
             let http = connections::http(false, &limits);
             let service = move |remote| Connection::new(Arc::clone(&shared), remote);
-            tokio::spawn(connections::serve(incoming, http, limits, service, std::future::pending()));
+            let load = connections::Load::new(limits.max_calls, None);
+            tokio::spawn(connections::serve(incoming, http, limits, load, service, std::future::pending()));
         } else {
             let server = tonic::transport::Server::builder().add_service(service);
             tokio::spawn(server.serve_with_incoming(TcpIncoming::from(listener)));

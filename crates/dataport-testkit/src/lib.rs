@@ -46,6 +46,8 @@ pub fn config() -> (Config, tempfile::TempDir) {
 #[derive(Debug)]
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, with `metrics_listen`.
+    pub metrics: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     _data_dir: tempfile::TempDir,
@@ -61,13 +63,14 @@ pub async fn start() -> TestServer {
 /// is bound before the server task starts, so the server accepts at once.
 pub async fn start_with(config: Config, data_dir: tempfile::TempDir) -> TestServer {
     let server = Server::new(config).expect("server starts");
+    let metrics = server.metrics_addr();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(server.run(listener, async {
         let _ = rx.await;
     }));
-    TestServer { addr, shutdown: Some(tx), task, _data_dir: data_dir }
+    TestServer { addr, metrics, shutdown: Some(tx), task, _data_dir: data_dir }
 }
 
 impl TestServer {

@@ -8,7 +8,8 @@
 //! [`compression`], the tower layer that undoes a request's encoding before
 //! any service and compresses responses; the chunk messages sent and read
 //! in pieces ([`framing`]); the bodies that send and read framed messages
-//! ([`body`]); and [`route`], the router that sends a service's methods
+//! ([`body`]); [`tally`], which counts the messages a body holds, for the
+//! metrics; and [`route`], the router that sends a service's methods
 //! served off the wire to it and every other to tonic.
 //!
 //! It never knows a service's logic, the store or the CLI: the server and
@@ -20,7 +21,9 @@ pub mod compression;
 pub mod framing;
 pub mod reader;
 pub mod route;
+pub mod tally;
 
 pub use codec::Encoding;
 pub use framing::{Event, Framing, LoneBytes};
 pub use route::{Lean, OffTheWire, Served};
+pub use tally::Tally;

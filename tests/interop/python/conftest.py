@@ -46,6 +46,7 @@ class DataportServer:
         # look for secrets in it); otherwise only the last ones are kept.
         self.everything = [] if keep_output else None
         self.addr = None
+        self.listening = {}
         self.process = None
         self._recent = collections.deque(maxlen=200)
         self._stdout_lines = queue.Queue()
@@ -114,6 +115,8 @@ class DataportServer:
             fields = record.get("fields", {}) if isinstance(record, dict) else {}
             if fields.get("message") == "listening":
                 self._announced.set()
+                # Every address the line gives (health_listen, metrics_listen).
+                self.listening = fields
                 return str(fields["addr"])
 
     def _record_call(self, line):

@@ -153,6 +153,9 @@ settings! {
     /// also serve the health service alone here, in plaintext and open to all (for probes that
     /// speak neither TLS nor tokens, such as Kubernetes' gRPC probes)
     health_listen: Option<SocketAddr> = unset "none", value "ADDR", |v| parse::listen(v).map(Some);
+    /// serve Prometheus metrics at `http://ADDR/metrics` (plaintext, open to all: keep it on a
+    /// private address)
+    metrics_listen: Option<SocketAddr> = unset "none", value "ADDR", |v| parse::listen(v).map(Some);
     /// most calls under way at once (health's aside); past it a call is refused UNAVAILABLE at once
     max_calls: usize = "2000", value "N", parse::positive;
     /// how long a new connection may take to send the HTTP/2 preface (and to finish a TLS handshake)

@@ -19,12 +19,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use dataport_wire::Tally;
+
 use super::Audit;
 use super::sink::Sink;
 use super::trace::TraceId;
 use crate::auth::Caller;
 use crate::config::LogFormat;
 use crate::connections::ActiveCall;
+use crate::metrics::{Handled, MethodId};
 use crate::tls::Peer;
 use crate::tonic_fixes::BodyEnd;
 
@@ -350,8 +353,13 @@ pub(crate) struct Call {
     done: bool,
     /// From the request's `traceparent`.
     trace: Option<TraceId>,
-    /// Counts the call on its connection while it is under way.
-    _active: Option<ActiveCall>,
+    /// Counts the call on its connection while it is under way; the way
+    /// to the metrics.
+    active: Option<ActiveCall>,
+    /// The method, when the metrics count calls.
+    counted: Option<MethodId>,
+    /// The response messages sent, when counted.
+    sent: Tally,
 }
 
 impl Call {
@@ -379,6 +387,11 @@ impl Call {
             Some(caller) => Some(caller.0),
             None => peer.and_then(|p| p.certificate_name.clone()),
         };
+        let metrics = active.as_ref().and_then(ActiveCall::metrics);
+        let counted = metrics.and_then(|m| m.method(request.uri.path()));
+        if let (Some(metrics), Some(id)) = (metrics, counted) {
+            metrics.started(id);
+        }
         Call {
             method: request.uri.path_and_query().cloned(),
             peer: peer.and_then(|p| p.addr),
@@ -388,7 +401,16 @@ impl Call {
             start: Instant::now(),
             done: false,
             trace: TraceId::of(&request.headers),
-            _active: active,
+            active,
+            counted,
+            sent: Tally::default(),
+        }
+    }
+
+    /// Counts the messages in `data`, the next bytes of the response body.
+    pub(crate) fn sent(&mut self, data: &[u8]) {
+        if self.counted.is_some() {
+            self.sent.see(data);
         }
     }
 
@@ -409,6 +431,17 @@ impl Call {
             message = "the client reset its request stream (it cancelled, or its connection broke)";
         }
         let at = Instant::now();
+        if let (Some(id), Some(metrics)) = (self.counted, self.active.as_ref().and_then(ActiveCall::metrics))
+        {
+            let handled = Handled {
+                code,
+                elapsed: at - self.start,
+                received: self.end.messages(),
+                sent: self.sent.count(),
+                caller: self.caller.as_ref(),
+            };
+            metrics.handled(id, handled);
+        }
         let line = Line {
             at,
             method: self.method.as_ref().map_or("", |m| m.path()),

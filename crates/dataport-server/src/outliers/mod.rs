@@ -7,6 +7,9 @@ pub mod compat;
 pub mod v1;
 mod wire;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use dataport_core::outliers::Columns;
 use tonic::Status;
 use wire::{BatchDetect, Detector, MetricBatch};
@@ -24,14 +27,33 @@ pub struct Limits {
     pub max_stream_window: usize,
 }
 
+/// The points Detect and DetectStream have judged, for the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct Judged(Arc<AtomicU64>);
+
+impl Judged {
+    fn add(&self, points: usize) {
+        self.0.fetch_add(points as u64, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The generated server `S` with its Detect served by `D` off the wire
 /// ([`wire`]).
 type LeanDetect<S, D> = Lean<S, Detector<D>>;
 
 /// `generated` with its Detect served by `detect`, reading requests of at
-/// most `limits.max_detect_bytes`.
-fn lean_detect<S, D: BatchDetect>(generated: S, detect: D, limits: Limits) -> LeanDetect<S, D> {
-    Lean::new(generated, Detector { detect, limit: limits.max_detect_bytes })
+/// most `limits.max_detect_bytes`, counting the points in `judged`.
+fn lean_detect<S, D: BatchDetect>(
+    generated: S,
+    detect: D,
+    limits: Limits,
+    judged: Judged,
+) -> LeanDetect<S, D> {
+    Lean::new(generated, Detector { detect, limit: limits.max_detect_bytes, judged })
 }
 
 /// Refuses a batch with a value that is not finite, naming its position.

@@ -7,7 +7,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::wire::{BatchDetect, MetricBatch};
-use super::{LeanDetect, Limits, check_finite, columns, lean_detect};
+use super::{Judged, LeanDetect, Limits, check_finite, columns, lean_detect};
 use crate::drain::Drain;
 use crate::{Reply, off_reactor};
 
@@ -16,6 +16,7 @@ use crate::{Reply, off_reactor};
 pub struct OutliersService {
     limits: Limits,
     drain: Drain,
+    judged: Judged,
 }
 
 /// `dataport.outliers.v1.OutliersService`; Detect reads its request with
@@ -23,10 +24,11 @@ pub struct OutliersService {
 pub fn outliers_service(
     limits: Limits,
     drain: Drain,
+    judged: Judged,
 ) -> LeanDetect<outliers_service_server::OutliersServiceServer<OutliersService>, OutliersService> {
-    let service = OutliersService { limits, drain };
+    let service = OutliersService { limits, drain, judged: judged.clone() };
     let generated = outliers_service_server::OutliersServiceServer::new(service.clone());
-    lean_detect(generated.max_decoding_message_size(limits.max_detect_bytes), service, limits)
+    lean_detect(generated.max_decoding_message_size(limits.max_detect_bytes), service, limits, judged)
 }
 
 impl BatchDetect for OutliersService {
@@ -65,9 +67,9 @@ impl outliers_service_server::OutliersService for OutliersService {
         // A few messages of anomalies in flight: a client that stops reading
         // stops this call reading its metrics, nothing else.
         let (tx, rx) = mpsc::channel(4);
-        let (limits, drain) = (self.limits, self.drain.clone());
+        let (limits, drain, judged) = (self.limits, self.drain.clone(), self.judged.clone());
         tokio::spawn(async move {
-            if let Err(status) = judge_stream(input, &tx, limits, drain).await {
+            if let Err(status) = judge_stream(input, &tx, limits, drain, &judged).await {
                 let _ = tx.send(Err(status)).await;
             }
         });
@@ -82,6 +84,7 @@ async fn judge_stream(
     tx: &mpsc::Sender<Result<pb::DetectStreamResponse, Status>>,
     limits: Limits,
     drain: Drain,
+    judged: &Judged,
 ) -> Result<(), Status> {
     let drained = drain.signaled();
     tokio::pin!(drained);
@@ -110,6 +113,7 @@ async fn judge_stream(
         };
         let mut anomalies = Vec::new();
         let mut refused = None;
+        let from = index;
         for metric in message.metrics {
             if !metric.value.is_finite() {
                 refused = Some(Status::invalid_argument(format!(
@@ -134,6 +138,7 @@ async fn judge_stream(
             }
             index += 1;
         }
+        judged.add((index - from) as usize);
         // What was found before a refusal still goes out, first.
         if !anomalies.is_empty() && tx.send(Ok(pb::DetectStreamResponse { anomalies })).await.is_err() {
             return Ok(()); // the client is gone

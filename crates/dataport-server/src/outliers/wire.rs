@@ -387,16 +387,24 @@ pub trait BatchDetect: Clone + Send + Sync + 'static {
 pub struct Detector<D> {
     pub detect: D,
     pub limit: usize,
+    pub judged: super::Judged,
 }
 
 impl<D: BatchDetect> OffTheWire for Detector<D> {
     const PATHS: &'static [&'static str] = &[D::PATH];
 
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
-        let (detect, limit) = (self.detect.clone(), self.limit);
+        let (detect, limit, judged) = (self.detect.clone(), self.limit, self.judged.clone());
         Box::pin(async move {
             let answer = match read_batch(request.into_body(), limit).await {
-                Ok(batch) => detect.detect(batch).await,
+                Ok(batch) => {
+                    let points = batch.values.len();
+                    let answer = detect.detect(batch).await;
+                    if answer.is_ok() {
+                        judged.add(points);
+                    }
+                    answer
+                }
                 Err(status) => Err(status),
             };
             match answer {

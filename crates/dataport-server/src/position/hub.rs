@@ -117,6 +117,13 @@ impl Hub {
         lock(&self.state).entities.get(entity).cloned()
     }
 
+    /// How many entities have a position, and how many watchers are
+    /// registered, for the metrics.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = lock(&self.state);
+        (state.entities.len(), state.watchers.iter().filter(|w| w.strong_count() > 0).count())
+    }
+
     /// Registers a watcher for `entities` (every entity when empty). It sees
     /// every publish that starts after this returns.
     pub fn watch(&self, entities: Vec<String>) -> Arc<Watcher> {
@@ -241,8 +248,12 @@ mod tests {
     #[test]
     fn dropped_watchers_are_forgotten() {
         let hub = Hub::new(10);
+        let kept = hub.watch(vec![]);
         drop(hub.watch(vec![]));
+        assert_eq!(hub.counts().1, 1);
+        drop(kept);
         hub.publish("a", at(1.0)).expect("room");
         assert!(lock(&hub.state).watchers.is_empty());
+        assert_eq!(hub.counts(), (2, 0), "the default entity and a");
     }
 }

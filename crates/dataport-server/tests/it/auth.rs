@@ -65,6 +65,7 @@ async fn calls_need_a_known_token_with_the_scope() {
     let (mut config, data) = common::config();
     config.sample_data = true;
     config.auth_tokens = Some(token_file(dir.path()));
+    config.metrics_listen = Some("127.0.0.1:0".parse().expect("an address"));
     let server = common::start_with(config, data).await;
 
     assert_eq!(hello(with_token(&server, Some(READER)).await).await.unwrap(), "Hello, auth!");
@@ -95,6 +96,20 @@ async fn calls_need_a_known_token_with_the_scope() {
     // Health answers everyone.
     let mut health = HealthClient::new(server.channel().await);
     assert!(health.check(HealthCheckRequest { service: String::new() }).await.is_ok());
+
+    // The metrics count calls by caller; a secret never appears.
+    let text = crate::metrics::scrape(&server).await;
+    let by = |caller: &str, service: &str, method: &str, code: &str| {
+        let labels = format!(
+            r#"{{caller="{caller}",grpc_service="{service}",grpc_method="{method}",grpc_code="{code}"}}"#
+        );
+        crate::metrics::sample(&text, &format!("dataport_calls_by_caller_total{labels}"))
+    };
+    assert_eq!(by("reader", "helloworld.Greeter", "SayHello", "OK"), Some(1.0), "{text}");
+    let market = "dataport.market.v1.MarketService";
+    assert_eq!(by("reader", market, "DeleteSymbol", "PermissionDenied"), Some(1.0), "{text}");
+    assert_eq!(by("admin", market, "DeleteSymbol", "OK"), Some(1.0), "{text}");
+    assert!(!text.contains(READER) && !text.contains(ADMIN));
 }
 
 #[tokio::test]

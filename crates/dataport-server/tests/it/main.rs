@@ -13,6 +13,7 @@ mod greeter;
 mod health_reflection;
 mod market;
 mod market_v1;
+mod metrics;
 mod outliers;
 mod position;
 mod route;

@@ -32,6 +32,18 @@ struct Cache {
     /// Ticks on every import: a read that began before an import must not
     /// fill the cache with what it read.
     generation: u64,
+    hits: u64,
+    misses: u64,
+}
+
+/// How the cache has done since it was made, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Reads answered from memory, and reads that went to the store.
+    pub hits: u64,
+    pub misses: u64,
+    /// Bars held now.
+    pub bars: u64,
 }
 
 #[derive(Debug)]
@@ -44,6 +56,11 @@ impl<S: BarStore> CachedBarStore<S> {
     /// `budget` is the most bars held at once (a bar is about 56 bytes).
     pub fn new(inner: S, budget: usize) -> Self {
         CachedBarStore { inner, budget, cache: Mutex::default() }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let cache = self.cache();
+        CacheStats { hits: cache.hits, misses: cache.misses, bars: cache.held as u64 }
     }
 
     fn cache(&self) -> MutexGuard<'_, Cache> {
@@ -101,8 +118,11 @@ impl<S: BarStore> BarStore for CachedBarStore<S> {
             let now = cache.clock;
             if let Some(entry) = cache.entries.get_mut(symbol) {
                 entry.last_read = now;
-                return Ok(Some(Arc::clone(&entry.bars)));
+                let bars = Arc::clone(&entry.bars);
+                cache.hits += 1;
+                return Ok(Some(bars));
             }
+            cache.misses += 1;
             cache.generation
         };
         let Some(bars) = self.inner.bars(symbol)? else {
@@ -188,6 +208,7 @@ mod tests {
         assert!(store.bars("B").unwrap().is_none());
         assert!(store.bars("B").unwrap().is_none());
         assert_eq!(reads(&store), 4);
+        assert_eq!(store.stats(), CacheStats { hits: 1, misses: 4, bars: 5 });
     }
 
     #[test]

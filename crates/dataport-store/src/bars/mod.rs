@@ -10,7 +10,7 @@ use dataport_core::market::bars::{Bar, Date};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-pub use cache::CachedBarStore;
+pub use cache::{CacheStats, CachedBarStore};
 
 /// What the store holds for one symbol.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -146,6 +146,17 @@ impl Locked<'_> {
         Ok(out)
     }
 
+    /// How many files there are, and their bytes.
+    pub fn totals(&self) -> Result<(u64, u64), FileError> {
+        let mut query = self
+            .conn
+            .prepare_cached("SELECT count(*), coalesce(sum(size), 0) FROM files")
+            .map_err(|e| self.sqlite(e))?;
+        let (files, bytes): (i64, i64) =
+            query.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.sqlite(e))?;
+        Ok((files.unsigned_abs(), bytes.unsigned_abs()))
+    }
+
     /// Every object some row names.
     pub fn objects(&self) -> Result<HashSet<String>, FileError> {
         let mut query = self.conn.prepare_cached("SELECT object FROM files").map_err(|e| self.sqlite(e))?;

@@ -25,7 +25,7 @@ use dataport_fileio::LocalReader;
 
 use super::index::{Index, Locked};
 use super::upload::{Active, ActiveGuard, LocalUpload};
-use super::{FileError, FileInfo, FileStore, FileStoreConfig, UploadState};
+use super::{FileError, FileInfo, FileStore, FileStoreConfig, UploadState, Usage};
 
 /// How long a question about a resumable upload waits for its writer to
 /// finish (to flush what a cut call sent, or to commit) before it answers
@@ -68,6 +68,8 @@ pub(super) struct Shared {
     active: Mutex<HashMap<String, Arc<Active>>>,
     /// Notified whenever an upload leaves `active`.
     pub released: Condvar,
+    /// Uploads open (plain or resumable), for [`FileStore::usage`].
+    pub uploading: AtomicU64,
 }
 
 fn create_dir(path: &Path) -> Result<(), FileError> {
@@ -134,6 +136,7 @@ impl LocalFileStore {
             next_object: AtomicU64::new(0),
             active: Mutex::new(HashMap::new()),
             released: Condvar::new(),
+            uploading: AtomicU64::new(0),
         };
         let temp_files = shared.remove_plain_temp_files()?;
         let orphan_objects = shared.remove_orphan_objects()?;
@@ -397,5 +400,13 @@ impl FileStore for LocalFileStore {
         let row = index.remove(name)?.ok_or_else(|| FileError::NotFound { name: name.to_owned() })?;
         self.shared.remove_replaced(&index, Some(row.object));
         Ok(row.info)
+    }
+
+    fn usage(&self) -> Result<Usage, FileError> {
+        let (files, bytes) = self.shared.index.lock().totals()?;
+        let dir = &self.shared.resumable;
+        let resumable = std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))?.count() as u64;
+        let uploading = self.shared.uploading.load(Ordering::Relaxed);
+        Ok(Usage { files, bytes, uploading, resumable })
     }
 }

@@ -191,6 +191,22 @@ pub trait FileStore: Send + Sync {
     /// Deletes `name` and answers what it was. Readers that have it open
     /// keep reading it.
     fn delete(&self, name: &str) -> Result<FileInfo, FileError>;
+
+    /// What the store holds, for the metrics.
+    fn usage(&self) -> Result<Usage, FileError>;
+}
+
+/// What a file store holds ([`FileStore::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Stored files, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Uploads being written now.
+    pub uploading: u64,
+    /// Resumable uploads not finished: being written, or waiting for their
+    /// client to resume them.
+    pub resumable: u64,
 }
 
 /// An upload in progress. Bytes are appended in order; nothing is visible

@@ -94,6 +94,23 @@ fn an_upload_reads_back_with_its_size_and_sha256() {
 }
 
 #[test]
+fn usage_counts_stored_files_and_bytes_and_uploads_under_way() {
+    let (_dir, store) = opened();
+    assert_eq!(store.usage().unwrap(), Usage::default());
+    upload(&store, "a", &pattern(1, 3000));
+    upload(&store, "b", &pattern(2, 500));
+    upload(&store, "a", &pattern(3, 1000));
+    let plain = store.begin_upload("c", None).unwrap();
+    let mut resumable = store.resumable("r1", "d", None).unwrap();
+    resumable.write(b"part").unwrap();
+    let usage = Usage { files: 2, bytes: 1500, uploading: 2, resumable: 1 };
+    assert_eq!(store.usage().unwrap(), usage);
+    drop((plain, resumable));
+    // The resumable upload waits to be resumed; nothing is being written.
+    assert_eq!(store.usage().unwrap(), Usage { uploading: 0, ..usage });
+}
+
+#[test]
 fn pages_list_one_prefix_after_a_name_in_byte_order() {
     let (_dir, store) = opened();
     // "a\u{e9}" sorts after "az" as bytes (0xC3 > 'z'), and "b" ends the run.

@@ -145,6 +145,7 @@ impl LocalUpload {
         writer: DurableWriter,
         kind: Kind,
     ) -> Self {
+        shared.uploading.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         LocalUpload {
             shared,
             name: name.to_owned(),
@@ -273,5 +274,6 @@ impl Drop for LocalUpload {
             let _ = self.sync();
         }
         self.writer.stop();
+        self.shared.uploading.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
