@@ -43,6 +43,7 @@ use crate::router::{Routed, Router};
 use crate::stack::{self, CallBody, CallFuture};
 use crate::tls::{Conn, Peer};
 use crate::tonic_fixes::Watched;
+use crate::traces::Spans;
 
 /// What a call answers: the routed service's response, watched by the call
 /// layer.
@@ -66,7 +67,7 @@ pub struct Remote {
 
 /// What one [`serve`] has under way and has refused, across its
 /// connections: the calls (bound by `max_calls`), the connections, the calls
-/// shed and the connections refused; and the call metrics, when kept.
+/// shed and the connections refused; and who else watches its calls.
 #[derive(Debug)]
 pub struct Load {
     calls: AtomicUsize,
@@ -74,7 +75,14 @@ pub struct Load {
     connections: AtomicUsize,
     shed: AtomicU64,
     refused: AtomicU64,
-    metrics: Option<Arc<CallMetrics>>,
+    observers: Observers,
+}
+
+/// What records every call besides its line, when configured.
+#[derive(Debug, Default)]
+pub struct Observers {
+    pub metrics: Option<Arc<CallMetrics>>,
+    pub spans: Option<Arc<Spans>>,
 }
 
 /// A reading of a [`Load`], for the metrics.
@@ -87,14 +95,14 @@ pub struct LoadCounts {
 }
 
 impl Load {
-    pub fn new(max_calls: usize, metrics: Option<Arc<CallMetrics>>) -> Arc<Load> {
+    pub fn new(max_calls: usize, observers: Observers) -> Arc<Load> {
         Arc::new(Load {
             calls: AtomicUsize::new(0),
             max: max_calls,
             connections: AtomicUsize::new(0),
             shed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            metrics,
+            observers,
         })
     }
 
@@ -196,7 +204,12 @@ impl ActiveCall {
 
     /// The server's call metrics, when it keeps them.
     pub fn metrics(&self) -> Option<&CallMetrics> {
-        self.activity.load.metrics.as_deref()
+        self.activity.load.observers.metrics.as_deref()
+    }
+
+    /// The server's spans, when it exports them.
+    pub fn spans(&self) -> Option<&Spans> {
+        self.activity.load.observers.spans.as_deref()
     }
 }
 

@@ -27,6 +27,7 @@ mod server;
 mod stack;
 pub mod tls;
 mod tonic_fixes;
+mod traces;
 mod watch;
 mod web;
 

@@ -21,7 +21,7 @@ use dataport_wire::compression::{Compression, Limits};
 
 use crate::auth::Auth;
 use crate::config::{Config, ResponseCompression};
-use crate::connections::{self, Connection, Load, Shared};
+use crate::connections::{self, Connection, Load, Observers, Shared};
 use crate::drain::{Drain, EndOnDrain};
 use crate::market::{self, Market};
 use crate::metrics::{Areas, CallMetrics, Metrics};
@@ -30,6 +30,7 @@ use crate::position::Hub;
 use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
 use crate::router::Router;
 use crate::tls::{Tls, TlsError, TlsFiles};
+use crate::traces::Spans;
 use crate::{files, greeter, health, outliers, position, route};
 
 /// Why the server could not start; its `Display` is one line.
@@ -51,6 +52,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("{0}")]
     Auth(String),
+    #[error("{0}")]
+    Otlp(String),
     #[error("{key} = \"{addr}\": cannot bind: {source}")]
     Listen { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error(
@@ -78,6 +81,7 @@ pub struct Server {
     /// Bound in `new`, so a taken port fails the start, not the run.
     health_listener: Option<std::net::TcpListener>,
     metrics_listener: Option<std::net::TcpListener>,
+    spans: Option<Arc<Spans>>,
 }
 
 /// The most bars kept in memory (about 56 MB): 20 years of daily bars for
@@ -152,6 +156,17 @@ impl Server {
         };
         let health_listener = bind("health_listen", config.health_listen)?;
         let metrics_listener = bind("metrics_listen", config.metrics_listen)?;
+        let spans = match &config.otlp_endpoint {
+            None => None,
+            Some(_) if tokio::runtime::Handle::try_current().is_err() => {
+                return Err(StartError::Otlp(
+                    "otlp_endpoint: the server must be made inside a tokio runtime".into(),
+                ));
+            }
+            Some(endpoint) => {
+                Some(Arc::new(Spans::start(endpoint, config.otlp_sample_ratio).map_err(StartError::Otlp)?))
+            }
+        };
         Ok(Server {
             config,
             data_dir,
@@ -165,6 +180,7 @@ impl Server {
             auth,
             health_listener,
             metrics_listener,
+            spans,
         })
     }
 
@@ -245,7 +261,7 @@ impl Server {
         let incoming = crate::tls::incoming(listener, None, limits.handshake_timeout);
         let service = move |remote| Connection::new(Arc::clone(&shared), remote);
         let http = connections::http(false, &limits);
-        let load = Load::new(limits.max_calls, None);
+        let load = Load::new(limits.max_calls, Observers::default());
         tokio::spawn(connections::serve(incoming, http, limits, load, service, drain.signaled()));
     }
 
@@ -329,6 +345,7 @@ impl Server {
             features = self.features.len(),
             health_listen = self.health_addr().map(tracing::field::display),
             metrics_listen = self.metrics_addr().map(tracing::field::display),
+            otlp_endpoint = self.config.otlp_endpoint.as_deref(),
             "listening"
         );
         if let Some(tls) = &self.tls {
@@ -353,7 +370,8 @@ impl Server {
         let limits = self.config.connection_limits();
         let catalog = catalog();
         let calls = self.metrics_listener.as_ref().map(|_| Arc::new(CallMetrics::new(catalog.methods())));
-        let load = Load::new(limits.max_calls, calls.clone());
+        let observers = Observers { metrics: calls.clone(), spans: self.spans.clone() };
+        let load = Load::new(limits.max_calls, observers);
         let metrics = match (self.metrics_listener.as_ref(), calls) {
             (Some(listener), Some(calls)) => self.serve_metrics(listener, calls, Arc::clone(&load)),
             _ => None,
@@ -397,6 +415,10 @@ impl Server {
         }
         if let Some(metrics) = metrics {
             metrics.abort();
+        }
+        if let Some(spans) = self.spans.clone() {
+            // It waits for the exporter to send what is queued.
+            let _ = tokio::task::spawn_blocking(move || spans.shutdown()).await;
         }
         tracing::info!("stopped");
     }

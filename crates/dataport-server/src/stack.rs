@@ -389,6 +389,15 @@ mod tests {
         assert!(body.is_end_stream());
     }
 
+    /// Every call's future and response body carry its `Call`, and hyper
+    /// moves them and allocates a task for each: a few bytes more in them
+    /// measured about 1% of SayHello (callgrind, instructions a call).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_call_stays_small() {
+        assert!(std::mem::size_of::<Call>() <= 168, "{}", std::mem::size_of::<Call>());
+    }
+
     #[tokio::test]
     async fn a_reply_ready_only_after_the_deadline_is_not_sent() {
         // The handler's reply is ready at 60 ms; the 30 ms timer never got to fire.

@@ -260,7 +260,7 @@ mod tests {
             let incoming = crate::tls::incoming(listener, None, limits.handshake_timeout);
             let http = connections::http(false, &limits);
             let service = move |remote| Connection::new(Arc::clone(&shared), remote);
-            let load = connections::Load::new(limits.max_calls, None);
+            let load = connections::Load::new(limits.max_calls, connections::Observers::default());
             tokio::spawn(connections::serve(incoming, http, limits, load, service, std::future::pending()));
         } else {
             let server = tonic::transport::Server::builder().add_service(service);

@@ -9,40 +9,55 @@
 /// refuses what is wrong with them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tally {
-    count: u64,
+    count: u32,
     /// Bytes of the current message's body still to come.
-    left: u64,
-    /// Bytes of the next prefix seen so far.
-    have: usize,
-    prefix: [u8; 5],
+    left: u32,
+    /// Bytes of the next prefix seen so far (0 to 4; the fifth completes it).
+    have: u8,
+    /// The length bytes of the next prefix seen so far (its flag is not kept).
+    length: [u8; 4],
 }
 
 impl Tally {
     /// Counts what `data`, the next bytes of the body, holds.
     pub fn see(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.left > 0 {
-                let skip = usize::try_from(self.left).unwrap_or(usize::MAX).min(data.len());
-                self.left -= skip as u64;
-                data = &data[skip..];
-                continue;
-            }
-            let take = (5 - self.have).min(data.len());
-            self.prefix[self.have..self.have + take].copy_from_slice(&data[..take]);
-            self.have += take;
-            data = &data[take..];
-            if self.have == 5 {
-                let [_, a, b, c, d] = self.prefix;
-                self.left = u64::from(u32::from_be_bytes([a, b, c, d]));
-                self.have = 0;
-                self.count += 1;
+        loop {
+            let skip = usize::try_from(self.left).unwrap_or(usize::MAX).min(data.len());
+            self.left -= skip as u32;
+            data = &data[skip..];
+            match data {
+                [] => return,
+                // The common case: a whole prefix in this frame.
+                [_, a, b, c, d, rest @ ..] if self.have == 0 => {
+                    self.begin(u32::from_be_bytes([*a, *b, *c, *d]));
+                    data = rest;
+                }
+                // A prefix cut between frames, a byte at a time; the flag
+                // byte (the first) is not kept.
+                [byte, rest @ ..] => {
+                    if self.have > 0 {
+                        self.length[usize::from(self.have - 1)] = *byte;
+                    }
+                    if self.have == 4 {
+                        self.begin(u32::from_be_bytes(self.length));
+                    } else {
+                        self.have += 1;
+                    }
+                    data = rest;
+                }
             }
         }
     }
 
+    fn begin(&mut self, length: u32) {
+        self.left = length;
+        self.have = 0;
+        self.count = self.count.saturating_add(1);
+    }
+
     /// The messages begun so far.
     pub fn count(&self) -> u64 {
-        self.count
+        u64::from(self.count)
     }
 }
 

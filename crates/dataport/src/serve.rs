@@ -107,7 +107,6 @@ fn run(args: ServeArgs) -> Result<(), String> {
     let listen = config.listen;
     // Before the server is built, so that what it does at start is logged.
     let _log = logging::init(config.log_format).map_err(|e| format!("cannot start the log writer: {e}"))?;
-    let server = Server::new(config).map_err(|e| e.to_string())?;
 
     // Call lines are handed to the log writer in batches, each time a
     // worker thread parks (see `logging::parked`).
@@ -118,6 +117,7 @@ fn run(args: ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
+        let server = Server::new(config).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("listen = \"{listen}\": cannot bind: {e}"))?;

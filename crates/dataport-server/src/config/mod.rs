@@ -156,6 +156,12 @@ settings! {
     /// serve Prometheus metrics at `http://ADDR/metrics` (plaintext, open to all: keep it on a
     /// private address)
     metrics_listen: Option<SocketAddr> = unset "none", value "ADDR", |v| parse::listen(v).map(Some);
+    /// send a span per call to this OpenTelemetry collector over OTLP/gRPC (`http://HOST:4317`,
+    /// or `https://`); a call's `traceparent` is continued
+    otlp_endpoint: Option<String> = unset "none", value "URL", |v| parse::otlp_endpoint(v).map(Some);
+    /// share of the calls without a `traceparent` whose spans are sent (0 to 1); a call with one
+    /// is sent as its caller sampled it
+    otlp_sample_ratio: f64 = "1", value "RATIO", parse::ratio;
     /// most calls under way at once (health's aside); past it a call is refused UNAVAILABLE at once
     max_calls: usize = "2000", value "N", parse::positive;
     /// how long a new connection may take to send the HTTP/2 preface (and to finish a TLS handshake)

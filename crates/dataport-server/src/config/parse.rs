@@ -23,6 +23,27 @@ pub(super) fn boolean(value: &str) -> Result<bool, String> {
     }
 }
 
+/// An OTLP/gRPC collector's URL: `http://` or `https://`, a host, a port
+/// if any, and no path (the service's path is the protocol's own).
+pub(super) fn otlp_endpoint(value: &str) -> Result<String, String> {
+    let usage = "expected a collector's URL such as http://127.0.0.1:4317 or https://otel.example.com:4317";
+    let uri: http::Uri = value.parse().map_err(|_| usage.to_owned())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) || !bare {
+        return Err(usage.to_owned());
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// A share, from 0 to 1.
+pub(super) fn ratio(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err("expected a number from 0 to 1, such as 0.1".to_owned()),
+    }
+}
+
 /// Comma-separated origins (`scheme://host[:port]`), or `*`; empty for none.
 pub(super) fn origins(value: &str) -> Result<Vec<http::HeaderValue>, String> {
     value
@@ -141,6 +162,17 @@ mod tests {
         for bad in ["app.example.com", "https://app.example.com/", "https://"] {
             assert!(origins(bad).unwrap_err().contains("is not an origin"), "{bad}");
         }
+    }
+
+    #[test]
+    fn otlp_endpoints_are_http_or_https_urls_without_a_path() {
+        assert_eq!(otlp_endpoint("http://127.0.0.1:4317/").unwrap(), "http://127.0.0.1:4317");
+        assert_eq!(otlp_endpoint("https://otel.example.com").unwrap(), "https://otel.example.com");
+        for bad in ["127.0.0.1:4317", "grpc://x:4317", "http://x:4317/v1/traces", "http://", ""] {
+            assert!(otlp_endpoint(bad).unwrap_err().contains("collector's URL"), "{bad}");
+        }
+        assert_eq!(ratio("0.25"), Ok(0.25));
+        assert!(ratio("1.5").is_err() && ratio("-0").is_ok() && ratio("NaN").is_err());
     }
 
     #[test]

@@ -23,13 +23,14 @@ use dataport_wire::Tally;
 
 use super::Audit;
 use super::sink::Sink;
-use super::trace::TraceId;
+use super::trace::{TraceId, TraceParent};
 use crate::auth::Caller;
 use crate::config::LogFormat;
 use crate::connections::ActiveCall;
 use crate::metrics::{Handled, MethodId};
 use crate::tls::Peer;
 use crate::tonic_fixes::BodyEnd;
+use crate::traces::Finished;
 
 /// The canonical name of a gRPC status code.
 pub fn code_name(code: i32) -> &'static str {
@@ -351,8 +352,12 @@ pub(crate) struct Call {
     end: BodyEnd,
     start: Instant,
     done: bool,
-    /// From the request's `traceparent`.
-    trace: Option<TraceId>,
+    /// Whether the server exports spans (so that a call of one that does
+    /// not never looks).
+    traced: bool,
+    /// From the request's `traceparent` (boxed: most calls have none, and
+    /// every call's futures carry this struct).
+    parent: Option<Box<TraceParent>>,
     /// Counts the call on its connection while it is under way; the way
     /// to the metrics.
     active: Option<ActiveCall>,
@@ -400,7 +405,8 @@ impl Call {
             end,
             start: Instant::now(),
             done: false,
-            trace: TraceId::of(&request.headers),
+            traced: active.as_ref().and_then(ActiveCall::spans).is_some(),
+            parent: TraceParent::of(&request.headers).map(Box::new),
             active,
             counted,
             sent: Tally::default(),
@@ -431,7 +437,27 @@ impl Call {
             message = "the client reset its request stream (it cancelled, or its connection broke)";
         }
         let at = Instant::now();
-        if let (Some(id), Some(metrics)) = (self.counted, self.active.as_ref().and_then(ActiveCall::metrics))
+        let method = self.method.as_ref().map_or("", |m| m.path());
+        let caller = self.caller.as_deref();
+        let mut trace = self.parent.as_ref().map(|p| p.trace);
+        if self.traced
+            && let Some(spans) = self.active.as_ref().and_then(ActiveCall::spans)
+        {
+            let end = SystemTime::now();
+            let finished = Finished {
+                path: method,
+                code,
+                message,
+                start: end - (at - self.start),
+                end,
+                peer: self.peer,
+                caller,
+                parent: self.parent.as_deref().copied(),
+            };
+            trace = spans.record(&finished).and_then(TraceId::from_u128);
+        }
+        if let Some(id) = self.counted
+            && let Some(metrics) = self.active.as_ref().and_then(ActiveCall::metrics)
         {
             let handled = Handled {
                 code,
@@ -444,12 +470,12 @@ impl Call {
         }
         let line = Line {
             at,
-            method: self.method.as_ref().map_or("", |m| m.path()),
+            method,
             code: code_name(code as i32),
             duration_us: u64::try_from((at - self.start).as_micros()).unwrap_or(u64::MAX),
             peer: self.peer,
-            caller: self.caller.as_deref().unwrap_or("anonymous"),
-            trace_id: self.trace.as_ref().map(TraceId::as_str),
+            caller: caller.unwrap_or("anonymous"),
+            trace_id: trace.as_ref().map(TraceId::as_str),
             message: (code != tonic::Code::Ok && !message.is_empty()).then_some(message),
         };
         if self.audit.is_write() {

@@ -15,6 +15,7 @@ pub use audit::Audit;
 pub(crate) use call::Call;
 pub use call::{code_name, parked, stopped};
 pub use sink::{Sink, SinkGuard};
+pub use trace::{TraceId, TraceParent};
 
 /// Set by [`init`] when call lines are enabled: they then bypass tracing's
 /// formatter (see the `call` module).

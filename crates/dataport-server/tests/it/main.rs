@@ -18,4 +18,5 @@ mod outliers;
 mod position;
 mod route;
 mod tls;
+mod traces;
 mod web;
