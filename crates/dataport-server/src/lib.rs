@@ -15,6 +15,7 @@ mod drain;
 mod files;
 mod greeter;
 mod health;
+mod inflight;
 pub mod logging;
 mod market;
 mod metrics;

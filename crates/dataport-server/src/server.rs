@@ -23,6 +23,7 @@ use crate::auth::Auth;
 use crate::config::{Config, ResponseCompression};
 use crate::connections::{self, Connection, Load, Observers, Shared};
 use crate::drain::{Drain, EndOnDrain};
+use crate::inflight::Inflight;
 use crate::market::{self, Market};
 use crate::metrics::{Areas, CallMetrics, Metrics};
 use crate::outliers::Judged;
@@ -76,6 +77,7 @@ pub struct Server {
     bars: Arc<CachedBarStore<SqliteBarStore>>,
     files: LocalFileStore,
     judged: Judged,
+    inflight: Inflight,
     tls: Option<Arc<Tls>>,
     auth: Option<Arc<Auth>>,
     /// Bound in `new`, so a taken port fails the start, not the run.
@@ -140,7 +142,13 @@ impl Server {
             tracing::info!(symbols, bars = count, "loaded the sample bars into the empty bar store");
         }
         let bars = Arc::new(CachedBarStore::new(bars, BAR_CACHE_BUDGET));
-        let market = Market::new(bars.clone(), config.default_symbol.clone(), config.compat_adjusted);
+        let inflight = Inflight::new(config.max_inflight_bytes);
+        let market = Market::new(
+            bars.clone(),
+            config.default_symbol.clone(),
+            config.compat_adjusted,
+            inflight.clone(),
+        );
         let hub = Arc::new(Hub::new(config.max_entities));
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(Tls::load(TlsFiles {
@@ -176,6 +184,7 @@ impl Server {
             bars,
             files,
             judged: Judged::default(),
+            inflight,
             tls,
             auth,
             health_listener,
@@ -194,12 +203,13 @@ impl Server {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    fn outlier_limits(&self) -> outliers::Limits {
-        outliers::Limits {
+    fn outliers(&self) -> outliers::Context {
+        let limits = outliers::Limits {
             max_detect_bytes: self.config.max_detect_bytes,
             max_stream_series: self.config.max_stream_series,
             max_stream_window: self.config.max_stream_window,
-        }
+        };
+        outliers::Context { limits, judged: self.judged.clone(), inflight: self.inflight.clone() }
     }
 
     /// Compression for every call: requests read within each service's
@@ -285,6 +295,7 @@ impl Server {
             bars: Arc::clone(&self.bars),
             hub: Arc::clone(&self.hub),
             judged: self.judged.clone(),
+            inflight: self.inflight.clone(),
             load,
         };
         let metrics = Arc::new(Metrics::new(calls, areas));
@@ -311,12 +322,12 @@ impl Server {
             .add(market::compat::indicator(self.market.clone(), max))
             .add(market::compat::indicator_graph(self.market.clone(), max))
             .add(market::v1::market_service(self.market.clone(), max))
-            .add(outliers::compat::outliers(self.outlier_limits(), self.judged.clone()))
-            .add(outliers::v1::outliers_service(self.outlier_limits(), drain.clone(), self.judged.clone()))
-            .add(files::compat::file_srv(self.files.clone(), max))
-            .add(files::compat::file_transfer(self.files.clone(), max))
-            .add(files::bytestream::byte_stream(self.files.clone(), max))
-            .add(files::v1::files_service(self.files.clone(), max));
+            .add(outliers::compat::outliers(self.outliers()))
+            .add(outliers::v1::outliers_service(self.outliers(), drain.clone()))
+            .add(files::compat::file_srv(self.files.clone(), self.inflight.clone(), max))
+            .add(files::compat::file_transfer(self.files.clone(), self.inflight.clone(), max))
+            .add(files::bytestream::byte_stream(self.files.clone(), self.inflight.clone(), max))
+            .add(files::v1::files_service(self.files.clone(), self.inflight.clone(), max));
         router.build()
     }
 

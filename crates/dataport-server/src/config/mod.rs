@@ -162,6 +162,10 @@ settings! {
     /// share of the calls without a `traceparent` whose spans are sent (0 to 1); a call with one
     /// is sent as its caller sampled it
     otlp_sample_ratio: f64 = "1", value "RATIO", parse::ratio;
+    /// most request data held at once across calls (Detect batches, imports, upload pieces; bytes,
+    /// KiB/MiB/GiB, or `auto`: a quarter of the memory); past it a call waits up to 1 s for room,
+    /// then is refused RESOURCE_EXHAUSTED
+    max_inflight_bytes: usize = "auto", value "SIZE", parse::inflight_bytes;
     /// most calls under way at once (health's aside); past it a call is refused UNAVAILABLE at once
     max_calls: usize = "2000", value "N", parse::positive;
     /// how long a new connection may take to send the HTTP/2 preface (and to finish a TLS handshake)

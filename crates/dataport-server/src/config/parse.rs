@@ -99,6 +99,34 @@ pub(super) fn size(value: &str, min: usize, min_text: &str) -> Result<usize, Str
     )
 }
 
+/// `auto` (a quarter of the memory the process may use: the machine's, or
+/// its cgroup's limit when lower), or a size of at least 1 MiB.
+pub(super) fn inflight_bytes(value: &str) -> Result<usize, String> {
+    if value.trim() == "auto" {
+        return Ok(usable_memory().map_or(1 << 30, |bytes| bytes / 4));
+    }
+    size(value, 1 << 20, "1 MiB").map_err(|e| format!("{e}, or auto"))
+}
+
+/// The memory this process may use: the machine's (`/proc/meminfo`), or
+/// its cgroup's limit (`memory.max`, cgroup v2) when that is lower.
+fn usable_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: usize = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    let machine = kib * 1024;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    Some(cgroup.map_or(machine, |limit| limit.min(machine)))
+}
+
 /// Parses `10`, `2.5`, `10s`, `500ms`, `30m` or `2h` (a bare number is
 /// seconds).
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
@@ -173,6 +201,14 @@ mod tests {
         }
         assert_eq!(ratio("0.25"), Ok(0.25));
         assert!(ratio("1.5").is_err() && ratio("-0").is_ok() && ratio("NaN").is_err());
+    }
+
+    #[test]
+    fn inflight_bytes_is_a_size_or_a_share_of_memory() {
+        assert_eq!(inflight_bytes("256MiB"), Ok(256 << 20));
+        assert!(inflight_bytes("1KiB").unwrap_err().ends_with("or auto"));
+        let auto = inflight_bytes("auto").unwrap();
+        assert!(auto >= 16 << 20 && auto < usable_memory().unwrap(), "{auto}");
     }
 
     #[test]

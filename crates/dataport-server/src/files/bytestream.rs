@@ -25,12 +25,14 @@ use dataport_wire::{Lean, OffTheWire, Served};
 
 use super::{blocking, lean, shown, status, wire};
 use crate::Reply;
+use crate::inflight::Inflight;
 use crate::logging::Audit;
 
 /// `google.bytestream.ByteStream`.
 #[derive(Clone, Debug)]
 pub struct ByteStream {
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 }
 
@@ -38,10 +40,11 @@ pub struct ByteStream {
 /// messages of at most `max_message` bytes.
 pub fn byte_stream(
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 ) -> Lean<byte_stream_server::ByteStreamServer<ByteStream>, ByteStream> {
     let generated = |s| byte_stream_server::ByteStreamServer::new(s).max_decoding_message_size(max_message);
-    lean(ByteStream { store, max_message }, generated)
+    lean(ByteStream { store, inflight, max_message }, generated)
 }
 
 /// Read's answer is sent off the wire, its chunks uncopied; Write's messages
@@ -241,7 +244,7 @@ impl byte_stream_server::ByteStream for ByteStream {
             expected: resource.expected,
         };
         let source = Replay { first: Some(first), rest: source };
-        let committed = match upload(&self.store, target, (source, 0), rules).await? {
+        let committed = match upload((&self.store, &self.inflight), target, (source, 0), rules).await? {
             Written::AlreadyFinished(info) => finished_size(&resource, &info)?,
             Written::Committed(info) => info.size,
             Written::Paused(size) => size,

@@ -19,12 +19,14 @@ use dataport_wire::{Lean, OffTheWire, Served};
 use super::stream::{NewFile, Piece, Source, download, first, send_chunks, store_stream};
 use super::{blocking, lean, wire};
 use crate::Reply;
+use crate::inflight::Inflight;
 use crate::logging::Audit;
 
 /// `FileSrv`.
 #[derive(Clone, Debug)]
 pub struct FileSrv {
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 }
 
@@ -32,10 +34,11 @@ pub struct FileSrv {
 /// at most `max_message` bytes.
 pub fn file_srv(
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 ) -> Lean<file_srv_server::FileSrvServer<FileSrv>, FileSrv> {
     let generated = |s| file_srv_server::FileSrvServer::new(s).max_decoding_message_size(max_message);
-    lean(FileSrv { store, max_message }, generated)
+    lean(FileSrv { store, inflight, max_message }, generated)
 }
 
 const UPLOAD_FILE: &str = methods::file_srv::UPLOAD_FILE;
@@ -99,7 +102,8 @@ impl FileSrv {
             }
         };
         audit.object(&name);
-        let info = store_stream(&self.store, NewFile::named(name), (source, 1), chunk).await?;
+        let info =
+            store_stream((&self.store, &self.inflight), NewFile::named(name), (source, 1), chunk).await?;
         Ok(StringResponse { code: 0, message: stored_message(&info) })
     }
 }
@@ -130,6 +134,7 @@ impl file_srv_server::FileSrv for FileSrv {
 #[derive(Clone, Debug)]
 pub struct FileTransfer {
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 }
 
@@ -137,10 +142,11 @@ pub struct FileTransfer {
 /// most `max_message` bytes.
 pub fn file_transfer(
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 ) -> Lean<file_service_server::FileServiceServer<FileTransfer>, FileTransfer> {
     let generated = |s| file_service_server::FileServiceServer::new(s).max_decoding_message_size(max_message);
-    lean(FileTransfer { store, max_message }, generated)
+    lean(FileTransfer { store, inflight, max_message }, generated)
 }
 
 const UPLOAD: &str = methods::file_transfer::file_service::UPLOAD;
@@ -172,7 +178,8 @@ impl FileTransfer {
         let chunk = |chunk: Chunk, _| Ok(Piece::from(chunk.data));
         let name = generated_name();
         audit.object(&name);
-        let info = store_stream(&self.store, NewFile::named(name), (source, 0), chunk).await?;
+        let info =
+            store_stream((&self.store, &self.inflight), NewFile::named(name), (source, 0), chunk).await?;
         Ok(file_transfer::Response { message: stored_message(&info) })
     }
 }

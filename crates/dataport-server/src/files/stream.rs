@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Status, Streaming};
 
 use super::status;
+use crate::inflight::{Held, Inflight};
 use crate::tonic_fixes::BodyEnd;
 use dataport_wire::LoneBytes;
 
@@ -124,7 +125,12 @@ pub(super) enum Written {
 }
 
 /// Opens `target` and writes `rx` into it on the calling (blocking) thread.
-fn write(store: &LocalFileStore, target: &Target, mut rx: mpsc::Receiver<Piece>) -> Result<Written, Status> {
+/// Each piece comes with the room its data holds, given back once written.
+fn write(
+    store: &LocalFileStore,
+    target: &Target,
+    mut rx: mpsc::Receiver<(Piece, Held)>,
+) -> Result<Written, Status> {
     let opened = match target {
         Target::New(file) => store.begin_upload(&file.name, file.expected).map(|mut upload| {
             if file.keep_existing {
@@ -142,7 +148,7 @@ fn write(store: &LocalFileStore, target: &Target, mut rx: mpsc::Receiver<Piece>)
     let mut crc =
         matches!(target, Target::New(_)).then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi));
     let mut expected_crc = None;
-    while let Some(piece) = rx.blocking_recv() {
+    while let Some((piece, _room)) = rx.blocking_recv() {
         match piece {
             Piece::Data { offset, data } => {
                 if let Some(crc) = &mut crc {
@@ -201,7 +207,7 @@ impl<T, F: FnMut(T, u64) -> Result<Piece, Status> + Send> Rules<T> for F {
 /// and the data has every checksum given. On any error, or if this future
 /// is dropped (the call is cancelled), the writer drops the upload.
 pub(super) async fn upload<T: Send + 'static>(
-    store: &LocalFileStore,
+    (store, inflight): (&LocalFileStore, &Inflight),
     target: Target,
     (source, read): (impl Source<T>, u64),
     mut rules: impl Rules<T>,
@@ -211,7 +217,7 @@ pub(super) async fn upload<T: Send + 'static>(
         let (store, target) = (store.clone(), target.clone());
         tokio::task::spawn_blocking(move || write(&store, &target, rx))
     };
-    let fed = feed(&tx, source, read, &mut rules).await;
+    let fed = feed(&tx, inflight, source, read, &mut rules).await;
     drop(tx);
     let written = writer.await.map_err(|e| Status::internal(format!("upload task failed: {e}")))?;
     match (fed, written) {
@@ -228,7 +234,7 @@ pub(super) async fn upload<T: Send + 'static>(
 
 /// [`upload`] of a new file, which answers what was stored.
 pub(super) async fn store_stream<T: Send + 'static>(
-    store: &LocalFileStore,
+    store: (&LocalFileStore, &Inflight),
     file: NewFile,
     source: (impl Source<T>, u64),
     rules: impl Rules<T>,
@@ -243,8 +249,10 @@ pub(super) async fn store_stream<T: Send + 'static>(
 
 /// Feeds `source` to the writer through `tx` until the stream ends, fails
 /// or breaks a rule, or the writer stops (then its answer is the call's).
+/// Each piece of data takes its room in `inflight` first.
 async fn feed<T>(
-    tx: &mpsc::Sender<Piece>,
+    tx: &mpsc::Sender<(Piece, Held)>,
+    inflight: &Inflight,
     mut source: impl Source<T>,
     mut index: u64,
     rules: &mut impl Rules<T>,
@@ -267,7 +275,11 @@ async fn feed<T>(
             }
         };
         let last = matches!(piece, Piece::Commit | Piece::Pause);
-        if tx.send(piece).await.is_err() || last {
+        let room = match &piece {
+            Piece::Data { data, .. } => inflight.piece(data.len()).await?,
+            _ => Held::default(),
+        };
+        if tx.send((piece, room)).await.is_err() || last {
             return Ok(());
         }
     }
@@ -442,6 +454,10 @@ mod tests {
         LocalFileStore::open_with(dir.path(), config).unwrap()
     }
 
+    fn room() -> Inflight {
+        Inflight::new(64 << 20)
+    }
+
     fn chunk(data: Bytes, _: u64) -> Result<Piece, Status> {
         Ok(Piece::from(data))
     }
@@ -451,7 +467,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir, 10);
         let source = Script(VecDeque::from([data(b"more than ten bytes")]));
-        let upload = store_stream(&store, NewFile::named("f".into()), (source, 0), chunk);
+        let room = room();
+        let upload = store_stream((&store, &room), NewFile::named("f".into()), (source, 0), chunk);
         let status = tokio::time::timeout(Duration::from_secs(10), upload).await.unwrap().unwrap_err();
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         assert!(store.list().unwrap().is_empty());
@@ -479,11 +496,11 @@ mod tests {
         let store = store(&dir, 1 << 20);
         let target = Target::Resumable { id: "u".into(), name: "f".into(), expected: None };
         let source = Script(VecDeque::from([data(b"abc"), None]));
-        let paused = upload(&store, target.clone(), (source, 0), AtOffset(0)).await.unwrap();
+        let paused = upload((&store, &room()), target.clone(), (source, 0), AtOffset(0)).await.unwrap();
         assert!(matches!(paused, Written::Paused(3)));
 
         let resumed = Replay { first: Some(Bytes::from_static(b"de")), rest: Script(VecDeque::from([None])) };
-        let resumed = upload(&store, target, (resumed, 0), AtOffset(3)).await.unwrap();
+        let resumed = upload((&store, &room()), target, (resumed, 0), AtOffset(3)).await.unwrap();
         assert!(matches!(resumed, Written::Paused(5)));
         assert_eq!(store.resumable_size("u").unwrap(), Some(5));
     }
@@ -499,7 +516,8 @@ mod tests {
                 1 => Ok(Piece::from(data)),
                 _ => Ok(Piece::Expect(Expect { sha256: None, crc32c: Some(("trailer.crc32c".into(), crc)) })),
             };
-            let result = store_stream(&store, NewFile::named("f".into()), (source, 0), rules).await;
+            let result =
+                store_stream((&store, &room()), NewFile::named("f".into()), (source, 0), rules).await;
             assert_eq!(result.is_ok(), stored, "{result:?}");
             if let Err(status) = result {
                 assert_eq!(status.code(), Code::DataLoss);

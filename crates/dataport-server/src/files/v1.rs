@@ -25,6 +25,7 @@ use dataport_wire::{Lean, OffTheWire, Served};
 use super::stream::{Expect, NewFile, Piece, Rules, Source, download, first, send_chunks, store_stream};
 use super::{blocking, lean, shown, wire};
 use crate::Reply;
+use crate::inflight::Inflight;
 use crate::logging::Audit;
 
 /// Files a List page holds when the request says 0.
@@ -39,6 +40,7 @@ const MAX_DOWNLOAD_FILES: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct FilesService {
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 }
 
@@ -46,11 +48,12 @@ pub struct FilesService {
 /// [`Lean`], reading request messages of at most `max_message` bytes.
 pub fn files_service(
     store: LocalFileStore,
+    inflight: Inflight,
     max_message: usize,
 ) -> Lean<files_service_server::FilesServiceServer<FilesService>, FilesService> {
     let generated =
         |s| files_service_server::FilesServiceServer::new(s).max_decoding_message_size(max_message);
-    lean(FilesService { store, max_message }, generated)
+    lean(FilesService { store, inflight, max_message }, generated)
 }
 
 const UPLOAD: &str = methods::dataport::files::v1::files_service::UPLOAD;
@@ -283,7 +286,7 @@ impl FilesService {
         let header_sha256 = digest("header.sha256", &header.sha256)?;
         let rest = UploadRest { header_sha256, trailer_seen: false };
         let new = NewFile { name: header.name, expected: header_sha256, keep_existing: header.keep_existing };
-        let info = store_stream(&self.store, new, (source, 1), rest).await?;
+        let info = store_stream((&self.store, &self.inflight), new, (source, 1), rest).await?;
         Ok(v1::UploadResponse { file: Some(file(&info)) })
     }
 }

@@ -22,11 +22,13 @@ pub use trace::{TraceId, TraceParent};
 static CALL_LINES: OnceLock<call::CallLines> = OnceLock::new();
 
 /// Installs the global subscriber, writing to stdout through a [`Sink`];
-/// `RUST_LOG` filters (default `info`). Keep the guard alive until exit:
-/// dropping it flushes what is pending.
+/// `RUST_LOG` filters (default `info`, h2's own lines from `error`). Keep
+/// the guard alive until exit: dropping it flushes what is pending.
 pub fn init(format: LogFormat) -> std::io::Result<SinkGuard> {
     let (sink, guard) = Sink::spawn(std::io::stdout())?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // h2 warns of protocol oddities a peer can repeat at will (an unasked
+    // PING ack, say): one line each would let any client flood the log.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,h2=error"));
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(sink.clone()).with_ansi(false);
     match format {

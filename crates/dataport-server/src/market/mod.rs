@@ -14,6 +14,8 @@ use dataport_core::market::{MacdParams, macd};
 use dataport_store::bars::{BarStore, BarStoreError};
 use tonic::Status;
 
+use crate::inflight::Inflight;
+
 /// AAPL, GOOG, IBM and MSFT daily bars, 2000-2013 (see data/README.md).
 const SAMPLE_BARS: &[u8] = include_bytes!("../../../../data/sample/bars.csv.gz");
 
@@ -29,12 +31,14 @@ pub fn load_sample(store: &dyn BarStore) -> Result<(usize, usize), String> {
 }
 
 /// What every market service shares: the bar store, the configured default
-/// symbol, and whether the seed services answer over adjusted prices.
+/// symbol, whether the seed services answer over adjusted prices, and the
+/// room for request data (imports take theirs).
 #[derive(Clone)]
 pub struct Market {
     store: Arc<dyn BarStore>,
     default_symbol: Option<String>,
     compat_adjusted: bool,
+    inflight: Inflight,
 }
 
 impl std::fmt::Debug for Market {
@@ -47,8 +51,13 @@ impl std::fmt::Debug for Market {
 }
 
 impl Market {
-    pub fn new(store: Arc<dyn BarStore>, default_symbol: Option<String>, compat_adjusted: bool) -> Self {
-        Market { store, default_symbol, compat_adjusted }
+    pub fn new(
+        store: Arc<dyn BarStore>,
+        default_symbol: Option<String>,
+        compat_adjusted: bool,
+        inflight: Inflight,
+    ) -> Self {
+        Market { store, default_symbol, compat_adjusted, inflight }
     }
 
     /// The symbol a request means: the one it names (upper-cased), else the

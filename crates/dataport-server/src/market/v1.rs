@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{ChartRequest, DateRange, Market, blocking, chunks, internal, stored_symbol};
 use crate::Reply;
+use crate::inflight::{Held, Inflight};
 use crate::logging::Audit;
 use crate::tonic_fixes::BodyEnd;
 
@@ -46,7 +47,9 @@ impl market_service_server::MarketService for MarketService {
     ) -> Reply<pb::ImportBarsResponse> {
         let end = request.extensions().get::<BodyEnd>().cloned();
         let audit = Audit::of(request.extensions());
-        let upload = Upload::receive(request.into_inner()).await?;
+        // The room the import's data takes, held until it is stored.
+        let mut held = Held::default();
+        let upload = Upload::receive(request.into_inner(), &self.market.inflight, &mut held).await?;
         audit.object(&upload.symbol);
         if end.is_some_and(|e| e.failed()) {
             return Err(Status::cancelled("the import stream was reset before it ended; nothing was stored"));
@@ -163,8 +166,13 @@ struct Upload {
 }
 
 impl Upload {
-    /// Reads the whole stream, checking the symbol and the limits as it comes.
-    async fn receive(mut stream: Streaming<pb::ImportBarsRequest>) -> Result<Upload, Status> {
+    /// Reads the whole stream, checking the symbol and the limits as it
+    /// comes, `held` taking room for what it gathers.
+    async fn receive(
+        mut stream: Streaming<pb::ImportBarsRequest>,
+        inflight: &Inflight,
+        held: &mut Held,
+    ) -> Result<Upload, Status> {
         let mut upload = Upload { symbol: String::new(), csv: Vec::new(), bars: Vec::new() };
         let mut first = true;
         while let Some(message) = stream.next().await {
@@ -180,6 +188,9 @@ impl Upload {
             }
             upload.csv.extend_from_slice(&message.csv);
             upload.bars.extend(message.bars);
+            inflight
+                .hold(held, upload.csv.len() + upload.bars.len() * std::mem::size_of::<pb::Bar>())
+                .await?;
             if !upload.csv.is_empty() && !upload.bars.is_empty() {
                 return Err(Status::invalid_argument(
                     "the stream sends both csv and bars: send one or the other",

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 pub use calls::{CallMetrics, Handled, MethodId};
 
 use crate::connections::Load;
+use crate::inflight::Inflight;
 use crate::outliers::Judged;
 use crate::position::Hub;
 
@@ -116,6 +117,7 @@ pub struct Areas {
     pub bars: Arc<CachedBarStore<SqliteBarStore>>,
     pub hub: Arc<Hub>,
     pub judged: Judged,
+    pub inflight: Inflight,
     pub load: Arc<Load>,
 }
 
@@ -179,6 +181,10 @@ impl Collector for Areas {
             "Calls refused UNAVAILABLE at once because max_calls were under way.",
             load.shed,
         )?;
+        let help = "Request data held now across calls (Detect batches, imports, upload pieces).";
+        gauge(e, "dataport_inflight_bytes", help, self.inflight.held() as u64)?;
+        let help = "The most request data held at once (max_inflight_bytes).";
+        gauge(e, "dataport_inflight_bytes_max", help, self.inflight.max() as u64)?;
         let help = "Connections closed at once because max_connections were open.";
         counter(e, "dataport_connections_refused", help, load.refused)?;
         Ok(())

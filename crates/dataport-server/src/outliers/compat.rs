@@ -6,7 +6,7 @@ use dataport_wire::route::shadowed;
 use tonic::{Request, Status};
 
 use super::wire::{BatchDetect, MetricBatch};
-use super::{Judged, LeanDetect, Limits, check_finite, columns, lean_detect};
+use super::{Context, LeanDetect, check_finite, columns, lean_detect};
 use crate::{Reply, off_reactor};
 
 /// `pb.Outliers`.
@@ -14,12 +14,9 @@ use crate::{Reply, off_reactor};
 pub struct Outliers;
 
 /// `pb.Outliers`; Detect reads its request with [`super::wire`].
-pub fn outliers(
-    limits: Limits,
-    judged: Judged,
-) -> LeanDetect<outliers_server::OutliersServer<Outliers>, Outliers> {
+pub fn outliers(cx: Context) -> LeanDetect<outliers_server::OutliersServer<Outliers>, Outliers> {
     let generated = outliers_server::OutliersServer::new(Outliers);
-    lean_detect(generated.max_decoding_message_size(limits.max_detect_bytes), Outliers, limits, judged)
+    lean_detect(generated.max_decoding_message_size(cx.limits.max_detect_bytes), Outliers, cx)
 }
 
 impl BatchDetect for Outliers {

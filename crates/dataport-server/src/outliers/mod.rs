@@ -16,7 +16,18 @@ use wire::{BatchDetect, Detector, MetricBatch};
 
 use dataport_wire::Lean;
 
-/// What the outlier services share: the limits from the configuration.
+use crate::inflight::Inflight;
+
+/// What the outlier services share: the limits from the configuration,
+/// the count of points judged, and the room for request data.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub limits: Limits,
+    pub judged: Judged,
+    pub inflight: Inflight,
+}
+
+/// The outlier limits from the configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// The largest Detect request, in bytes.
@@ -46,14 +57,9 @@ impl Judged {
 type LeanDetect<S, D> = Lean<S, Detector<D>>;
 
 /// `generated` with its Detect served by `detect`, reading requests of at
-/// most `limits.max_detect_bytes`, counting the points in `judged`.
-fn lean_detect<S, D: BatchDetect>(
-    generated: S,
-    detect: D,
-    limits: Limits,
-    judged: Judged,
-) -> LeanDetect<S, D> {
-    Lean::new(generated, Detector { detect, limit: limits.max_detect_bytes, judged })
+/// most `max_detect_bytes` within the room `cx` has, counting the points.
+fn lean_detect<S, D: BatchDetect>(generated: S, detect: D, cx: Context) -> LeanDetect<S, D> {
+    Lean::new(generated, Detector { detect, cx })
 }
 
 /// Refuses a batch with a value that is not finite, naming its position.

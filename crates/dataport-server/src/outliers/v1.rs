@@ -7,28 +7,26 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::wire::{BatchDetect, MetricBatch};
-use super::{Judged, LeanDetect, Limits, check_finite, columns, lean_detect};
+use super::{Context, Judged, LeanDetect, Limits, check_finite, columns, lean_detect};
 use crate::drain::Drain;
 use crate::{Reply, off_reactor};
 
 /// `dataport.outliers.v1.OutliersService`.
 #[derive(Clone, Debug)]
 pub struct OutliersService {
-    limits: Limits,
+    cx: Context,
     drain: Drain,
-    judged: Judged,
 }
 
 /// `dataport.outliers.v1.OutliersService`; Detect reads its request with
 /// [`super::wire`], and DetectStream ends when the drain starts.
 pub fn outliers_service(
-    limits: Limits,
+    cx: Context,
     drain: Drain,
-    judged: Judged,
 ) -> LeanDetect<outliers_service_server::OutliersServiceServer<OutliersService>, OutliersService> {
-    let service = OutliersService { limits, drain, judged: judged.clone() };
+    let service = OutliersService { cx: cx.clone(), drain };
     let generated = outliers_service_server::OutliersServiceServer::new(service.clone());
-    lean_detect(generated.max_decoding_message_size(limits.max_detect_bytes), service, limits, judged)
+    lean_detect(generated.max_decoding_message_size(cx.limits.max_detect_bytes), service, cx)
 }
 
 impl BatchDetect for OutliersService {
@@ -67,7 +65,7 @@ impl outliers_service_server::OutliersService for OutliersService {
         // A few messages of anomalies in flight: a client that stops reading
         // stops this call reading its metrics, nothing else.
         let (tx, rx) = mpsc::channel(4);
-        let (limits, drain, judged) = (self.limits, self.drain.clone(), self.judged.clone());
+        let (limits, drain, judged) = (self.cx.limits, self.drain.clone(), self.cx.judged.clone());
         tokio::spawn(async move {
             if let Err(status) = judge_stream(input, &tx, limits, drain, &judged).await {
                 let _ = tx.send(Err(status)).await;

@@ -30,6 +30,8 @@ use prost::Message;
 use prost::bytes::Bytes;
 use tonic::Status;
 
+use crate::inflight::Held;
+
 /// A Detect request as columns.
 #[derive(Debug, Default)]
 pub struct MetricBatch {
@@ -386,22 +388,23 @@ pub trait BatchDetect: Clone + Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct Detector<D> {
     pub detect: D,
-    pub limit: usize,
-    pub judged: super::Judged,
+    pub cx: super::Context,
 }
 
 impl<D: BatchDetect> OffTheWire for Detector<D> {
     const PATHS: &'static [&'static str] = &[D::PATH];
 
     fn serve(&self, request: http::Request<tonic::body::Body>) -> Served {
-        let (detect, limit, judged) = (self.detect.clone(), self.limit, self.judged.clone());
+        let (detect, cx) = (self.detect.clone(), self.cx.clone());
         Box::pin(async move {
-            let answer = match read_batch(request.into_body(), limit).await {
+            // The room the request's data takes, held until it is judged.
+            let mut held = Held::default();
+            let answer = match read_batch(request.into_body(), &cx, &mut held).await {
                 Ok(batch) => {
                     let points = batch.values.len();
                     let answer = detect.detect(batch).await;
                     if answer.is_ok() {
-                        judged.add(points);
+                        cx.judged.add(points);
                     }
                     answer
                 }
@@ -415,12 +418,20 @@ impl<D: BatchDetect> OffTheWire for Detector<D> {
     }
 }
 
-/// Feeds the request body to a [`Parser`] frame by frame. A body that fails
-/// is its status (tonic's body gives a reset stream as CANCELLED).
-async fn read_batch(mut body: tonic::body::Body, limit: usize) -> Result<MetricBatch, Status> {
-    let mut parser = Parser::new(limit);
+/// Feeds the request body to a [`Parser`] frame by frame, within
+/// `max_detect_bytes`, `held` taking room for every byte read. A body that
+/// fails is its status (tonic's body gives a reset stream as CANCELLED).
+async fn read_batch(
+    mut body: tonic::body::Body,
+    cx: &super::Context,
+    held: &mut Held,
+) -> Result<MetricBatch, Status> {
+    let mut parser = Parser::new(cx.limits.max_detect_bytes);
+    let mut read = 0;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         if let Ok(data) = frame?.into_data() {
+            read += data.len();
+            cx.inflight.hold(held, read).await?;
             parser.feed(data)?;
         }
     }

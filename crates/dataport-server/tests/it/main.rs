@@ -11,6 +11,7 @@ mod files;
 mod files_v1;
 mod greeter;
 mod health_reflection;
+mod inflight;
 mod market;
 mod market_v1;
 mod metrics;

@@ -590,9 +590,21 @@ fn fsck_reports_leftovers_repairs_them_and_refuses_a_data_dir_in_use() {
     let data = dir.path().join("data");
     // A data dir as a server leaves it, then a crash's leftover.
     drop(served_data_dir(&data));
-    let fsck = |extra: &[&str]| {
+    let run = |extra: &[&str]| {
         let mut cmd = Command::cargo_bin("dataport").expect("binary");
         cmd.arg("fsck").arg(&data).args(extra).output().expect("runs")
+    };
+    // A test beside this one may be starting a process: until that child
+    // execs, it shares this process's open files, the dropped lock's too.
+    let fsck = |extra: &[&str]| {
+        for _ in 0..100 {
+            let out = run(extra);
+            if !(out.status.code() == Some(2) && String::from_utf8_lossy(&out.stderr).contains("in use")) {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        run(extra)
     };
     let clean = fsck(&[]);
     assert_eq!(clean.status.code(), Some(0), "{clean:?}");
@@ -611,7 +623,7 @@ fn fsck_reports_leftovers_repairs_them_and_refuses_a_data_dir_in_use() {
     assert!(!leftover.exists());
 
     let _server = dataport_store::DataDir::open(&data).expect("the lock, as a running server holds it");
-    let busy = fsck(&[]);
+    let busy = run(&[]);
     assert_eq!(busy.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&busy.stderr);
     assert!(stderr.starts_with("error: ") && stderr.contains(&data.display().to_string()), "{stderr}");

@@ -1,0 +1,289 @@
+//! The reliability suite's load generator: one gRPC method called over raw
+//! HTTP/2 (the h2 crate, as light per call as h2load), open loop at a set
+//! rate or closed loop at a set concurrency, with latencies kept apart by
+//! outcome (answered OK, shed at once, anything else), a health Check on a
+//! connection of its own every 100 ms, and the server's resident memory
+//! sampled from /proc. It prints one line of `key=value` figures.
+//!
+//! ```text
+//! loadgen ADDR CALL SECONDS (rate=R | streams=S) [connections=N] [pid=P]
+//! CALL: hello | graph (AAPL's MACD chart, a PNG) | detect:POINTS
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use prost::bytes::Bytes;
+use tokio::net::TcpStream;
+
+type Sender = h2::client::SendRequest<Bytes>;
+
+/// What one call came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Ok,
+    /// UNAVAILABLE or RESOURCE_EXHAUSTED: refused by the server's bounds.
+    Shed,
+    Other,
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: BTreeMap<Outcome, Vec<u32>>,
+}
+
+struct Args {
+    addr: SocketAddr,
+    path: &'static str,
+    body: Bytes,
+    seconds: u64,
+    rate: Option<u64>,
+    streams: usize,
+    connections: usize,
+    pid: Option<u32>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: loadgen ADDR (hello|graph|detect:POINTS) SECONDS (rate=R|streams=S) [connections=N] [pid=P]"
+    );
+    std::process::exit(2)
+}
+
+fn framed(message: &impl Message) -> Bytes {
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(message.encoded_len()).unwrap_or(u32::MAX).to_be_bytes());
+    message.encode(&mut out).unwrap_or_else(|_| usage());
+    Bytes::from(out)
+}
+
+fn parse() -> Args {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.len() < 4 {
+        usage();
+    }
+    let addr = argv[0].parse().unwrap_or_else(|_| usage());
+    let (path, body) = match argv[1].split_once(':') {
+        None if argv[1] == "hello" => (
+            "/helloworld.Greeter/SayHello",
+            framed(&dataport_proto::helloworld::HelloRequest { name: "load".into() }),
+        ),
+        None if argv[1] == "graph" => (
+            "/idc.IndicatorGraph/GetMACDGraph",
+            framed(&dataport_proto::idc::MacdGraphRequest {
+                symbol: "AAPL".into(),
+                start_date: "2020-01-01".into(),
+                end_date: "2020-12-31".into(),
+            }),
+        ),
+        Some(("detect", points)) => {
+            let points: usize = points.parse().unwrap_or_else(|_| usage());
+            let metrics = (0..points)
+                .map(|i| dataport_proto::pb::Metric {
+                    time: Some(prost_types::Timestamp { seconds: i as i64, nanos: 0 }),
+                    name: "cpu".into(),
+                    value: (i % 17) as f64,
+                })
+                .collect();
+            ("/pb.Outliers/Detect", framed(&dataport_proto::pb::OutliersRequest { metrics }))
+        }
+        _ => usage(),
+    };
+    let seconds = argv[2].parse().unwrap_or_else(|_| usage());
+    let mut args = Args { addr, path, body, seconds, rate: None, streams: 0, connections: 4, pid: None };
+    for kv in &argv[3..] {
+        match kv.split_once('=') {
+            Some(("rate", v)) => args.rate = Some(v.parse().unwrap_or_else(|_| usage())),
+            Some(("streams", v)) => args.streams = v.parse().unwrap_or_else(|_| usage()),
+            Some(("connections", v)) => args.connections = v.parse().unwrap_or_else(|_| usage()),
+            Some(("pid", v)) => args.pid = Some(v.parse().unwrap_or_else(|_| usage())),
+            _ => usage(),
+        }
+    }
+    if args.rate.is_none() == (args.streams == 0) {
+        usage();
+    }
+    args
+}
+
+async fn connect(addr: SocketAddr) -> Sender {
+    let tcp = TcpStream::connect(addr).await.expect("connects");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (sender, connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
+    tokio::spawn(connection);
+    sender
+}
+
+/// One call: its outcome, by the grpc-status in its headers or trailers,
+/// and when its request went (latency counts from then, once the connection
+/// took it: a generator that falls behind is not the server's delay).
+async fn call(sender: Sender, addr: SocketAddr, path: &str, body: Bytes) -> (Outcome, Instant) {
+    let request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("a request");
+    let Ok(mut ready) = sender.ready().await else { return (Outcome::Other, Instant::now()) };
+    let sent = Instant::now();
+    (exchange(&mut ready, request, body).await, sent)
+}
+
+async fn exchange(sender: &mut Sender, request: http::Request<()>, body: Bytes) -> Outcome {
+    let Ok((response, mut send)) = sender.send_request(request, false) else { return Outcome::Other };
+    if send.send_data(body, true).is_err() {
+        return Outcome::Other;
+    }
+    let Ok(response) = response.await else { return Outcome::Other };
+    let status = |headers: &http::HeaderMap| headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
+    let mut code = status(response.headers());
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let Ok(data) = data else { return Outcome::Other };
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    if code.is_none() {
+        code = body.trailers().await.ok().flatten().as_ref().and_then(status);
+    }
+    match code.as_deref() {
+        Some(b"0") => Outcome::Ok,
+        Some(b"8" | b"14") => Outcome::Shed,
+        _ => Outcome::Other,
+    }
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[i]) / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut senders = Vec::new();
+    for _ in 0..args.connections {
+        senders.push(connect(args.addr).await);
+    }
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    let record = {
+        let tally = Arc::clone(&tally);
+        move |(outcome, since): (Outcome, Instant)| {
+            let micros = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+            tally.lock().expect("tally").latencies.entry(outcome).or_default().push(micros);
+        }
+    };
+
+    // Health, on a connection of its own, every 100 ms.
+    let health = {
+        let sender = connect(args.addr).await;
+        let addr = args.addr;
+        tokio::spawn(async move {
+            let (mut checks, mut serving) = (0u32, 0u32);
+            let check = framed(&dataport_proto::grpc::health::v1::HealthCheckRequest::default());
+            while Instant::now() < end {
+                checks += 1;
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    call(sender.clone(), addr, "/grpc.health.v1.Health/Check", check.clone()),
+                )
+                .await;
+                serving += u32::from(matches!(answer, Ok((Outcome::Ok, _))));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (checks, serving)
+        })
+    };
+    // Memory, every 250 ms.
+    let memory = args.pid.map(|pid| {
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < end {
+                samples.extend(rss_mib(pid));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            samples
+        })
+    });
+
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    match args.rate {
+        // Open loop: calls start on schedule whether or not earlier ones
+        // answered.
+        Some(rate) => {
+            let interval = Duration::from_secs_f64(1.0 / rate as f64);
+            let mut next = Instant::now();
+            let mut i = 0usize;
+            while next < end {
+                let now = Instant::now();
+                if next > now {
+                    tokio::time::sleep(next - now).await;
+                }
+                let (sender, body, record) =
+                    (senders[i % senders.len()].clone(), args.body.clone(), record.clone());
+                let (addr, path) = (args.addr, args.path);
+                tokio::spawn(async move { record(call(sender, addr, path, body).await) });
+                i += 1;
+                next += interval;
+            }
+        }
+        None => {
+            for i in 0..args.streams * args.connections {
+                let (sender, body, record) =
+                    (senders[i % senders.len()].clone(), args.body.clone(), record.clone());
+                let (addr, path) = (args.addr, args.path);
+                tasks.push(tokio::spawn(async move {
+                    while Instant::now() < end {
+                        record(call(sender.clone(), addr, path, body.clone()).await);
+                    }
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    // Calls still under way get a moment to finish.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let (checks, serving) = health.await.unwrap_or_default();
+    let memory = match memory {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut tally = tally.lock().expect("tally");
+    let mut line = vec![format!("seconds={elapsed:.1}")];
+    for (outcome, name) in [(Outcome::Ok, "ok"), (Outcome::Shed, "shed"), (Outcome::Other, "other")] {
+        let latencies = tally.latencies.entry(outcome).or_default();
+        latencies.sort_unstable();
+        line.push(format!("{name}={}", latencies.len()));
+        line.push(format!("{name}_per_s={:.0}", latencies.len() as f64 / elapsed));
+        line.push(format!("{name}_p50_ms={:.2}", percentile(latencies, 0.50)));
+        line.push(format!("{name}_p99_ms={:.2}", percentile(latencies, 0.99)));
+    }
+    line.push(format!("health_checks={checks} health_serving={serving}"));
+    if let (Some(first), Some(last)) = (memory.first(), memory.last()) {
+        let max = memory.iter().copied().fold(0.0, f64::max);
+        line.push(format!("rss_first_mib={first:.1} rss_max_mib={max:.1} rss_last_mib={last:.1}"));
+    }
+    println!("{}", line.join(" "));
+}
