@@ -206,15 +206,27 @@ impl Shared {
         self.resumable.join(id)
     }
 
-    /// Everything in `.tmp` but the resumable uploads: no upload is in
-    /// progress while the store opens, so these are left by a crash.
-    /// Answers how many.
+    /// Everything in `.tmp` but the resumable uploads not finished: no
+    /// upload is in progress while the store opens, so these are left by a
+    /// crash. Answers how many.
     fn remove_plain_temp_files(&self) -> Result<usize, FileError> {
         let dir = &self.tmp;
         let mut removed = 0;
         for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
             let path = entry.map_err(|e| FileError::io(dir, e))?.path();
             if path != self.resumable {
+                remove_any(&path).map_err(|e| FileError::io(&path, e))?;
+                removed += 1;
+            }
+        }
+        // The data of resumable uploads the index records as finished: a
+        // crash came between a commit and its removal (see `commit`).
+        let index = self.index.lock();
+        let dir = &self.resumable;
+        for entry in std::fs::read_dir(dir).map_err(|e| FileError::io(dir, e))? {
+            let entry = entry.map_err(|e| FileError::io(dir, e))?;
+            if index.finished(&entry.file_name().to_string_lossy())?.is_some() {
+                let path = entry.path();
                 remove_any(&path).map_err(|e| FileError::io(&path, e))?;
                 removed += 1;
             }
@@ -262,18 +274,31 @@ impl Shared {
         let finished = (temp.parent() == Some(self.resumable.as_path()))
             .then(|| temp.file_name().map(|id| id.to_string_lossy().into_owned()))
             .flatten();
-        let mut temp = temp;
+        let mut temp = Some(temp);
         let mut attempts = 0;
         let (object, path) = loop {
             let object = format!("{:x}-{:x}", self.epoch, self.next_object.fetch_add(1, Ordering::Relaxed));
             let path = self.object_path(&object);
-            match temp.persist_noclobber(&path) {
-                Ok(()) => break (object, path),
-                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
-                    attempts += 1;
-                    temp = e.path;
+            let placed = match temp.take() {
+                // A resumable upload's data stays in its own file too until
+                // the index names the object: a crash before that leaves it
+                // resumable, its acknowledged bytes whole (the object, which
+                // nothing names yet, is removed at the next open).
+                Some(data) if finished.is_some() => {
+                    let linked = std::fs::hard_link(&data, &path);
+                    temp = Some(data);
+                    linked
                 }
-                Err(e) => return Err(FileError::io(&path, e.error)),
+                Some(data) => data.persist_noclobber(&path).map_err(|e| {
+                    temp = Some(e.path);
+                    e.error
+                }),
+                None => return Err(FileError::io(&path, io::Error::other("the upload's data is gone"))),
+            };
+            match placed {
+                Ok(()) => break (object, path),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => attempts += 1,
+                Err(e) => return Err(FileError::io(&path, e)),
             }
         };
         let placed = sync_dir(&self.objects).and_then(|()| {
@@ -286,6 +311,11 @@ impl Shared {
             // Not committed: nothing refers to the object.
             let _ = std::fs::remove_file(&path);
         }
+        // A resumable upload's own file goes now (as its TempPath drops):
+        // committed, the index names its copy; not, it is discarded like a
+        // plain upload's data. Should the process die first, the next open
+        // removes the file of an upload the index records as finished.
+        drop(temp);
         placed
     }
 

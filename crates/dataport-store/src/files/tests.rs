@@ -378,6 +378,40 @@ fn leftovers_of_a_crash_are_removed_at_open() {
     assert_eq!(read_all(&again, "kept"), b"kept");
 }
 
+/// A crash inside a resumable upload's commit: after its data is linked
+/// into objects/ but before the index names it, the upload stays resumable
+/// with every byte it acknowledged; after the index names it but before its
+/// own file is removed, the next open removes the file and the upload is
+/// finished.
+#[test]
+fn a_crash_inside_a_resumable_commit_loses_no_acknowledged_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(6, 20_000);
+    let store = small(dir.path(), u64::MAX, 4096);
+    let mut up = store.resumable("cut", "cut.bin", None).unwrap();
+    up.write_at(0, &data[..8_000]).unwrap();
+    drop(up);
+    // The commit's first step, then the crash.
+    let root = store.path().to_owned();
+    std::fs::hard_link(root.join(".tmp/resumable/cut"), root.join("objects/linked-then-crashed")).unwrap();
+    drop(store);
+    let again = small(dir.path(), u64::MAX, 4096);
+    assert_eq!(again.cleaned().orphan_objects, 1);
+    assert_eq!(again.resumable_size("cut").unwrap(), Some(8_000));
+    let mut up = again.resumable("cut", "cut.bin", Some(sha(&data))).unwrap();
+    up.write_at(8_000, &data[8_000..]).unwrap();
+    up.commit().unwrap();
+    assert_eq!(read_all(&again, "cut.bin"), data);
+    assert!(entries(&again, ".tmp/resumable").is_empty(), "committed: its own file is gone");
+    // The commit done, its own file's removal lost to a crash.
+    std::fs::write(root.join(".tmp/resumable/cut"), &data).unwrap();
+    drop(again);
+    let last = small(dir.path(), u64::MAX, 4096);
+    assert_eq!(last.cleaned().temp_files, 1);
+    assert!(matches!(last.upload_state("cut").unwrap(), Some(UploadState::Finished(_))));
+    assert_eq!(read_all(&last, "cut.bin"), data);
+}
+
 #[test]
 fn a_resumable_upload_continues_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
