@@ -262,8 +262,10 @@ impl Shared {
     /// object no name refers to, deleted at the next open.
     ///
     /// The data of a resumable upload is committed from its own file,
-    /// `.tmp/resumable/<id>`; its id is recorded as finished in that same
-    /// transaction. Without `replace`, a stored file of the name is kept
+    /// `.tmp/resumable/<id>`, linked into `objects/` rather than moved, and
+    /// removed only after the transaction, which also records its id as
+    /// finished: a crash at any point keeps what the upload acknowledged.
+    /// Without `replace`, a stored file of the name is kept
     /// ([`FileError::Exists`]), decided in that transaction too.
     pub fn commit(
         &self,
