@@ -6,9 +6,15 @@
 //! sampled from /proc. It prints one line of `key=value` figures.
 //!
 //! ```text
-//! loadgen ADDR CALL SECONDS (rate=R | streams=S) [connections=N] [pid=P]
-//! CALL: hello | graph (AAPL's MACD chart, a PNG) | detect:POINTS
+//! loadgen ADDR CALLS SECONDS (rate=R | streams=S) [connections=N] [pid=P]
+//! CALLS: CALL[*WEIGHT],... taken in a fixed shuffled rotation; CALL is
+//!   hello | features (ListFeatures, a stream back) | record:POINTS
+//!   (RecordRoute, a stream in) | chat:NOTES (RouteChat, both ways) |
+//!   graph (AAPL's MACD chart, a PNG) | detect:POINTS | upload:BYTES
+//!   (FileSrv UploadFile, in 1 MiB chunks)
 //! ```
+//!
+//! A mix prints a line per call after the line of all.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,15 +36,22 @@ enum Outcome {
     Other,
 }
 
-#[derive(Default)]
-struct Tally {
-    latencies: BTreeMap<Outcome, Vec<u32>>,
+/// Latencies by call (its index in `Args::calls`) and outcome.
+type Tally = BTreeMap<(usize, Outcome), Vec<u32>>;
+
+/// A call to make: its name in the output, its method, its request body.
+#[derive(Clone)]
+struct Call {
+    name: String,
+    path: &'static str,
+    body: Bytes,
 }
 
 struct Args {
     addr: SocketAddr,
-    path: &'static str,
-    body: Bytes,
+    calls: Vec<Call>,
+    /// Which call each scheduled one is, in turn.
+    rotation: Vec<usize>,
     seconds: u64,
     rate: Option<u64>,
     streams: usize,
@@ -47,17 +60,98 @@ struct Args {
 }
 
 fn usage() -> ! {
-    eprintln!(
-        "usage: loadgen ADDR (hello|graph|detect:POINTS) SECONDS (rate=R|streams=S) [connections=N] [pid=P]"
-    );
+    eprintln!("usage: loadgen ADDR CALL[*WEIGHT],... SECONDS (rate=R|streams=S) [connections=N] [pid=P]");
+    eprintln!("CALL: hello | features | record:POINTS | chat:NOTES | graph | detect:POINTS | upload:BYTES");
     std::process::exit(2)
 }
 
-fn framed(message: &impl Message) -> Bytes {
-    let mut out = vec![0];
+fn frame(out: &mut Vec<u8>, message: &impl Message) {
+    out.push(0);
     out.extend_from_slice(&u32::try_from(message.encoded_len()).unwrap_or(u32::MAX).to_be_bytes());
-    message.encode(&mut out).unwrap_or_else(|_| usage());
+    message.encode(out).unwrap_or_else(|_| usage());
+}
+
+fn framed(message: &impl Message) -> Bytes {
+    let mut out = Vec::new();
+    frame(&mut out, message);
     Bytes::from(out)
+}
+
+/// Several messages, one after the other: a client stream.
+fn stream<M: Message>(messages: impl IntoIterator<Item = M>) -> Bytes {
+    let mut out = Vec::new();
+    for message in messages {
+        frame(&mut out, &message);
+    }
+    Bytes::from(out)
+}
+
+fn point(i: usize) -> dataport_proto::routeguide::Point {
+    let i = i32::try_from(i).unwrap_or(i32::MAX);
+    dataport_proto::routeguide::Point {
+        latitude: 400_000_000 + i % 1000 * 1000,
+        longitude: -740_000_000 + i % 1000 * 1000,
+    }
+}
+
+/// The call `spec` names.
+fn call_of(spec: &str) -> Call {
+    use dataport_proto::{file_srv, idc, pb, routeguide};
+    let (kind, arg) = spec.split_once(':').unwrap_or((spec, "0"));
+    let n: usize = arg.parse().unwrap_or_else(|_| usage());
+    let (path, body) = match kind {
+        "hello" => (
+            "/helloworld.Greeter/SayHello",
+            framed(&dataport_proto::helloworld::HelloRequest { name: "load".into() }),
+        ),
+        "features" => (
+            "/routeguide.RouteGuide/ListFeatures",
+            framed(&routeguide::Rectangle {
+                lo: Some(routeguide::Point { latitude: -900_000_000, longitude: -1_800_000_000 }),
+                hi: Some(routeguide::Point { latitude: 900_000_000, longitude: 1_800_000_000 }),
+            }),
+        ),
+        "record" => ("/routeguide.RouteGuide/RecordRoute", stream((0..n).map(point))),
+        "chat" => (
+            "/routeguide.RouteGuide/RouteChat",
+            stream(
+                (0..n)
+                    .map(|i| routeguide::RouteNote { location: Some(point(i % 3)), message: "note".into() }),
+            ),
+        ),
+        "graph" => (
+            "/idc.IndicatorGraph/GetMACDGraph",
+            framed(&idc::MacdGraphRequest {
+                symbol: "AAPL".into(),
+                start_date: "2020-01-01".into(),
+                end_date: "2020-12-31".into(),
+            }),
+        ),
+        "detect" => (
+            "/pb.Outliers/Detect",
+            framed(&pb::OutliersRequest {
+                metrics: (0..n)
+                    .map(|i| pb::Metric {
+                        time: Some(prost_types::Timestamp { seconds: i as i64, nanos: 0 }),
+                        name: "cpu".into(),
+                        value: (i % 17) as f64,
+                    })
+                    .collect(),
+            }),
+        ),
+        "upload" => {
+            use file_srv::upload_request::Request;
+            const CHUNK: usize = 1 << 20;
+            let header =
+                Request::Header(file_srv::FileHeader { filename: "load".into(), extension: ".bin".into() });
+            let chunks = (0..n.div_ceil(CHUNK))
+                .map(|i| Request::ChunkData(vec![(i % 251) as u8; (n - i * CHUNK).min(CHUNK)].into()));
+            let messages = std::iter::once(header).chain(chunks);
+            ("/FileSrv/UploadFile", stream(messages.map(|r| file_srv::UploadRequest { request: Some(r) })))
+        }
+        _ => usage(),
+    };
+    Call { name: spec.to_owned(), path, body }
 }
 
 fn parse() -> Args {
@@ -66,34 +160,22 @@ fn parse() -> Args {
         usage();
     }
     let addr = argv[0].parse().unwrap_or_else(|_| usage());
-    let (path, body) = match argv[1].split_once(':') {
-        None if argv[1] == "hello" => (
-            "/helloworld.Greeter/SayHello",
-            framed(&dataport_proto::helloworld::HelloRequest { name: "load".into() }),
-        ),
-        None if argv[1] == "graph" => (
-            "/idc.IndicatorGraph/GetMACDGraph",
-            framed(&dataport_proto::idc::MacdGraphRequest {
-                symbol: "AAPL".into(),
-                start_date: "2020-01-01".into(),
-                end_date: "2020-12-31".into(),
-            }),
-        ),
-        Some(("detect", points)) => {
-            let points: usize = points.parse().unwrap_or_else(|_| usage());
-            let metrics = (0..points)
-                .map(|i| dataport_proto::pb::Metric {
-                    time: Some(prost_types::Timestamp { seconds: i as i64, nanos: 0 }),
-                    name: "cpu".into(),
-                    value: (i % 17) as f64,
-                })
-                .collect();
-            ("/pb.Outliers/Detect", framed(&dataport_proto::pb::OutliersRequest { metrics }))
-        }
-        _ => usage(),
-    };
+    let mut calls = Vec::new();
+    let mut rotation = Vec::new();
+    for part in argv[1].split(',') {
+        let (spec, weight) = part.split_once('*').unwrap_or((part, "1"));
+        let weight: usize = weight.parse().unwrap_or_else(|_| usage());
+        rotation.extend(std::iter::repeat_n(calls.len(), weight));
+        calls.push(call_of(spec));
+    }
+    // A fixed shuffle (an LCG), so that the heavy calls are spread out.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in (1..rotation.len()).rev() {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        rotation.swap(i, (state >> 33) as usize % (i + 1));
+    }
     let seconds = argv[2].parse().unwrap_or_else(|_| usage());
-    let mut args = Args { addr, path, body, seconds, rate: None, streams: 0, connections: 4, pid: None };
+    let mut args = Args { addr, calls, rotation, seconds, rate: None, streams: 0, connections: 4, pid: None };
     for kv in &argv[3..] {
         match kv.split_once('=') {
             Some(("rate", v)) => args.rate = Some(v.parse().unwrap_or_else(|_| usage())),
@@ -186,9 +268,9 @@ async fn main() {
     let end = Instant::now() + Duration::from_secs(args.seconds);
     let record = {
         let tally = Arc::clone(&tally);
-        move |(outcome, since): (Outcome, Instant)| {
+        move |which: usize, (outcome, since): (Outcome, Instant)| {
             let micros = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
-            tally.lock().expect("tally").latencies.entry(outcome).or_default().push(micros);
+            tally.lock().expect("tally").entry((which, outcome)).or_default().push(micros);
         }
     };
 
@@ -238,22 +320,25 @@ async fn main() {
                 if next > now {
                     tokio::time::sleep(next - now).await;
                 }
-                let (sender, body, record) =
-                    (senders[i % senders.len()].clone(), args.body.clone(), record.clone());
-                let (addr, path) = (args.addr, args.path);
-                tokio::spawn(async move { record(call(sender, addr, path, body).await) });
+                let which = args.rotation[i % args.rotation.len()];
+                let Call { path, body, .. } = args.calls[which].clone();
+                let (sender, addr, record) = (senders[i % senders.len()].clone(), args.addr, record.clone());
+                tokio::spawn(async move { record(which, call(sender, addr, path, body).await) });
                 i += 1;
                 next += interval;
             }
         }
         None => {
             for i in 0..args.streams * args.connections {
-                let (sender, body, record) =
-                    (senders[i % senders.len()].clone(), args.body.clone(), record.clone());
-                let (addr, path) = (args.addr, args.path);
+                let (sender, addr, record) = (senders[i % senders.len()].clone(), args.addr, record.clone());
+                let (calls, rotation) = (args.calls.clone(), args.rotation.clone());
                 tasks.push(tokio::spawn(async move {
+                    let mut turn = i;
                     while Instant::now() < end {
-                        record(call(sender.clone(), addr, path, body.clone()).await);
+                        let which = rotation[turn % rotation.len()];
+                        let Call { path, body, .. } = &calls[which];
+                        record(which, call(sender.clone(), addr, path, body.clone()).await);
+                        turn += 1;
                     }
                 }));
             }
@@ -270,20 +355,38 @@ async fn main() {
         Some(task) => task.await.unwrap_or_default(),
         None => Vec::new(),
     };
-    let mut tally = tally.lock().expect("tally");
-    let mut line = vec![format!("seconds={elapsed:.1}")];
-    for (outcome, name) in [(Outcome::Ok, "ok"), (Outcome::Shed, "shed"), (Outcome::Other, "other")] {
-        let latencies = tally.latencies.entry(outcome).or_default();
-        latencies.sort_unstable();
-        line.push(format!("{name}={}", latencies.len()));
-        line.push(format!("{name}_per_s={:.0}", latencies.len() as f64 / elapsed));
-        line.push(format!("{name}_p50_ms={:.2}", percentile(latencies, 0.50)));
-        line.push(format!("{name}_p99_ms={:.2}", percentile(latencies, 0.99)));
+    let tally = tally.lock().expect("tally");
+    let mut all: BTreeMap<Outcome, Vec<u32>> = BTreeMap::new();
+    for ((_, outcome), latencies) in tally.iter() {
+        all.entry(*outcome).or_default().extend(latencies);
     }
+    let mut line = vec![format!("seconds={elapsed:.1}")];
+    line.extend(figures(&mut all, elapsed));
     line.push(format!("health_checks={checks} health_serving={serving}"));
     if let (Some(first), Some(last)) = (memory.first(), memory.last()) {
         let max = memory.iter().copied().fold(0.0, f64::max);
         line.push(format!("rss_first_mib={first:.1} rss_max_mib={max:.1} rss_last_mib={last:.1}"));
     }
     println!("{}", line.join(" "));
+    if args.calls.len() > 1 {
+        for (which, call) in args.calls.iter().enumerate() {
+            let mut mine: BTreeMap<Outcome, Vec<u32>> =
+                tally.iter().filter(|((w, _), _)| *w == which).map(|((_, o), l)| (*o, l.clone())).collect();
+            println!("call={} {}", call.name, figures(&mut mine, elapsed).join(" "));
+        }
+    }
+}
+
+/// Count, rate, p50 and p99 of each outcome.
+fn figures(latencies: &mut BTreeMap<Outcome, Vec<u32>>, elapsed: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (outcome, name) in [(Outcome::Ok, "ok"), (Outcome::Shed, "shed"), (Outcome::Other, "other")] {
+        let latencies = latencies.entry(outcome).or_default();
+        latencies.sort_unstable();
+        out.push(format!("{name}={}", latencies.len()));
+        out.push(format!("{name}_per_s={:.0}", latencies.len() as f64 / elapsed));
+        out.push(format!("{name}_p50_ms={:.2}", percentile(latencies, 0.50)));
+        out.push(format!("{name}_p99_ms={:.2}", percentile(latencies, 0.99)));
+    }
+    out
 }
