@@ -13,6 +13,7 @@ pub mod config;
 mod connections;
 mod drain;
 mod files;
+pub mod fuzzing;
 mod greeter;
 mod health;
 mod inflight;

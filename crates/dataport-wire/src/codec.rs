@@ -17,6 +17,15 @@ pub enum Encoding {
 /// What `grpc-accept-encoding` advertises: every encoding read.
 pub const ACCEPTED: &str = "gzip,deflate,zstd";
 
+/// The largest zstd window a message within `limit` bytes may ask for: one
+/// that holds `limit` bytes, and never less than 8 MiB (2^23), since a
+/// streaming encoder that does not know the message's size declares its
+/// level's window whatever the size (2 MiB at level 3, 8 MiB at 19).
+fn window_log(limit: usize) -> u32 {
+    let bits = usize::BITS - limit.saturating_sub(1).leading_zeros();
+    bits.clamp(23, 31)
+}
+
 impl Encoding {
     /// The encoding `name` names; `Ok(None)` for `identity` (none).
     /// Anything else is UNIMPLEMENTED, listing what is accepted.
@@ -56,13 +65,29 @@ impl Encoding {
         let read = match self {
             Encoding::Gzip => flate2::read::GzDecoder::new(compressed).take(cap).read_to_end(&mut out),
             Encoding::Deflate => flate2::read::ZlibDecoder::new(compressed).take(cap).read_to_end(&mut out),
+            // A frame declares the window its decoder needs: left alone, a
+            // 13-byte frame made it take 128 MiB (fuzz target `decompress`).
+            // A message within the limit needs no window larger than it.
             Encoding::Zstd => zstd::stream::read::Decoder::with_buffer(compressed)
+                .and_then(|mut d| d.window_log_max(window_log(limit)).map(|()| d))
                 .and_then(|d| d.take(cap).read_to_end(&mut out)),
         };
         // INTERNAL, as grpc-go and tonic answer a message that does not
-        // decompress.
-        if let Err(e) = read {
-            return Err(Status::internal(format!("a message does not decompress as {}: {e}", self.name())));
+        // decompress; a zstd frame asking for a window past the limit is
+        // over it.
+        match read {
+            Err(e) if self == Encoding::Zstd && e.to_string().contains("too much memory") => {
+                return Err(Status::resource_exhausted(format!(
+                    "the request message's zstd frame needs a window over this service's limit of {limit} bytes"
+                )));
+            }
+            Err(e) => {
+                return Err(Status::internal(format!(
+                    "a message does not decompress as {}: {e}",
+                    self.name()
+                )));
+            }
+            Ok(_) => {}
         }
         if out.len() > limit {
             return Err(Status::resource_exhausted(format!(
@@ -122,6 +147,21 @@ mod tests {
             assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{e:?}");
             assert!(err.message().contains("limit of 4194304 bytes"), "{err:?}");
         }
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_for_a_window_past_the_limit_is_refused() {
+        // One byte of content in a frame that declares a 128 MiB window
+        // (found by the fuzz target `decompress`): its decoder would take it.
+        let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x88, 0x09, 0x00, 0x00, b'a'];
+        let err = Encoding::Zstd.decompress(&frame, 16).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+        assert!(err.message().contains("window over this service's limit of 16 bytes"), "{err:?}");
+        assert_eq!(Encoding::Zstd.decompress(&frame, 256 << 20).unwrap(), &b"a"[..]);
+        assert_eq!(
+            (window_log(16), window_log(8 << 20), window_log((8 << 20) + 1), window_log(64 << 20)),
+            (23, 23, 24, 26)
+        );
     }
 
     #[test]
