@@ -45,10 +45,12 @@ async def main(addr, n, pid, waves):
     host, port = addr.rsplit(":", 1)
     before = rss_mib(pid)
     first, last, peak, after = float("inf"), 0.0, before, []
-    for _ in range(waves):
+    for i in range(waves):
         w_first, w_last, w_peak = await wave(host, port, n, pid)
         first, last, peak = min(first, w_first), max(last, w_last), max(peak, w_peak)
-        await asyncio.sleep(1.0)
+        # The allocator gives pages back a little after they are freed;
+        # after the last wave, a few seconds show what lasts.
+        await asyncio.sleep(1.0 if i + 1 < waves else 5.0)
         after.append(rss_mib(pid))
     print(
         f"connections={n} waves={waves} closed_first_s={first:.2f} closed_last_s={last:.2f} "

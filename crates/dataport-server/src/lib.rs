@@ -9,6 +9,7 @@
 //! `dataport-core`, and only `dataport-store` touches the data directory.
 
 pub mod auth;
+mod compute;
 pub mod config;
 mod connections;
 mod drain;
@@ -38,36 +39,13 @@ pub use server::{SERVICES, Server, StartError};
 /// What a handler of a unary-response method answers.
 type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
 
-/// Runs blocking work (the store, fsync, drawing, a big computation) on
-/// tokio's blocking pool, never on the reactor, at a lower CPU priority
-/// ([`yield_to_reactor`]); each area maps its own errors around it. A panic
-/// in the work is INTERNAL.
+/// Runs blocking I/O (the stores, fsync) on tokio's blocking pool, never on
+/// the reactor; CPU-bound work goes to [`compute::compute`]. Each area maps
+/// its own errors around it. A panic in the work is INTERNAL.
 async fn off_reactor<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tonic::Status> {
-    tokio::task::spawn_blocking(move || {
-        yield_to_reactor();
-        work()
-    })
-    .await
-    .map_err(|e| tonic::Status::internal(format!("a blocking task failed: {e}")))
-}
-
-/// Lowers the calling thread's CPU priority to nice 10, once per thread.
-/// When the work saturates the CPU (charts, indicators, Detect), the
-/// runtime's threads, which accept calls, refuse them past `max_calls` and
-/// send the answers, still get it at once: at ten times the chart load one
-/// core serves (tests/reliability/overload), refused calls took 4.4 ms at
-/// p50 and 16-38 ms at p99 with the work at their priority, 0.5 and 5.6 ms
-/// with it lowered.
-fn yield_to_reactor() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if !LOWERED.get() {
-        // Raising one's own nice value is always allowed; should it fail,
-        // the work runs as before.
-        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
-        LOWERED.set(true);
-    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| tonic::Status::internal(format!("a blocking task failed: {e}")))
 }

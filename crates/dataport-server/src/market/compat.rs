@@ -5,7 +5,7 @@ use dataport_core::market::{MacdParams, macd};
 use dataport_proto::idc::{self, indicator_graph_server, indicator_server};
 use tonic::{Request, Response, Status};
 
-use super::{ChartRequest, DateRange, Market, blocking, chunks};
+use super::{ChartRequest, DateRange, Market, chunks, computed};
 use crate::Reply;
 
 /// `idc.Indicator`.
@@ -40,7 +40,7 @@ impl indicator_server::Indicator for Indicator {
         let req = request.into_inner();
         let range = DateRange::closed(&req.start_date, &req.end_date)?;
         let market = self.market.clone();
-        let rows = blocking(move || {
+        let rows = computed(move || {
             let symbol = market.symbol(&req.symbol)?;
             // As traded unless configured otherwise: existing clients keep their numbers.
             let (bars, _) = market.series(&symbol, market.compat_adjusted)?;
@@ -82,7 +82,7 @@ impl indicator_graph_server::IndicatorGraph for IndicatorGraph {
         let req = request.into_inner();
         let range = DateRange::closed(&req.start_date, &req.end_date)?;
         let market = self.market.clone();
-        let png = blocking(move || {
+        let png = computed(move || {
             let symbol = market.symbol(&req.symbol)?;
             let options = ChartOptions::default();
             let adjusted = market.compat_adjusted;

@@ -112,7 +112,7 @@ impl Market {
         answer: impl FnOnce(Series<'_>) -> T + Send + 'static,
     ) -> Result<T, Status> {
         let market = self.clone();
-        blocking(move || {
+        computed(move || {
             let (bars, adjusted) = market.series(&symbol, adjusted)?;
             let shown = range.indices(&bars);
             Ok(answer(Series { symbol, bars: &bars, shown, adjusted }))
@@ -271,6 +271,14 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
     crate::off_reactor(work).await?
+}
+
+/// Runs CPU-bound market work (indicators, charts, over bars the cache
+/// mostly holds) on the compute pool.
+async fn computed<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    crate::compute::compute(work).await?
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use dataport_store::bars::SymbolSummary;
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{ChartRequest, DateRange, Market, blocking, chunks, internal, stored_symbol};
+use super::{ChartRequest, DateRange, Market, blocking, chunks, computed, internal, stored_symbol};
 use crate::Reply;
 use crate::inflight::{Held, Inflight};
 use crate::logging::Audit;
@@ -124,7 +124,7 @@ impl market_service_server::MarketService for MarketService {
             Format::Svg => "image/svg+xml",
         };
         let market = self.market.clone();
-        let (image, adjusted) = blocking(move || market.chart(chart)).await?;
+        let (image, adjusted) = computed(move || market.chart(chart)).await?;
         let replies: Vec<_> = chunks(image)
             .enumerate()
             .map(|(i, chunk)| {

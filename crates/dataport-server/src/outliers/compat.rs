@@ -7,7 +7,8 @@ use tonic::{Request, Status};
 
 use super::wire::{BatchDetect, MetricBatch};
 use super::{Context, LeanDetect, check_finite, columns, lean_detect};
-use crate::{Reply, off_reactor};
+use crate::Reply;
+use crate::compute::compute;
 
 /// `pb.Outliers`.
 #[derive(Clone, Copy, Debug)]
@@ -27,7 +28,7 @@ impl BatchDetect for Outliers {
     /// service computed it.
     async fn detect(&self, batch: MetricBatch) -> Result<pb::OutliersResponse, Status> {
         check_finite(&batch)?;
-        let positions = off_reactor(move || outlier_positions(columns(&batch), &Method::SEED)).await?;
+        let positions = compute(move || outlier_positions(columns(&batch), &Method::SEED)).await?;
         // A request under the size limit holds far fewer than 2^31 metrics.
         let indices = positions.into_iter().map(|i| i as i32).collect();
         Ok(pb::OutliersResponse { indices })

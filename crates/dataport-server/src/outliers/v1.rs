@@ -8,8 +8,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::wire::{BatchDetect, MetricBatch};
 use super::{Context, Judged, LeanDetect, Limits, check_finite, columns, lean_detect};
+use crate::Reply;
+use crate::compute::compute;
 use crate::drain::Drain;
-use crate::{Reply, off_reactor};
 
 /// `dataport.outliers.v1.OutliersService`.
 #[derive(Clone, Debug)]
@@ -36,7 +37,7 @@ impl BatchDetect for OutliersService {
     async fn detect(&self, batch: MetricBatch) -> Result<pb::DetectResponse, Status> {
         let method = method(batch.method.as_ref())?;
         check_finite(&batch)?;
-        let detection = off_reactor(move || detect_columns(columns(&batch), &method)).await?;
+        let detection = compute(move || detect_columns(columns(&batch), &method)).await?;
         Ok(pb::DetectResponse {
             // A request under the size limit holds far fewer than 2^31 metrics.
             indices: detection.indices.into_iter().map(|i| i as i32).collect(),
