@@ -70,26 +70,30 @@ impl Labels {
     }
 }
 
-/// One method's counters, in one stripe.
+/// One method's counters: in one stripe (`Counts<AtomicU64>`, aligned so
+/// that no two share a cache line), or added up for a scrape ([`Totals`]).
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct Counts {
-    started: AtomicU64,
-    handled: [AtomicU64; CODES.len()],
-    received: AtomicU64,
-    sent: AtomicU64,
+struct Counts<N> {
+    started: N,
+    handled: [N; CODES.len()],
+    received: N,
+    sent: N,
     /// Calls by the first bucket their duration fits; the last holds those
     /// beyond every bound.
-    buckets: [AtomicU64; BUCKETS_US.len() + 1],
-    micros: AtomicU64,
+    buckets: [N; BUCKETS_US.len() + 1],
+    micros: N,
 }
+
+/// A method's counters across the stripes.
+type Totals = Counts<u64>;
 
 /// Calls with a known caller, by caller, method and code.
 type ByCaller = HashMap<(Arc<str>, MethodId, u8), u64>;
 
 #[derive(Debug)]
 struct Stripe {
-    methods: Box<[Counts]>,
+    methods: Box<[Counts<AtomicU64>]>,
     callers: Mutex<ByCaller>,
 }
 
@@ -143,7 +147,7 @@ impl CallMetrics {
         self.index.get(path).copied()
     }
 
-    fn counts(&self, id: MethodId) -> (&Stripe, &Counts) {
+    fn counts(&self, id: MethodId) -> (&Stripe, &Counts<AtomicU64>) {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         thread_local! {
             static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
@@ -199,18 +203,8 @@ impl CallMetrics {
     }
 }
 
-#[derive(Debug, Default)]
-struct Totals {
-    started: u64,
-    handled: [u64; CODES.len()],
-    received: u64,
-    sent: u64,
-    buckets: [u64; BUCKETS_US.len() + 1],
-    micros: u64,
-}
-
 impl Totals {
-    fn add(&mut self, counts: &Counts) {
+    fn add(&mut self, counts: &Counts<AtomicU64>) {
         self.started += counts.started.load(Relaxed);
         for (total, n) in self.handled.iter_mut().zip(&counts.handled) {
             *total += n.load(Relaxed);
