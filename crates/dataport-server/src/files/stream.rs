@@ -108,6 +108,20 @@ impl Target {
             Target::Resumable { id, .. } => tracing::debug!(id, %error, "write stopped; its data is kept"),
         }
     }
+
+    /// The status of a write that failed, `kept` bytes of the upload being
+    /// durable: a resumable upload on a full disk says what it keeps.
+    fn refused(&self, error: FileError, kept: u64) -> Status {
+        let full = matches!(error, FileError::DiskFull { .. });
+        let status = status(error);
+        match self {
+            Target::Resumable { .. } if full => Status::resource_exhausted(format!(
+                "the server's disk is full; the upload keeps its first {kept} bytes \
+                 for a Write continuing from QueryWriteStatus"
+            )),
+            _ => status,
+        }
+    }
 }
 
 /// How the writer stopped.
@@ -158,7 +172,7 @@ fn write(
                     None => upload.write(&data),
                     Some(offset) => upload.write_at(offset, &data),
                 }
-                .map_err(status)?;
+                .map_err(|e| target.refused(e, upload.committed_size()))?;
             }
             Piece::Expect(expect) => {
                 if let Some(digest) = expect.sha256 {
@@ -472,6 +486,20 @@ mod tests {
         let status = tokio::time::timeout(Duration::from_secs(10), upload).await.unwrap().unwrap_err();
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_full_disk_says_what_a_resumable_upload_keeps() {
+        let full = || FileError::DiskFull { path: "/data/files/.tmp/x".into() };
+        let resumable = Target::Resumable { id: "u".into(), name: "f".into(), expected: None };
+        let status = resumable.refused(full(), 4096);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("disk is full; the upload keeps its first 4096 bytes"),
+            "{status:?}"
+        );
+        let plain = Target::New(NewFile::named("f".into())).refused(full(), 4096);
+        assert_eq!(plain.message(), "the server's disk is full; nothing was stored");
     }
 
     /// ByteStream's way: each message at the offset after the one before,

@@ -82,7 +82,7 @@ impl Market {
 
     /// Every stored bar of `symbol`, or NOT_FOUND naming the stored symbols.
     fn bars(&self, symbol: &str) -> Result<Arc<[Bar]>, Status> {
-        match self.store.bars(symbol).map_err(internal)? {
+        match self.store.bars(symbol).map_err(status)? {
             Some(bars) => Ok(bars),
             None => {
                 let stored = self.stored_symbols()?.join(", ");
@@ -122,7 +122,7 @@ impl Market {
 
     /// The stored symbols, by name.
     fn stored_symbols(&self) -> Result<Vec<String>, Status> {
-        Ok(self.store.symbols().map_err(internal)?.into_iter().map(|s| s.symbol).collect())
+        Ok(self.store.symbols().map_err(status)?.into_iter().map(|s| s.symbol).collect())
     }
 }
 
@@ -142,7 +142,12 @@ fn stored_symbol(requested: &str) -> Result<String, Status> {
     bars::symbol(requested).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
-fn internal(e: BarStoreError) -> Status {
+/// The one mapping from a bar store error to the status a client sees.
+fn status(e: BarStoreError) -> Status {
+    if let BarStoreError::DiskFull { path } = &e {
+        tracing::warn!(path = %path.display(), "disk full: bar write refused");
+        return Status::resource_exhausted("the server's disk is full; no bars were changed");
+    }
     tracing::error!(error = %e, "bar store failed");
     Status::internal(format!("the bar store failed: {e}"))
 }

@@ -8,7 +8,7 @@ use dataport_store::bars::SymbolSummary;
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{ChartRequest, DateRange, Market, blocking, chunks, computed, internal, stored_symbol};
+use super::{ChartRequest, DateRange, Market, blocking, chunks, computed, status, stored_symbol};
 use crate::Reply;
 use crate::inflight::{Held, Inflight};
 use crate::logging::Audit;
@@ -58,8 +58,8 @@ impl market_service_server::MarketService for MarketService {
         let response = blocking(move || {
             let symbol = upload.symbol.clone();
             let bars = upload.into_bars()?;
-            let imported = market.store.import(&symbol, &bars).map_err(internal)?;
-            let summary = market.store.symbols().map_err(internal)?.into_iter().find(|s| s.symbol == symbol);
+            let imported = market.store.import(&symbol, &bars).map_err(status)?;
+            let summary = market.store.symbols().map_err(status)?.into_iter().find(|s| s.symbol == symbol);
             tracing::info!(symbol, imported, "imported bars");
             Ok(pb::ImportBarsResponse { symbol, imported: imported as u64, summary: summary.map(summary_pb) })
         })
@@ -72,7 +72,7 @@ impl market_service_server::MarketService for MarketService {
         _request: Request<pb::ListSymbolsRequest>,
     ) -> Reply<pb::ListSymbolsResponse> {
         let market = self.market.clone();
-        let symbols = blocking(move || market.store.symbols().map_err(internal)).await?;
+        let symbols = blocking(move || market.store.symbols().map_err(status)).await?;
         Ok(Response::new(pb::ListSymbolsResponse { symbols: symbols.into_iter().map(summary_pb).collect() }))
     }
 
@@ -145,7 +145,7 @@ impl market_service_server::MarketService for MarketService {
         audit.object(&symbol);
         let market = self.market.clone();
         let response = blocking(move || {
-            let deleted = market.store.delete(&symbol).map_err(internal)?;
+            let deleted = market.store.delete(&symbol).map_err(status)?;
             if deleted == 0 {
                 // Answered as a lookup of an unknown symbol is: naming those stored.
                 market.bars(&symbol)?;

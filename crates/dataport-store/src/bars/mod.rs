@@ -28,6 +28,10 @@ pub struct SymbolSummary {
 pub enum BarStoreError {
     #[error("bar database {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
+    /// The disk (or the database's size limit) had no room for a write;
+    /// the transaction was rolled back.
+    #[error("bar database {path}: the disk is full")]
+    DiskFull { path: PathBuf },
     #[error("bar database {path}: schema migration failed: {source}")]
     Migration { path: PathBuf, source: rusqlite_migration::Error },
     #[error("bar database {path}: stored date {date:?} of {symbol} is not YYYY-MM-DD")]
@@ -104,7 +108,11 @@ impl SqliteBarStore {
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> BarStoreError {
-        BarStoreError::Sqlite { path: self.path.clone(), source }
+        let path = self.path.clone();
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return BarStoreError::DiskFull { path };
+        }
+        BarStoreError::Sqlite { path, source }
     }
 
     /// Whether the bundled sample should be loaded: the store holds no bars

@@ -135,3 +135,20 @@ fn a_store_of_the_first_version_is_migrated_to_upper_case_symbols() {
     assert_eq!(aapl[0].adj_close, None);
     assert!(!store.wants_sample().unwrap());
 }
+
+#[test]
+fn a_full_disk_refuses_the_whole_import_and_keeps_what_was_stored() {
+    let (_dir, store) = opened();
+    let kept = bars("2020-01-02,1,2,1,2,10\n");
+    store.import("X", &kept).unwrap();
+    // The database may not grow past its size now: SQLite's own "disk full".
+    let pages: i64 = store.conn().query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    store.conn().query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).unwrap();
+    let many: String = (0..2000)
+        .map(|i| format!("{:04}-{:02}-{:02},1,2,1,2,10\n", 1900 + i / 336, i / 28 % 12 + 1, i % 28 + 1))
+        .collect();
+    let err = store.import("X", &bars(&many)).unwrap_err();
+    assert!(matches!(err, BarStoreError::DiskFull { .. }), "{err}");
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    assert_eq!(*store.bars("X").unwrap().unwrap(), *kept);
+}
