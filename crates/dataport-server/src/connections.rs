@@ -360,6 +360,7 @@ pub async fn serve<S, ResBody>(
     // when all have ended.
     let (stop, stopped) = watch::channel(false);
     let mut refused = Refusals::default();
+    let http = Arc::new(http);
     let mut incoming = Box::pin(incoming);
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -382,11 +383,21 @@ pub async fn serve<S, ResBody>(
             continue;
         }
         let open = Open::counted(&load);
+        let greet_by = tokio::time::Instant::now() + limits.handshake_timeout;
         let remote = Remote { peer, activity: Arc::new(Activity::new(Arc::clone(&load))) };
         let greeted = conn.watch_greeting(GREETING);
         let activity = Arc::clone(&remote.activity);
-        let connection = http.serve_connection(TokioIo::new(conn), service(remote)).into_owned();
-        tokio::spawn(drive(connection, greeted, activity, limits, stopped.clone(), open));
+        let (http, service, mut stop) = (Arc::clone(&http), service(remote), stopped.clone());
+        tokio::spawn(async move {
+            // Until its client sends a byte, a connection is this small task:
+            // hyper's HTTP/2 state (about 30 KiB of buffers) waits for it, so
+            // thousands of silent connections cost little.
+            if !first_byte(&conn, greet_by, &mut stop).await {
+                return;
+            }
+            let connection = http.serve_connection(TokioIo::new(conn), service).into_owned();
+            Box::pin(drive(connection, greeted, activity, limits, greet_by, stop, open)).await;
+        });
     }
     // The port stops accepting now, not once the last call is done.
     drop(incoming);
@@ -484,12 +495,33 @@ impl<C: Future> Future for Heeding<C> {
     }
 }
 
+/// Waits for the first byte of `conn` until `greet_by`; false (the
+/// connection is to be closed) when none came, it failed, or the server is
+/// shutting down.
+async fn first_byte(conn: &Conn, greet_by: tokio::time::Instant, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        first = tokio::time::timeout_at(greet_by, conn.readable()) => match first {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "a connection failed before its first byte");
+                false
+            }
+            Err(_) => {
+                tracing::debug!("closing a connection that sent nothing within handshake_timeout");
+                false
+            }
+        },
+        _ = stop.changed() => false,
+    }
+}
+
 /// Runs one connection within `limits` until it ends (see the module docs).
 async fn drive<C>(
     connection: C,
     greeted: Arc<AtomicBool>,
     activity: Arc<Activity>,
     limits: Limits,
+    greet_by: tokio::time::Instant,
     stop: watch::Receiver<bool>,
     _open: Open,
 ) where
@@ -499,7 +531,7 @@ async fn drive<C>(
     let order = Arc::new(Order::default());
     // Dropped when this ends, which ends the watchdog.
     let (_alive, ended) = oneshot::channel::<()>();
-    tokio::spawn(watchdog(greeted, activity, limits, stop.clone(), Arc::clone(&order), ended));
+    tokio::spawn(watchdog(greeted, activity, limits, greet_by, stop.clone(), Arc::clone(&order), ended));
     let mut heeding = std::pin::pin!(Heeding { connection, order, registered: false });
     let finish = match heeding.as_mut().await {
         Ok(ended) => return ended_with(ended),
@@ -532,13 +564,14 @@ async fn watchdog(
     greeted: Arc<AtomicBool>,
     activity: Arc<Activity>,
     limits: Limits,
+    greet_by: tokio::time::Instant,
     mut stop: watch::Receiver<bool>,
     order: Arc<Order>,
     mut ended: oneshot::Receiver<()>,
 ) {
     // Far enough to be never, near enough not to overflow an Instant.
     const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    let handshake = tokio::time::sleep(limits.handshake_timeout);
+    let handshake = tokio::time::sleep_until(greet_by);
     let age = tokio::time::sleep(limits.max_connection_age.unwrap_or(NEVER));
     let max_idle = limits.max_connection_idle.unwrap_or(NEVER);
     let idle = tokio::time::sleep(max_idle);

@@ -209,6 +209,16 @@ impl Conn {
         }
     }
 
+    /// Resolves once the client has sent something (or closed): at once
+    /// after a TLS handshake, which took its bytes. (A peek, since
+    /// `readable` resolves at once for a new socket.)
+    pub async fn readable(&self) -> io::Result<()> {
+        match &self.transport {
+            Transport::Plain(tcp) => tcp.peek(&mut [0; 1]).await.map(drop),
+            Transport::Tls(..) => Ok(()),
+        }
+    }
+
     /// Sets the flag it answers once the client has sent `bytes` bytes
     /// (after TLS, if any).
     pub fn watch_greeting(&mut self, bytes: usize) -> Arc<AtomicBool> {

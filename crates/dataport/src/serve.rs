@@ -116,6 +116,7 @@ fn run(args: ServeArgs) -> Result<(), String> {
         .on_thread_stop(logging::stopped)
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    crate::return_freed_memory().map_err(|e| format!("cannot start a thread: {e}"))?;
     runtime.block_on(async {
         let server = Server::new(config).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(listen)
