@@ -289,6 +289,10 @@ const CONNECTION_WINDOW: u32 = 8 << 20;
 /// The largest HTTP/2 frame a client may send: file chunks of 1 MiB go in
 /// one frame each.
 const MAX_FRAME: u32 = 1 << 20;
+/// The largest header list HTTP/2 decodes: far past what a call may carry
+/// ([`stack::MAX_METADATA`]), so that such a call gets a gRPC status
+/// rather than HTTP 431. grpc-go's server takes 16 MiB.
+const MAX_HEADER_LIST: u32 = 1 << 20;
 
 /// The bounds the connections and their calls are held to; each is the
 /// setting of the same name (see the module docs; `max_calls`, which
@@ -324,6 +328,7 @@ pub fn http(http1: bool, limits: &Limits) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
+        .max_header_list_size(MAX_HEADER_LIST)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout);

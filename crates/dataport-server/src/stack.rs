@@ -7,6 +7,8 @@
 //!   [`BodyEnd`](crate::tonic_fixes::BodyEnd) says whether the client reset it;
 //! - with `auth_tokens`, the caller is known and allowed ([`Auth::check`]), or
 //!   the call is refused UNAUTHENTICATED or PERMISSION_DENIED;
+//! - its metadata is no larger than [`MAX_METADATA`], or the call is refused
+//!   RESOURCE_EXHAUSTED naming its size and its largest entry;
 //! - its `grpc-encoding` is undone before any service (dataport-wire's
 //!   [`Compression`], within each service's message limit), and an encoding
 //!   not accepted is refused UNIMPLEMENTED; every response advertises
@@ -52,6 +54,29 @@ use crate::tonic_fixes::{self, Deadline, Watched};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The most metadata a call may carry, counted as HTTP/2 counts a header
+/// list (each entry's name and value and 32 bytes). HTTP/2 itself takes
+/// more ([`crate::connections`]' `MAX_HEADER_LIST`), so that a call past
+/// this is answered with a status that says why, as grpcio's server does,
+/// not with HTTP 431 (which clients report as UNKNOWN) or a closed
+/// connection.
+pub const MAX_METADATA: usize = 64 << 10;
+
+/// Whether `headers` are within [`MAX_METADATA`].
+fn metadata_fits(headers: &HeaderMap) -> Result<(), Status> {
+    let entry = |(name, value): (&HeaderName, &http::HeaderValue)| name.as_str().len() + value.len() + 32;
+    let size: usize = headers.iter().map(entry).sum();
+    if size <= MAX_METADATA {
+        return Ok(());
+    }
+    let largest = headers.iter().max_by_key(|&e| entry(e)).map(|(name, value)| (name, value.len()));
+    let (name, len) = largest.unwrap_or((&http::header::CONTENT_TYPE, 0));
+    Err(Status::resource_exhausted(format!(
+        "the call's metadata is {size} bytes, more than the server's limit of {MAX_METADATA}; \
+         its largest entry is {name:?} ({len} bytes)"
+    )))
+}
+
 /// Starts a call of `req`, from the connection of `remote`: everything the
 /// module docs list up to handing the request to `route`, the service; the
 /// future it returns does the rest.
@@ -74,7 +99,9 @@ pub fn begin<B, F>(
     };
     let call = Call::start(&mut parts, peer, active, end, need, caller);
     let deadline = Deadline::of(&parts.headers);
-    let decoded = allowed.and_then(|()| compression.request(&mut parts, body));
+    let decoded = allowed
+        .and_then(|()| metadata_fits(&parts.headers))
+        .and_then(|()| compression.request(&mut parts, body));
     let (inner, respond, refused) = match decoded {
         Ok((body, respond)) => (Some(route(http::Request::from_parts(parts, body))), respond, None),
         Err(status) => (None, Respond::default(), Some(Box::new(status))),

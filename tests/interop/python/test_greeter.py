@@ -46,6 +46,16 @@ def test_a_name_over_the_request_limit_is_resource_exhausted_naming_size_and_lim
     assert getattr(greeter, method)(helloworld_pb2.HelloRequest(name=name), timeout=RPC_TIMEOUT).message.endswith(f"{name}!")
 
 
+def test_metadata_past_the_limit_is_resource_exhausted_naming_it_and_the_connection_serves_on(greeter):
+    hello = helloworld_pb2.HelloRequest(name="m")
+    # More than grpcio's own server takes (16 KiB), within Dataport's 64 KiB.
+    assert greeter.SayHello(hello, metadata=[("x-big", "a" * 20_000)], timeout=RPC_TIMEOUT).message == "Hello, m!"
+    # HTTP/2 would answer 431 (UNKNOWN here) or close the connection.
+    with expect_status(grpc.StatusCode.RESOURCE_EXHAUSTED, "x-big", "100000 bytes", "limit of 65536"):
+        greeter.SayHello(hello, metadata=[("x-big", "a" * 100_000)], timeout=RPC_TIMEOUT)
+    assert greeter.SayHello(hello, timeout=RPC_TIMEOUT).message == "Hello, m!"
+
+
 @pytest.mark.parametrize("method", ["SayHello", "SayHelloAgain"])
 def test_a_name_that_is_not_utf8_is_refused_naming_the_field(channel, method):
     # grpcio's stubs cannot send such a name, so the bytes go raw: field 1,

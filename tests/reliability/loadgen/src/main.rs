@@ -366,6 +366,13 @@ async fn main() {
     if let (Some(first), Some(last)) = (memory.first(), memory.last()) {
         let max = memory.iter().copied().fold(0.0, f64::max);
         line.push(format!("rss_first_mib={first:.1} rss_max_mib={max:.1} rss_last_mib={last:.1}"));
+        // The median of each tenth of the run: growth shows apart from peaks.
+        let tenths = memory.chunks(memory.len().div_ceil(10)).map(|tenth| {
+            let mut tenth = tenth.to_vec();
+            tenth.sort_by(f64::total_cmp);
+            format!("{:.1}", tenth[tenth.len() / 2])
+        });
+        line.push(format!("rss_tenths_mib={}", tenths.collect::<Vec<_>>().join("/")));
     }
     println!("{}", line.join(" "));
     if args.calls.len() > 1 {
