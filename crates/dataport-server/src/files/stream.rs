@@ -113,6 +113,7 @@ impl Target {
     /// durable: a resumable upload on a full disk says what it keeps.
     fn refused(&self, error: FileError, kept: u64) -> Status {
         let full = matches!(error, FileError::DiskFull { .. });
+        // Logs a full disk, whatever the upload.
         let status = status(error);
         match self {
             Target::Resumable { .. } if full => Status::resource_exhausted(format!(
