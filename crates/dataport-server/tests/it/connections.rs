@@ -80,6 +80,18 @@ async fn a_connection_that_sends_nothing_is_closed_at_the_handshake_timeout() {
 }
 
 #[tokio::test]
+async fn a_silent_connection_does_not_hold_up_a_shutdown() {
+    let server = server(|c| c.handshake_timeout = Duration::from_secs(60)).await;
+    let silent = TcpStream::connect(server.addr).await.expect("connects");
+    // Accepted by the server, not only by the kernel.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    server.stop().await;
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(closed_after(silent).await < Duration::from_secs(1));
+}
+
+#[tokio::test]
 async fn a_greeted_connection_outlives_the_handshake_timeout_and_closes_when_idle() {
     let server = server(|c| {
         c.handshake_timeout = Duration::from_millis(200);
