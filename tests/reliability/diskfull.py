@@ -225,22 +225,20 @@ def run_round(number, rng, client, server, data_dir, tally, failures):
     stored = {}  # name -> sha256 the server must show
 
     def upload_expecting(path, name, data, must_refuse=False):
-        """An upload that is stored whole or refused for the disk; answers
-        whether it was stored."""
+        """An upload that must be stored whole or refused for the disk."""
         try:
             got = client.upload(path, name, data)
         except grpc.RpcError as e:
             if refused_for_disk(e):
                 tally["refused"] += 1
-                return False
-            tally["other"] += 1
-            failures.add(f"round {number}: {path} of {len(data)} bytes answered {e.code()} {e.details()!r}")
-            return False
+            else:
+                tally["other"] += 1
+                failures.add(f"round {number}: {path} of {len(data)} bytes answered {e.code()} {e.details()!r}")
+            return
         if must_refuse:
             failures.add(f"round {number}: {path} of {len(data)} bytes was stored on a {DISK // MIB} MiB disk")
         tally["stored whole"] += 1
         stored[got] = sha256(data)
-        return True
 
     # 1. What must survive.
     for i in range(3):
