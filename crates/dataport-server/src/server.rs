@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dataport_core::route::FeatureDb;
 use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
 use dataport_proto::grpc::health::v1::health_server::HealthServer;
-use dataport_store::bars::{BarStoreError, CachedBarStore, SqliteBarStore};
+use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, PgBarStore, SqliteBarStore};
 use dataport_store::files::{Cleanup, FileError, FileStoreConfig, LocalFileStore};
 use dataport_store::{DataDir, StoreError};
 use hyper_util::service::TowerToHyperService;
@@ -65,6 +65,33 @@ pub enum StartError {
     Unprotected { listen: SocketAddr, missing: &'static str },
 }
 
+/// Reports every service SERVING while the stores can be reached and
+/// NOT_SERVING while a shared one cannot (a balancer then sends calls
+/// elsewhere), checking every 250 ms, until the drain starts. The server
+/// starts SERVING: a shared store was reached when it was opened.
+async fn follow_stores(health: health::Reporter, drain: Drain, bars: Arc<CachedBarStore<Box<dyn BarStore>>>) {
+    let mut was = true;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let stop = drain.signaled();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let up = bars.reachable();
+        if was != up {
+            if up {
+                tracing::info!("the shared stores are reachable again: serving");
+            } else {
+                tracing::warn!("a shared store is unreachable: health says NOT_SERVING until it is back");
+            }
+            health.set_all(if up { ServingStatus::Serving } else { ServingStatus::NotServing });
+            was = up;
+        }
+    }
+}
+
 /// A server with everything loaded that can fail before a port is bound.
 #[derive(Debug)]
 pub struct Server {
@@ -73,8 +100,8 @@ pub struct Server {
     features: Arc<FeatureDb>,
     hub: Arc<Hub>,
     market: Market,
-    /// The market's store, for the metrics.
-    bars: Arc<CachedBarStore<SqliteBarStore>>,
+    /// The market's store, for the metrics and health.
+    bars: Arc<CachedBarStore<Box<dyn BarStore>>>,
     files: LocalFileStore,
     judged: Judged,
     inflight: Inflight,
@@ -135,7 +162,10 @@ impl Server {
                 "the file store removed what a crash or an abandoned upload left"
             );
         }
-        let bars = SqliteBarStore::open(data_dir.path())?;
+        let bars: Box<dyn BarStore> = match &config.bars_url {
+            None => Box::new(SqliteBarStore::open(data_dir.path())?),
+            Some(url) => Box::new(PgBarStore::connect(url.expose(), config.bars_pool_size)?),
+        };
         if config.sample_data && bars.wants_sample()? {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
             bars.sample_loaded()?;
@@ -343,6 +373,7 @@ impl Server {
             tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));
         }
         health.set_all(ServingStatus::Serving);
+        tokio::spawn(follow_stores(health.clone(), drain.clone(), Arc::clone(&self.bars)));
         let tls = match &self.tls {
             None => "off",
             Some(tls) if tls.mutual() => "mutual",

@@ -35,6 +35,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// A URL that may carry a password (`postgres://user:secret@host/db`): its
+/// `Debug` and `Display` leave the password out, so logs and errors never
+/// show it; [`SecretUrl::expose`] gives it whole to the one who connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&parse::without_password(&self.0))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", parse::without_password(&self.0))
+    }
+}
+
 /// How responses are compressed for a client that accepts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResponseCompression {
@@ -105,6 +129,11 @@ settings! {
     data_dir: PathBuf = "dataport-data", value "DIR", parse::path;
     /// RouteGuide features, JSON as in grpc's `route_guide_db.json`
     features: Option<PathBuf> = unset "built-in landmarks", value "FILE", |v| parse::path(v).map(Some);
+    /// keep the bars in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`), shared
+    /// by every replica, instead of SQLite in the data directory
+    bars_url: Option<SecretUrl> = unset "none (SQLite in data_dir)", value "URL", |v| parse::postgres_url(v).map(Some);
+    /// most connections to the `bars_url` database held at once
+    bars_pool_size: usize = "8", value "N", parse::positive;
     /// `text` or `json`
     log_format: LogFormat = "text", value "FORMAT",
         |v| parse::one_of(v, &[("text", LogFormat::Text), ("json", LogFormat::Json)]);

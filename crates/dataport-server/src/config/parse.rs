@@ -36,6 +36,37 @@ pub(super) fn otlp_endpoint(value: &str) -> Result<String, String> {
     Ok(value.trim_end_matches('/').to_owned())
 }
 
+/// A PostgreSQL URL (`postgres://` or `postgresql://`); the rest is checked
+/// when the server connects.
+pub(super) fn postgres_url(value: &str) -> Result<super::SecretUrl, String> {
+    if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
+        return Err(
+            "expected a PostgreSQL URL such as postgres://dataport:PASSWORD@db.example.com:5432/dataport"
+                .to_owned(),
+        );
+    }
+    Ok(super::SecretUrl(value.to_owned()))
+}
+
+/// `value` with the password of a URL's user (`scheme://user:PASSWORD@host`)
+/// and any `password=` parameter replaced by `***`.
+pub(crate) fn without_password(value: &str) -> String {
+    let mut shown = value.to_owned();
+    if let Some(start) = shown.find("://").map(|i| i + 3) {
+        let authority_end = shown[start..].find('/').map_or(shown.len(), |i| start + i);
+        if let Some(at) = shown[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = shown[start..at].find(':').map(|i| start + i)
+        {
+            shown.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(at) = shown.find("password=").map(|i| i + "password=".len()) {
+        let end = shown[at..].find(['&', ' ']).map_or(shown.len(), |i| at + i);
+        shown.replace_range(at..end, "***");
+    }
+    shown
+}
+
 /// A share, from 0 to 1.
 pub(super) fn ratio(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
@@ -179,6 +210,25 @@ mod tests {
         assert!(duration_or_never("nope").unwrap_err().ends_with("or never"));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        for (url, shown) in [
+            ("postgres://dp:s3cret@db:5432/bars", "postgres://dp:***@db:5432/bars"),
+            ("postgres://dp:p@ss:w@rd@db/bars", "postgres://dp:***@db/bars"),
+            (
+                "postgres://dp@db/bars?password=s3cret&sslmode=disable",
+                "postgres://dp@db/bars?password=***&sslmode=disable",
+            ),
+            ("postgres://db/bars", "postgres://db/bars"),
+        ] {
+            assert_eq!(without_password(url), shown);
+            let secret = postgres_url(url).unwrap();
+            assert_eq!((secret.to_string(), format!("{secret:?}")), (shown.to_owned(), format!("{shown:?}")));
+            assert_eq!(secret.expose(), url);
+        }
+        assert!(postgres_url("mysql://db").unwrap_err().contains("postgres://"));
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl RawSettings {
             };
             setting.apply(&mut config, value).map_err(|reason| ConfigError::Invalid {
                 key,
-                value: value.clone(),
+                value: super::parse::without_password(value),
                 origin: origin.clone(),
                 reason,
             })?;

@@ -144,9 +144,16 @@ fn stored_symbol(requested: &str) -> Result<String, Status> {
 
 /// The one mapping from a bar store error to the status a client sees.
 fn status(e: BarStoreError) -> Status {
-    if let BarStoreError::DiskFull { path } = &e {
-        tracing::warn!(path = %path.display(), "disk full: bar write refused");
-        return Status::resource_exhausted("the server's disk is full; no bars were changed");
+    match &e {
+        BarStoreError::DiskFull { db } => {
+            tracing::warn!(db, "disk full: bar write refused");
+            return Status::resource_exhausted("the server's disk is full; no bars were changed");
+        }
+        BarStoreError::Unreachable { .. } => {
+            tracing::warn!(error = %e, "bar store unreachable");
+            return Status::unavailable(format!("{e}; try again"));
+        }
+        _ => {}
     }
     tracing::error!(error = %e, "bar store failed");
     Status::internal(format!("the bar store failed: {e}"))

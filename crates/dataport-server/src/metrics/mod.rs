@@ -11,7 +11,7 @@ mod process;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use dataport_store::bars::{BarStore as _, CachedBarStore, SqliteBarStore};
+use dataport_store::bars::{BarStore, CachedBarStore};
 use dataport_store::files::{FileStore as _, LocalFileStore};
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -114,7 +114,7 @@ async fn answer<B>(
 #[derive(Debug)]
 pub struct Areas {
     pub files: LocalFileStore,
-    pub bars: Arc<CachedBarStore<SqliteBarStore>>,
+    pub bars: Arc<CachedBarStore<Box<dyn BarStore>>>,
     pub hub: Arc<Hub>,
     pub judged: Judged,
     pub inflight: Inflight,

@@ -3,15 +3,18 @@
 //!
 //! Every indicator and chart reads a symbol's whole history (the warm-up
 //! needs it), so without a cache each call re-reads and re-parses thousands of
-//! rows. Imports and deletes go through the cache and drop the symbol's entry; since one
-//! process owns the data directory, no other writer can make an entry stale.
+//! rows. Imports and deletes go through the cache and drop the symbol's entry. When only
+//! this process writes the store (SQLite in its data directory) nothing else can make an
+//! entry stale; when other replicas write it too (PostgreSQL), each entry keeps the
+//! symbol's generation read before its bars, and every read checks it against the store's
+//! current one ([`BarStore::generation`]); the store's notifications drop entries early.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use dataport_core::market::bars::Bar;
 
-use super::{BarStore, BarStoreError, SymbolSummary};
+use super::{BarStore, BarStoreError, Changed, SymbolSummary};
 
 /// A [`BarStore`] that keeps up to `budget` bars in memory, evicting the
 /// least recently read symbols first.
@@ -19,7 +22,8 @@ use super::{BarStore, BarStoreError, SymbolSummary};
 pub struct CachedBarStore<S> {
     inner: S,
     budget: usize,
-    cache: Mutex<Cache>,
+    /// Shared with the store's subscriber, which drops entries.
+    cache: Arc<Mutex<Cache>>,
 }
 
 #[derive(Debug, Default)]
@@ -50,12 +54,28 @@ pub struct CacheStats {
 struct Entry {
     bars: Arc<[Bar]>,
     last_read: u64,
+    /// The store's generation of the symbol, read before the bars.
+    generation: Option<u64>,
 }
 
 impl<S: BarStore> CachedBarStore<S> {
     /// `budget` is the most bars held at once (a bar is about 56 bytes).
     pub fn new(inner: S, budget: usize) -> Self {
-        CachedBarStore { inner, budget, cache: Mutex::default() }
+        let cache: Arc<Mutex<Cache>> = Arc::default();
+        let weak: Weak<Mutex<Cache>> = Arc::downgrade(&cache);
+        inner.subscribe(Arc::new(move |change| {
+            let Some(cache) = weak.upgrade() else { return };
+            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.generation += 1;
+            match change {
+                Changed::Symbol(symbol) => cache.remove(&symbol),
+                Changed::Everything => {
+                    cache.entries.clear();
+                    cache.held = 0;
+                }
+            }
+        }));
+        CachedBarStore { inner, budget, cache }
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -112,15 +132,22 @@ impl<S: BarStore> BarStore for CachedBarStore<S> {
     }
 
     fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError> {
+        // Read before the bars: should the symbol change between the two,
+        // the entry is merely reread next time, never stale.
+        let stored = self.inner.generation(symbol)?;
         let generation = {
             let mut cache = self.cache();
             cache.clock += 1;
             let now = cache.clock;
-            if let Some(entry) = cache.entries.get_mut(symbol) {
-                entry.last_read = now;
-                let bars = Arc::clone(&entry.bars);
-                cache.hits += 1;
-                return Ok(Some(bars));
+            match cache.entries.get_mut(symbol) {
+                Some(entry) if entry.generation == stored => {
+                    entry.last_read = now;
+                    let bars = Arc::clone(&entry.bars);
+                    cache.hits += 1;
+                    return Ok(Some(bars));
+                }
+                Some(_) => cache.remove(symbol),
+                None => {}
             }
             cache.misses += 1;
             cache.generation
@@ -134,31 +161,76 @@ impl<S: BarStore> BarStore for CachedBarStore<S> {
             cache.evict_for(bars.len(), self.budget);
             cache.held += bars.len();
             let last_read = cache.clock;
-            cache.entries.insert(symbol.to_owned(), Entry { bars: Arc::clone(&bars), last_read });
+            cache
+                .entries
+                .insert(symbol.to_owned(), Entry { bars: Arc::clone(&bars), last_read, generation: stored });
         }
         Ok(Some(bars))
+    }
+
+    fn generation(&self, symbol: &str) -> Result<Option<u64>, BarStoreError> {
+        self.inner.generation(symbol)
+    }
+
+    fn reachable(&self) -> bool {
+        self.inner.reachable()
+    }
+
+    fn wants_sample(&self) -> Result<bool, BarStoreError> {
+        self.inner.wants_sample()
+    }
+
+    fn sample_loaded(&self) -> Result<(), BarStoreError> {
+        self.inner.sample_loaded()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     use dataport_core::market::bars::Date;
 
     use super::*;
 
-    /// An in-memory store that counts its reads.
+    /// An in-memory store that counts its reads; when `shared`, it has a
+    /// generation, as a store other replicas write does.
     #[derive(Default)]
     struct Counting {
         symbols: Mutex<HashMap<String, Vec<Bar>>>,
         reads: AtomicUsize,
+        shared: bool,
+        changes: AtomicU64,
+        subscriber: Mutex<Option<super::super::Subscriber>>,
+    }
+
+    impl std::fmt::Debug for Counting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Counting").finish_non_exhaustive()
+        }
     }
 
     impl BarStore for Counting {
         fn import(&self, symbol: &str, bars: &[Bar]) -> Result<usize, BarStoreError> {
             self.symbols.lock().unwrap().insert(symbol.to_owned(), bars.to_vec());
+            self.changes.fetch_add(1, Ordering::Relaxed);
             Ok(bars.len())
+        }
+
+        fn generation(&self, _symbol: &str) -> Result<Option<u64>, BarStoreError> {
+            Ok(self.shared.then(|| self.changes.load(Ordering::Relaxed)))
+        }
+
+        fn subscribe(&self, subscriber: super::super::Subscriber) {
+            *self.subscriber.lock().unwrap() = Some(subscriber);
+        }
+
+        fn wants_sample(&self) -> Result<bool, BarStoreError> {
+            Ok(false)
+        }
+
+        fn sample_loaded(&self) -> Result<(), BarStoreError> {
+            Ok(())
         }
 
         fn symbols(&self) -> Result<Vec<SymbolSummary>, BarStoreError> {
@@ -219,6 +291,29 @@ mod tests {
         assert_eq!(store.delete("A").unwrap(), 3);
         assert!(store.bars("A").unwrap().is_none());
         assert_eq!(store.cache().held, 0);
+    }
+
+    #[test]
+    fn a_shared_store_written_elsewhere_is_reread_and_its_news_drops_entries() {
+        let store = CachedBarStore::new(Counting { shared: true, ..Counting::default() }, 100);
+        store.import("A", &days(3, 1.0)).unwrap();
+        store.bars("A").unwrap();
+        store.bars("A").unwrap();
+        assert_eq!(reads(&store), 1, "an unchanged generation is a hit");
+        // Another replica imports: the cache never saw it.
+        store.inner.import("A", &days(5, 2.0)).unwrap();
+        let bars = store.bars("A").unwrap().unwrap();
+        assert_eq!((bars.len(), bars[0].close, reads(&store)), (5, 2.0, 2));
+        // A notification drops the entry before any read; a reconnect drops all.
+        let tell = store.inner.subscriber.lock().unwrap().clone().unwrap();
+        tell(Changed::Symbol("A".into()));
+        assert_eq!(store.cache().held, 0);
+        store.import("B", &days(2, 1.0)).unwrap();
+        store.bars("A").unwrap();
+        store.bars("B").unwrap();
+        tell(Changed::Everything);
+        let cache = store.cache();
+        assert_eq!((cache.held, cache.entries.len()), (0, 0));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Daily bars per symbol: the storage interface, its SQLite implementation
-//! and a cache in front of any implementation.
+//! (the default, in the data directory), its PostgreSQL one (shared by
+//! replicas) and a cache in front of any implementation.
 
 mod cache;
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 pub use cache::{CacheStats, CachedBarStore};
+pub use postgres::PgBarStore;
 
 /// What the store holds for one symbol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,21 +31,46 @@ pub struct SymbolSummary {
 pub enum BarStoreError {
     #[error("bar database {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("bar database {url}: {source}")]
+    Postgres { url: String, source: tokio_postgres::Error },
+    /// The database cannot be reached now; a later call may succeed.
+    #[error("bar database {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("bars_url: not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE): {reason}")]
+    Url { reason: String },
     /// The disk (or the database's size limit) had no room for a write;
     /// the transaction was rolled back.
-    #[error("bar database {path}: the disk is full")]
-    DiskFull { path: PathBuf },
+    #[error("bar database {db}: the disk is full")]
+    DiskFull { db: String },
     #[error("bar database {path}: schema migration failed: {source}")]
     Migration { path: PathBuf, source: rusqlite_migration::Error },
-    #[error("bar database {path}: stored date {date:?} of {symbol} is not YYYY-MM-DD")]
-    Corrupt { path: PathBuf, symbol: String, date: String },
+    #[error(
+        "bar database {url}: its schema is version {found}, newer than this dataport knows ({known}); \
+         upgrade dataport"
+    )]
+    Newer { url: String, found: i32, known: i32 },
+    #[error("bar database {db}: stored date {date:?} of {symbol} is not YYYY-MM-DD")]
+    Corrupt { db: String, symbol: String, date: String },
+}
+
+/// Who is told of changes made through other processes ([`BarStore::subscribe`]).
+pub type Subscriber = Arc<dyn Fn(Changed) + Send + Sync>;
+
+/// What changed in a shared store through another process, as
+/// [`BarStore::subscribe`] tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// This symbol's bars.
+    Symbol(String),
+    /// Anything: the store reconnected, and may have missed news meanwhile.
+    Everything,
 }
 
 /// Daily bars per symbol. Implementations must make each import and each
 /// delete atomic: a reader sees all of it or none of it. Symbols are taken
 /// as given: callers store and ask for them upper-case
 /// ([`dataport_core::market::bars::symbol`]).
-pub trait BarStore: Send + Sync {
+pub trait BarStore: Send + Sync + std::fmt::Debug {
     /// Stores `bars` (already validated) for `symbol` in one transaction;
     /// a date already stored for the symbol is replaced. Returns how many
     /// bars were written.
@@ -57,6 +85,63 @@ pub trait BarStore: Send + Sync {
     /// Removes every bar of `symbol` in one transaction; returns how many
     /// there were (0 for an unknown symbol).
     fn delete(&self, symbol: &str) -> Result<u64, BarStoreError>;
+
+    /// For a store other processes write too: a number that changes
+    /// whenever `symbol`'s bars do (0 for an unknown symbol), so that a cache
+    /// can check its copy on every read. `None`, the default: only this
+    /// process writes the store, so a cache that sees every write through it
+    /// needs no check.
+    fn generation(&self, _symbol: &str) -> Result<Option<u64>, BarStoreError> {
+        Ok(None)
+    }
+
+    /// Asks to be told of changes made through other processes, as soon as
+    /// the store learns of them (replacing an earlier subscriber). A store
+    /// only this process writes never calls it.
+    fn subscribe(&self, _subscriber: Subscriber) {}
+
+    /// Whether the store can be reached now (a shared database may not be).
+    fn reachable(&self) -> bool {
+        true
+    }
+
+    /// Whether the bundled sample should be loaded: the store holds no bars
+    /// and has never been given the sample.
+    fn wants_sample(&self) -> Result<bool, BarStoreError>;
+
+    /// Records that the sample was loaded, so [`Self::wants_sample`] stays
+    /// false once its symbols are removed.
+    fn sample_loaded(&self) -> Result<(), BarStoreError>;
+}
+
+impl<S: BarStore + ?Sized> BarStore for Box<S> {
+    fn import(&self, symbol: &str, bars: &[Bar]) -> Result<usize, BarStoreError> {
+        (**self).import(symbol, bars)
+    }
+    fn symbols(&self) -> Result<Vec<SymbolSummary>, BarStoreError> {
+        (**self).symbols()
+    }
+    fn bars(&self, symbol: &str) -> Result<Option<Arc<[Bar]>>, BarStoreError> {
+        (**self).bars(symbol)
+    }
+    fn delete(&self, symbol: &str) -> Result<u64, BarStoreError> {
+        (**self).delete(symbol)
+    }
+    fn generation(&self, symbol: &str) -> Result<Option<u64>, BarStoreError> {
+        (**self).generation(symbol)
+    }
+    fn subscribe(&self, subscriber: Subscriber) {
+        (**self).subscribe(subscriber);
+    }
+    fn reachable(&self) -> bool {
+        (**self).reachable()
+    }
+    fn wants_sample(&self) -> Result<bool, BarStoreError> {
+        (**self).wants_sample()
+    }
+    fn sample_loaded(&self) -> Result<(), BarStoreError> {
+        (**self).sample_loaded()
+    }
 }
 
 /// The bar store in one SQLite file, `bars.sqlite3` in the data directory.
@@ -110,32 +195,14 @@ impl SqliteBarStore {
     fn sqlite(&self, source: rusqlite::Error) -> BarStoreError {
         let path = self.path.clone();
         if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            return BarStoreError::DiskFull { path };
+            return BarStoreError::DiskFull { db: path.display().to_string() };
         }
         BarStoreError::Sqlite { path, source }
     }
 
-    /// Whether the bundled sample should be loaded: the store holds no bars
-    /// and has never been given the sample.
-    pub fn wants_sample(&self) -> Result<bool, BarStoreError> {
-        let conn = self.conn();
-        let query =
-            "SELECT NOT EXISTS (SELECT 1 FROM bars) AND NOT EXISTS (SELECT 1 FROM meta WHERE key = ?1)";
-        conn.query_row(query, [SAMPLE_LOADED], |r| r.get(0)).map_err(|e| self.sqlite(e))
-    }
-
-    /// Records that the sample was loaded, so [`Self::wants_sample`] stays
-    /// false once its symbols are removed.
-    pub fn sample_loaded(&self) -> Result<(), BarStoreError> {
-        let conn = self.conn();
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')", [SAMPLE_LOADED])
-            .map(drop)
-            .map_err(|e| self.sqlite(e))
-    }
-
     fn date(&self, symbol: &str, text: String) -> Result<Date, BarStoreError> {
         text.parse().map_err(|_| BarStoreError::Corrupt {
-            path: self.path.clone(),
+            db: self.path.display().to_string(),
             symbol: symbol.into(),
             date: text,
         })
@@ -227,6 +294,20 @@ impl BarStore for SqliteBarStore {
         let deleted =
             conn.execute("DELETE FROM bars WHERE symbol = ?1", [symbol]).map_err(|e| self.sqlite(e))?;
         Ok(deleted as u64)
+    }
+
+    fn wants_sample(&self) -> Result<bool, BarStoreError> {
+        let conn = self.conn();
+        let query =
+            "SELECT NOT EXISTS (SELECT 1 FROM bars) AND NOT EXISTS (SELECT 1 FROM meta WHERE key = ?1)";
+        conn.query_row(query, [SAMPLE_LOADED], |r| r.get(0)).map_err(|e| self.sqlite(e))
+    }
+
+    fn sample_loaded(&self) -> Result<(), BarStoreError> {
+        let conn = self.conn();
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')", [SAMPLE_LOADED])
+            .map(drop)
+            .map_err(|e| self.sqlite(e))
     }
 }
 
