@@ -11,6 +11,8 @@ use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
 use dataport_proto::grpc::health::v1::health_server::HealthServer;
 use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, PgBarStore, SqliteBarStore};
 use dataport_store::files::{Cleanup, FileError, FileStoreConfig, LocalFileStore};
+use dataport_store::positions::PgPositions;
+use dataport_store::postgres::Database;
 use dataport_store::{DataDir, StoreError};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -27,7 +29,7 @@ use crate::inflight::Inflight;
 use crate::market::{self, Market};
 use crate::metrics::{Areas, CallMetrics, Metrics};
 use crate::outliers::Judged;
-use crate::position::Hub;
+use crate::position::{Hub, Positions};
 use crate::reflection::{Catalog, ReflectionV1, ReflectionV1Alpha};
 use crate::router::Router;
 use crate::tls::{Tls, TlsError, TlsFiles};
@@ -99,6 +101,7 @@ pub struct Server {
     data_dir: DataDir,
     features: Arc<FeatureDb>,
     hub: Arc<Hub>,
+    positions: Positions,
     market: Market,
     /// The market's store, for the metrics and health.
     bars: Arc<CachedBarStore<Box<dyn BarStore>>>,
@@ -162,9 +165,18 @@ impl Server {
                 "the file store removed what a crash or an abandoned upload left"
             );
         }
-        let bars: Box<dyn BarStore> = match &config.bars_url {
-            None => Box::new(SqliteBarStore::open(data_dir.path())?),
-            Some(url) => Box::new(PgBarStore::connect(url.expose(), config.bars_pool_size)?),
+        let shared = match &config.bars_url {
+            None => None,
+            Some(url) => {
+                Some(Database::connect(url.expose(), config.bars_pool_size).map_err(BarStoreError::from)?)
+            }
+        };
+        let (bars, shared_positions): (Box<dyn BarStore>, _) = match &shared {
+            None => (Box::new(SqliteBarStore::open(data_dir.path())?), None),
+            Some(db) => (
+                Box::new(PgBarStore::open(Arc::clone(db))?),
+                Some(Arc::new(PgPositions::open(Arc::clone(db)).map_err(BarStoreError::from)?)),
+            ),
         };
         if config.sample_data && bars.wants_sample()? {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
@@ -180,6 +192,7 @@ impl Server {
             inflight.clone(),
         );
         let hub = Arc::new(Hub::new(config.max_entities));
+        let positions = Positions::new(Arc::clone(&hub), shared_positions, config.max_entities);
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(Tls::load(TlsFiles {
                 cert: cert.clone(),
@@ -210,6 +223,7 @@ impl Server {
             data_dir,
             features: Arc::new(features),
             hub,
+            positions,
             market,
             bars,
             files,
@@ -347,8 +361,8 @@ impl Server {
             .add(ReflectionV1Alpha::server(Arc::clone(catalog)))
             .add(greeter::compat::greeter(max))
             .add(route::compat::route_guide(Arc::clone(&self.features), max))
-            .add(position::compat::position_service(Arc::clone(&self.hub), max))
-            .add(position::v1::position_service(Arc::clone(&self.hub), drain.clone(), max))
+            .add(position::compat::position_service(self.positions.clone(), max))
+            .add(position::v1::position_service(self.positions.clone(), drain.clone(), max))
             .add(market::compat::indicator(self.market.clone(), max))
             .add(market::compat::indicator_graph(self.market.clone(), max))
             .add(market::v1::market_service(self.market.clone(), max))
@@ -370,8 +384,9 @@ impl Server {
         let health = health::Reporter::new(SERVICES.iter().copied());
 
         if self.config.simulate_orbit {
-            tokio::spawn(position::simulate_orbit(Arc::clone(&self.hub), drain.clone()));
+            tokio::spawn(position::simulate_orbit(self.positions.clone(), drain.clone()));
         }
+        self.positions.follow(&drain);
         health.set_all(ServingStatus::Serving);
         tokio::spawn(follow_stores(health.clone(), drain.clone(), Arc::clone(&self.bars)));
         let tls = match &self.tls {

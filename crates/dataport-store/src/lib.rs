@@ -7,6 +7,8 @@
 pub mod backup;
 pub mod bars;
 pub mod files;
+pub mod positions;
+pub mod postgres;
 
 #[cfg(test)]
 #[global_allocator]

@@ -149,7 +149,7 @@ fn status(e: BarStoreError) -> Status {
             tracing::warn!(db, "disk full: bar write refused");
             return Status::resource_exhausted("the server's disk is full; no bars were changed");
         }
-        BarStoreError::Unreachable { .. } => {
+        BarStoreError::Database(dataport_store::postgres::DbError::Unreachable { .. }) => {
             tracing::warn!(error = %e, "bar store unreachable");
             return Status::unavailable(format!("{e}; try again"));
         }

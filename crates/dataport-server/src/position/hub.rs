@@ -113,6 +113,26 @@ impl Hub {
         Ok(snapshot)
     }
 
+    /// Takes `snapshot`, published through any replica of a shared store,
+    /// unless the hub holds that revision of its entity or a later one; a
+    /// taken one goes to every watcher that wants it. The shared store keeps
+    /// the entity limit. Returns whether it was taken.
+    pub fn apply(&self, snapshot: Snapshot) -> bool {
+        let mut state = lock(&self.state);
+        if state.entities.get(&snapshot.entity).is_some_and(|held| held.revision >= snapshot.revision) {
+            return false;
+        }
+        state.entities.insert(Arc::clone(&snapshot.entity), snapshot.clone());
+        state.watchers.retain(|w| match w.upgrade() {
+            Some(watcher) => {
+                watcher.offer(&snapshot);
+                true
+            }
+            None => false,
+        });
+        true
+    }
+
     pub fn get(&self, entity: &str) -> Option<Snapshot> {
         lock(&self.state).entities.get(entity).cloned()
     }
@@ -243,6 +263,26 @@ mod tests {
         publisher.publish("a", at(5.0)).expect("room");
         let batch = task.await.expect("joins");
         assert_eq!(batch[0].position, at(5.0));
+    }
+
+    #[tokio::test]
+    async fn applied_snapshots_reach_watchers_once_and_never_go_back() {
+        let hub = Hub::new(1);
+        let watcher = hub.watch(vec![]);
+        let snapshot = |entity: &str, x, revision| Snapshot {
+            entity: Arc::from(entity),
+            position: at(x),
+            time: SystemTime::now(),
+            revision,
+        };
+        assert!(hub.apply(snapshot("a", 1.0, 3)), "the shared store keeps the limit, not the hub");
+        assert!(!hub.apply(snapshot("a", 1.0, 3)), "the same revision again (the publisher's own news)");
+        assert!(!hub.apply(snapshot("a", 0.5, 2)), "an older one");
+        assert!(hub.apply(snapshot("default", 2.0, 1)));
+        let batch = watcher.next_batch().await;
+        let got: Vec<_> = batch.iter().map(|s| (&*s.entity, s.revision)).collect();
+        assert_eq!(got, [("a", 3), ("default", 1)]);
+        assert_eq!(hub.get("a").unwrap().position, at(1.0));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use futures_util::Stream;
 use tonic::{Request, Response, Status};
 
 use super::hub::Watcher;
-use super::{Hub, Snapshot, full, invalid};
+use super::{Positions, Snapshot, invalid};
 use crate::Reply;
 use crate::drain::{Drain, EndOnDrain};
 use crate::logging::Audit;
@@ -17,17 +17,17 @@ use crate::logging::Audit;
 /// `dataport.position.v1.PositionService`.
 #[derive(Clone, Debug)]
 pub struct PositionService {
-    hub: Arc<Hub>,
+    positions: Positions,
 }
 
-/// `dataport.position.v1.PositionService` over `hub`; its watches end with
-/// UNAVAILABLE when the drain starts.
+/// `dataport.position.v1.PositionService` over `positions`; its watches end
+/// with UNAVAILABLE when the drain starts.
 pub fn position_service(
-    hub: Arc<Hub>,
+    positions: Positions,
     drain: Drain,
     max_message: usize,
 ) -> EndOnDrain<position_service_server::PositionServiceServer<PositionService>> {
-    let server = position_service_server::PositionServiceServer::new(PositionService { hub });
+    let server = position_service_server::PositionServiceServer::new(PositionService { positions });
     EndOnDrain::new(server.max_decoding_message_size(max_message), drain)
 }
 
@@ -51,7 +51,7 @@ impl position_service_server::PositionService for PositionService {
         audit.object(&req.entity);
         let p = req.position.ok_or_else(|| Status::invalid_argument("position is required"))?;
         let p = Vec3 { x: p.x, y: p.y, z: p.z }.validate().map_err(invalid)?;
-        let snapshot = self.hub.publish(&req.entity, p).map_err(full)?;
+        let snapshot = self.positions.publish(&req.entity, p).await?;
         Ok(Response::new(pb::PublishResponse { position: Some(wire(snapshot)) }))
     }
 
@@ -59,8 +59,9 @@ impl position_service_server::PositionService for PositionService {
         let entity = request.into_inner().entity;
         position::validate_entity(&entity).map_err(invalid)?;
         let snapshot = self
-            .hub
+            .positions
             .get(&entity)
+            .await?
             .ok_or_else(|| Status::not_found(format!("entity {entity:?} has never been published")))?;
         Ok(Response::new(pb::GetResponse { position: Some(wire(snapshot)) }))
     }
@@ -72,7 +73,7 @@ impl position_service_server::PositionService for PositionService {
         for entity in &entities {
             position::validate_entity(entity).map_err(invalid)?;
         }
-        let watcher = self.hub.watch(entities);
+        let watcher = self.positions.watch(entities);
         Ok(Response::new(Box::pin(watch_stream(watcher))))
     }
 }

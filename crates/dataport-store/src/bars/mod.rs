@@ -15,6 +15,17 @@ use rusqlite_migration::{M, Migrations};
 pub use cache::{CacheStats, CachedBarStore};
 pub use postgres::PgBarStore;
 
+use crate::postgres::DbError;
+
+impl From<DbError> for BarStoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::DiskFull { url } => BarStoreError::DiskFull { db: url },
+            other => BarStoreError::Database(other),
+        }
+    }
+}
+
 /// What the store holds for one symbol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SymbolSummary {
@@ -31,24 +42,15 @@ pub struct SymbolSummary {
 pub enum BarStoreError {
     #[error("bar database {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
-    #[error("bar database {url}: {source}")]
-    Postgres { url: String, source: tokio_postgres::Error },
-    /// The database cannot be reached now; a later call may succeed.
-    #[error("bar database {url} is unreachable: {reason}")]
-    Unreachable { url: String, reason: String },
-    #[error("bars_url: not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE): {reason}")]
-    Url { reason: String },
+    /// The shared database failed (or cannot be reached: [`DbError::Unreachable`]).
+    #[error(transparent)]
+    Database(DbError),
     /// The disk (or the database's size limit) had no room for a write;
     /// the transaction was rolled back.
     #[error("bar database {db}: the disk is full")]
     DiskFull { db: String },
     #[error("bar database {path}: schema migration failed: {source}")]
     Migration { path: PathBuf, source: rusqlite_migration::Error },
-    #[error(
-        "bar database {url}: its schema is version {found}, newer than this dataport knows ({known}); \
-         upgrade dataport"
-    )]
-    Newer { url: String, found: i32, known: i32 },
     #[error("bar database {db}: stored date {date:?} of {symbol} is not YYYY-MM-DD")]
     Corrupt { db: String, symbol: String, date: String },
 }

@@ -222,34 +222,10 @@ fn a_full_disk_refuses_the_whole_import_and_keeps_what_was_stored() {
     assert_eq!(*store.bars("X").unwrap().unwrap(), *kept);
 }
 
-/// A PostgreSQL server to test against: `DATAPORT_TEST_POSTGRES`, a URL
-/// without a database (`postgres://USER@HOST:PORT`), in which each test
-/// makes a database of its own.
+/// The PostgreSQL store: the suite's store, and its tests beyond the suite.
 mod pg {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
-
-    pub(super) fn server() -> String {
-        std::env::var("DATAPORT_TEST_POSTGRES").expect(
-            "DATAPORT_TEST_POSTGRES: the URL of a PostgreSQL server to test against (tests/run starts one)",
-        )
-    }
-
-    /// The URL of a new, empty database.
-    pub(super) fn database() -> String {
-        static MADE: AtomicUsize = AtomicUsize::new(0);
-        let server = server();
-        let name = format!("bars_{}_{}", std::process::id(), MADE.fetch_add(1, Ordering::Relaxed));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let (client, connection) =
-                tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(connection);
-            client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-        });
-        format!("{server}/{name}")
-    }
+    use crate::postgres::test_database as database;
 
     pub(super) fn fresh() -> ((), PgBarStore) {
         ((), PgBarStore::connect(&database(), 4).unwrap())
@@ -307,7 +283,7 @@ mod pg {
         });
         assert_eq!(versions, 1);
         let err = PgBarStore::connect(&url, 1).unwrap_err().to_string();
-        assert!(err.contains("schema is version 99, newer than this dataport knows (1)"), "{err}");
+        assert!(err.contains("its bars schema is version 99, newer than this dataport knows (1)"), "{err}");
     }
 
     #[test]
@@ -317,9 +293,9 @@ mod pg {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let err = PgBarStore::connect(&format!("postgres://dp:s3cret@127.0.0.1:{port}/bars"), 1).unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, BarStoreError::Unreachable { .. }), "{text}");
+        assert!(matches!(err, BarStoreError::Database(DbError::Unreachable { .. })), "{text}");
         assert!(
-            text.starts_with(&format!("bar database postgres://dp@127.0.0.1:{port}/bars is unreachable")),
+            text.starts_with(&format!("database postgres://dp@127.0.0.1:{port}/bars is unreachable")),
             "{text}"
         );
         assert!(!text.contains("s3cret") && !format!("{err:?}").contains("s3cret"), "{text}");
