@@ -10,7 +10,8 @@
 //! CALLS: CALL[*WEIGHT],... taken in a fixed shuffled rotation; CALL is
 //!   hello | features (ListFeatures, a stream back) | record:POINTS
 //!   (RecordRoute, a stream in) | chat:NOTES (RouteChat, both ways) |
-//!   graph (AAPL's MACD chart, a PNG) | detect:POINTS | upload:BYTES
+//!   macd (AAPL's GetMACD for 2012) | graph (AAPL's MACD chart, a PNG) |
+//!   detect:POINTS | upload:BYTES
 //!   (FileSrv UploadFile, in 1 MiB chunks)
 //! ```
 //!
@@ -61,7 +62,9 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!("usage: loadgen ADDR CALL[*WEIGHT],... SECONDS (rate=R|streams=S) [connections=N] [pid=P]");
-    eprintln!("CALL: hello | features | record:POINTS | chat:NOTES | graph | detect:POINTS | upload:BYTES");
+    eprintln!(
+        "CALL: hello | features | record:POINTS | chat:NOTES | macd | graph | detect:POINTS | upload:BYTES"
+    );
     std::process::exit(2)
 }
 
@@ -118,6 +121,14 @@ fn call_of(spec: &str) -> Call {
                 (0..n)
                     .map(|i| routeguide::RouteNote { location: Some(point(i % 3)), message: "note".into() }),
             ),
+        ),
+        "macd" => (
+            "/idc.Indicator/GetMACD",
+            framed(&idc::MacdRequest {
+                symbol: "AAPL".into(),
+                start_date: "2012-01-01".into(),
+                end_date: "2012-12-31".into(),
+            }),
         ),
         "graph" => (
             "/idc.IndicatorGraph/GetMACDGraph",
