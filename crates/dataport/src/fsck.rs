@@ -55,11 +55,22 @@ fn check(args: &FsckArgs) -> anyhow::Result<bool> {
         if args.repair && !found.leftovers.is_empty() { " (removed)" } else { "" },
         found.resumable
     );
-    let bars = SqliteBarStore::open(dir.path())?.integrity_check()?;
-    for problem in &bars {
-        println!("bars: {problem}");
-    }
-    println!("bars: {}", if bars.is_empty() { "the database is sound" } else { "the database is damaged" });
+    // A data directory whose server kept its bars in PostgreSQL (bars_url)
+    // has no bar database; fsck makes none.
+    let bars = if dir.path().join(SqliteBarStore::FILE).exists() {
+        let bars = SqliteBarStore::open(dir.path())?.integrity_check()?;
+        for problem in &bars {
+            println!("bars: {problem}");
+        }
+        println!(
+            "bars: {}",
+            if bars.is_empty() { "the database is sound" } else { "the database is damaged" }
+        );
+        bars
+    } else {
+        println!("bars: none in this directory (kept in PostgreSQL, or never imported)");
+        Vec::new()
+    };
     let clean = found.clean(args.repair) && bars.is_empty();
     if !clean && !args.repair && found.damaged.is_empty() && bars.is_empty() {
         println!("--repair removes what is not in the index");

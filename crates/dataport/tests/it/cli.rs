@@ -630,6 +630,21 @@ fn fsck_reports_leftovers_repairs_them_and_refuses_a_data_dir_in_use() {
 }
 
 #[test]
+fn fsck_of_a_data_dir_whose_bars_are_elsewhere_makes_no_bar_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    {
+        let _held = dataport_store::DataDir::open(&data).expect("data dir");
+        dataport_store::files::LocalFileStore::open(&data).expect("file store");
+    }
+    let out = Command::cargo_bin("dataport").expect("binary").arg("fsck").arg(&data).output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text.contains("bars: none in this directory (kept in PostgreSQL, or never imported)"), "{text}");
+    assert!(!data.join(dataport_store::bars::SqliteBarStore::FILE).exists());
+}
+
+#[test]
 fn backup_then_restore_gives_data_dirs_that_fsck_finds_sound() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
