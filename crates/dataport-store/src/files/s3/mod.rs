@@ -372,6 +372,47 @@ impl S3FileStore {
     }
 }
 
+#[cfg(test)]
+impl S3FileStore {
+    /// What uploads left that no stored file and no unfinished resumable
+    /// upload needs: records of plain uploads, tails no record names, data
+    /// objects that no pointer names and that are not in the trash.
+    pub(crate) fn leftovers(&self) -> Result<Vec<String>, FileError> {
+        let inner = &self.inner;
+        let mut out: Vec<String> =
+            inner.list_all(&inner.key("pending/"))?.into_iter().map(|m| m.location.to_string()).collect();
+        let mut needed = HashSet::new();
+        for meta in inner.list_all(&inner.key("trash/"))? {
+            if let Some((_, object)) = meta.location.filename().and_then(|f| f.split_once('-')) {
+                needed.insert(format!("data/{object}"));
+            }
+        }
+        for meta in inner.list_all(&inner.key("names/"))? {
+            if let Some((pointer, _)) = inner.get_json::<Pointer>(&meta.location)?
+                && !pointer.is_tombstone()
+            {
+                needed.insert(format!("data/{}", pointer.data));
+            }
+        }
+        for meta in inner.list_all(&inner.key("uploads/"))? {
+            if let Some((record, _)) = inner.get_json::<UploadRecord>(&meta.location)?
+                && let Some(tail) = record.tail
+            {
+                needed.insert(format!("tails/{}", tail.key));
+            }
+        }
+        for kind in ["data/", "tails/"] {
+            for meta in inner.list_all(&inner.key(kind))? {
+                let key = meta.location.to_string();
+                if !needed.contains(key.strip_prefix(&inner.prefix).unwrap_or(&key)) {
+                    out.push(key);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Inner {
     pub fn config(&self) -> &FileStoreConfig {
         &self.config
@@ -871,4 +912,4 @@ impl FileStore for S3FileStore {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
