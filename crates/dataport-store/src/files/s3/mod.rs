@@ -547,6 +547,7 @@ impl Inner {
         let body = serde_json::to_vec(value)
             .map_err(|e| FileError::Store { url: self.url.clone(), reason: format!("{path}: {e}") })?;
         let (s3, at) = (self.s3(), path.clone());
+        let update = matches!(mode, PutMode::Update(_));
         self.run(async move {
             let opts = PutOptions { mode, ..Default::default() };
             match s3.put_opts(&at, PutPayload::from(body), opts).await {
@@ -554,6 +555,8 @@ impl Inner {
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                     Ok(None)
                 }
+                // If-Match an object that is gone: the condition failed too.
+                Err(object_store::Error::NotFound { .. }) if update => Ok(None),
                 Err(e) => Err(e),
             }
         })

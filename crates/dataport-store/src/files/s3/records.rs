@@ -116,6 +116,11 @@ pub(crate) struct Tail {
 /// replica needs to continue it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct UploadRecord {
+    /// Who writes it: a random id each writer puts in at its claim, so its
+    /// record's content, and so its ETag, differs from any other writer's
+    /// (an ETag is the content's MD5).
+    #[serde(default)]
+    pub writer: String,
     /// The name it was last begun as (the sweep checks whether a crash came
     /// after its commit).
     pub name: String,

@@ -53,6 +53,8 @@ enum Kind {
         etag: Option<String>,
         /// The stored tail, if any.
         tail: Option<Tail>,
+        /// This writer's id in the record.
+        writer: String,
     },
 }
 
@@ -138,6 +140,7 @@ impl S3Upload {
         let Some((mut record, etag)) = inner.get_json::<UploadRecord>(&path)? else {
             let object = random_id()?;
             let record = UploadRecord {
+                writer: random_id()?,
                 name: name.to_owned(),
                 data: object.clone(),
                 multipart: None,
@@ -147,7 +150,7 @@ impl S3Upload {
                 tail: None,
             };
             let etag = inner.put_json(&path, &record, PutMode::Create)?.ok_or_else(in_use)?;
-            let kind = Kind::Resumable { claim, etag, tail: None };
+            let kind = Kind::Resumable { claim, etag, tail: None, writer: record.writer.clone() };
             return Ok(S3Upload::new(inner, name, expected, object, kind));
         };
         let limit = inner.config().max_file_size;
@@ -165,10 +168,11 @@ impl S3Upload {
             None => Vec::new(),
         };
         record.name = name.to_owned();
+        record.writer = random_id()?;
         let mode = PutMode::Update(UpdateVersion { e_tag: etag, version: None });
         let etag = inner.put_json(&path, &record, mode)?.ok_or_else(in_use)?;
         let object = record.data.clone();
-        let kind = Kind::Resumable { claim, etag, tail: record.tail.clone() };
+        let kind = Kind::Resumable { claim, etag, tail: record.tail.clone(), writer: record.writer.clone() };
         let mut upload = S3Upload::new(inner, name, expected, object, kind);
         upload.part_size = usize::try_from(record.part_size).unwrap_or(usize::MAX).max(1);
         upload.multipart = record.multipart;
@@ -201,7 +205,12 @@ impl S3Upload {
 
     /// The resumable upload's record as it stands in memory.
     fn record(&self, tail: Option<Tail>) -> UploadRecord {
+        let writer = match &self.kind {
+            Kind::Resumable { writer, .. } => writer.clone(),
+            Kind::Plain { .. } => String::new(),
+        };
         UploadRecord {
+            writer,
             name: self.name.clone(),
             data: self.object.clone(),
             multipart: self.multipart.clone(),
@@ -218,7 +227,7 @@ impl S3Upload {
     /// deleted once the record no longer names it.
     fn save(&mut self, tail: Option<Tail>) -> Result<(), FileError> {
         let record = self.record(tail.clone());
-        let Kind::Resumable { claim, etag, tail: stored } = &mut self.kind else { return Ok(()) };
+        let Kind::Resumable { claim, etag, tail: stored, .. } = &mut self.kind else { return Ok(()) };
         let path = self.inner.upload_path(claim.id());
         let mode = PutMode::Update(UpdateVersion { e_tag: etag.clone(), version: None });
         let Some(new) = self.inner.put_json(&path, &record, mode)? else {
@@ -324,7 +333,13 @@ impl S3Upload {
             self.inner.run(async move { s3.put(&at, PutPayload::from(body)).await })?;
             Some(Tail { key, len: self.buffer.len() as u64 })
         };
-        self.save(tail)
+        let new = tail.as_ref().map(|tail| tail.key.clone());
+        self.save(tail).inspect_err(|_| {
+            // No record names it: it goes, or only the sweep would know.
+            if let Some(key) = new {
+                let _ = self.inner.delete(&self.inner.tail_path(&key));
+            }
+        })
     }
 
     /// Completes the data object: the last part and the multipart upload,
