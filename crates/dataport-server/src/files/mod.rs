@@ -106,7 +106,8 @@ mod tests {
         assert_eq!(code(FileError::Abandoned { name: "a".into() }), Code::FailedPrecondition);
         let io = FileError::Io { path: "/x".into(), source: std::io::Error::other("boom") };
         assert_eq!(code(io), Code::Internal);
-        let unreachable = FileError::Unreachable { url: "s3://b/p".into(), reason: "connection refused".into() };
+        let unreachable =
+            FileError::Unreachable { url: "s3://b/p".into(), reason: "connection refused".into() };
         assert_eq!(code(unreachable), Code::Unavailable);
         assert_eq!(code(FileError::Store { url: "s3://b/p".into(), reason: "403".into() }), Code::Internal);
     }

@@ -73,6 +73,10 @@ trait Place {
     /// upload needs: temporary files, records of plain uploads, data no
     /// name refers to. Empty whenever an upload ended, however it ended.
     fn leftovers(&self, store: &Self::Store) -> Vec<String>;
+
+    /// Marks the writer of the resumable upload `id` as finishing, as a
+    /// writer whose call ended does.
+    fn mark_closing(&self, store: &Self::Store, id: &str);
 }
 
 /// A local store in a fresh directory, which lives as long as the place.
@@ -87,6 +91,10 @@ impl Place for Local {
 
     fn open_with(&self, config: FileStoreConfig) -> LocalFileStore {
         LocalFileStore::open_with(self.0.path(), config).unwrap()
+    }
+
+    fn mark_closing(&self, store: &LocalFileStore, id: &str) {
+        store.mark_closing(id);
     }
 
     fn leftovers(&self, store: &LocalFileStore) -> Vec<String> {
@@ -111,6 +119,10 @@ impl Place for S3 {
 
     fn open_with(&self, config: FileStoreConfig) -> S3FileStore {
         S3FileStore::open_with(&self.0, config, s3::tests::options()).unwrap()
+    }
+
+    fn mark_closing(&self, store: &S3FileStore, id: &str) {
+        store.mark_closing(id);
     }
 
     fn leftovers(&self, store: &S3FileStore) -> Vec<String> {
@@ -170,6 +182,7 @@ macro_rules! every_store_test {
             a_resumable_upload_continues_after_a_restart,
             writes_of_any_size_and_syncs_anywhere_read_back_whole,
             a_resumable_upload_has_one_writer_at_a_time,
+            questions_about_a_finishing_resumable_upload_wait_for_its_writer,
             a_resumable_upload_failing_its_checksum_or_limit_is_discarded,
             hostile_names_are_refused,
             a_digest_given_after_the_data_is_checked_at_commit,
@@ -451,6 +464,35 @@ fn a_resumable_upload_has_one_writer_at_a_time(place: &impl Place) {
     assert!(!store.discard_resumable("r").unwrap());
     assert_eq!(store.resumable_size("r").unwrap(), None);
     assert_eq!(store.resumable("r", "f", None).unwrap().written(), 0);
+}
+
+fn questions_about_a_finishing_resumable_upload_wait_for_its_writer(place: &impl Place) {
+    let store = place.open();
+    let mut up = store.resumable("r", "f", None).unwrap();
+    up.write(b"hello").unwrap();
+    // Nothing is flushed yet: a writer still receiving answers 0 durable.
+    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 0 })));
+    // Its call ended; while it flushes, questions wait for what it stores.
+    place.mark_closing(&store, "r");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(up);
+    });
+    let asked = Instant::now();
+    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 5 })));
+    assert!(asked.elapsed() >= Duration::from_millis(250), "answered before the writer finished");
+    writer.join().unwrap();
+
+    // A new writer waits too, rather than being refused as a second one.
+    let up = store.resumable("r", "f", None).unwrap();
+    place.mark_closing(&store, "r");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(up);
+    });
+    let resumed = store.resumable("r", "f", None).unwrap();
+    assert_eq!(resumed.written(), 5);
+    writer.join().unwrap();
 }
 
 fn a_resumable_upload_failing_its_checksum_or_limit_is_discarded(place: &impl Place) {
@@ -738,36 +780,6 @@ fn a_crash_inside_a_resumable_commit_loses_no_acknowledged_byte() {
     assert_eq!(last.cleaned().temp_files, 1);
     assert!(matches!(last.upload_state("cut").unwrap(), Some(UploadState::Finished(_))));
     assert_eq!(read_all(&last, "cut.bin"), data);
-}
-
-#[test]
-fn questions_about_a_finishing_resumable_upload_wait_for_its_writer() {
-    let (_dir, store) = opened();
-    let mut up = store.resumable("r", "f", None).unwrap();
-    up.write(b"hello").unwrap();
-    // Nothing is flushed yet: a writer still receiving answers 0 durable.
-    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 0 })));
-    // Its call ended; while it flushes, questions wait for what it stores.
-    store.mark_closing("r");
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(up);
-    });
-    let asked = Instant::now();
-    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 5 })));
-    assert!(asked.elapsed() >= Duration::from_millis(250), "answered before the writer finished");
-    writer.join().unwrap();
-
-    // A new writer waits too, rather than being refused as a second one.
-    let up = store.resumable("r", "f", None).unwrap();
-    store.mark_closing("r");
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(up);
-    });
-    let resumed = store.resumable("r", "f", None).unwrap();
-    assert_eq!(resumed.written(), 5);
-    writer.join().unwrap();
 }
 
 #[test]

@@ -70,11 +70,11 @@ mod reader;
 mod records;
 mod upload;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, SystemTime};
 
 use dataport_core::files::{Sha256Digest, validate_name};
@@ -91,6 +91,11 @@ use records::{Finished, Pending, Pointer, UploadRecord};
 pub use upload::S3Upload;
 
 use super::{FileError, FileInfo, FileStore, FileStoreConfig, UploadState, Usage};
+
+/// How long a question about a resumable upload (or a new writer of it)
+/// waits for this process's writer of it to finish (to store what a cut
+/// call sent, or to commit) before it goes on with what the bucket holds.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
 /// How many pointers a listing reads at once.
 const LIST_CONCURRENCY: usize = 16;
@@ -155,8 +160,11 @@ pub(super) struct Inner {
     options: S3Options,
     /// Whether the last request reached the store.
     reachable: AtomicBool,
-    /// Resumable uploads this process is writing.
-    active: Mutex<HashSet<String>>,
+    /// Resumable uploads this process is writing, each with whether its
+    /// writer is finishing (see [`Claim::close`]).
+    active: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Notified whenever an upload leaves `active`.
+    released: Condvar,
     /// Uploads open (plain or resumable), for [`FileStore::usage`].
     uploading: AtomicU64,
     /// `None` only while dropping.
@@ -212,8 +220,10 @@ pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
 /// A new random object id: 128 bits, in hex.
 pub(super) fn random_id() -> Result<String, FileError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| FileError::Store { url: String::new(), reason: format!("no random id: {e}") })?;
+    getrandom::fill(&mut bytes).map_err(|e| FileError::Io {
+        path: "the system's random generator".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     Ok(hex(&bytes))
 }
 
@@ -281,7 +291,8 @@ impl S3FileStore {
             config,
             options,
             reachable: AtomicBool::new(true),
-            active: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
+            released: Condvar::new(),
             uploading: AtomicU64::new(0),
             runtime: Some(runtime),
         };
@@ -342,9 +353,20 @@ impl S3FileStore {
             };
             // Held while removing, so nobody here claims the upload meanwhile.
             let active = inner.active();
-            if stale(&meta) && !active.contains(&id) {
+            if stale(&meta) && !active.contains_key(&id) {
                 if let Some((record, _)) = inner.get_json::<UploadRecord>(&meta.location)? {
                     inner.remove_upload_data(&record)?;
+                    // A commit that crashed after completing its data and
+                    // before naming it (one that named it is finished).
+                    let finished = inner.get_json::<Finished>(&inner.finished_path(&id))?.is_some();
+                    let named = || {
+                        Ok::<_, FileError>(
+                            inner.pointer(&record.name)?.is_some_and(|(p, _)| p.data == record.data),
+                        )
+                    };
+                    if !finished && !named()? {
+                        inner.delete(&inner.data_path(&record.data))?;
+                    }
                 }
                 inner.delete(&meta.location)?;
                 swept.stale_resumable += 1;
@@ -374,6 +396,11 @@ impl S3FileStore {
 
 #[cfg(test)]
 impl S3FileStore {
+    /// Marks the writer of `id` as finishing, as a writer whose call ended does.
+    pub(crate) fn mark_closing(&self, id: &str) {
+        self.inner.active()[id].store(true, Ordering::Release);
+    }
+
     /// What uploads left that no stored file and no unfinished resumable
     /// upload needs: records of plain uploads, tails no record names, data
     /// objects that no pointer names and that are not in the trash.
@@ -422,8 +449,20 @@ impl Inner {
         &self.options
     }
 
-    pub fn active(&self) -> MutexGuard<'_, HashSet<String>> {
+    pub fn active(&self) -> MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// [`Inner::active`], once this process's writer of `id`, if it is
+    /// finishing, has finished (waiting at most [`SETTLE_WAIT`]): what it
+    /// stores is then in the bucket.
+    fn active_settled(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
+        let closing = |active: &mut HashMap<String, Arc<AtomicBool>>| {
+            active.get(id).is_some_and(|closing| closing.load(Ordering::Acquire))
+        };
+        self.released
+            .wait_timeout_while(self.active(), SETTLE_WAIT, closing)
+            .map_or_else(|poisoned| poisoned.into_inner().0, |(active, _)| active)
     }
 
     pub fn uploading(&self) -> &AtomicU64 {
@@ -720,28 +759,42 @@ fn unreachable(e: &object_store::Error) -> bool {
     false
 }
 
-/// Claims the resumable upload id in this process until dropped.
+/// Claims the resumable upload id in this process until dropped. A writer
+/// of it that is finishing is waited for (at most [`SETTLE_WAIT`]) rather
+/// than refused: a client resuming right after a cut continues from what
+/// the cut call stored.
 pub(super) struct Claim {
     inner: Arc<Inner>,
     id: String,
+    closing: Arc<AtomicBool>,
 }
 
 impl Claim {
     fn take(inner: &Arc<Inner>, id: &str) -> Result<Self, FileError> {
-        if !inner.active().insert(id.to_owned()) {
+        let mut active = inner.active_settled(id);
+        if active.contains_key(id) {
             return Err(FileError::InUse { id: id.to_owned() });
         }
-        Ok(Claim { inner: Arc::clone(inner), id: id.to_owned() })
+        let closing = Arc::new(AtomicBool::new(false));
+        active.insert(id.to_owned(), Arc::clone(&closing));
+        Ok(Claim { inner: Arc::clone(inner), id: id.to_owned(), closing })
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Marks the writer as finishing: storing what it has (its call ended)
+    /// or committing.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         self.inner.active().remove(&self.id);
+        self.inner.released.notify_all();
     }
 }
 
@@ -768,12 +821,14 @@ impl FileStore for S3FileStore {
 
     fn resumable_size(&self, id: &str) -> Result<Option<u64>, FileError> {
         validate_name(id)?;
+        drop(self.inner.active_settled(id));
         let record = self.inner.get_json::<UploadRecord>(&self.inner.upload_path(id))?;
         Ok(record.map(|(record, _)| record.durable()))
     }
 
     fn upload_state(&self, id: &str) -> Result<Option<UploadState>, FileError> {
         validate_name(id)?;
+        drop(self.inner.active_settled(id));
         self.inner.upload_state(id)
     }
 

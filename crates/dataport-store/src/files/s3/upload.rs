@@ -184,6 +184,13 @@ impl S3Upload {
         Ok(upload)
     }
 
+    /// Marks a resumable upload's writer as finishing (see [`Claim`]).
+    fn close(&self) {
+        if let Kind::Resumable { claim, .. } = &self.kind {
+            claim.close();
+        }
+    }
+
     /// The name the upload becomes when committed.
     pub fn name(&self) -> &str {
         &self.name
@@ -441,6 +448,7 @@ impl Upload for S3Upload {
 
     fn commit(mut self) -> Result<FileInfo, FileError> {
         self.check_open()?;
+        self.close();
         let mut hasher = self.hasher.clone();
         hasher.update(&self.buffer);
         let actual = Sha256Digest(hasher.finalize().into());
@@ -492,6 +500,7 @@ impl Drop for S3Upload {
             match self.kind {
                 Kind::Plain { .. } => self.remove_plain(),
                 Kind::Resumable { .. } => {
+                    self.close();
                     let _ = self.sync();
                 }
             }
