@@ -241,8 +241,11 @@ impl S3Upload {
             return Err(FileError::InUse { id: claim.id().to_owned() });
         };
         *etag = new;
+        let kept = tail.as_ref().map(|tail| tail.key.clone());
         let old = std::mem::replace(stored, tail);
-        if let Some(old) = old {
+        if let Some(old) = old
+            && Some(&old.key) != kept.as_ref()
+        {
             self.inner.delete(&self.inner.tail_path(&old.key))?;
         }
         Ok(())
@@ -259,14 +262,17 @@ impl S3Upload {
                 let (s3, at) = (self.inner.s3(), data.clone());
                 let id = self.inner.run(async move { s3.create_multipart(&at).await })?;
                 self.multipart = Some(id.clone());
-                if let Kind::Plain { recorded } = &mut self.kind {
-                    let pending = Pending { name: self.name.clone(), multipart: Some(id.clone()) };
-                    self.inner.put_json(
-                        &self.inner.pending_path(&self.object),
-                        &pending,
-                        PutMode::Overwrite,
-                    )?;
-                    *recorded = true;
+                // Recorded at once, so that a crash from here on leaves a
+                // record the sweep aborts it by (S3 can name an upload only
+                // once it exists: the moment before is the one gap).
+                match &mut self.kind {
+                    Kind::Plain { recorded } => {
+                        let pending = Pending { name: self.name.clone(), multipart: Some(id.clone()) };
+                        let at = self.inner.pending_path(&self.object);
+                        self.inner.put_json(&at, &pending, PutMode::Overwrite)?;
+                        *recorded = true;
+                    }
+                    Kind::Resumable { .. } => self.save(self.stored_tail())?,
                 }
                 id
             }
