@@ -108,7 +108,9 @@ const POINTER_ATTEMPTS: usize = 32;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Options {
     /// The size of each part of a multipart upload but the last, and so the
-    /// memory an upload holds. S3 needs at least 5 MiB.
+    /// memory an upload holds. S3 needs at least 5 MiB. (The store stores
+    /// whole parts as they fill; [`FileStoreConfig::sync_every`] is the
+    /// local store's.)
     pub part_size: usize,
     /// How long a replaced or deleted file's data is kept for the readers
     /// that opened it before; a reader slower than this fails.

@@ -342,8 +342,12 @@ impl S3Upload {
             None
         } else {
             let key = random_id()?;
-            let (s3, at, body) = (self.inner.s3(), self.inner.tail_path(&key), self.buffer.clone());
-            self.inner.run(async move { s3.put(&at, PutPayload::from(body)).await })?;
+            // Sent without a copy, and taken back as the buffer after.
+            let body = bytes::Bytes::from(std::mem::take(&mut self.buffer));
+            let (s3, at, sent) = (self.inner.s3(), self.inner.tail_path(&key), body.clone());
+            let put = self.inner.run(async move { s3.put(&at, PutPayload::from(sent)).await });
+            self.buffer = Vec::from(body);
+            put?;
             Some(Tail { key, len: self.buffer.len() as u64 })
         };
         let new = tail.as_ref().map(|tail| tail.key.clone());
