@@ -294,3 +294,39 @@ fn names_in_keys_sort_as_the_names_do() {
     assert_eq!(unhex("6"), None);
     assert_eq!(unhex("zz"), None);
 }
+
+#[test]
+#[ignore = "needs an S3 server: tests/run starts one and sets DATAPORT_TEST_S3"]
+fn racing_commits_of_one_name_each_trash_the_copy_they_replaced() {
+    // Every commit reads the pointer and writes it If-Match what it read:
+    // a commit that lost the race reads again, so each replaced copy is
+    // trashed by exactly one commit and none is left unnamed.
+    const N: usize = 12;
+    let store = fresh_with(FileStoreConfig::default());
+    let ready = std::sync::Barrier::new(N);
+    std::thread::scope(|s| {
+        for seed in 0..N as u8 {
+            let (store, ready) = (store.clone(), &ready);
+            s.spawn(move || {
+                let mut up = store.begin_upload("same", None).unwrap();
+                up.write(&pattern(seed, 1000)).unwrap();
+                ready.wait();
+                up.commit().unwrap();
+            });
+        }
+    });
+    let inner = &store.inner;
+    let trashed: Vec<String> = inner
+        .list_all(&inner.key("trash/"))
+        .unwrap()
+        .iter()
+        .map(|meta| meta.location.filename().unwrap().split_once('-').unwrap().1.to_owned())
+        .collect();
+    let distinct: HashSet<&String> = trashed.iter().collect();
+    assert_eq!((trashed.len(), distinct.len()), (N - 1, N - 1), "{trashed:?}");
+    let (pointer, _) = inner.pointer("same").unwrap().unwrap();
+    assert!(!distinct.contains(&pointer.data));
+    assert_eq!(store.leftovers().unwrap(), Vec::<String>::new());
+    let got = read_all(&store, "same");
+    assert!((0..N as u8).any(|seed| got == pattern(seed, 1000)));
+}
