@@ -5,7 +5,8 @@
 //! (`tests/s3/server start` does all of it). Each test keeps to a prefix
 //! of its own.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::files::Upload;
@@ -329,4 +330,84 @@ fn racing_commits_of_one_name_each_trash_the_copy_they_replaced() {
     assert_eq!(store.leftovers().unwrap(), Vec::<String>::new());
     let got = read_all(&store, "same");
     assert!((0..N as u8).any(|seed| got == pattern(seed, 1000)));
+}
+
+/// A TCP relay to the test server that can be cut and restored, to make
+/// the store unreachable and reachable again.
+struct Relay {
+    stop: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<std::net::TcpStream>>>,
+    accepting: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(listener: std::net::TcpListener, to: std::net::SocketAddr) -> Relay {
+        use std::net::TcpStream;
+        let stop = Arc::new(AtomicBool::new(false));
+        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        listener.set_nonblocking(true).unwrap();
+        let (halt, held) = (Arc::clone(&stop), Arc::clone(&streams));
+        let accepting = std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(to) else { continue };
+                held.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut into) in
+                    [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Relay { stop, streams, accepting: Some(accepting) }
+    }
+
+    /// Stops accepting and cuts every relayed connection.
+    fn cut(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(accepting) = self.accepting.take() {
+            accepting.join().unwrap();
+        }
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an S3 server: tests/run starts one and sets DATAPORT_TEST_S3"]
+fn a_store_that_stops_answering_is_unreachable_until_it_answers_again() {
+    let upstream: std::net::SocketAddr =
+        endpoint().strip_prefix("http://").expect("an http:// endpoint").parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = Relay::start(listener, upstream);
+    let options = S3Options { endpoint: Some(format!("http://127.0.0.1:{port}")), ..S3Options::default() };
+    let store = S3FileStore::open_with(&fresh_url(), FileStoreConfig::default(), options).unwrap();
+    let mut up = store.begin_upload("f", None).unwrap();
+    up.write(b"kept").unwrap();
+    up.commit().unwrap();
+    assert!(store.reachable());
+
+    relay.cut();
+    let err = store.stat("f").unwrap_err();
+    assert!(matches!(err, FileError::Unreachable { .. }), "{err}");
+    assert!(!store.reachable());
+    assert!(FileStore::reachable(&store) == store.reachable());
+    let mut up = store.begin_upload("g", None).unwrap();
+    up.write(b"lost").unwrap();
+    assert!(matches!(up.commit(), Err(FileError::Unreachable { .. })));
+
+    let relay = Relay::start(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(), upstream);
+    assert_eq!(read_all(&store, "f"), b"kept");
+    assert!(store.reachable());
+    assert!(matches!(store.stat("g"), Err(FileError::NotFound { .. })));
+    relay.cut();
 }
