@@ -57,10 +57,17 @@ pub fn status(e: FileError) -> Status {
         FileError::InUse { .. } => Status::aborted(e.to_string()),
         FileError::UploadFinished { .. } | FileError::Exists { .. } => Status::already_exists(e.to_string()),
         FileError::Abandoned { .. } => Status::failed_precondition(e.to_string()),
+        // An object store that does not answer: the call may be retried.
+        FileError::Unreachable { .. } => {
+            tracing::warn!(error = %e, "file store unreachable");
+            Status::unavailable(e.to_string())
+        }
         FileError::Io { .. }
         | FileError::Index { .. }
         | FileError::Migration { .. }
-        | FileError::Corrupt { .. } => {
+        | FileError::Corrupt { .. }
+        | FileError::Store { .. }
+        | FileError::Url { .. } => {
             tracing::error!(error = %e, "file store failed");
             Status::internal(format!("the file store failed: {e}"))
         }
@@ -99,5 +106,9 @@ mod tests {
         assert_eq!(code(FileError::Abandoned { name: "a".into() }), Code::FailedPrecondition);
         let io = FileError::Io { path: "/x".into(), source: std::io::Error::other("boom") };
         assert_eq!(code(io), Code::Internal);
+        let unreachable =
+            FileError::Unreachable { url: "s3://b/p".into(), reason: "connection refused".into() };
+        assert_eq!(code(unreachable), Code::Unavailable);
+        assert_eq!(code(FileError::Store { url: "s3://b/p".into(), reason: "403".into() }), Code::Internal);
     }
 }

@@ -1,5 +1,6 @@
 //! Stored files: the storage interface ([`FileStore`], [`Upload`]) and its
-//! implementation on the local disk, [`LocalFileStore`].
+//! implementations: on the local disk, [`LocalFileStore`], and in an S3
+//! bucket shared by replicas, [`S3FileStore`].
 //!
 //! An upload streams into a temporary file while its sha256 is computed, and
 //! becomes visible only when it is committed: checked, flushed to disk and
@@ -9,6 +10,7 @@
 mod check;
 mod index;
 mod local;
+mod s3;
 mod upload;
 
 use std::io::{Read, Seek};
@@ -21,6 +23,7 @@ pub use check::{FileCheck, check};
 /// How a [`LocalFileStore`] reads its files (large ones with direct I/O).
 pub use dataport_fileio::LocalReader;
 pub use local::{Cleanup, LocalFileStore};
+pub use s3::{S3FileStore, S3Options, S3Reader, S3Upload, Swept};
 pub use upload::LocalUpload;
 
 /// What the store knows about one stored file, kept with it so that listing
@@ -99,6 +102,18 @@ pub enum FileError {
     Migration { path: PathBuf, source: rusqlite_migration::Error },
     #[error("file index {path}: {name:?} has a stored sha256 {sha256:?} that is not 64 hex digits")]
     Corrupt { path: PathBuf, name: String, sha256: String },
+    /// The object store did not answer (or answered that it cannot serve
+    /// now): the server says UNAVAILABLE, and the call may be retried.
+    /// `url` is `s3://bucket/prefix`, never a credential.
+    #[error("file store {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The object store refused a request or answered what the store cannot
+    /// read (bad credentials, a missing bucket, a damaged record).
+    #[error("file store {url}: {reason}")]
+    Store { url: String, reason: String },
+    /// `files_url` is not an `s3://BUCKET/PREFIX` the store can use.
+    #[error("files_url {url:?}: {reason}")]
+    Url { url: String, reason: String },
 }
 
 impl FileError {
@@ -194,6 +209,13 @@ pub trait FileStore: Send + Sync {
 
     /// What the store holds, for the metrics.
     fn usage(&self) -> Result<Usage, FileError>;
+
+    /// Whether the store answers, for health: a store on the local disk
+    /// always does; one over the network says whether its last request got
+    /// through.
+    fn reachable(&self) -> bool {
+        true
+    }
 }
 
 /// What a file store holds ([`FileStore::usage`]).

@@ -27,21 +27,6 @@ fn small(dir: &Path, max_file_size: u64, sync_every: u64) -> LocalFileStore {
     LocalFileStore::open_with(dir, config).unwrap()
 }
 
-fn upload(store: &LocalFileStore, name: &str, data: &[u8]) -> FileInfo {
-    let mut up = store.begin_upload(name, None).unwrap();
-    for chunk in data.chunks(1000) {
-        up.write(chunk).unwrap();
-    }
-    up.commit().unwrap()
-}
-
-fn read_all(store: &LocalFileStore, name: &str) -> Vec<u8> {
-    let (_, mut reader) = store.open(name).unwrap();
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).unwrap();
-    out
-}
-
 /// Every path under `dir`, relative to it.
 fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
@@ -72,14 +57,154 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| seed.wrapping_add((i % 251) as u8)).collect()
 }
 
-#[test]
-fn migrations_are_valid() {
-    assert!(index::migrations().validate().is_ok());
+/// Where a store under test lives, so a test can open it again (a restart,
+/// or a second replica) and ask what it left behind.
+trait Place {
+    type Store: FileStore<Upload: std::fmt::Debug> + Clone + Send + Sync + 'static;
+
+    /// Opens the store here (again) with `config`.
+    fn open_with(&self, config: FileStoreConfig) -> Self::Store;
+
+    fn open(&self) -> Self::Store {
+        self.open_with(FileStoreConfig::default())
+    }
+
+    /// What uploads left that no stored file and no unfinished resumable
+    /// upload needs: temporary files, records of plain uploads, data no
+    /// name refers to. Empty whenever an upload ended, however it ended.
+    fn leftovers(&self, store: &Self::Store) -> Vec<String>;
+
+    /// Marks the writer of the resumable upload `id` as finishing, as a
+    /// writer whose call ended does.
+    fn mark_closing(&self, store: &Self::Store, id: &str);
 }
 
-#[test]
-fn an_upload_reads_back_with_its_size_and_sha256() {
-    let (_dir, store) = opened();
+/// A local store in a fresh directory, which lives as long as the place.
+struct Local(tempfile::TempDir);
+
+fn local() -> Local {
+    Local(tempfile::tempdir().unwrap())
+}
+
+impl Place for Local {
+    type Store = LocalFileStore;
+
+    fn open_with(&self, config: FileStoreConfig) -> LocalFileStore {
+        LocalFileStore::open_with(self.0.path(), config).unwrap()
+    }
+
+    fn mark_closing(&self, store: &LocalFileStore, id: &str) {
+        store.mark_closing(id);
+    }
+
+    fn leftovers(&self, store: &LocalFileStore) -> Vec<String> {
+        let mut out: Vec<String> = entries(store, ".tmp").into_iter().filter(|e| e != "resumable").collect();
+        let (objects, files) = (entries(store, "objects").len(), store.list().unwrap().len());
+        if objects != files {
+            out.push(format!("{objects} objects for {files} files"));
+        }
+        out
+    }
+}
+
+/// An S3 store under a fresh prefix of the test server's bucket.
+struct S3(String);
+
+fn s3() -> S3 {
+    S3(s3::tests::fresh_url())
+}
+
+impl Place for S3 {
+    type Store = S3FileStore;
+
+    fn open_with(&self, config: FileStoreConfig) -> S3FileStore {
+        S3FileStore::open_with(&self.0, config, s3::tests::options()).unwrap()
+    }
+
+    fn mark_closing(&self, store: &S3FileStore, id: &str) {
+        store.mark_closing(id);
+    }
+
+    fn leftovers(&self, store: &S3FileStore) -> Vec<String> {
+        store.leftovers().unwrap()
+    }
+}
+
+fn upload(store: &impl FileStore, name: &str, data: &[u8]) -> FileInfo {
+    let mut up = store.begin_upload(name, None).unwrap();
+    for chunk in data.chunks(1000) {
+        up.write(chunk).unwrap();
+    }
+    up.commit().unwrap()
+}
+
+fn read_all(store: &impl FileStore, name: &str) -> Vec<u8> {
+    let (_, mut reader) = store.open(name).unwrap();
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    out
+}
+
+/// The tests every file store passes, each at a fresh place made by
+/// `$place` (see [`Place`]).
+macro_rules! file_store_suite {
+    ($attrs:tt $place:path; $($test:ident),* $(,)?) => {
+        $(file_store_test!($attrs $place; $test);)*
+    };
+}
+
+macro_rules! file_store_test {
+    ([$(#[$attr:meta])*] $place:path; $test:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $test() {
+            super::$test(&$place());
+        }
+    };
+}
+
+/// Every test of the contract, by name (each a generic function below).
+macro_rules! every_store_test {
+    ($(#[$attr:meta])* $place:path) => {
+        file_store_suite!(
+            [$(#[$attr])*] $place;
+            an_upload_reads_back_with_its_size_and_sha256,
+            usage_counts_stored_files_and_bytes_and_uploads_under_way,
+            pages_list_one_prefix_after_a_name_in_byte_order,
+            a_reader_seeks_to_any_offset,
+            metadata_survives_reopening_the_store,
+            a_dropped_upload_leaves_nothing_visible_and_nothing_behind,
+            a_checksum_mismatch_commits_nothing,
+            an_upload_over_the_limit_is_refused_and_removed,
+            concurrent_uploads_of_one_name_end_with_one_whole_file,
+            a_reader_of_a_replaced_file_keeps_the_old_content,
+            delete_removes_a_file_but_not_from_its_readers,
+            a_resumable_upload_continues_after_a_restart,
+            writes_of_any_size_and_syncs_anywhere_read_back_whole,
+            a_resumable_upload_has_one_writer_at_a_time,
+            questions_about_a_finishing_resumable_upload_wait_for_its_writer,
+            a_resumable_upload_failing_its_checksum_or_limit_is_discarded,
+            hostile_names_are_refused,
+            a_digest_given_after_the_data_is_checked_at_commit,
+            a_finished_resumable_upload_is_remembered_until_discarded_or_stale,
+            an_upload_that_keeps_existing_files_is_refused_at_commit_and_leaves_nothing,
+        );
+    };
+}
+
+mod local_store {
+    every_store_test!(super::local);
+}
+
+mod s3_store {
+    every_store_test!(
+        #[ignore = "needs an S3 server: tests/run starts one and sets DATAPORT_TEST_S3"]
+        super::s3
+    );
+}
+
+fn an_upload_reads_back_with_its_size_and_sha256(place: &impl Place) {
+    let store = place.open();
     let data = pattern(7, 1_000_003);
     let before = SystemTime::now();
     let info = upload(&store, "report.pdf", &data);
@@ -89,13 +214,13 @@ fn an_upload_reads_back_with_its_size_and_sha256() {
     assert_eq!(store.stat("report.pdf").unwrap(), info);
     upload(&store, "a", b"");
     assert_eq!(store.stat("a").unwrap().sha256, sha(b""));
+    assert_eq!(read_all(&store, "a"), b"");
     let names: Vec<_> = store.list().unwrap().into_iter().map(|i| i.name).collect();
     assert_eq!(names, ["a", "report.pdf"]);
 }
 
-#[test]
-fn usage_counts_stored_files_and_bytes_and_uploads_under_way() {
-    let (_dir, store) = opened();
+fn usage_counts_stored_files_and_bytes_and_uploads_under_way(place: &impl Place) {
+    let store = place.open();
     assert_eq!(store.usage().unwrap(), Usage::default());
     upload(&store, "a", &pattern(1, 3000));
     upload(&store, "b", &pattern(2, 500));
@@ -110,9 +235,8 @@ fn usage_counts_stored_files_and_bytes_and_uploads_under_way() {
     assert_eq!(store.usage().unwrap(), Usage { uploading: 0, ..usage });
 }
 
-#[test]
-fn pages_list_one_prefix_after_a_name_in_byte_order() {
-    let (_dir, store) = opened();
+fn pages_list_one_prefix_after_a_name_in_byte_order(place: &impl Place) {
+    let store = place.open();
     // "a\u{e9}" sorts after "az" as bytes (0xC3 > 'z'), and "b" ends the run.
     for name in ["a1", "a2", "a3", "az", "a\u{e9}", "b1", "A"] {
         upload(&store, name, name.as_bytes());
@@ -128,13 +252,16 @@ fn pages_list_one_prefix_after_a_name_in_byte_order() {
     assert_eq!(page("a", None, 0), Vec::<String>::new());
     // A name deleted since it was the last of a page still continues after it.
     assert_eq!(page("", Some("a25"), 1), ["a3"]);
+    // A deleted name is not listed, and the page is still full.
+    store.delete("a2").unwrap();
+    assert_eq!(page("a", Some("a1"), 2), ["a3", "az"]);
+    assert_eq!(page("a", None, 2), ["a1", "a3"]);
     let all: Vec<String> = store.list().unwrap().into_iter().map(|i| i.name).collect();
-    assert_eq!(all, ["A", "a1", "a2", "a3", "az", "a\u{e9}", "b1"]);
+    assert_eq!(all, ["A", "a1", "a3", "az", "a\u{e9}", "b1"]);
 }
 
-#[test]
-fn a_reader_seeks_to_any_offset() {
-    let (_dir, store) = opened();
+fn a_reader_seeks_to_any_offset(place: &impl Place) {
+    let store = place.open();
     let data = pattern(1, 10_000);
     upload(&store, "f", &data);
     let (info, mut reader) = store.open("f").unwrap();
@@ -143,6 +270,371 @@ fn a_reader_seeks_to_any_offset() {
     let mut tail = Vec::new();
     reader.read_to_end(&mut tail).unwrap();
     assert_eq!(tail, data[9_990..]);
+    assert_eq!(reader.seek(SeekFrom::Current(-20)).unwrap(), 9_980);
+    let mut ten = [0; 10];
+    reader.read_exact(&mut ten).unwrap();
+    assert_eq!(ten, data[9_980..9_990]);
+    assert_eq!(reader.seek(SeekFrom::Start(5)).unwrap(), 5);
+    reader.read_exact(&mut ten).unwrap();
+    assert_eq!(ten, data[5..15]);
+    assert!(reader.seek(SeekFrom::Current(-100)).is_err());
+    assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), 10_000);
+    assert_eq!(reader.read(&mut ten).unwrap(), 0);
+}
+
+fn metadata_survives_reopening_the_store(place: &impl Place) {
+    let info = upload(&place.open(), "kept", b"hello");
+    let again = place.open();
+    assert_eq!(again.stat("kept").unwrap(), info);
+    assert_eq!(read_all(&again, "kept"), b"hello");
+}
+
+fn a_dropped_upload_leaves_nothing_visible_and_nothing_behind(place: &impl Place) {
+    let store = place.open_with(FileStoreConfig { sync_every: 4096, ..FileStoreConfig::default() });
+    let mut up = store.begin_upload("cut.bin", None).unwrap();
+    // More than an S3 part, so part of it was sent.
+    up.write(&pattern(3, 9_000_000)).unwrap();
+    drop(up);
+    assert!(matches!(store.stat("cut.bin"), Err(FileError::NotFound { .. })));
+    assert!(matches!(store.open("cut.bin"), Err(FileError::NotFound { .. })));
+    assert!(store.list().unwrap().is_empty());
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+    assert_eq!(store.usage().unwrap(), Usage::default());
+}
+
+fn a_checksum_mismatch_commits_nothing(place: &impl Place) {
+    let store = place.open();
+    let wrong = sha(b"something else");
+    let mut up = store.begin_upload("f", Some(wrong)).unwrap();
+    up.write(b"data").unwrap();
+    let err = up.commit().unwrap_err();
+    let FileError::ChecksumMismatch { expected, actual } = &err else { panic!("{err}") };
+    assert_eq!((*expected, *actual), (wrong, sha(b"data")));
+    assert!(err.to_string().contains(&wrong.to_hex()), "{err}");
+    assert!(matches!(store.stat("f"), Err(FileError::NotFound { .. })));
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+
+    let mut up = store.begin_upload("f", Some(sha(b"data"))).unwrap();
+    up.write(b"data").unwrap();
+    assert_eq!(up.commit().unwrap().sha256, sha(b"data"));
+}
+
+fn an_upload_over_the_limit_is_refused_and_removed(place: &impl Place) {
+    let store = place.open_with(FileStoreConfig { max_file_size: 10, ..FileStoreConfig::default() });
+    let mut up = store.begin_upload("big", None).unwrap();
+    up.write(b"123456").unwrap();
+    let err = up.write(b"12345").unwrap_err();
+    assert!(matches!(err, FileError::TooLarge { limit: 10 }), "{err}");
+    assert_eq!(err.to_string(), "file is larger than the limit of 10 bytes");
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+    assert!(matches!(up.write(b"1"), Err(FileError::Abandoned { .. })));
+    assert!(matches!(up.commit(), Err(FileError::Abandoned { .. })));
+    assert!(store.list().unwrap().is_empty());
+    // Exactly the limit is fine.
+    assert_eq!(upload(&store, "fits", b"0123456789").size, 10);
+}
+
+fn concurrent_uploads_of_one_name_end_with_one_whole_file(place: &impl Place) {
+    let store = place.open_with(FileStoreConfig { sync_every: 50_000, ..FileStoreConfig::default() });
+    let len = 300_000;
+    std::thread::scope(|s| {
+        for seed in 0..6u8 {
+            let store = store.clone();
+            s.spawn(move || {
+                let data = pattern(seed * 40, len);
+                let mut up = store.begin_upload("same", None).unwrap();
+                for chunk in data.chunks(777) {
+                    up.write(chunk).unwrap();
+                }
+                up.commit().unwrap();
+            });
+        }
+    });
+    let got = read_all(&store, "same");
+    let winner = (0..6u8).find(|seed| pattern(seed * 40, len) == got);
+    assert!(winner.is_some(), "the stored file is not one whole upload");
+    assert_eq!(store.stat("same").unwrap().sha256, sha(&got));
+    // Every replaced copy is deleted (or, in S3, waits in the trash).
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+    assert_eq!(store.usage().unwrap(), Usage { files: 1, bytes: len as u64, uploading: 0, resumable: 0 });
+}
+
+fn a_reader_of_a_replaced_file_keeps_the_old_content(place: &impl Place) {
+    let store = place.open();
+    let old = upload(&store, "f", &pattern(1, 50_000));
+    let (_, mut reader) = store.open("f").unwrap();
+    let mut first = vec![0; 10];
+    reader.read_exact(&mut first).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let new = upload(&store, "f", b"new content");
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    first.extend(rest);
+    assert_eq!(first, pattern(1, 50_000));
+    assert_eq!(read_all(&store, "f"), b"new content");
+    assert_eq!(new.created, old.created, "replacing keeps the creation time");
+    assert!(new.modified > old.modified);
+    assert_eq!(store.stat("f").unwrap(), new);
+}
+
+fn delete_removes_a_file_but_not_from_its_readers(place: &impl Place) {
+    let store = place.open();
+    let info = upload(&store, "gone", b"bytes");
+    let (_, mut reader) = store.open("gone").unwrap();
+    assert_eq!(store.delete("gone").unwrap(), info);
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).unwrap();
+    assert_eq!(out, b"bytes");
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+    for result in [store.stat("gone"), store.delete("gone"), store.open("gone").map(|(i, _)| i)] {
+        let err = result.unwrap_err();
+        assert!(matches!(&err, FileError::NotFound { name } if name == "gone"), "{err}");
+        assert_eq!(err.to_string(), "no file named \"gone\"");
+    }
+    // The name can be stored again.
+    upload(&store, "gone", b"back");
+    assert_eq!(read_all(&store, "gone"), b"back");
+}
+
+fn a_resumable_upload_continues_after_a_restart(place: &impl Place) {
+    let data = pattern(5, 30_000);
+    let config = FileStoreConfig { sync_every: 4096, ..FileStoreConfig::default() };
+    let first = place.open_with(config.clone());
+    assert_eq!(first.resumable_size("up-1").unwrap(), None);
+    let mut up = first.resumable("up-1", "big.bin", Some(sha(&data))).unwrap();
+    up.write_at(0, &data[..12_345]).unwrap();
+    assert!(first.resumable_size("up-1").unwrap().is_some());
+    drop(up);
+    assert_eq!(first.resumable_size("up-1").unwrap(), Some(12_345));
+    drop(first);
+
+    let again = place.open_with(config);
+    assert_eq!(again.resumable_size("up-1").unwrap(), Some(12_345));
+    let mut up = again.resumable("up-1", "big.bin", Some(sha(&data))).unwrap();
+    assert_eq!((up.written(), up.committed_size()), (12_345, 12_345));
+    let err = up.write_at(0, &data[..10]).unwrap_err();
+    assert!(matches!(err, FileError::BadOffset { expected: 12_345, got: 0 }), "{err}");
+    assert_eq!(err.to_string(), "write at offset 0, but the upload has 12345 bytes; continue at 12345");
+    up.write_at(12_345, &data[12_345..]).unwrap();
+    let info = up.commit().unwrap();
+    assert_eq!((info.name.as_str(), info.size, info.sha256), ("big.bin", 30_000, sha(&data)));
+    assert_eq!(read_all(&again, "big.bin"), data);
+    assert_eq!(again.resumable_size("up-1").unwrap(), None);
+    assert_eq!(again.usage().unwrap().resumable, 0);
+    assert_eq!(place.leftovers(&again), Vec::<String>::new());
+}
+
+fn writes_of_any_size_and_syncs_anywhere_read_back_whole(place: &impl Place) {
+    // Local: whole aligned pages go to disk by direct I/O where the file
+    // system allows, the ragged ends of each block through the page cache.
+    // S3: whole parts, and the bytes past them as a tail at each sync. Every
+    // mix, across blocks or parts, flushes and syncs at odd offsets, must
+    // read back exactly as written.
+    let store = place.open_with(FileStoreConfig { sync_every: 100_003, ..FileStoreConfig::default() });
+    let data = pattern(3, 19_000_000);
+    let mut up = store.resumable("odd", "odd.bin", Some(sha(&data))).unwrap();
+    let sizes = [1, 4095, 4097, 3 << 20, 12_345, 1, 777_777, 4096, 2 << 20];
+    let mut at = 0;
+    for (i, &size) in sizes.iter().cycle().enumerate() {
+        let end = (at + size).min(data.len());
+        up.write_at(at as u64, &data[at..end]).unwrap();
+        at = end;
+        if at == data.len() {
+            break;
+        }
+        if i % 3 == 2 {
+            assert_eq!(up.sync().unwrap(), at as u64);
+            assert_eq!(up.committed_size(), at as u64);
+        }
+    }
+    let info = up.commit().unwrap();
+    assert_eq!((info.size, info.sha256), (data.len() as u64, sha(&data)));
+    assert!(read_all(&store, "odd.bin") == data);
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+}
+
+fn a_resumable_upload_has_one_writer_at_a_time(place: &impl Place) {
+    let store = place.open();
+    let mut up = store.resumable("r", "f", None).unwrap();
+    up.write(b"abc").unwrap();
+    assert!(matches!(store.resumable("r", "f", None), Err(FileError::InUse { .. })));
+    assert!(matches!(store.discard_resumable("r"), Err(FileError::InUse { .. })));
+    drop(up);
+    assert!(store.discard_resumable("r").unwrap());
+    assert!(!store.discard_resumable("r").unwrap());
+    assert_eq!(store.resumable_size("r").unwrap(), None);
+    assert_eq!(store.resumable("r", "f", None).unwrap().written(), 0);
+}
+
+fn questions_about_a_finishing_resumable_upload_wait_for_its_writer(place: &impl Place) {
+    let store = place.open();
+    let mut up = store.resumable("r", "f", None).unwrap();
+    up.write(b"hello").unwrap();
+    // Nothing is flushed yet: a writer still receiving answers 0 durable.
+    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 0 })));
+    // Its call ended; while it flushes, questions wait for what it stores.
+    place.mark_closing(&store, "r");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(up);
+    });
+    let asked = Instant::now();
+    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 5 })));
+    assert!(asked.elapsed() >= Duration::from_millis(250), "answered before the writer finished");
+    writer.join().unwrap();
+
+    // A new writer waits too, rather than being refused as a second one.
+    let up = store.resumable("r", "f", None).unwrap();
+    place.mark_closing(&store, "r");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(up);
+    });
+    let resumed = store.resumable("r", "f", None).unwrap();
+    assert_eq!(resumed.written(), 5);
+    writer.join().unwrap();
+}
+
+fn a_resumable_upload_failing_its_checksum_or_limit_is_discarded(place: &impl Place) {
+    let store = place.open_with(FileStoreConfig { max_file_size: 8, ..FileStoreConfig::default() });
+    let mut up = store.resumable("r", "f", Some(sha(b"other"))).unwrap();
+    up.write(b"data").unwrap();
+    assert!(matches!(up.commit(), Err(FileError::ChecksumMismatch { .. })));
+    assert_eq!(store.resumable_size("r").unwrap(), None);
+    let mut up = store.resumable("r", "f", None).unwrap();
+    up.write(b"12345").unwrap();
+    assert!(matches!(up.write(b"12345"), Err(FileError::TooLarge { limit: 8 })));
+    drop(up);
+    assert_eq!(store.resumable_size("r").unwrap(), None);
+    assert!(store.list().unwrap().is_empty());
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+}
+
+fn hostile_names_are_refused(place: &impl Place) {
+    let store = place.open();
+    let long = "a".repeat(256);
+    for name in
+        ["", ".", "..", "../escape", "/etc/passwd", "a/b", "a\\b", "..\\x", "nul\0", "new\nline", &long]
+    {
+        let refused = |result: Result<(), FileError>| {
+            let err = result.unwrap_err();
+            assert!(matches!(err, FileError::BadName(_)), "{name:?}: {err}");
+            assert!(err.to_string().starts_with("file name"), "{err}");
+        };
+        refused(store.begin_upload(name, None).map(drop));
+        refused(store.resumable(name, "ok", None).map(drop));
+        refused(store.resumable("ok", name, None).map(drop));
+        refused(store.resumable_size(name).map(drop));
+        refused(store.upload_state(name).map(drop));
+        refused(store.discard_resumable(name).map(drop));
+        refused(store.open(name).map(drop));
+        refused(store.stat(name).map(drop));
+        refused(store.delete(name).map(drop));
+    }
+    assert_eq!(store.usage().unwrap(), Usage::default());
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+}
+
+fn a_digest_given_after_the_data_is_checked_at_commit(place: &impl Place) {
+    let store = place.open();
+    let old = upload(&store, "f", b"old");
+    let wrong = sha(b"something else");
+    let mut up = store.begin_upload("f", None).unwrap();
+    up.write(b"data").unwrap();
+    up.expect_sha256(wrong);
+    let err = up.commit().unwrap_err();
+    let FileError::ChecksumMismatch { expected, actual } = &err else { panic!("{err}") };
+    assert_eq!((*expected, *actual), (wrong, sha(b"data")));
+    assert_eq!(store.stat("f").unwrap(), old);
+    assert_eq!(read_all(&store, "f"), b"old");
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+
+    // It replaces a digest given when the upload began.
+    let mut up = store.begin_upload("f", Some(wrong)).unwrap();
+    up.write(b"data").unwrap();
+    up.expect_sha256(sha(b"data"));
+    assert_eq!(up.commit().unwrap().sha256, sha(b"data"));
+    assert_eq!(read_all(&store, "f"), b"data");
+}
+
+fn a_finished_resumable_upload_is_remembered_until_discarded_or_stale(place: &impl Place) {
+    let store = place.open();
+    assert_eq!(store.upload_state("up").unwrap(), None);
+    let mut up = store.resumable("up", "done.bin", None).unwrap();
+    up.write(b"hello").unwrap();
+    // Being written: only what is durable counts.
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::InProgress { durable: 0 }));
+    up.sync().unwrap();
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::InProgress { durable: 5 }));
+    let info = up.commit().unwrap();
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info.clone())));
+    assert_eq!(store.resumable_size("up").unwrap(), None);
+    // A finished id is not written again, and no data comes back for it.
+    let again = store.resumable("up", "done.bin", None).unwrap_err();
+    assert!(
+        matches!(&again, FileError::UploadFinished { id, info: i } if id == "up" && **i == info),
+        "{again}"
+    );
+    assert_eq!(again.to_string(), "upload \"up\" was already finished: committed as \"done.bin\", 5 bytes");
+    assert_eq!(store.usage().unwrap().resumable, 0);
+    assert_eq!(place.leftovers(&store), Vec::<String>::new());
+    // The record is committed with the file, and survives a restart.
+    drop(store);
+    let store = place.open();
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info.clone())));
+    // Deleting the file does not forget the upload; discarding it does.
+    store.delete("done.bin").unwrap();
+    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info)));
+    assert!(store.discard_resumable("up").unwrap());
+    assert_eq!(store.upload_state("up").unwrap(), None);
+    assert!(!store.discard_resumable("up").unwrap());
+    let mut up = store.resumable("up", "second.bin", None).unwrap();
+    up.write(b"x").unwrap();
+    up.commit().unwrap();
+    // Kept as long as an unfinished upload would be.
+    drop(store);
+    let store =
+        place.open_with(FileStoreConfig { resumable_max_age: Some(Duration::ZERO), ..Default::default() });
+    assert_eq!(store.upload_state("up").unwrap(), None);
+    assert_eq!(read_all(&store, "second.bin"), b"x");
+    assert!(matches!(store.upload_state("a/b"), Err(FileError::BadName(_))));
+}
+
+fn an_upload_that_keeps_existing_files_is_refused_at_commit_and_leaves_nothing(place: &impl Place) {
+    let store = place.open();
+    // Both begin before either commits: the commit decides.
+    let mut first = store.begin_upload("report.pdf", None).unwrap();
+    let mut second = store.begin_upload("report.pdf", None).unwrap();
+    first.keep_existing();
+    second.keep_existing();
+    first.write(b"first").unwrap();
+    second.write(b"second").unwrap();
+    first.commit().unwrap();
+    match second.commit() {
+        Err(FileError::Exists { name }) => assert_eq!(name, "report.pdf"),
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    assert_eq!(read_all(&store, "report.pdf"), b"first");
+    assert_eq!(place.leftovers(&store), Vec::<String>::new(), "the refused upload's data is gone");
+    // A name not stored yet is stored, and without keep_existing a name is replaced.
+    let mut new = store.begin_upload("new.txt", None).unwrap();
+    new.keep_existing();
+    new.write(b"new").unwrap();
+    new.commit().unwrap();
+    upload(&store, "report.pdf", b"replaced");
+    assert_eq!(read_all(&store, "report.pdf"), b"replaced");
+    // A deleted name counts as not stored.
+    store.delete("new.txt").unwrap();
+    let mut again = store.begin_upload("new.txt", None).unwrap();
+    again.keep_existing();
+    again.write(b"again").unwrap();
+    again.commit().unwrap();
+    assert_eq!(read_all(&store, "new.txt"), b"again");
+}
+
+#[test]
+fn migrations_are_valid() {
+    assert!(index::migrations().validate().is_ok());
 }
 
 #[test]
@@ -215,66 +707,6 @@ fn a_large_file_reads_back_in_chunks_from_any_offset() {
 }
 
 #[test]
-fn metadata_survives_reopening_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let info = upload(&store(dir.path()), "kept", b"hello");
-    let again = store(dir.path());
-    assert_eq!(again.stat("kept").unwrap(), info);
-    assert_eq!(read_all(&again, "kept"), b"hello");
-}
-
-#[test]
-fn a_dropped_upload_leaves_nothing_visible_and_no_temp_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = small(dir.path(), u64::MAX, 4096);
-    let mut up = store.begin_upload("cut.bin", None).unwrap();
-    up.write(&pattern(3, 100_000)).unwrap();
-    assert_eq!(entries(&store, ".tmp").len(), 2, "the temp file and resumable/");
-    drop(up);
-    assert!(matches!(store.stat("cut.bin"), Err(FileError::NotFound { .. })));
-    assert!(matches!(store.open("cut.bin"), Err(FileError::NotFound { .. })));
-    assert!(store.list().unwrap().is_empty());
-    assert_eq!(entries(&store, ".tmp"), ["resumable"]);
-    assert!(entries(&store, "objects").is_empty());
-}
-
-#[test]
-fn a_checksum_mismatch_commits_nothing() {
-    let (_dir, store) = opened();
-    let wrong = sha(b"something else");
-    let mut up = store.begin_upload("f", Some(wrong)).unwrap();
-    up.write(b"data").unwrap();
-    let err = up.commit().unwrap_err();
-    let FileError::ChecksumMismatch { expected, actual } = &err else { panic!("{err}") };
-    assert_eq!((*expected, *actual), (wrong, sha(b"data")));
-    assert!(err.to_string().contains(&wrong.to_hex()), "{err}");
-    assert!(matches!(store.stat("f"), Err(FileError::NotFound { .. })));
-    assert_eq!(entries(&store, ".tmp"), ["resumable"]);
-    assert!(entries(&store, "objects").is_empty());
-
-    let mut up = store.begin_upload("f", Some(sha(b"data"))).unwrap();
-    up.write(b"data").unwrap();
-    assert_eq!(up.commit().unwrap().sha256, sha(b"data"));
-}
-
-#[test]
-fn an_upload_over_the_limit_is_refused_and_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = small(dir.path(), 10, 1 << 20);
-    let mut up = store.begin_upload("big", None).unwrap();
-    up.write(b"123456").unwrap();
-    let err = up.write(b"12345").unwrap_err();
-    assert!(matches!(err, FileError::TooLarge { limit: 10 }), "{err}");
-    assert_eq!(err.to_string(), "file is larger than the limit of 10 bytes");
-    assert_eq!(entries(&store, ".tmp"), ["resumable"]);
-    assert!(matches!(up.write(b"1"), Err(FileError::Abandoned { .. })));
-    assert!(matches!(up.commit(), Err(FileError::Abandoned { .. })));
-    assert!(store.list().unwrap().is_empty());
-    // Exactly the limit is fine.
-    assert_eq!(upload(&store, "fits", b"0123456789").size, 10);
-}
-
-#[test]
 fn periodic_flushes_advance_the_committed_size() {
     let dir = tempfile::tempdir().unwrap();
     let store = small(dir.path(), u64::MAX, 10_000);
@@ -294,68 +726,6 @@ fn periodic_flushes_advance_the_committed_size() {
     let info = up.commit().unwrap();
     assert_eq!(info.sha256, sha(&data));
     assert_eq!(read_all(&store, "f"), data);
-}
-
-#[test]
-fn concurrent_uploads_of_one_name_end_with_one_whole_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = small(dir.path(), u64::MAX, 50_000);
-    let len = 300_000;
-    std::thread::scope(|s| {
-        for seed in 0..6u8 {
-            let store = store.clone();
-            s.spawn(move || {
-                let data = pattern(seed * 40, len);
-                let mut up = store.begin_upload("same", None).unwrap();
-                for chunk in data.chunks(777) {
-                    up.write(chunk).unwrap();
-                }
-                up.commit().unwrap();
-            });
-        }
-    });
-    let got = read_all(&store, "same");
-    let winner = (0..6u8).find(|seed| pattern(seed * 40, len) == got);
-    assert!(winner.is_some(), "the stored file is not one whole upload");
-    assert_eq!(store.stat("same").unwrap().sha256, sha(&got));
-    assert_eq!(entries(&store, "objects").len(), 1, "replaced objects are deleted");
-    assert_eq!(entries(&store, ".tmp"), ["resumable"]);
-}
-
-#[test]
-fn a_reader_of_a_replaced_file_keeps_the_old_content() {
-    let (_dir, store) = opened();
-    let old = upload(&store, "f", &pattern(1, 50_000));
-    let (_, mut reader) = store.open("f").unwrap();
-    let mut first = vec![0; 10];
-    reader.read_exact(&mut first).unwrap();
-    std::thread::sleep(Duration::from_millis(5));
-    let new = upload(&store, "f", b"new content");
-    let mut rest = Vec::new();
-    reader.read_to_end(&mut rest).unwrap();
-    first.extend(rest);
-    assert_eq!(first, pattern(1, 50_000));
-    assert_eq!(read_all(&store, "f"), b"new content");
-    assert_eq!(new.created, old.created, "replacing keeps the creation time");
-    assert!(new.modified > old.modified);
-    assert_eq!(store.stat("f").unwrap(), new);
-}
-
-#[test]
-fn delete_removes_a_file_but_not_from_its_readers() {
-    let (_dir, store) = opened();
-    let info = upload(&store, "gone", b"bytes");
-    let (_, mut reader) = store.open("gone").unwrap();
-    assert_eq!(store.delete("gone").unwrap(), info);
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).unwrap();
-    assert_eq!(out, b"bytes");
-    assert!(entries(&store, "objects").is_empty());
-    for result in [store.stat("gone"), store.delete("gone"), store.open("gone").map(|(i, _)| i)] {
-        let err = result.unwrap_err();
-        assert!(matches!(&err, FileError::NotFound { name } if name == "gone"), "{err}");
-        assert_eq!(err.to_string(), "no file named \"gone\"");
-    }
 }
 
 #[test]
@@ -410,123 +780,6 @@ fn a_crash_inside_a_resumable_commit_loses_no_acknowledged_byte() {
     assert_eq!(last.cleaned().temp_files, 1);
     assert!(matches!(last.upload_state("cut").unwrap(), Some(UploadState::Finished(_))));
     assert_eq!(read_all(&last, "cut.bin"), data);
-}
-
-#[test]
-fn a_resumable_upload_continues_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = pattern(5, 30_000);
-    let first = small(dir.path(), u64::MAX, 4096);
-    assert_eq!(first.resumable_size("up-1").unwrap(), None);
-    let mut up = first.resumable("up-1", "big.bin", Some(sha(&data))).unwrap();
-    up.write_at(0, &data[..12_345]).unwrap();
-    assert!(first.resumable_size("up-1").unwrap().is_some());
-    drop(up);
-    assert_eq!(first.resumable_size("up-1").unwrap(), Some(12_345));
-    drop(first);
-
-    let again = small(dir.path(), u64::MAX, 4096);
-    assert_eq!(again.resumable_size("up-1").unwrap(), Some(12_345));
-    let mut up = again.resumable("up-1", "big.bin", Some(sha(&data))).unwrap();
-    assert_eq!((up.written(), up.committed_size()), (12_345, 12_345));
-    let err = up.write_at(0, &data[..10]).unwrap_err();
-    assert!(matches!(err, FileError::BadOffset { expected: 12_345, got: 0 }), "{err}");
-    assert_eq!(err.to_string(), "write at offset 0, but the upload has 12345 bytes; continue at 12345");
-    up.write_at(12_345, &data[12_345..]).unwrap();
-    let info = up.commit().unwrap();
-    assert_eq!((info.name.as_str(), info.size, info.sha256), ("big.bin", 30_000, sha(&data)));
-    assert_eq!(read_all(&again, "big.bin"), data);
-    assert_eq!(again.resumable_size("up-1").unwrap(), None);
-    assert!(entries(&again, ".tmp/resumable").is_empty());
-}
-
-#[test]
-fn writes_of_any_size_and_syncs_anywhere_read_back_whole() {
-    // Whole aligned pages go to disk by direct I/O where the file system
-    // allows, the ragged ends of each block through the page cache: every
-    // mix of the two, across blocks, flushes and syncs at odd offsets, must
-    // read back exactly as written.
-    let dir = tempfile::tempdir().unwrap();
-    let store = small(dir.path(), u64::MAX, 100_003);
-    let data = pattern(3, 7_000_000);
-    let mut up = store.resumable("odd", "odd.bin", Some(sha(&data))).unwrap();
-    let sizes = [1, 4095, 4097, 3 << 20, 12_345, 1, 777_777, 4096, 2 << 20];
-    let mut at = 0;
-    for (i, &size) in sizes.iter().cycle().enumerate() {
-        let end = (at + size).min(data.len());
-        up.write_at(at as u64, &data[at..end]).unwrap();
-        at = end;
-        if at == data.len() {
-            break;
-        }
-        if i % 3 == 2 {
-            assert_eq!(up.sync().unwrap(), at as u64);
-            assert_eq!(up.committed_size(), at as u64);
-        }
-    }
-    let info = up.commit().unwrap();
-    assert_eq!((info.size, info.sha256), (data.len() as u64, sha(&data)));
-    assert_eq!(read_all(&store, "odd.bin"), data);
-}
-
-#[test]
-fn a_resumable_upload_has_one_writer_at_a_time() {
-    let (_dir, store) = opened();
-    let mut up = store.resumable("r", "f", None).unwrap();
-    up.write(b"abc").unwrap();
-    assert!(matches!(store.resumable("r", "f", None), Err(FileError::InUse { .. })));
-    assert!(matches!(store.discard_resumable("r"), Err(FileError::InUse { .. })));
-    drop(up);
-    assert!(store.discard_resumable("r").unwrap());
-    assert!(!store.discard_resumable("r").unwrap());
-    assert_eq!(store.resumable_size("r").unwrap(), None);
-    assert_eq!(store.resumable("r", "f", None).unwrap().written(), 0);
-}
-
-#[test]
-fn questions_about_a_finishing_resumable_upload_wait_for_its_writer() {
-    let (_dir, store) = opened();
-    let mut up = store.resumable("r", "f", None).unwrap();
-    up.write(b"hello").unwrap();
-    // Nothing is flushed yet: a writer still receiving answers 0 durable.
-    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 0 })));
-    // Its call ended; while it flushes, questions wait for what it stores.
-    store.mark_closing("r");
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(up);
-    });
-    let asked = Instant::now();
-    assert!(matches!(store.upload_state("r").unwrap(), Some(UploadState::InProgress { durable: 5 })));
-    assert!(asked.elapsed() >= Duration::from_millis(250), "answered before the writer finished");
-    writer.join().unwrap();
-
-    // A new writer waits too, rather than being refused as a second one.
-    let up = store.resumable("r", "f", None).unwrap();
-    store.mark_closing("r");
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(up);
-    });
-    let resumed = store.resumable("r", "f", None).unwrap();
-    assert_eq!(resumed.written(), 5);
-    writer.join().unwrap();
-}
-
-#[test]
-fn a_resumable_upload_failing_its_checksum_or_limit_is_discarded() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = small(dir.path(), 8, 1 << 20);
-    let mut up = store.resumable("r", "f", Some(sha(b"other"))).unwrap();
-    up.write(b"data").unwrap();
-    assert!(matches!(up.commit(), Err(FileError::ChecksumMismatch { .. })));
-    assert_eq!(store.resumable_size("r").unwrap(), None);
-    let mut up = store.resumable("r", "f", None).unwrap();
-    up.write(b"12345").unwrap();
-    assert!(matches!(up.write(b"12345"), Err(FileError::TooLarge { limit: 8 })));
-    drop(up);
-    assert_eq!(store.resumable_size("r").unwrap(), None);
-    assert!(store.list().unwrap().is_empty());
 }
 
 #[test]
@@ -602,101 +855,7 @@ fn a_file_in_the_way_of_the_store_is_a_clear_error() {
     assert!(err.to_string().contains("files"), "{err}");
 }
 
-#[test]
-fn a_digest_given_after_the_data_is_checked_at_commit() {
-    let (_dir, store) = opened();
-    let old = upload(&store, "f", b"old");
-    let wrong = sha(b"something else");
-    let mut up = store.begin_upload("f", None).unwrap();
-    up.write(b"data").unwrap();
-    up.expect_sha256(wrong);
-    let err = up.commit().unwrap_err();
-    let FileError::ChecksumMismatch { expected, actual } = &err else { panic!("{err}") };
-    assert_eq!((*expected, *actual), (wrong, sha(b"data")));
-    assert_eq!(store.stat("f").unwrap(), old);
-    assert_eq!(read_all(&store, "f"), b"old");
-    assert_eq!(entries(&store, ".tmp"), ["resumable"]);
-
-    // It replaces a digest given when the upload began.
-    let mut up = store.begin_upload("f", Some(wrong)).unwrap();
-    up.write(b"data").unwrap();
-    up.expect_sha256(sha(b"data"));
-    assert_eq!(up.commit().unwrap().sha256, sha(b"data"));
-    assert_eq!(read_all(&store, "f"), b"data");
-}
-
-#[test]
-fn a_finished_resumable_upload_is_remembered_until_discarded_or_stale() {
-    let (dir, store) = opened();
-    assert_eq!(store.upload_state("up").unwrap(), None);
-    let mut up = store.resumable("up", "done.bin", None).unwrap();
-    up.write(b"hello").unwrap();
-    // Being written: only what is durable counts.
-    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::InProgress { durable: 0 }));
-    up.sync().unwrap();
-    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::InProgress { durable: 5 }));
-    let info = up.commit().unwrap();
-    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info.clone())));
-    assert_eq!(store.resumable_size("up").unwrap(), None);
-    // A finished id is not written again, and no data file comes back for it.
-    let again = store.resumable("up", "done.bin", None).unwrap_err();
-    assert!(
-        matches!(&again, FileError::UploadFinished { id, info: i } if id == "up" && **i == info),
-        "{again}"
-    );
-    assert_eq!(again.to_string(), "upload \"up\" was already finished: committed as \"done.bin\", 5 bytes");
-    assert!(entries(&store, ".tmp/resumable").is_empty());
-    // The record is committed with the file, and survives a restart.
-    drop(store);
-    let store = self::store(dir.path());
-    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info.clone())));
-    // Deleting the file does not forget the upload; discarding it does.
-    store.delete("done.bin").unwrap();
-    assert_eq!(store.upload_state("up").unwrap(), Some(UploadState::Finished(info)));
-    assert!(store.discard_resumable("up").unwrap());
-    assert_eq!(store.upload_state("up").unwrap(), None);
-    assert!(!store.discard_resumable("up").unwrap());
-    let mut up = store.resumable("up", "second.bin", None).unwrap();
-    up.write(b"x").unwrap();
-    up.commit().unwrap();
-    // Kept as long as an unfinished upload would be.
-    drop(store);
-    let config = FileStoreConfig { resumable_max_age: Some(Duration::ZERO), ..Default::default() };
-    let store = LocalFileStore::open_with(dir.path(), config).unwrap();
-    assert_eq!(store.upload_state("up").unwrap(), None);
-    assert_eq!(read_all(&store, "second.bin"), b"x");
-    assert!(matches!(store.upload_state("a/b"), Err(FileError::BadName(_))));
-}
-
 mod one_gib;
-
-#[test]
-fn an_upload_that_keeps_existing_files_is_refused_at_commit_and_leaves_nothing() {
-    let (_dir, store) = opened();
-    // Both begin before either commits: the commit decides.
-    let mut first = store.begin_upload("report.pdf", None).unwrap();
-    let mut second = store.begin_upload("report.pdf", None).unwrap();
-    first.keep_existing();
-    second.keep_existing();
-    first.write(b"first").unwrap();
-    second.write(b"second").unwrap();
-    first.commit().unwrap();
-    let objects = entries(&store, "objects");
-    match second.commit() {
-        Err(FileError::Exists { name }) => assert_eq!(name, "report.pdf"),
-        other => panic!("expected Exists, got {other:?}"),
-    }
-    assert_eq!(read_all(&store, "report.pdf"), b"first");
-    assert_eq!(entries(&store, "objects"), objects, "the refused upload's data is gone");
-    assert!(entries(&store, ".tmp").iter().all(|e| !e.starts_with("upload-")), "no temporary file stays");
-    // A name not stored yet is stored, and without keep_existing a name is replaced.
-    let mut new = store.begin_upload("new.txt", None).unwrap();
-    new.keep_existing();
-    new.write(b"new").unwrap();
-    new.commit().unwrap();
-    upload(&store, "report.pdf", b"replaced");
-    assert_eq!(read_all(&store, "report.pdf"), b"replaced");
-}
 
 #[test]
 fn check_finds_damaged_files_and_leftovers_and_repair_removes_only_leftovers() {
