@@ -21,16 +21,21 @@ import time
 import uuid
 
 import grpc
+import hashlib
 import indicator_graph_pb2
 import indicator_graph_pb2_grpc
 import indicator_pb2
 import indicator_pb2_grpc
 import numpy as np
 import talib
+from dataport.files.v1 import files_pb2 as f
+from dataport.files.v1 import files_pb2_grpc as f_grpc
 from dataport.market.v1 import market_pb2 as m
 from dataport.market.v1 import market_pb2_grpc as m_grpc
 from dataport.position.v1 import position_pb2 as p
 from dataport.position.v1 import position_pb2_grpc as p_grpc
+from google.bytestream import bytestream_pb2 as bs
+from google.bytestream import bytestream_pb2_grpc as bs_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
@@ -47,16 +52,17 @@ def check(name, ok, detail=""):
 class Replica:
     """One `dataport serve` on its own port and data directory."""
 
-    def __init__(self, index, port, work, database):
+    def __init__(self, index, port, work, database, files):
         self.index, self.addr = index, f"127.0.0.1:{port}"
         self.data = os.path.join(work, f"replica-{index}")
         self.log = os.path.join(work, f"replica-{index}.log")
-        self.database = database
+        self.database, self.files = database, files
         self.process = None
 
     def start(self):
+        # Both stores shared: no data directory is made (checked at the end).
         cmd = [os.environ["DATAPORT_BIN"], "serve", "--listen", self.addr, "--data-dir", self.data,
-               "--bars-url", self.database]
+               "--bars-url", self.database, "--files-url", self.files]
         self.process = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -266,20 +272,98 @@ def positions(replicas, balancer):
     replicas[1].start()
 
 
+CHUNK = 1 << 20
+
+
+def writes(resource, data, offset, finish):
+    """ByteStream Write requests of `data` from `offset`, 1 MiB each."""
+    for i, at in enumerate(range(offset, offset + max(len(data), 1), CHUNK)):
+        piece = data[at - offset:at - offset + CHUNK]
+        last = at + CHUNK >= offset + len(data)
+        yield bs.WriteRequest(resource_name=resource if i == 0 else "", write_offset=at,
+                              finish_write=finish and last, data=piece)
+
+
+def download(channel, name):
+    stub = f_grpc.FilesServiceStub(channel)
+    return b"".join(r.chunk for r in stub.Download(f.DownloadRequest(names=[name]), timeout=60))
+
+
+def files(replicas, balancer):
+    via = [grpc.insecure_channel(r.addr) for r in replicas]
+    data = os.urandom(40 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"scenario-{uuid.uuid4().hex[:8]}.bin"
+    upload_id = f"up-{uuid.uuid4().hex[:8]}"
+    resource = f"uploads/{upload_id}/files/{name}/sha256/{digest}"
+
+    # A resumable upload sent to replica 0, which is killed once 25 MiB of
+    # the 40 went out; the client asks the balancer where to go on and
+    # finishes through it; replica 1 serves the file whole.
+    sent = threading.Event()
+
+    def requests():
+        for i, request in enumerate(writes(resource, data, 0, True)):
+            if i == 25:
+                sent.set()
+                time.sleep(5)  # replica 0 dies meanwhile
+            yield request
+
+    def kill_after_sent():
+        sent.wait()
+        time.sleep(0.3)
+        replicas[0].kill()
+
+    killer = threading.Thread(target=kill_after_sent)
+    killer.start()
+    try:
+        bs_grpc.ByteStreamStub(via[0]).Write(requests(), timeout=60)
+        cut = "not cut"
+    except grpc.RpcError as e:
+        cut = e.code().name
+    killer.join()
+    stub = bs_grpc.ByteStreamStub(balancer)
+    status, _ = retrying(stub.QueryWriteStatus, bs.QueryWriteStatusRequest(resource_name=resource))
+    committed = status.committed_size
+    reply, _ = retrying(lambda r, timeout: stub.Write(writes(resource, data[committed:], committed, True),
+                                                      timeout=timeout), None)
+    got = download(via[1], name)
+    check("files: a resumable upload cut by killing its replica is finished through the balancer, read whole via replica 1",
+          cut != "not cut" and reply.committed_size == len(data) and hashlib.sha256(got).hexdigest() == digest,
+          f"cut {cut} at 25 of 40 MiB, {committed >> 20} MiB kept, the rest sent through the balancer")
+    replicas[0].start()
+
+    # A plain upload through the balancer replaces the file; every replica
+    # serves the new one.
+    newer = os.urandom(3 << 20)
+    upload = f_grpc.FilesServiceStub(balancer).Upload(iter([
+        f.UploadRequest(header=f.UploadHeader(name=name)),
+        f.UploadRequest(chunk=newer[:2 << 20]),
+        f.UploadRequest(chunk=newer[2 << 20:]),
+    ]), timeout=60).file
+    same = [hashlib.sha256(download(ch, name)).digest() == hashlib.sha256(newer).digest() for ch in via]
+    check("files: a replacement uploaded through the balancer is what every replica serves",
+          upload.size == len(newer) and all(same), f"{same}")
+
+
 def main():
     args = argparse.ArgumentParser()
     args.add_argument("--work", required=True)
     args.add_argument("--database", required=True)
     args.add_argument("--replicas", nargs=3, required=True)
     args.add_argument("--balancer", required=True)
+    args.add_argument("--files", required=True)
     opts = args.parse_args()
-    replicas = [Replica(i, port, opts.work, opts.database) for i, port in enumerate(opts.replicas)]
+    replicas = [Replica(i, port, opts.work, opts.database, opts.files) for i, port in enumerate(opts.replicas)]
     try:
         for r in replicas:
             r.start()
         balancer = grpc.insecure_channel(opts.balancer)
         market(replicas, balancer)
         positions(replicas, balancer)
+        files(replicas, balancer)
+        made = [r.data for r in replicas if os.path.exists(r.data)]
+        check("replicas with both stores shared keep nothing in a data directory", not made, f"made: {made}")
     finally:
         for r in replicas:
             r.stop()

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use dataport_proto::google::bytestream::{self, byte_stream_server::ByteStreamServer};
 use dataport_proto::methods::google::bytestream::byte_stream::{QUERY_WRITE_STATUS, READ};
-use dataport_store::files::LocalFileStore;
+use dataport_store::files::{Files, LocalFileStore};
 use dataport_wire::Lean;
 use http_body_util::BodyExt;
 use prost::Message;
@@ -43,7 +43,10 @@ impl ByteStreamProbe {
         let store = LocalFileStore::open(data_dir).map_err(|e| e.to_string())?;
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        Ok(ByteStreamProbe { runtime, service: byte_stream(store, Inflight::new(LIMIT), LIMIT) })
+        Ok(ByteStreamProbe {
+            runtime,
+            service: byte_stream(Files::Local(store), Inflight::new(LIMIT), LIMIT),
+        })
     }
 
     /// The status a QueryWriteStatus of `resource_name` ends with.

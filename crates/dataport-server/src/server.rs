@@ -10,7 +10,9 @@ use dataport_core::route::FeatureDb;
 use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
 use dataport_proto::grpc::health::v1::health_server::HealthServer;
 use dataport_store::bars::{BarStore, BarStoreError, CachedBarStore, PgBarStore, SqliteBarStore};
-use dataport_store::files::{Cleanup, FileError, FileStoreConfig, LocalFileStore};
+use dataport_store::files::{
+    Cleanup, FileError, FileStore, FileStoreConfig, Files, LocalFileStore, S3FileStore,
+};
 use dataport_store::positions::PgPositions;
 use dataport_store::postgres::Database;
 use dataport_store::{DataDir, StoreError};
@@ -71,7 +73,12 @@ pub enum StartError {
 /// NOT_SERVING while a shared one cannot (a balancer then sends calls
 /// elsewhere), checking every 250 ms, until the drain starts. The server
 /// starts SERVING: a shared store was reached when it was opened.
-async fn follow_stores(health: health::Reporter, drain: Drain, bars: Arc<CachedBarStore<Box<dyn BarStore>>>) {
+async fn follow_stores(
+    health: health::Reporter,
+    drain: Drain,
+    bars: Arc<CachedBarStore<Box<dyn BarStore>>>,
+    files: Files,
+) {
     let mut was = true;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     let stop = drain.signaled();
@@ -81,7 +88,7 @@ async fn follow_stores(health: health::Reporter, drain: Drain, bars: Arc<CachedB
             () = &mut stop => return,
             _ = tick.tick() => {}
         }
-        let up = bars.reachable();
+        let up = bars.reachable() && files.reachable();
         if was != up {
             if up {
                 tracing::info!("the shared stores are reachable again: serving");
@@ -94,18 +101,92 @@ async fn follow_stores(health: health::Reporter, drain: Drain, bars: Arc<CachedB
     }
 }
 
+/// Removes what the S3 store no longer needs (stale resumable uploads, data
+/// replaced long enough ago) every ten minutes, until the drain starts. Any
+/// replica may sweep: the sweep decides by age, not by who wrote.
+async fn sweep_s3(store: Arc<S3FileStore>, drain: Drain) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    tick.tick().await; // opening the store swept
+    let stop = drain.signaled();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let store = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || store.sweep()).await {
+            Ok(Ok(swept)) => tracing::info!(?swept, "swept the S3 file store"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the S3 file store"),
+            Err(e) => tracing::warn!(error = %e, "the S3 sweep failed"),
+        }
+    }
+}
+
+/// The stores a server runs on, as the config chose them.
+struct Stores {
+    /// `None` when both stores are shared: nothing is kept in a data
+    /// directory, so none is locked.
+    data_dir: Option<DataDir>,
+    files: Files,
+    bars: Box<dyn BarStore>,
+    shared_positions: Option<Arc<PgPositions>>,
+}
+
+/// Opens the file store (local, or S3 with `files_url`), the bar store and
+/// positions (SQLite and memory, or PostgreSQL with `bars_url`), and the
+/// data directory if anything is kept there.
+fn open_stores(config: &Config) -> Result<Stores, StartError> {
+    let data_dir = match (&config.bars_url, &config.files_url) {
+        (Some(_), Some(_)) => None,
+        _ => Some(
+            DataDir::open(&config.data_dir)
+                .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?,
+        ),
+    };
+    let file_config = FileStoreConfig { max_file_size: config.max_file_size, ..FileStoreConfig::default() };
+    let files = match (&config.files_url, &data_dir) {
+        (Some(url), _) => Files::S3(Arc::new(S3FileStore::open(url, file_config)?)),
+        (None, Some(dir)) => {
+            let files = LocalFileStore::open_with(dir.path(), file_config)?;
+            let cleaned = files.cleaned();
+            if cleaned != Cleanup::default() {
+                tracing::info!(
+                    temp_files = cleaned.temp_files,
+                    orphan_objects = cleaned.orphan_objects,
+                    stale_resumable = cleaned.stale_resumable,
+                    "the file store removed what a crash or an abandoned upload left"
+                );
+            }
+            Files::Local(files)
+        }
+        (None, None) => unreachable!("a data directory is opened unless files_url is set"),
+    };
+    let (bars, shared_positions): (Box<dyn BarStore>, _) = match (&config.bars_url, &data_dir) {
+        (Some(url), _) => {
+            let db = Database::connect(url.expose(), config.bars_pool_size).map_err(BarStoreError::from)?;
+            let positions = PgPositions::open(Arc::clone(&db)).map_err(BarStoreError::from)?;
+            (Box::new(PgBarStore::open(db)?), Some(Arc::new(positions)))
+        }
+        (None, Some(dir)) => (Box::new(SqliteBarStore::open(dir.path())?), None),
+        (None, None) => unreachable!("a data directory is opened unless bars_url is set"),
+    };
+    Ok(Stores { data_dir, files, bars, shared_positions })
+}
+
 /// A server with everything loaded that can fail before a port is bound.
 #[derive(Debug)]
 pub struct Server {
     config: Config,
-    data_dir: DataDir,
+    /// `None` when every store is shared (`bars_url` and `files_url`).
+    data_dir: Option<DataDir>,
     features: Arc<FeatureDb>,
     hub: Arc<Hub>,
     positions: Positions,
     market: Market,
     /// The market's store, for the metrics and health.
     bars: Arc<CachedBarStore<Box<dyn BarStore>>>,
-    files: LocalFileStore,
+    files: Files,
     judged: Judged,
     inflight: Inflight,
     tls: Option<Arc<Tls>>,
@@ -150,34 +231,7 @@ impl Server {
                     .map_err(|source| StartError::FeaturesParse { path: path.clone(), source })?
             }
         };
-        let data_dir = DataDir::open(&config.data_dir)
-            .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
-        let files = LocalFileStore::open_with(
-            data_dir.path(),
-            FileStoreConfig { max_file_size: config.max_file_size, ..FileStoreConfig::default() },
-        )?;
-        let cleaned = files.cleaned();
-        if cleaned != Cleanup::default() {
-            tracing::info!(
-                temp_files = cleaned.temp_files,
-                orphan_objects = cleaned.orphan_objects,
-                stale_resumable = cleaned.stale_resumable,
-                "the file store removed what a crash or an abandoned upload left"
-            );
-        }
-        let shared = match &config.bars_url {
-            None => None,
-            Some(url) => {
-                Some(Database::connect(url.expose(), config.bars_pool_size).map_err(BarStoreError::from)?)
-            }
-        };
-        let (bars, shared_positions): (Box<dyn BarStore>, _) = match &shared {
-            None => (Box::new(SqliteBarStore::open(data_dir.path())?), None),
-            Some(db) => (
-                Box::new(PgBarStore::open(Arc::clone(db))?),
-                Some(Arc::new(PgPositions::open(Arc::clone(db)).map_err(BarStoreError::from)?)),
-            ),
-        };
+        let Stores { data_dir, files, bars, shared_positions } = open_stores(&config)?;
         if config.sample_data && bars.wants_sample()? {
             let (symbols, count) = market::load_sample(&bars).map_err(StartError::Sample)?;
             bars.sample_loaded()?;
@@ -387,8 +441,16 @@ impl Server {
             tokio::spawn(position::simulate_orbit(self.positions.clone(), drain.clone()));
         }
         self.positions.follow(&drain);
+        if let Files::S3(store) = &self.files {
+            tokio::spawn(sweep_s3(Arc::clone(store), drain.clone()));
+        }
         health.set_all(ServingStatus::Serving);
-        tokio::spawn(follow_stores(health.clone(), drain.clone(), Arc::clone(&self.bars)));
+        tokio::spawn(follow_stores(
+            health.clone(),
+            drain.clone(),
+            Arc::clone(&self.bars),
+            self.files.clone(),
+        ));
         let tls = match &self.tls {
             None => "off",
             Some(tls) if tls.mutual() => "mutual",
@@ -398,7 +460,7 @@ impl Server {
             addr = %DisplayAddr(addr),
             tls,
             auth = self.auth.is_some(),
-            data_dir = %self.data_dir.path().display(),
+            data_dir = self.data_dir.as_ref().map(|d| tracing::field::display(d.path().display())),
             features = self.features.len(),
             health_listen = self.health_addr().map(tracing::field::display),
             metrics_listen = self.metrics_addr().map(tracing::field::display),

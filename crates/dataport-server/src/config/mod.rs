@@ -132,6 +132,9 @@ settings! {
     /// keep the bars in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`), shared
     /// by every replica, instead of SQLite in the data directory
     bars_url: Option<SecretUrl> = unset "none (SQLite in data_dir)", value "URL", |v| parse::postgres_url(v).map(Some);
+    /// keep stored files in this S3 bucket (`s3://BUCKET/PREFIX`), shared by every replica, instead
+    /// of the data directory; endpoint, region and keys from the `AWS_*` environment variables
+    files_url: Option<String> = unset "none (files in data_dir)", value "URL", |v| parse::s3_url(v).map(Some);
     /// most connections to the `bars_url` database held at once
     bars_pool_size: usize = "8", value "N", parse::positive;
     /// `text` or `json`

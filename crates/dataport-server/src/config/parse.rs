@@ -48,6 +48,15 @@ pub(super) fn postgres_url(value: &str) -> Result<super::SecretUrl, String> {
     Ok(super::SecretUrl(value.to_owned()))
 }
 
+/// An S3 location, `s3://BUCKET` or `s3://BUCKET/PREFIX`; the store checks
+/// the rest when it opens.
+pub(super) fn s3_url(value: &str) -> Result<String, String> {
+    match value.strip_prefix("s3://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(value.to_owned()),
+        _ => Err("expected an S3 location such as s3://my-bucket/dataport".to_owned()),
+    }
+}
+
 /// `value` with the password of a URL's user (`scheme://user:PASSWORD@host`)
 /// and any `password=` parameter replaced by `***`.
 pub(crate) fn without_password(value: &str) -> String {

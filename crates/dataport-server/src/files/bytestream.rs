@@ -14,7 +14,7 @@ use std::io::{Seek, SeekFrom};
 
 use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_proto::google::bytestream::{self, byte_stream_server};
-use dataport_store::files::{FileInfo, FileStore, LocalFileStore, UploadState};
+use dataport_store::files::{FileInfo, FileStore, Files, UploadState};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -31,7 +31,7 @@ use crate::logging::Audit;
 /// `google.bytestream.ByteStream`.
 #[derive(Clone, Debug)]
 pub struct ByteStream {
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 }
@@ -39,7 +39,7 @@ pub struct ByteStream {
 /// `google.bytestream.ByteStream`, its reads sent [`Lean`], reading request
 /// messages of at most `max_message` bytes.
 pub fn byte_stream(
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 ) -> Lean<byte_stream_server::ByteStreamServer<ByteStream>, ByteStream> {

@@ -8,7 +8,7 @@ use dataport_core::files::stored_name;
 use dataport_proto::file_srv::upload_request::Request as Kind;
 use dataport_proto::file_srv::{self, StringResponse, UploadRequest, file_srv_server};
 use dataport_proto::file_transfer::{self, Chunk, file_service_server};
-use dataport_store::files::{FileInfo, FileStore, LocalFileStore};
+use dataport_store::files::{FileInfo, FileStore, Files};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -25,7 +25,7 @@ use crate::logging::Audit;
 /// `FileSrv`.
 #[derive(Clone, Debug)]
 pub struct FileSrv {
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 }
@@ -33,7 +33,7 @@ pub struct FileSrv {
 /// `FileSrv`, its file data moved [`Lean`], reading request messages of
 /// at most `max_message` bytes.
 pub fn file_srv(
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 ) -> Lean<file_srv_server::FileSrvServer<FileSrv>, FileSrv> {
@@ -133,7 +133,7 @@ impl file_srv_server::FileSrv for FileSrv {
 /// stream of chunks under a name the server makes up, and answers it.
 #[derive(Clone, Debug)]
 pub struct FileTransfer {
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 }
@@ -141,7 +141,7 @@ pub struct FileTransfer {
 /// `FileTransfer.FileService`, its uploads read [`Lean`], messages of at
 /// most `max_message` bytes.
 pub fn file_transfer(
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 ) -> Lean<file_service_server::FileServiceServer<FileTransfer>, FileTransfer> {

@@ -10,7 +10,7 @@
 //! size.
 
 use dataport_core::files::Sha256Digest;
-use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, LocalReader, Upload};
+use dataport_store::files::{FileError, FileInfo, FileStore, Files, FilesReader, Upload};
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -141,11 +141,7 @@ pub(super) enum Written {
 
 /// Opens `target` and writes `rx` into it on the calling (blocking) thread.
 /// Each piece comes with the room its data holds, given back once written.
-fn write(
-    store: &LocalFileStore,
-    target: &Target,
-    mut rx: mpsc::Receiver<(Piece, Held)>,
-) -> Result<Written, Status> {
+fn write(store: &Files, target: &Target, mut rx: mpsc::Receiver<(Piece, Held)>) -> Result<Written, Status> {
     let opened = match target {
         Target::New(file) => store.begin_upload(&file.name, file.expected).map(|mut upload| {
             if file.keep_existing {
@@ -222,7 +218,7 @@ impl<T, F: FnMut(T, u64) -> Result<Piece, Status> + Send> Rules<T> for F {
 /// and the data has every checksum given. On any error, or if this future
 /// is dropped (the call is cancelled), the writer drops the upload.
 pub(super) async fn upload<T: Send + 'static>(
-    (store, inflight): (&LocalFileStore, &Inflight),
+    (store, inflight): (&Files, &Inflight),
     target: Target,
     (source, read): (impl Source<T>, u64),
     mut rules: impl Rules<T>,
@@ -249,7 +245,7 @@ pub(super) async fn upload<T: Send + 'static>(
 
 /// [`upload`] of a new file, which answers what was stored.
 pub(super) async fn store_stream<T: Send + 'static>(
-    store: (&LocalFileStore, &Inflight),
+    store: (&Files, &Inflight),
     file: NewFile,
     source: (impl Source<T>, u64),
     rules: impl Rules<T>,
@@ -405,7 +401,7 @@ pub(super) fn download<M: Send + 'static>(
 /// client went away or reading failed (then INTERNAL is sent, and the
 /// download should stop).
 pub(super) fn send_chunks<M>(
-    reader: &mut LocalReader,
+    reader: &mut FilesReader,
     limit: u64,
     tx: &mpsc::Sender<Result<M, Status>>,
     message: impl Fn(Bytes) -> M,
@@ -442,7 +438,7 @@ mod tests {
     use std::collections::VecDeque;
     use std::time::Duration;
 
-    use dataport_store::files::FileStoreConfig;
+    use dataport_store::files::{FileStoreConfig, LocalFileStore};
     use tonic::Code;
 
     use super::*;
@@ -464,9 +460,9 @@ mod tests {
         Some(Incoming::Message(Bytes::from_static(bytes)))
     }
 
-    fn store(dir: &tempfile::TempDir, max_file_size: u64) -> LocalFileStore {
+    fn store(dir: &tempfile::TempDir, max_file_size: u64) -> Files {
         let config = FileStoreConfig { max_file_size, ..FileStoreConfig::default() };
-        LocalFileStore::open_with(dir.path(), config).unwrap()
+        Files::Local(LocalFileStore::open_with(dir.path(), config).unwrap())
     }
 
     fn room() -> Inflight {

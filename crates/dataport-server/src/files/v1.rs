@@ -13,7 +13,7 @@ use std::io::{Seek, SeekFrom};
 
 use dataport_core::files::{Sha256Digest, validate_name};
 use dataport_proto::dataport::files::v1::{self, download_response, files_service_server, upload_request};
-use dataport_store::files::{FileError, FileInfo, FileStore, LocalFileStore, LocalReader};
+use dataport_store::files::{FileError, FileInfo, FileStore, Files, FilesReader};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -39,7 +39,7 @@ const MAX_DOWNLOAD_FILES: usize = 1000;
 /// `dataport.files.v1.FilesService`.
 #[derive(Clone, Debug)]
 pub struct FilesService {
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 }
@@ -47,7 +47,7 @@ pub struct FilesService {
 /// `dataport.files.v1.FilesService`, its uploads and downloads moved
 /// [`Lean`], reading request messages of at most `max_message` bytes.
 pub fn files_service(
-    store: LocalFileStore,
+    store: Files,
     inflight: Inflight,
     max_message: usize,
 ) -> Lean<files_service_server::FilesServiceServer<FilesService>, FilesService> {
@@ -183,7 +183,7 @@ fn distinct_names(names: &[String]) -> Result<(Vec<String>, Vec<usize>), Status>
 /// should stop (the client went away, or an error was sent).
 fn send_file(
     info: &FileInfo,
-    reader: &mut LocalReader,
+    reader: &mut FilesReader,
     tx: &mpsc::Sender<Result<v1::DownloadResponse, Status>>,
 ) -> bool {
     if let Err(e) = reader.seek(SeekFrom::Start(0)) {
@@ -257,7 +257,7 @@ impl FilesService {
     async fn named(
         &self,
         name: String,
-        call: fn(&LocalFileStore, &str) -> Result<FileInfo, FileError>,
+        call: fn(&Files, &str) -> Result<FileInfo, FileError>,
     ) -> Result<v1::File, Status> {
         checked_name("name", &name)?;
         let store = self.store.clone();

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use dataport_store::bars::{BarStore, CachedBarStore};
-use dataport_store::files::{FileStore as _, LocalFileStore};
+use dataport_store::files::{FileStore as _, Files};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -113,7 +113,7 @@ async fn answer<B>(
 /// What the areas hold, read at each scrape.
 #[derive(Debug)]
 pub struct Areas {
-    pub files: LocalFileStore,
+    pub files: Files,
     pub bars: Arc<CachedBarStore<Box<dyn BarStore>>>,
     pub hub: Arc<Hub>,
     pub judged: Judged,

@@ -7,6 +7,7 @@
 //! recorded in one step. Until then, and if it is dropped or fails, nobody
 //! sees it and nothing of it stays behind.
 
+mod any;
 mod check;
 mod index;
 mod local;
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use dataport_core::files::{NameError, Sha256Digest};
 
+pub use any::{Files, FilesReader, FilesUpload};
 pub use check::{FileCheck, check};
 /// How a [`LocalFileStore`] reads its files (large ones with direct I/O).
 pub use dataport_fileio::LocalReader;
