@@ -18,6 +18,7 @@ mod metrics;
 mod outliers;
 mod position;
 mod route;
+mod shared;
 mod tls;
 mod traces;
 mod web;
