@@ -37,9 +37,37 @@ impl Drain {
         }
     }
 
+    /// Ticks every `period`, the first at once, until the drain starts: for
+    /// the server's own periodic work.
+    pub fn every(&self, period: std::time::Duration) -> Ticks {
+        Ticks { interval: tokio::time::interval(period), stop: Box::pin(self.signaled()) }
+    }
+
     /// What a stream the drain ends says.
     pub fn status() -> tonic::Status {
         tonic::Status::unavailable("the server is shutting down")
+    }
+}
+
+/// The ticks of [`Drain::every`].
+pub struct Ticks {
+    interval: tokio::time::Interval,
+    stop: BoxFuture<'static, ()>,
+}
+
+impl std::fmt::Debug for Ticks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticks").field("period", &self.interval.period()).finish_non_exhaustive()
+    }
+}
+
+impl Ticks {
+    /// Waits for the next tick: true, or false once the drain has started.
+    pub async fn next(&mut self) -> bool {
+        tokio::select! {
+            () = &mut self.stop => false,
+            _ = self.interval.tick() => true,
+        }
     }
 }
 

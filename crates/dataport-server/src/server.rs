@@ -80,14 +80,8 @@ async fn follow_stores(
     files: Files,
 ) {
     let mut was = true;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-    let stop = drain.signaled();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticks = drain.every(std::time::Duration::from_millis(250));
+    while ticks.next().await {
         let up = bars.reachable() && files.reachable();
         if was != up {
             if up {
@@ -105,15 +99,9 @@ async fn follow_stores(
 /// replaced long enough ago) every ten minutes, until the drain starts. Any
 /// replica may sweep: the sweep decides by age, not by who wrote.
 async fn sweep_s3(store: Arc<S3FileStore>, drain: Drain) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    tick.tick().await; // opening the store swept
-    let stop = drain.signaled();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticks = drain.every(std::time::Duration::from_secs(600));
+    ticks.next().await; // at once: opening the store swept
+    while ticks.next().await {
         let store = Arc::clone(&store);
         match tokio::task::spawn_blocking(move || store.sweep()).await {
             Ok(Ok(swept)) => tracing::info!(?swept, "swept the S3 file store"),

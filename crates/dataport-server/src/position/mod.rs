@@ -141,14 +141,10 @@ fn full(e: TooManyEntities) -> Status {
 
 /// Moves "default" around the unit circle until the drain starts.
 pub async fn simulate_orbit(positions: Positions, drain: Drain) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let drained = drain.signaled();
-    tokio::pin!(drained);
-    for step in 1.. {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut drained => return,
-        }
+    let mut ticks = drain.every(Duration::from_millis(100));
+    let mut step = 0;
+    while ticks.next().await {
+        step += 1;
         if let Err(e) = positions.publish(DEFAULT_ENTITY, position::orbit(step)).await {
             tracing::error!(error = %e, "orbit could not publish");
         }
