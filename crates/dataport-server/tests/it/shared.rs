@@ -1,12 +1,15 @@
 //! A server whose bars and positions are in PostgreSQL (`bars_url`), reached
 //! through a relay the test cuts and restores as a network would: health
 //! says NOT_SERVING while the database cannot be reached, calls that need it
-//! are UNAVAILABLE, and both come back by themselves.
+//! are UNAVAILABLE, both come back by themselves, and what another replica
+//! published meanwhile reaches the watchers once the replica is back.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use dataport_proto::dataport::position::v1::position_service_client::PositionServiceClient;
+use dataport_proto::dataport::position::v1::{PublishRequest, Vector3, WatchRequest};
 use dataport_proto::grpc::health::v1::HealthCheckRequest;
 use dataport_proto::grpc::health::v1::health_check_response::ServingStatus;
 use dataport_proto::grpc::health::v1::health_client::HealthClient;
@@ -78,6 +81,16 @@ async fn health(addr: &str) -> Option<i32> {
     Some(client.check(HealthCheckRequest { service: String::new() }).await.ok()?.into_inner().status)
 }
 
+/// A server (sample bars loaded) keeping bars and positions at `bars_url`.
+async fn serve(bars_url: String) -> crate::common::TestServer {
+    let (mut config, data_dir) = config();
+    let mut raw = RawSettings::default();
+    raw.set_flag("bars_url", bars_url);
+    config.bars_url = raw.resolve().expect("a PostgreSQL URL").bars_url;
+    config.sample_data = true;
+    start_with(config, data_dir).await
+}
+
 /// Waits until health answers `want`, for at most 10 s.
 async fn until_health(addr: &str, want: ServingStatus) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -91,15 +104,12 @@ async fn until_health(addr: &str, want: ServingStatus) {
 // thread while it reaches the database through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: tests/run starts one and sets DATAPORT_TEST_POSTGRES"]
-async fn an_unreachable_database_is_not_serving_and_unavailable_until_it_is_back() {
+async fn an_unreachable_database_is_not_serving_and_unavailable_until_it_is_back_then_resyncs() {
     let (postgres, user, name) = database().await;
     let relay = Relay::to(postgres).await;
-    let (mut config, data_dir) = config();
-    let mut raw = RawSettings::default();
-    raw.set_flag("bars_url", format!("postgres://{user}:secret@{}/{name}", relay.addr));
-    config.bars_url = raw.resolve().expect("a PostgreSQL URL").bars_url;
-    config.sample_data = true;
-    let server = start_with(config, data_dir).await;
+    let server = serve(format!("postgres://{user}:secret@{}/{name}", relay.addr)).await;
+    // Another replica, whose way to the database is never cut.
+    let other = serve(format!("postgres://{user}@{postgres}/{name}")).await;
     let url = server.url();
     let request =
         MacdRequest { symbol: "AAPL".into(), start_date: "2012-01-03".into(), end_date: "2012-01-31".into() };
@@ -107,8 +117,20 @@ async fn an_unreachable_database_is_not_serving_and_unavailable_until_it_is_back
     assert_eq!(health(&url).await, Some(ServingStatus::Serving as i32));
     assert!(!macd.get_macd(request.clone()).await.expect("answered").into_inner().macd.is_empty());
 
+    let mut watch = PositionServiceClient::new(server.channel().await)
+        .watch(WatchRequest { entities: vec!["drone".into()] })
+        .await
+        .expect("watching")
+        .into_inner();
+
     relay.cut();
     until_health(&url, ServingStatus::NotServing).await;
+    // Published through the other replica while this one cannot hear it.
+    let position = Vector3 { x: 7.0, y: 8.0, z: 9.0 };
+    PositionServiceClient::new(other.channel().await)
+        .publish(PublishRequest { entity: "drone".into(), position: Some(position) })
+        .await
+        .expect("published");
     let refused = macd.get_macd(request.clone()).await.expect_err("the database is cut off");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(
@@ -119,5 +141,13 @@ async fn an_unreachable_database_is_not_serving_and_unavailable_until_it_is_back
     relay.restore();
     until_health(&url, ServingStatus::Serving).await;
     assert!(!macd.get_macd(request).await.expect("answered again").into_inner().macd.is_empty());
+    // Back on the bus, the replica read what it missed: its watcher has it.
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+        .await
+        .expect("the watcher heard the missed publish")
+        .expect("a message")
+        .expect("not the end");
+    assert_eq!(heard.position.and_then(|p| p.position), Some(position));
     server.stop().await;
+    other.stop().await;
 }
