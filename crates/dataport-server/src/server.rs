@@ -111,6 +111,19 @@ async fn sweep_s3(store: Arc<S3FileStore>, drain: Drain) {
     }
 }
 
+/// Asks the S3 store about a name every two seconds, until the drain
+/// starts: its `reachable()` follows its last request, so without calls an
+/// outage would go unseen by health (and the balancer) until a call failed.
+/// One small request at a time; the answer (usually "no such file") is not
+/// the point.
+async fn probe_s3(store: Arc<S3FileStore>, drain: Drain) {
+    let mut ticks = drain.every(std::time::Duration::from_secs(2));
+    while ticks.next().await {
+        let store = Arc::clone(&store);
+        let _ = tokio::task::spawn_blocking(move || store.stat("dataport-health-probe")).await;
+    }
+}
+
 /// The stores a server runs on, as the config chose them.
 struct Stores {
     /// `None` when both stores are shared: nothing is kept in a data
@@ -431,6 +444,7 @@ impl Server {
         self.positions.follow(&drain);
         if let Files::S3(store) = &self.files {
             tokio::spawn(sweep_s3(Arc::clone(store), drain.clone()));
+            tokio::spawn(probe_s3(Arc::clone(store), drain.clone()));
         }
         health.set_all(ServingStatus::Serving);
         tokio::spawn(follow_stores(
