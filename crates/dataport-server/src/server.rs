@@ -447,12 +447,15 @@ impl Server {
             tokio::spawn(probe_s3(Arc::clone(store), drain.clone()));
         }
         health.set_all(ServingStatus::Serving);
-        tokio::spawn(follow_stores(
-            health.clone(),
-            drain.clone(),
-            Arc::clone(&self.bars),
-            self.files.clone(),
-        ));
+        // Only a shared store can become unreachable.
+        if self.config.bars_url.is_some() || self.config.files_url.is_some() {
+            tokio::spawn(follow_stores(
+                health.clone(),
+                drain.clone(),
+                Arc::clone(&self.bars),
+                self.files.clone(),
+            ));
+        }
         let tls = match &self.tls {
             None => "off",
             Some(tls) if tls.mutual() => "mutual",
