@@ -14,40 +14,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let by_symbol = parse_csv_by_symbol(flate2::read::GzDecoder::new(std::fs::File::open(path)?))?;
 
     let full = |w, h| ChartOptions { width: w, height: h, ..ChartOptions::default() };
-    let cases: Vec<(&str, &str, usize, ChartOptions)> = vec![
-        ("goog-252", "GOOG", 252, full(1000, 700)),
-        ("goog-2000", "GOOG", 2000, full(1000, 700)),
-        ("aapl-3270", "AAPL", 3270, full(1000, 700)),
-        ("goog-60", "GOOG", 60, full(1000, 700)),
-        ("goog-20", "GOOG", 20, full(1000, 700)),
-        ("goog-5", "GOOG", 5, full(1000, 700)),
-        ("goog-1", "GOOG", 1, full(1000, 700)),
-        ("goog-252-500x350", "GOOG", 252, full(500, 350)),
-        ("goog-2000-500x350", "GOOG", 2000, full(500, 350)),
-        ("goog-20-500x350", "GOOG", 20, full(500, 350)),
-        ("goog-252-2000x1400", "GOOG", 252, full(2000, 1400)),
-        ("goog-252-200x200", "GOOG", 252, full(200, 200)),
-        (
-            "goog-252-price",
-            "GOOG",
-            252,
-            ChartOptions { panels: Panels { price: true, volume: false, macd: false }, ..full(1000, 700) },
-        ),
-        (
-            "goog-252-price-macd",
-            "GOOG",
-            252,
-            ChartOptions { panels: Panels { price: true, volume: false, macd: true }, ..full(1000, 700) },
-        ),
-        (
-            "goog-252-volume-macd",
-            "GOOG",
-            252,
-            ChartOptions { panels: Panels { price: false, volume: true, macd: true }, ..full(1000, 700) },
-        ),
-        ("empty", "GOOG", 0, full(1000, 700)),
-        ("goog-252-svg", "GOOG", 252, ChartOptions { format: Format::Svg, ..full(1000, 700) }),
-    ];
+    let mut cases: Vec<(String, &str, usize, ChartOptions)> = Vec::new();
+    for (symbol, count) in
+        [("GOOG", 252), ("GOOG", 2000), ("AAPL", 3270), ("GOOG", 60), ("GOOG", 20), ("GOOG", 5), ("GOOG", 1)]
+    {
+        cases.push((format!("{}-{count}", symbol.to_lowercase()), symbol, count, full(1000, 700)));
+    }
+    for (count, w, h) in
+        [(252, 500, 350), (2000, 500, 350), (20, 500, 350), (252, 2000, 1400), (252, 200, 200)]
+    {
+        cases.push((format!("goog-{count}-{w}x{h}"), "GOOG", count, full(w, h)));
+    }
+    let panels =
+        |price, volume, macd| ChartOptions { panels: Panels { price, volume, macd }, ..full(1000, 700) };
+    for (name, options) in [
+        ("goog-252-price", panels(true, false, false)),
+        ("goog-252-price-macd", panels(true, false, true)),
+        ("goog-252-volume-macd", panels(false, true, true)),
+        ("goog-252-svg", ChartOptions { format: Format::Svg, ..full(1000, 700) }),
+    ] {
+        cases.push((name.to_owned(), "GOOG", 252, options));
+    }
+    cases.push(("empty".to_owned(), "GOOG", 0, full(1000, 700)));
     let params = MacdParams::new(12, 26, 9)?;
     for (name, symbol, count, mut options) in cases {
         let all: &[Bar] = by_symbol.get(symbol).ok_or("symbol missing from the sample")?;

@@ -281,8 +281,7 @@ mod tests {
     use super::*;
 
     fn bar(date: &str) -> Bar {
-        let date = date.parse().expect("test date");
-        Bar { date, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: None, adj_close: None }
+        Bar::flat(date.parse().expect("test date"), 1.0)
     }
 
     #[test]
@@ -314,15 +313,7 @@ mod tests {
             for month in 1..=12u8 {
                 for day in [1u8, 10, 20] {
                     if let Some(date) = Date::new(year, month, day) {
-                        bars.push(Bar {
-                            date,
-                            open: 1.0,
-                            high: 1.0,
-                            low: 1.0,
-                            close: 1.0,
-                            volume: None,
-                            adj_close: None,
-                        });
+                        bars.push(Bar::flat(date, 1.0));
                     }
                 }
             }

@@ -204,25 +204,11 @@ impl Arrays {
     }
 }
 
-#[test]
-#[ignore = "needs numpy's answers: run tests/oracle/run, which makes them and runs this"]
-fn outlier_rules_match_numpy_on_every_oracle_case() {
-    let path = std::env::var_os("DATAPORT_OUTLIERS_ORACLE_FILE")
-        .expect("DATAPORT_OUTLIERS_ORACLE_FILE names numpy's answers; tests/oracle/run sets it");
-    let path = std::path::PathBuf::from(path);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read DATAPORT_OUTLIERS_ORACLE_FILE {}: {e}", path.display()));
-    let oracle: Oracle = serde_json::from_str(&text).unwrap();
-    let blob_path = path.with_file_name(&oracle.blob);
-    let bytes =
-        std::fs::read(&blob_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", blob_path.display()));
-    let blob = bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
-    let arrays = Arrays { blob, index: oracle.arrays };
+type Tallies = BTreeMap<&'static str, Tally>;
 
-    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
+/// Reductions: checked against numpy, tallied; returns the longest series summed.
+fn check_reductions(oracle: &Oracle, arrays: &Arrays, tallies: &mut Tallies) -> usize {
     let mut largest_sum = 0;
-
-    // --- Reductions
     for red in &oracle.reductions {
         let x = arrays.get(&red.series);
         let s = &red.series;
@@ -245,8 +231,11 @@ fn outlier_rules_match_numpy_on_every_oracle_case() {
         t.exact(|| format!("{s} q1"), q1, num(&red.q1));
         t.exact(|| format!("{s} q3"), q3, num(&red.q3));
     }
+    largest_sum
+}
 
-    // --- Judgements
+/// Judgements: checked against numpy, tallied.
+fn check_judgements(oracle: &Oracle, arrays: &Arrays, tallies: &mut Tallies) {
     for case in &oracle.judgements {
         let m = method(&case.method);
         let x = arrays.get(&case.series);
@@ -266,8 +255,10 @@ fn outlier_rules_match_numpy_on_every_oracle_case() {
             t.close(|| format!("{} score {i}", name()), g, w);
         }
     }
+}
 
-    // --- Batches
+/// Batches: checked against numpy, tallied.
+fn check_batches(oracle: &Oracle, arrays: &Arrays, tallies: &mut Tallies) {
     for b in &oracle.batches {
         let m = method(&b.method);
         let values = arrays.get(&b.values);
@@ -292,8 +283,10 @@ fn outlier_rules_match_numpy_on_every_oracle_case() {
             }
         }
     }
+}
 
-    // --- Streams
+/// Streams: checked against numpy, tallied.
+fn check_streams(oracle: &Oracle, arrays: &Arrays, tallies: &mut Tallies) {
     for s in &oracle.streams {
         let m = method(&s.method);
         let name = || format!("stream {} window {}", label(&s.method), s.window);
@@ -302,7 +295,7 @@ fn outlier_rules_match_numpy_on_every_oracle_case() {
         let values = arrays.get(&s.values);
         let mut got = Vec::new();
         for (i, (n, &v)) in s.names.iter().zip(values).enumerate() {
-            if let Some(verdict) = det.push(n, v).unwrap() {
+            if let Some(verdict) = det.push(n, v).expect("a point the stream takes") {
                 got.push((i, verdict));
             }
         }
@@ -322,6 +315,27 @@ fn outlier_rules_match_numpy_on_every_oracle_case() {
             t.close(|| format!("{} point {i}", name()), v.score, num(&want.1));
         }
     }
+}
+
+#[test]
+#[ignore = "needs numpy's answers: run tests/oracle/run, which makes them and runs this"]
+fn outlier_rules_match_numpy_on_every_oracle_case() {
+    let path = std::env::var_os("DATAPORT_OUTLIERS_ORACLE_FILE")
+        .expect("DATAPORT_OUTLIERS_ORACLE_FILE names numpy's answers; tests/oracle/run sets it");
+    let path = std::path::PathBuf::from(path);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read DATAPORT_OUTLIERS_ORACLE_FILE {}: {e}", path.display()));
+    let mut oracle: Oracle = serde_json::from_str(&text).unwrap();
+    let blob_path = path.with_file_name(&oracle.blob);
+    let bytes =
+        std::fs::read(&blob_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", blob_path.display()));
+    let blob = bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect();
+    let arrays = Arrays { blob, index: std::mem::take(&mut oracle.arrays) };
+    let mut tallies = Tallies::new();
+    let largest_sum = check_reductions(&oracle, &arrays, &mut tallies);
+    check_judgements(&oracle, &arrays, &mut tallies);
+    check_batches(&oracle, &arrays, &mut tallies);
+    check_streams(&oracle, &arrays, &mut tallies);
 
     println!(
         "oracle: numpy {}, {} reductions (up to {largest_sum} values), {} judgements, {} batches, {} streams",

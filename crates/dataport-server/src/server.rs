@@ -430,18 +430,14 @@ impl Server {
         router.build()
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then reports every
-    /// service NOT_SERVING, stops accepting, ends long-lived streams and
-    /// waits up to `shutdown_timeout` for in-flight calls.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let addr = listener.local_addr().ok();
-        let drain = Drain::default();
-        let health = health::Reporter::new(SERVICES.iter().copied());
-
+    /// Starts what runs beside the calls: the simulated orbit, the
+    /// positions' follower, the S3 store's sweep and probe, and, with a
+    /// shared store, the health follower; then reports every service SERVING.
+    fn start_background(&self, health: &health::Reporter, drain: &Drain) {
         if self.config.simulate_orbit {
             tokio::spawn(position::simulate_orbit(self.positions.clone(), drain.clone()));
         }
-        self.positions.follow(&drain);
+        self.positions.follow(drain);
         if let Files::S3(store) = &self.files {
             tokio::spawn(sweep_s3(Arc::clone(store), drain.clone()));
             tokio::spawn(probe_s3(Arc::clone(store), drain.clone()));
@@ -456,6 +452,11 @@ impl Server {
                 self.files.clone(),
             ));
         }
+    }
+
+    /// Logs the `listening` line and starts watching the certificate and
+    /// token files.
+    fn announce(&self, addr: Option<SocketAddr>) {
         let tls = match &self.tls {
             None => "off",
             Some(tls) if tls.mutual() => "mutual",
@@ -478,6 +479,18 @@ impl Server {
         if let Some(auth) = &self.auth {
             auth.watch();
         }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then reports every
+    /// service NOT_SERVING, stops accepting, ends long-lived streams and
+    /// waits up to `shutdown_timeout` for in-flight calls.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let addr = listener.local_addr().ok();
+        let drain = Drain::default();
+        let health = health::Reporter::new(SERVICES.iter().copied());
+
+        self.start_background(&health, &drain);
+        self.announce(addr);
 
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = {

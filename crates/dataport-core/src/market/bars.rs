@@ -98,6 +98,11 @@ pub struct Bar {
 }
 
 impl Bar {
+    /// A day on which every price was `price` and the volume is unknown.
+    pub fn flat(date: Date, price: f64) -> Bar {
+        Bar { date, open: price, high: price, low: price, close: price, volume: None, adj_close: None }
+    }
+
     /// This bar scaled by `factor` (adjusted = raw x factor): the prices
     /// times it, the volume divided by it (so the traded value stays the
     /// same: a 2:1 split halves earlier prices and doubles their volume).

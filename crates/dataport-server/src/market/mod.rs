@@ -324,15 +324,7 @@ mod tests {
 
     #[test]
     fn open_ends_take_every_bar_that_way() {
-        let day = |d: u8| Bar {
-            date: Date::new(2024, 1, d).unwrap(),
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume: None,
-            adj_close: None,
-        };
+        let day = |d: u8| Bar::flat(Date::new(2024, 1, d).unwrap(), 1.0);
         let bars = [day(2), day(3), day(5), day(8)];
         let indices = |s: &str, e: &str| DateRange::open(s, e).unwrap().indices(&bars);
         assert_eq!(indices("", ""), 0..4);

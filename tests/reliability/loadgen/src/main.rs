@@ -285,37 +285,8 @@ async fn main() {
         }
     };
 
-    // Health, on a connection of its own, every 100 ms.
-    let health = {
-        let sender = connect(args.addr).await;
-        let addr = args.addr;
-        tokio::spawn(async move {
-            let (mut checks, mut serving) = (0u32, 0u32);
-            let check = framed(&dataport_proto::grpc::health::v1::HealthCheckRequest::default());
-            while Instant::now() < end {
-                checks += 1;
-                let answer = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    call(sender.clone(), addr, "/grpc.health.v1.Health/Check", check.clone()),
-                )
-                .await;
-                serving += u32::from(matches!(answer, Ok((Outcome::Ok, _))));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            (checks, serving)
-        })
-    };
-    // Memory, every 250 ms.
-    let memory = args.pid.map(|pid| {
-        tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while Instant::now() < end {
-                samples.extend(rss_mib(pid));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            samples
-        })
-    });
+    let health = watch_health(connect(args.addr).await, args.addr, end);
+    let memory = args.pid.map(|pid| sample_memory(pid, end));
 
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -366,7 +337,43 @@ async fn main() {
         Some(task) => task.await.unwrap_or_default(),
         None => Vec::new(),
     };
-    let tally = tally.lock().expect("tally");
+    report(&args, &tally.lock().expect("tally"), elapsed, (checks, serving), &memory);
+}
+
+/// Checks health on `sender`'s connection every 100 ms until `end`: the
+/// checks made and those answered SERVING.
+fn watch_health(sender: Sender, addr: SocketAddr, end: Instant) -> tokio::task::JoinHandle<(u32, u32)> {
+    tokio::spawn(async move {
+        let (mut checks, mut serving) = (0u32, 0u32);
+        let check = framed(&dataport_proto::grpc::health::v1::HealthCheckRequest::default());
+        while Instant::now() < end {
+            checks += 1;
+            let answer = tokio::time::timeout(
+                Duration::from_secs(1),
+                call(sender.clone(), addr, "/grpc.health.v1.Health/Check", check.clone()),
+            )
+            .await;
+            serving += u32::from(matches!(answer, Ok((Outcome::Ok, _))));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (checks, serving)
+    })
+}
+
+/// The RSS of `pid` in MiB every 250 ms until `end`.
+fn sample_memory(pid: u32, end: Instant) -> tokio::task::JoinHandle<Vec<f64>> {
+    tokio::spawn(async move {
+        let mut samples = Vec::new();
+        while Instant::now() < end {
+            samples.extend(rss_mib(pid));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        samples
+    })
+}
+
+/// Prints the run's line and, with several calls, a line per call.
+fn report(args: &Args, tally: &Tally, elapsed: f64, (checks, serving): (u32, u32), memory: &[f64]) {
     let mut all: BTreeMap<Outcome, Vec<u32>> = BTreeMap::new();
     for ((_, outcome), latencies) in tally.iter() {
         all.entry(*outcome).or_default().extend(latencies);
