@@ -234,15 +234,8 @@ impl Upload {
         for (i, b) in self.bars.into_iter().enumerate() {
             let refuse = |reason: String| Status::invalid_argument(format!("bars[{i}]: {reason}"));
             let date: Date = b.date.parse().map_err(|e: bars::DateError| refuse(e.to_string()))?;
-            let bar = Bar {
-                date,
-                open: b.open,
-                high: b.high,
-                low: b.low,
-                close: b.close,
-                volume: b.volume,
-                adj_close: b.adj_close,
-            };
+            let pb::Bar { date: _, open, high, low, close, volume, adj_close } = b;
+            let bar = Bar { date, open, high, low, close, volume, adj_close };
             bars::check_bar(&bar).map_err(|reason| refuse(format!("({date}) {reason}")))?;
             if let Some(first) = seen.insert(date, i) {
                 return Err(refuse(format!("date {date} already appears in bars[{first}]")));
@@ -270,15 +263,8 @@ fn summary_pb(s: SymbolSummary) -> pb::SymbolSummary {
 }
 
 fn bar_pb(b: &Bar) -> pb::Bar {
-    pb::Bar {
-        date: b.date.to_string(),
-        open: b.open,
-        high: b.high,
-        low: b.low,
-        close: b.close,
-        volume: b.volume,
-        adj_close: b.adj_close,
-    }
+    let Bar { date, open, high, low, close, volume, adj_close } = *b;
+    pb::Bar { date: date.to_string(), open, high, low, close, volume, adj_close }
 }
 
 // TA-Lib's defaults, taken by a parameter left at 0.
