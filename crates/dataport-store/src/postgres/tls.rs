@@ -91,10 +91,18 @@ pub(super) fn parse(url: &str) -> Result<Parsed, DbError> {
     let not_a_url = |reason: &dyn std::fmt::Display| {
         url_error(format!("not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE): {reason}"))
     };
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    let Some(scheme_end) =
+        ["postgres://", "postgresql://"].iter().find_map(|s| url.starts_with(s).then_some(s.len()))
+    else {
         return Err(not_a_url(&"it does not start with postgres:// or postgresql://"));
-    }
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    };
+    // The query starts at the first `?` past the credentials, which run to
+    // the first `@` as tokio-postgres reads them (a password may hold a `?`).
+    let credentials_end = url[scheme_end..].find('@').map_or(scheme_end, |at| scheme_end + at + 1);
+    let (base, query) = match url[credentials_end..].find('?') {
+        Some(at) => (&url[..credentials_end + at], &url[credentials_end + at + 1..]),
+        None => (url, ""),
+    };
     let (mut mode, mut rootcert) = (None, None);
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
@@ -279,9 +287,7 @@ mod tests {
 
     #[test]
     fn sslmode_and_sslrootcert_are_taken_out_and_the_rest_is_kept() {
-        let ca = tempfile::NamedTempFile::new().unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        std::fs::write(ca.path(), cert.cert.pem()).unwrap();
+        let ca = ca_file();
         let path = ca.path().display().to_string();
         let encoded: String =
             percent_encoding::utf8_percent_encode(&path, percent_encoding::NON_ALPHANUMERIC).collect();
@@ -303,6 +309,27 @@ mod tests {
             let parsed = parse(&format!("postgres://h/d?sslmode={mode}&sslrootcert={encoded}")).unwrap();
             assert_eq!(parsed.config.get_ssl_mode(), expected, "{mode}");
         }
+    }
+
+    /// A PEM file of one self-signed certificate.
+    fn ca_file() -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(file.path(), cert.cert.pem()).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_password_may_hold_what_separates_the_query() {
+        let ca = ca_file();
+        let url = format!(
+            "postgres://dp:p?w&d=x@h/d?sslmode=verify-full&sslrootcert={}&connect_timeout=3",
+            ca.path().display()
+        );
+        let parsed = parse(&url).unwrap();
+        assert_eq!(parsed.mode, SslMode::VerifyFull);
+        assert_eq!(parsed.config.get_password(), Some(&b"p?w&d=x"[..]));
+        assert_eq!(parsed.config.get_connect_timeout(), Some(&std::time::Duration::from_secs(3)));
     }
 
     #[test]
