@@ -129,8 +129,9 @@ settings! {
     data_dir: PathBuf = "dataport-data", value "DIR", parse::path;
     /// RouteGuide features, JSON as in grpc's `route_guide_db.json`
     features: Option<PathBuf> = unset "built-in landmarks", value "FILE", |v| parse::path(v).map(Some);
-    /// keep the bars in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`), shared
-    /// by every replica, instead of SQLite in the data directory
+    /// keep the bars in this PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`; TLS with
+    /// `?sslmode=verify-full&sslrootcert=CA.pem`), shared by every replica, instead of SQLite in the
+    /// data directory
     bars_url: Option<SecretUrl> = unset "none (SQLite in data_dir)", value "URL", |v| parse::postgres_url(v).map(Some);
     /// keep stored files in this S3 bucket (`s3://BUCKET/PREFIX`), shared by every replica, instead
     /// of the data directory; endpoint, region and keys from the `AWS_*` environment variables

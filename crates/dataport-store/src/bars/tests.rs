@@ -303,5 +303,11 @@ mod pg {
         assert!(!format!("{store:?}").contains("password"));
         let err = PgBarStore::connect("mysql://x", 1).unwrap_err().to_string();
         assert!(err.starts_with("bars_url: not a PostgreSQL URL"), "{err}");
+        // TLS settings it refuses name themselves, never the password.
+        for query in ["sslmode=always", "sslmode=require&sslrootcert=/nonexistent.pem"] {
+            let err = PgBarStore::connect(&format!("postgres://dp:s3cret@127.0.0.1:{port}/bars?{query}"), 1);
+            let text = err.unwrap_err().to_string();
+            assert!(text.starts_with("bars_url: ssl") && !text.contains("s3cret"), "{text}");
+        }
     }
 }

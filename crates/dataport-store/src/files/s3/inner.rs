@@ -80,18 +80,42 @@ impl Inner {
         &self,
         task: impl Future<Output = Result<T, object_store::Error>> + Send + 'static,
     ) -> Result<T, FileError> {
+        self.wait(&self.start(task))
+    }
+
+    /// Starts `task` on the store's runtime without waiting for it: its
+    /// answer comes from [`Inner::wait`] or [`Inner::poll`].
+    pub fn start<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = Result<T, object_store::Error>> + Send + 'static,
+    ) -> Started<T> {
         let (answer, answered) = mpsc::sync_channel(1);
-        match &self.runtime {
-            Some(runtime) => {
-                runtime.spawn(async move {
-                    let _ = answer.send(task.await);
-                });
-            }
-            None => drop(answer),
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(async move {
+                let _ = answer.send(task.await);
+            });
         }
-        let result = answered.recv().unwrap_or_else(|_| {
-            Err(object_store::Error::Generic { store: "S3", source: "the store has stopped".into() })
-        });
+        Started(answered)
+    }
+
+    /// Waits for the answer of a task [`Inner::start`] started, as
+    /// [`Inner::run`] does.
+    pub fn wait<T>(&self, started: &Started<T>) -> Result<T, FileError> {
+        self.answer(started.0.recv().unwrap_or_else(|_| Err(stopped())))
+    }
+
+    /// The answer of a task [`Inner::start`] started, if it has come.
+    pub fn poll<T>(&self, started: &Started<T>) -> Option<Result<T, FileError>> {
+        match started.0.try_recv() {
+            Ok(result) => Some(self.answer(result)),
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) => Some(self.answer(Err(stopped()))),
+        }
+    }
+
+    /// A task's answer: a failure to reach the store marks it unreachable,
+    /// anything else as reached.
+    fn answer<T>(&self, result: Result<T, object_store::Error>) -> Result<T, FileError> {
         match result {
             Ok(value) => {
                 self.reachable.store(true, Ordering::Relaxed);
@@ -295,6 +319,14 @@ impl Inner {
         let record = self.get_json::<UploadRecord>(&self.upload_path(id))?;
         Ok(record.map(|(record, _)| UploadState::InProgress { durable: record.durable() }))
     }
+}
+
+/// A task running on the store's runtime ([`Inner::start`]).
+pub struct Started<T>(mpsc::Receiver<Result<T, object_store::Error>>);
+
+/// The answer of a task whose runtime stopped (or never ran it).
+fn stopped() -> object_store::Error {
+    object_store::Error::Generic { store: "S3", source: "the store has stopped".into() }
 }
 
 /// Whether `e` says the store could not be reached (or answered that it

@@ -61,11 +61,11 @@
 //! each part's ETag when the upload completes, so data written by a writer
 //! that lost the upload never becomes part of the file.
 //!
-//! **Memory per transfer is bounded**: an upload holds at most one part; a
-//! reader a few received chunks. (512 MiB through versitygw on loopback:
-//! peak RSS grew 15 MB uploading and 16 MB reading.) Parts go one at a
-//! time (about 125 MB/s to versitygw here); sending the next part while
-//! the following fills would double the memory.
+//! **Memory per transfer is bounded**: an upload holds at most
+//! [`S3Options::parts_in_flight`] parts on their way (3) and the one
+//! filling; a reader a few received chunks. (A 1 GiB `dataport upload` to
+//! versitygw on loopback: 306-326 MB/s and a server peak RSS of 96-100
+//! MiB, against 197-203 MB/s and 73-77 MiB sending one part at a time.)
 //!
 //! **Limits.** A reader slower than `delete_grace` loses a replaced file's
 //! data. A deleted name keeps its tombstone (reused if the name comes
@@ -115,6 +115,11 @@ const LIST_CONCURRENCY: usize = 16;
 /// commit of the same name won the race in between.
 const POINTER_ATTEMPTS: usize = 32;
 
+/// How many parts of an upload are on their way at once, by default: as
+/// fast as four against versitygw here, with a part of room for a store
+/// farther away (ARCHITECTURE.md's decisions have the figures).
+const PARTS_IN_FLIGHT: usize = 3;
+
 /// Settings of an S3 store beyond [`FileStoreConfig`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Options {
@@ -123,6 +128,10 @@ pub struct S3Options {
     /// whole parts as they fill; [`FileStoreConfig::sync_every`] is the
     /// local store's.)
     pub part_size: usize,
+    /// How many parts of an upload may be on their way at once while the
+    /// next one fills (at least 1): an upload holds at most this many parts
+    /// and one more.
+    pub parts_in_flight: usize,
     /// How long a replaced or deleted file's data is kept for the readers
     /// that opened it before; a reader slower than this fails.
     pub delete_grace: Duration,
@@ -133,7 +142,12 @@ pub struct S3Options {
 
 impl Default for S3Options {
     fn default() -> Self {
-        S3Options { part_size: 8 << 20, delete_grace: Duration::from_secs(6 * 3600), endpoint: None }
+        S3Options {
+            part_size: 8 << 20,
+            parts_in_flight: PARTS_IN_FLIGHT,
+            delete_grace: Duration::from_secs(6 * 3600),
+            endpoint: None,
+        }
     }
 }
 

@@ -83,7 +83,10 @@ fn a_resumable_upload_continues_on_another_replica() {
     let one = open(&url, FileStoreConfig::default());
     let mut up = one.resumable("up", "big.bin", Some(sha(&data))).unwrap();
     up.write_at(0, &data[..10 * MIB]).unwrap();
-    // One whole part is durable; the rest waits in memory.
+    // One whole part is on its way, durable once stored; the rest waits in
+    // memory.
+    assert!(up.committed_size() <= PART);
+    up.wait_for_parts().unwrap();
     assert_eq!(up.committed_size(), PART);
     drop(up);
     // Dropped: the bytes past the part were stored as its tail.
@@ -109,6 +112,7 @@ fn a_replica_that_crashed_mid_upload_is_taken_over_and_its_late_writes_refused()
     let one = open(&url, FileStoreConfig::default());
     let mut cut = one.resumable("up", "f.bin", None).unwrap();
     cut.write_at(0, &data[..9 * MIB]).unwrap();
+    cut.wait_for_parts().unwrap();
     // The first replica stops answering: what it held in memory is lost,
     // the whole part it sent is not.
     let two = open(&url, FileStoreConfig::default());
@@ -116,14 +120,103 @@ fn a_replica_that_crashed_mid_upload_is_taken_over_and_its_late_writes_refused()
     let mut up = two.resumable("up", "f.bin", Some(sha(&data))).unwrap();
     assert_eq!(up.written(), PART);
     up.write_at(PART, &data[PART as usize..]).unwrap();
-    // The first comes back and writes on: it has lost the upload.
-    let err = cut.write_at(9 * MIB as u64, &data[9 * MIB..]).unwrap_err();
+    // The first comes back and writes on: it has lost the upload, and
+    // learns it at its next record update, here once its part is stored.
+    let err = cut.write_at(9 * MIB as u64, &data[9 * MIB..]).and_then(|()| cut.sync().map(drop)).unwrap_err();
     assert!(matches!(err, FileError::InUse { .. }), "{err}");
     drop(cut);
     up.commit().unwrap();
     assert!(read_all(&two, "f.bin") == data);
     assert_eq!(two.leftovers().unwrap(), Vec::<String>::new());
     drop(one);
+}
+
+/// Whether the sha256 state a resumable upload's record holds is that of
+/// the parts it names, and how many bytes those are.
+fn record_matches(store: &S3FileStore, id: &str, data: &[u8]) -> u64 {
+    use sha2::Digest;
+    let record = record(store, id);
+    let named = record.parts.len() * PART as usize;
+    let hashed = upload::hasher_from(&store.inner.url, &record.hashed).unwrap();
+    assert_eq!(Sha256Digest(hashed.finalize().into()), sha(&data[..named]), "{} parts", record.parts.len());
+    named as u64
+}
+
+#[test]
+#[ignore = "needs an S3 server: tests/run starts one and sets DATAPORT_TEST_S3"]
+fn a_resumable_record_names_only_stored_parts_with_their_sha256_while_parts_are_in_flight() {
+    let url = fresh_url();
+    let data = pattern(5, 45 * MIB + 7);
+    let one = open(&url, FileStoreConfig::default());
+    let mut up = one.resumable("up", "many.bin", Some(sha(&data))).unwrap();
+    let mut named = 0;
+    for (i, chunk) in data.chunks(MIB).enumerate().take(41) {
+        up.write(chunk).unwrap();
+        // Never ahead of what was written, never behind what it said before.
+        let now = record_matches(&one, "up", &data);
+        assert!(now >= named && now <= (i as u64 + 1) * MIB as u64, "{now} after {} MiB", i + 1);
+        assert!(up.committed_size() >= now && up.committed_size() <= up.written());
+        named = now;
+    }
+    // Dropped with parts on their way: they are stored and recorded, the
+    // rest as the tail.
+    drop(up);
+    assert_eq!(one.resumable_size("up").unwrap(), Some(41 * MIB as u64));
+    assert_eq!(record_matches(&one, "up", &data), 5 * PART);
+    let two = open(&url, FileStoreConfig::default());
+    let mut up = two.resumable("up", "many.bin", Some(sha(&data))).unwrap();
+    assert_eq!(up.written(), 41 * MIB as u64);
+    up.write(&data[41 * MIB..]).unwrap();
+    let info = up.commit().unwrap();
+    assert_eq!((info.size, info.sha256), (data.len() as u64, sha(&data)));
+    assert!(read_all(&two, "many.bin") == data);
+    assert_eq!(two.leftovers().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs an S3 server: tests/run starts one and sets DATAPORT_TEST_S3"]
+fn a_part_that_fails_on_its_way_fails_the_upload_at_its_next_call_and_is_never_recorded() {
+    let store = fresh_with(FileStoreConfig::default());
+    let data = pattern(6, 2 * PART as usize);
+    let mut up = store.resumable("up", "f.bin", None).unwrap();
+    up.write(&data[..PART as usize]).unwrap();
+    assert_eq!(up.sync().unwrap(), PART);
+    // The multipart upload vanishes behind the writer's back: the next part
+    // leaves, and fails.
+    let kept = record(&store, "up");
+    store.inner.abort(&kept.data, kept.multipart.as_deref().unwrap()).unwrap();
+    up.write(&data[PART as usize..]).unwrap();
+    // Any call after its answer came says so, a write too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let err = loop {
+        match up.write(&[]) {
+            Err(e) => break e,
+            Ok(()) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Ok(()) => panic!("the failed part was never reported"),
+        }
+    };
+    assert!(matches!(err, FileError::Store { .. }), "{err}");
+    assert!(matches!(up.write(b"x"), Err(FileError::Abandoned { .. })));
+    assert_eq!(up.committed_size(), PART);
+    assert_eq!(record(&store, "up").parts, kept.parts, "the record names the stored part alone");
+    assert_eq!(store.resumable_size("up").unwrap(), Some(PART));
+
+    // A plain upload's failed part is refused at the commit, and takes the
+    // upload with it.
+    let mut up = store.begin_upload("g.bin", None).unwrap();
+    up.write(&data[..PART as usize]).unwrap();
+    up.wait_for_parts().unwrap();
+    let pending = store.inner.list_all(&store.inner.key("pending/")).unwrap();
+    let object = pending[0].location.filename().unwrap().to_owned();
+    let (record, _) = store.inner.get_json::<Pending>(&pending[0].location).unwrap().unwrap();
+    store.inner.abort(&object, &record.multipart.unwrap()).unwrap();
+    up.write(&data[PART as usize..]).unwrap();
+    assert!(up.commit().is_err());
+    assert!(matches!(store.stat("g.bin"), Err(FileError::NotFound { .. })));
+    assert!(store.inner.list_all(&store.inner.key("pending/")).unwrap().is_empty());
+    assert!(!exists(&store, &store.inner.data_path(&object)));
 }
 
 #[test]
@@ -411,3 +504,5 @@ fn a_store_that_stops_answering_is_unreachable_until_it_answers_again() {
     assert!(matches!(store.stat("g"), Err(FileError::NotFound { .. })));
     relay.cut();
 }
+
+mod one_gib;

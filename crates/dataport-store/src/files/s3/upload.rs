@@ -1,7 +1,14 @@
 //! [`S3Upload`]: one upload to an [`super::S3FileStore`], sent in parts of
 //! [`super::S3Options::part_size`] as they fill, the sha256 computed over
-//! each part as it leaves. The upload holds at most one part in memory.
+//! each part, in order, as it leaves. Up to
+//! [`super::S3Options::parts_in_flight`] parts are on their way while the
+//! next one fills, so the upload holds at most that many parts and one more
+//! in memory. Only the parts stored, contiguously from the first, count:
+//! they are what a resumable upload's record names and what
+//! [`Upload::committed_size`] answers; a part that failed fails the upload at
+//! its next call.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,6 +20,7 @@ use object_store::{ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
+use super::inner::Started;
 use super::records::{Pending, Tail, UploadRecord};
 use super::{Claim, Inner, hex, random_id, unhex};
 use crate::files::{FileError, FileInfo, Upload};
@@ -31,16 +39,33 @@ pub struct S3Upload {
     object: String,
     part_size: usize,
     multipart: Option<String>,
+    /// The parts stored, in order from the first: what a record names.
     parts: Vec<PartId>,
+    /// The parts sent after them and not yet answered, oldest first.
+    flight: VecDeque<Flight>,
     /// The bytes past the last part sent.
     buffer: Vec<u8>,
-    /// The sha256 of the parts sent.
+    /// An empty buffer of a part that was answered, for the next part.
+    spare: Option<Vec<u8>>,
+    /// The sha256 of the parts sent (stored or on their way), and of the
+    /// parts stored alone (a record's).
     hasher: Sha256,
-    /// Bytes in the parts sent, and bytes written.
-    sent: u64,
+    stored_hash: Sha256,
+    /// Bytes in the parts stored, and bytes written.
+    stored: u64,
     written: u64,
     kind: Kind,
     state: State,
+}
+
+/// A part on its way: its size, the sha256 state once it was hashed (the
+/// record's, once it and every part before it are stored), the answer to
+/// its upload, and its bytes.
+struct Flight {
+    len: u64,
+    hashed: Sha256,
+    answer: Started<PartId>,
+    body: bytes::Bytes,
 }
 
 enum Kind {
@@ -79,7 +104,7 @@ fn hash_state(hasher: &Sha256) -> String {
     hex(&hasher.serialize())
 }
 
-fn hasher_from(url: &str, state: &str) -> Result<Sha256, FileError> {
+pub(super) fn hasher_from(url: &str, state: &str) -> Result<Sha256, FileError> {
     let bad = || FileError::Store {
         url: url.to_owned(),
         reason: "a resumable upload's sha256 state is damaged".into(),
@@ -108,9 +133,12 @@ impl S3Upload {
             part_size,
             multipart: None,
             parts: Vec::new(),
+            flight: VecDeque::new(),
             buffer: Vec::new(),
+            spare: None,
             hasher: Sha256::new(),
-            sent: 0,
+            stored_hash: Sha256::new(),
+            stored: 0,
             written: 0,
             kind,
             state: State::Open,
@@ -177,9 +205,10 @@ impl S3Upload {
         upload.part_size = usize::try_from(record.part_size).unwrap_or(usize::MAX).max(1);
         upload.multipart = record.multipart;
         upload.parts = record.parts.into_iter().map(|content_id| PartId { content_id }).collect();
+        upload.stored_hash = hasher.clone();
         upload.hasher = hasher;
-        upload.sent = upload.parts.len() as u64 * upload.part_size as u64;
-        upload.written = upload.sent + buffer.len() as u64;
+        upload.stored = upload.parts.len() as u64 * upload.part_size as u64;
+        upload.written = upload.stored + buffer.len() as u64;
         upload.buffer = buffer;
         Ok(upload)
     }
@@ -223,7 +252,7 @@ impl S3Upload {
             multipart: self.multipart.clone(),
             part_size: self.part_size as u64,
             parts: self.parts.iter().map(|part| part.content_id.clone()).collect(),
-            hashed: hash_state(&self.hasher),
+            hashed: hash_state(&self.stored_hash),
             tail,
         }
     }
@@ -251,57 +280,157 @@ impl S3Upload {
         Ok(())
     }
 
-    /// Sends the full buffer as the next part, starting the multipart
-    /// upload (and recording it) with the first.
-    fn send_part(&mut self) -> Result<(), FileError> {
-        let part = std::mem::take(&mut self.buffer);
-        let data = self.inner.data_path(&self.object);
-        let multipart = match &self.multipart {
-            Some(id) => id.clone(),
-            None => {
-                let (s3, at) = (self.inner.s3(), data.clone());
-                let id = self.inner.run(async move { s3.create_multipart(&at).await })?;
-                self.multipart = Some(id.clone());
-                // Recorded at once, so that a crash from here on leaves a
-                // record the sweep aborts it by (S3 can name an upload only
-                // once it exists: the moment before is the one gap).
-                match &mut self.kind {
-                    Kind::Plain { recorded } => {
-                        let pending = Pending { name: self.name.clone(), multipart: Some(id.clone()) };
-                        let at = self.inner.pending_path(&self.object);
-                        self.inner.put_json(&at, &pending, PutMode::Overwrite)?;
-                        *recorded = true;
-                    }
-                    Kind::Resumable { .. } => self.save(self.stored_tail())?,
-                }
-                id
+    /// The multipart upload, started with the first part and recorded at
+    /// once, so that a crash from here on leaves a record the sweep aborts
+    /// it by (S3 can name an upload only once it exists: the moment before
+    /// is the one gap).
+    fn multipart(&mut self) -> Result<String, FileError> {
+        if let Some(id) = &self.multipart {
+            return Ok(id.clone());
+        }
+        let (s3, at) = (self.inner.s3(), self.inner.data_path(&self.object));
+        let id = self.inner.run(async move { s3.create_multipart(&at).await })?;
+        self.multipart = Some(id.clone());
+        match &mut self.kind {
+            Kind::Plain { recorded } => {
+                let pending = Pending { name: self.name.clone(), multipart: Some(id.clone()) };
+                let at = self.inner.pending_path(&self.object);
+                self.inner.put_json(&at, &pending, PutMode::Overwrite)?;
+                *recorded = true;
             }
-        };
+            Kind::Resumable { .. } => self.save(self.stored_tail())?,
+        }
+        Ok(id)
+    }
+
+    /// Makes room in the buffer for `more` bytes: a part's buffer that came
+    /// back; a whole part once the upload has parts; or, before, one grown
+    /// by doubling up to a part (a small file costs little). Never past a
+    /// part, so a full part goes out without a copy.
+    fn make_room(&mut self, more: usize) {
+        if self.buffer.capacity() == 0
+            && let Some(spare) = self.spare.take()
+        {
+            self.buffer = spare;
+        }
+        let (len, capacity) = (self.buffer.len(), self.buffer.capacity());
+        if capacity - len < more {
+            let want = match self.multipart {
+                Some(_) => self.part_size,
+                None => (capacity * 2).max(len + more).max(64 << 10).min(self.part_size),
+            };
+            self.buffer.reserve_exact(want - len);
+        }
+    }
+
+    /// Hashes the full buffer and sends it as the next part, once fewer
+    /// than `parts_in_flight` parts are on their way.
+    fn send_part(&mut self) -> Result<(), FileError> {
+        let multipart = self.multipart()?;
+        let room = self.inner.options().parts_in_flight.max(1) - 1;
+        self.settle(room, true)?;
+        let part = std::mem::take(&mut self.buffer);
         self.hasher.update(&part);
-        let len = part.len() as u64;
-        let (s3, index) = (self.inner.s3(), self.parts.len());
-        let part = self
-            .inner
-            .run(async move { s3.put_part(&data, &multipart, index, PutPayload::from(part)).await })?;
-        self.parts.push(part);
-        self.sent += len;
-        // The tail, if one was stored, is now inside the part.
-        self.save(None)
+        self.launch(&multipart, part);
+        Ok(())
+    }
+
+    /// Starts the upload of `part` as the part after those sent.
+    fn launch(&mut self, multipart: &str, part: Vec<u8>) {
+        let (s3, at, id) = (self.inner.s3(), self.inner.data_path(&self.object), multipart.to_owned());
+        let (index, len) = (self.parts.len() + self.flight.len(), part.len() as u64);
+        // Sent without a copy, and kept to be the buffer of a later part.
+        let body = bytes::Bytes::from(part);
+        let sent = PutPayload::from(body.clone());
+        let answer = self.inner.start(async move { s3.put_part(&at, &id, index, sent).await });
+        self.flight.push_back(Flight { len, hashed: self.hasher.clone(), answer, body });
+    }
+
+    /// Keeps the buffer of a part that was answered for the next one, if
+    /// the request let go of it: an upload reuses its few buffers rather
+    /// than have the allocator hold on to freed ones between collections.
+    fn recycle(&mut self, body: bytes::Bytes) {
+        if self.spare.is_none()
+            && let Ok(body) = body.try_into_mut()
+        {
+            let mut spare = Vec::from(body);
+            spare.clear();
+            self.spare = Some(spare);
+        }
+    }
+
+    /// Takes the answers of the parts on their way, oldest first, waiting
+    /// while more than `at_most` are left: each stored part joins `parts`,
+    /// and with `record` a resumable upload's record names them (and drops
+    /// the tail they now hold). The first failed part's error is the
+    /// answer; the parts stored before it are recorded first.
+    fn settle(&mut self, at_most: usize, record: bool) -> Result<(), FileError> {
+        let mut stored = false;
+        let mut failed = None;
+        while let Some(front) = self.flight.front() {
+            let answer = if self.flight.len() > at_most {
+                self.inner.wait(&front.answer)
+            } else {
+                match self.inner.poll(&front.answer) {
+                    Some(answer) => answer,
+                    None => break,
+                }
+            };
+            let Some(Flight { len, hashed, body, .. }) = self.flight.pop_front() else { break };
+            self.recycle(body);
+            match answer {
+                Ok(part) => {
+                    self.parts.push(part);
+                    self.stored += len;
+                    self.stored_hash = hashed;
+                    stored = true;
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if stored && record {
+            // The tail, if one was stored, is now inside the parts.
+            let saved = self.save(None);
+            if failed.is_none() {
+                saved?;
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Waits for the parts on their way and records those stored, as a
+    /// writer that crashed a moment later would have left them.
+    #[cfg(test)]
+    pub(super) fn wait_for_parts(&mut self) -> Result<(), FileError> {
+        self.settle(0, true)
+    }
+
+    /// Waits for every part on its way and forgets them: the upload has
+    /// failed or is being removed.
+    fn abandon_flight(&mut self) {
+        for flight in std::mem::take(&mut self.flight) {
+            let _ = self.inner.wait(&flight.answer);
+        }
     }
 
     /// Gives up after an error: a plain upload's parts are aborted, a
     /// resumable one keeps what its record says is durable.
     fn fail(&mut self, err: FileError) -> FileError {
         self.state = State::Failed;
-        if matches!(self.kind, Kind::Plain { .. }) {
-            self.remove_plain();
+        match self.kind {
+            Kind::Plain { .. } => self.remove_plain(),
+            Kind::Resumable { .. } => self.abandon_flight(),
         }
         err
     }
 
-    /// Removes a plain upload's multipart upload, data and record; best
-    /// effort (what remains, the sweep removes).
+    /// Removes a plain upload's multipart upload, data and record, once no
+    /// part is on its way; best effort (what remains, the sweep removes).
     fn remove_plain(&mut self) {
+        self.abandon_flight();
         if let Some(multipart) = self.multipart.take() {
             let _ = self.inner.abort(&self.object, &multipart);
         }
@@ -314,6 +443,7 @@ impl S3Upload {
     /// Deletes the upload and everything it wrote, resumable or not.
     fn discard(&mut self) {
         self.state = State::Failed;
+        self.abandon_flight();
         match &self.kind {
             Kind::Plain { .. } => self.remove_plain(),
             Kind::Resumable { claim, .. } => {
@@ -373,12 +503,12 @@ impl S3Upload {
             return self.inner.run(async move { s3.put(&data, PutPayload::from(body)).await.map(drop) });
         };
         if !self.buffer.is_empty() {
-            let (s3, at, index, id) = (self.inner.s3(), data.clone(), self.parts.len(), multipart.clone());
-            let body = std::mem::take(&mut self.buffer);
-            let part =
-                self.inner.run(async move { s3.put_part(&at, &id, index, PutPayload::from(body)).await })?;
-            self.parts.push(part);
+            let last = std::mem::take(&mut self.buffer);
+            self.launch(&multipart, last);
         }
+        // Not recorded: a record naming the last part, shorter than the
+        // others, would claim more bytes than are stored.
+        self.settle(0, false)?;
         let (s3, at, parts) = (self.inner.s3(), data.clone(), self.parts.clone());
         let completed = self.inner.run(async move { s3.complete_multipart(&at, &multipart, parts).await });
         match completed {
@@ -414,11 +544,12 @@ impl Upload for S3Upload {
             self.discard();
             return Err(FileError::TooLarge { limit });
         }
+        // The parts stored meanwhile are recorded; one that failed fails
+        // this call.
+        self.settle(usize::MAX, true).map_err(|e| self.fail(e))?;
         while !data.is_empty() {
-            if self.buffer.capacity() == 0 {
-                self.buffer.reserve_exact(self.part_size.min(data.len().max(64 << 10)));
-            }
             let take = (self.part_size - self.buffer.len()).min(data.len());
+            self.make_room(take);
             self.buffer.extend_from_slice(&data[..take]);
             self.written += take as u64;
             data = &data[take..];
@@ -433,15 +564,19 @@ impl Upload for S3Upload {
         self.written
     }
 
+    /// The parts stored and the stored tail: parts on their way count
+    /// only once stored (and, for a resumable upload, recorded).
     fn committed_size(&self) -> u64 {
-        self.sent + self.stored_tail().map_or(0, |tail| tail.len)
+        self.stored + self.stored_tail().map_or(0, |tail| tail.len)
     }
 
-    /// A resumable upload stores the bytes past its last part as its tail,
-    /// so everything written is durable; a plain upload, which nothing can
-    /// resume, answers the bytes in its parts.
+    /// Waits for the parts on their way. A resumable upload then stores the
+    /// bytes past its last part as its tail, so everything written is
+    /// durable; a plain upload, which nothing can resume, answers the bytes
+    /// in its parts.
     fn sync(&mut self) -> Result<u64, FileError> {
         self.check_open()?;
+        self.settle(0, true).map_err(|e| self.fail(e))?;
         if matches!(self.kind, Kind::Resumable { .. }) {
             self.save_tail().map_err(|e| self.fail(e))?;
         }

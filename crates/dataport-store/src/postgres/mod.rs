@@ -14,16 +14,21 @@
 //! returns once it listens, so a subscriber hears of every change committed
 //! after that; after each reconnect every subscriber hears
 //! [`Notice::Reconnected`]: anything may have changed while it was down.
+//!
+//! Connections are plain unless the URL asks for TLS (`sslmode`,
+//! `sslrootcert`, as libpq names them; [`tls`] says what each means here).
+
+mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Every channel the stores notify on; the listener listens on all.
 const CHANNELS: &[&str] = &["dataport_bars", "dataport_positions"];
@@ -48,7 +53,9 @@ pub enum DbError {
     /// The database's disk had no room for a write; it was rolled back.
     #[error("database {url}: the disk is full")]
     DiskFull { url: String },
-    #[error("bars_url: not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE): {reason}")]
+    /// `bars_url` cannot be used: not a PostgreSQL URL, or a TLS setting
+    /// in it that is wrong (the reason names the key and the value).
+    #[error("bars_url: {reason}")]
     Url { reason: String },
     #[error(
         "database {url}: its {area} schema is version {found}, newer than this dataport knows ({known}); \
@@ -74,6 +81,8 @@ type Subscribers = HashMap<&'static str, Vec<Arc<dyn Fn(Notice) + Send + Sync>>>
 pub struct Database {
     /// The URL without its password, for errors and logs.
     shown: String,
+    /// What TLS checks the server's certificate against, for errors.
+    trust: Arc<str>,
     pool: Pool,
     /// Whether the listener holds a live connection now.
     reachable: Arc<AtomicBool>,
@@ -119,9 +128,9 @@ impl Database {
     /// Connects to `url` with at most `pool_size` connections (checking that
     /// it answers) and starts the listener.
     pub fn connect(url: &str, pool_size: usize) -> Result<Arc<Self>, DbError> {
-        let config =
-            tokio_postgres::Config::from_str(url).map_err(|e| DbError::Url { reason: e.to_string() })?;
+        let tls::Parsed { config, mode, connector, trust } = tls::parse(url)?;
         let shown = shown_url(&config);
+        tracing::debug!(url = %shown, sslmode = mode.name(), trust, "database: connecting");
         let unreachable = |reason: String| DbError::Unreachable { url: shown.clone(), reason };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -133,7 +142,7 @@ impl Database {
             let _entered = runtime.enter();
             let manager = Manager::from_config(
                 config.clone(),
-                NoTls,
+                connector.clone(),
                 ManagerConfig { recycling_method: RecyclingMethod::Fast },
             );
             Pool::builder(manager)
@@ -147,6 +156,7 @@ impl Database {
         };
         let db = Database {
             shown,
+            trust: trust.into(),
             pool,
             // Reached below; the listener says otherwise when it loses it.
             reachable: Arc::new(AtomicBool::new(true)),
@@ -157,7 +167,8 @@ impl Database {
         // Listening before anyone subscribes: a subscriber hears of every
         // change committed after `connect` returns.
         let (up, listening) = mpsc::sync_channel(1);
-        db.spawn(listen(config, Arc::clone(&db.reachable), Arc::clone(&db.subscribers), up));
+        let (reachable, subscribers) = (Arc::clone(&db.reachable), Arc::clone(&db.subscribers));
+        db.spawn(listen(config, connector, Arc::clone(&db.trust), reachable, subscribers, up));
         if listening.recv_timeout(POOL_TIMEOUT).is_err() {
             let reason = "cannot listen for notifications".into();
             return Err(DbError::Unreachable { url: db.shown.clone(), reason });
@@ -199,12 +210,12 @@ impl Database {
         T: Send + 'static,
         F: Future<Output = Result<T, tokio_postgres::Error>> + Send,
     {
-        let (pool, url) = (self.pool.clone(), self.shown.clone());
+        let (pool, url, trust) = (self.pool.clone(), self.shown.clone(), Arc::clone(&self.trust));
         let (answer, answered) = mpsc::sync_channel(1);
         self.spawn(async move {
             let result = match pool.get().await {
-                Ok(client) => work(client).await.map_err(|e| error(&url, e)),
-                Err(PoolError::Backend(e)) => Err(error(&url, e)),
+                Ok(client) => work(client).await.map_err(|e| error(&url, &trust, e)),
+                Err(PoolError::Backend(e)) => Err(error(&url, &trust, e)),
                 Err(other) => Err(DbError::Unreachable { url, reason: other.to_string() }),
             };
             let _ = answer.send(result);
@@ -268,19 +279,37 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What a failed query means: the database gone (UNAVAILABLE to clients, who
-/// may retry), out of disk, or an error of its own.
-fn error(url: &str, source: tokio_postgres::Error) -> DbError {
+/// may retry), out of disk, or an error of its own. A TLS handshake that
+/// failed on the server's certificate is unreachable too, its reason saying
+/// what the certificate was checked against (`trust`).
+fn error(url: &str, trust: &str, source: tokio_postgres::Error) -> DbError {
     use tokio_postgres::error::SqlState;
     let url = url.to_owned();
     match source.code() {
         Some(code) if *code == SqlState::DISK_FULL => DbError::DiskFull { url },
         // Connection exceptions, and the server shutting down.
         Some(code) if code.code().starts_with("08") || code.code().starts_with("57P") => {
-            DbError::Unreachable { url, reason: source.to_string() }
+            DbError::Unreachable { url, reason: reason(&source, trust) }
         }
         Some(_) => DbError::Postgres { url, source },
-        None => DbError::Unreachable { url, reason: source.to_string() },
+        None => DbError::Unreachable { url, reason: reason(&source, trust) },
     }
+}
+
+/// Why a connection failed, in words: tokio-postgres's error and its
+/// causes (its own text leaves them out), and for a server certificate that
+/// failed the checks, what it was checked against.
+fn reason(e: &tokio_postgres::Error, trust: &str) -> String {
+    let mut words = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(err) = cause {
+        words = format!("{words}: {err}");
+        cause = err.source();
+    }
+    if tls::certificate_error(e).is_some() {
+        words = format!("{words} (the server's certificate is checked against {trust})");
+    }
+    words
 }
 
 /// Keeps one connection listening on [`CHANNELS`], reconnecting a second
@@ -288,6 +317,8 @@ fn error(url: &str, source: tokio_postgres::Error) -> DbError {
 /// `up` hears when it first listens.
 async fn listen(
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    trust: Arc<str>,
     reachable: Arc<AtomicBool>,
     subscribers: Arc<Mutex<Subscribers>>,
     up: mpsc::SyncSender<()>,
@@ -301,7 +332,7 @@ async fn listen(
     let shown = shown_url(&config);
     let mut was_up = true;
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let (notices, mut notified) = tokio::sync::mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {
@@ -341,7 +372,8 @@ async fn listen(
             Err(e) => {
                 reachable.store(false, Ordering::Relaxed);
                 if was_up {
-                    tracing::warn!(url = %shown, error = %e, "database unreachable; retrying every second");
+                    let error = reason(&e, &trust);
+                    tracing::warn!(url = %shown, error, "database unreachable; retrying every second");
                 }
             }
         }
@@ -365,9 +397,14 @@ pub(crate) fn test_database() -> String {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async {
         let (client, connection) =
-            tokio_postgres::connect(&format!("{server}/postgres"), NoTls).await.expect("connects");
+            tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connects");
         tokio::spawn(connection);
         client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("creates a database");
     });
     format!("{server}/{name}")
 }
+
+#[cfg(test)]
+mod tests;
