@@ -131,6 +131,25 @@ impl FileError {
     }
 }
 
+/// Where an upload of either store is in its own life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Open,
+    Failed,
+    Committed,
+}
+
+impl Stage {
+    /// Whether the upload of `name` still takes bytes: not once it failed
+    /// or was committed.
+    fn check(self, name: &str) -> Result<(), FileError> {
+        match self {
+            Stage::Open => Ok(()),
+            Stage::Failed | Stage::Committed => Err(FileError::Abandoned { name: name.to_owned() }),
+        }
+    }
+}
+
 /// Where a resumable upload stands ([`FileStore::upload_state`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UploadState {

@@ -15,7 +15,7 @@ use dataport_fileio::DurableWriter;
 use tempfile::{NamedTempFile, TempPath};
 
 use super::local::Shared;
-use super::{FileError, FileInfo, Upload};
+use super::{FileError, FileInfo, Stage, Upload};
 
 /// A file being uploaded to a [`super::LocalFileStore`]. Dropping it before
 /// [`Upload::commit`] deletes a plain upload's data, and makes a resumable
@@ -28,7 +28,7 @@ pub struct LocalUpload {
     replace: bool,
     writer: DurableWriter,
     kind: Kind,
-    state: State,
+    state: Stage,
 }
 
 enum Kind {
@@ -36,13 +36,6 @@ enum Kind {
     Plain(Option<TempPath>),
     /// Kept for its claim on the id, released when dropped.
     Resumable { claim: ActiveGuard },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    Failed,
-    Committed,
 }
 
 /// A resumable upload being written, as others see it.
@@ -153,7 +146,7 @@ impl LocalUpload {
             replace: true,
             writer,
             kind,
-            state: State::Open,
+            state: Stage::Open,
         }
     }
 
@@ -169,17 +162,10 @@ impl LocalUpload {
         &self.name
     }
 
-    fn check_open(&self) -> Result<(), FileError> {
-        match self.state {
-            State::Open => Ok(()),
-            State::Failed | State::Committed => Err(FileError::Abandoned { name: self.name.clone() }),
-        }
-    }
-
     /// Gives up after an I/O error: a plain upload's data is deleted, a
     /// resumable one is cut back to what is known durable.
     fn fail(&mut self, source: io::Error) -> FileError {
-        self.state = State::Failed;
+        self.state = Stage::Failed;
         self.writer.stop();
         let err = FileError::io(self.writer.path(), source);
         match &mut self.kind {
@@ -194,7 +180,7 @@ impl LocalUpload {
 
     /// Deletes the upload's data, resumable or not.
     fn discard(&mut self) {
-        self.state = State::Failed;
+        self.state = Stage::Failed;
         self.writer.stop();
         match &mut self.kind {
             Kind::Plain(temp) => drop(temp.take()),
@@ -207,7 +193,7 @@ impl LocalUpload {
 
 impl Upload for LocalUpload {
     fn write(&mut self, data: &[u8]) -> Result<(), FileError> {
-        self.check_open()?;
+        self.state.check(&self.name)?;
         let limit = self.shared.config.max_file_size;
         if self.writer.written().saturating_add(data.len() as u64) > limit {
             self.discard();
@@ -225,7 +211,7 @@ impl Upload for LocalUpload {
     }
 
     fn sync(&mut self) -> Result<u64, FileError> {
-        self.check_open()?;
+        self.state.check(&self.name)?;
         self.writer.sync().map_err(|e| self.fail(e))
     }
 
@@ -238,7 +224,7 @@ impl Upload for LocalUpload {
     }
 
     fn commit(mut self) -> Result<FileInfo, FileError> {
-        self.check_open()?;
+        self.state.check(&self.name)?;
         self.close();
         let actual = self.writer.finish().map_err(|e| self.fail(e))?;
         if let Some(expected) = self.expected
@@ -257,7 +243,7 @@ impl Upload for LocalUpload {
                 Some(TempPath::try_from_path(path).map_err(|e| FileError::io(path, e))?)
             }
         };
-        self.state = State::Committed;
+        self.state = Stage::Committed;
         let Some(temp) = temp else { return Err(FileError::Abandoned { name: self.name.clone() }) };
         let now = SystemTime::now();
         let info = FileInfo { name: self.name.clone(), size, sha256: actual, created: now, modified: now };
@@ -269,7 +255,7 @@ impl Drop for LocalUpload {
     fn drop(&mut self) {
         // A plain upload's TempPath deletes its data as it drops; a resumable
         // upload keeps what it has, durably, for the next call.
-        if self.state == State::Open && matches!(self.kind, Kind::Resumable { .. }) {
+        if self.state == Stage::Open && matches!(self.kind, Kind::Resumable { .. }) {
             self.close();
             let _ = self.sync();
         }

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::inner::Started;
 use super::records::{Pending, Tail, UploadRecord};
 use super::{Claim, Inner, hex, random_id, unhex};
-use crate::files::{FileError, FileInfo, Upload};
+use crate::files::{FileError, FileInfo, Stage, Upload};
 
 /// A file being uploaded to an [`super::S3FileStore`]. Dropping it before
 /// [`Upload::commit`] aborts a plain upload (its multipart upload and its
@@ -55,7 +55,7 @@ pub struct S3Upload {
     stored: u64,
     written: u64,
     kind: Kind,
-    state: State,
+    state: Stage,
 }
 
 /// A part on its way: its size, the sha256 state once it was hashed (the
@@ -81,13 +81,6 @@ enum Kind {
         /// This writer's id in the record.
         writer: String,
     },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    Failed,
-    Committed,
 }
 
 impl fmt::Debug for S3Upload {
@@ -141,7 +134,7 @@ impl S3Upload {
             stored: 0,
             written: 0,
             kind,
-            state: State::Open,
+            state: Stage::Open,
         }
     }
 
@@ -223,13 +216,6 @@ impl S3Upload {
     /// The name the upload becomes when committed.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    fn check_open(&self) -> Result<(), FileError> {
-        match self.state {
-            State::Open => Ok(()),
-            State::Failed | State::Committed => Err(FileError::Abandoned { name: self.name.clone() }),
-        }
     }
 
     fn id(&self) -> Option<&str> {
@@ -419,7 +405,7 @@ impl S3Upload {
     /// Gives up after an error: a plain upload's parts are aborted, a
     /// resumable one keeps what its record says is durable.
     fn fail(&mut self, err: FileError) -> FileError {
-        self.state = State::Failed;
+        self.state = Stage::Failed;
         match self.kind {
             Kind::Plain { .. } => self.remove_plain(),
             Kind::Resumable { .. } => self.abandon_flight(),
@@ -442,7 +428,7 @@ impl S3Upload {
 
     /// Deletes the upload and everything it wrote, resumable or not.
     fn discard(&mut self) {
-        self.state = State::Failed;
+        self.state = Stage::Failed;
         self.abandon_flight();
         match &self.kind {
             Kind::Plain { .. } => self.remove_plain(),
@@ -537,8 +523,16 @@ impl S3Upload {
 }
 
 impl Upload for S3Upload {
+    fn expect_sha256(&mut self, expected: Sha256Digest) {
+        self.expected = Some(expected);
+    }
+
+    fn keep_existing(&mut self) {
+        self.replace = false;
+    }
+
     fn write(&mut self, mut data: &[u8]) -> Result<(), FileError> {
-        self.check_open()?;
+        self.state.check(&self.name)?;
         let limit = self.inner.config().max_file_size;
         if self.written.saturating_add(data.len() as u64) > limit {
             self.discard();
@@ -575,7 +569,7 @@ impl Upload for S3Upload {
     /// durable; a plain upload, which nothing can resume, answers the bytes
     /// in its parts.
     fn sync(&mut self) -> Result<u64, FileError> {
-        self.check_open()?;
+        self.state.check(&self.name)?;
         self.settle(0, true).map_err(|e| self.fail(e))?;
         if matches!(self.kind, Kind::Resumable { .. }) {
             self.save_tail().map_err(|e| self.fail(e))?;
@@ -583,16 +577,8 @@ impl Upload for S3Upload {
         Ok(self.committed_size())
     }
 
-    fn expect_sha256(&mut self, expected: Sha256Digest) {
-        self.expected = Some(expected);
-    }
-
-    fn keep_existing(&mut self) {
-        self.replace = false;
-    }
-
     fn commit(mut self) -> Result<FileInfo, FileError> {
-        self.check_open()?;
+        self.state.check(&self.name)?;
         self.close();
         let mut hasher = self.hasher.clone();
         hasher.update(&self.buffer);
@@ -621,11 +607,11 @@ impl Upload for S3Upload {
             // Whether the pointer was written is not known: the data and
             // its record stay for the sweep, which checks.
             Err(e) => {
-                self.state = State::Failed;
+                self.state = Stage::Failed;
                 return Err(e);
             }
         };
-        self.state = State::Committed;
+        self.state = Stage::Committed;
         match &self.kind {
             Kind::Plain { .. } => self.inner.delete(&self.inner.pending_path(&self.object))?,
             Kind::Resumable { claim, tail, .. } => {
@@ -641,7 +627,7 @@ impl Upload for S3Upload {
 
 impl Drop for S3Upload {
     fn drop(&mut self) {
-        if self.state == State::Open {
+        if self.state == Stage::Open {
             match self.kind {
                 Kind::Plain { .. } => self.remove_plain(),
                 Kind::Resumable { .. } => {
