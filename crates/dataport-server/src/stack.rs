@@ -49,7 +49,7 @@ use tonic::{Code, Status};
 use crate::auth::Auth;
 use crate::connections::{ActiveCall, Remote};
 use crate::drain::Drain;
-use crate::logging::Call;
+use crate::logging::{Call, TraceParent};
 use crate::tonic_fixes::{self, Deadline, Watched};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -62,19 +62,50 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// connection.
 pub const MAX_METADATA: usize = 64 << 10;
 
-/// Whether `headers` are within [`MAX_METADATA`].
-fn metadata_fits(headers: &HeaderMap) -> Result<(), Status> {
-    let entry = |(name, value): (&HeaderName, &http::HeaderValue)| name.as_str().len() + value.len() + 32;
-    let size: usize = headers.iter().map(entry).sum();
-    if size <= MAX_METADATA {
-        return Ok(());
+/// What one pass over a request's headers finds: their size as HTTP/2
+/// counts it, and the headers the layer reads, if present. Most calls carry
+/// none of them, and a lookup that misses still hashes the name.
+#[derive(Default)]
+struct Scan {
+    size: usize,
+    timeout: bool,
+    traceparent: bool,
+    encoding: Option<http::HeaderValue>,
+}
+
+/// An entry's size in a header list, as HTTP/2 counts it.
+fn entry_size((name, value): (&HeaderName, &http::HeaderValue)) -> usize {
+    name.as_str().len() + value.len() + 32
+}
+
+impl Scan {
+    fn of(headers: &HeaderMap) -> Scan {
+        let mut scan = Scan::default();
+        for entry in headers {
+            scan.size += entry_size(entry);
+            match entry.0.as_str() {
+                "grpc-timeout" => scan.timeout = true,
+                "traceparent" => scan.traceparent = true,
+                "grpc-encoding" => scan.encoding = Some(entry.1.clone()),
+                _ => {}
+            }
+        }
+        scan
     }
-    let largest = headers.iter().max_by_key(|&e| entry(e)).map(|(name, value)| (name, value.len()));
-    let (name, len) = largest.unwrap_or((&http::header::CONTENT_TYPE, 0));
-    Err(Status::resource_exhausted(format!(
-        "the call's metadata is {size} bytes, more than the server's limit of {MAX_METADATA}; \
-         its largest entry is {name:?} ({len} bytes)"
-    )))
+
+    /// Whether the headers are within [`MAX_METADATA`].
+    fn fits(&self, headers: &HeaderMap) -> Result<(), Status> {
+        if self.size <= MAX_METADATA {
+            return Ok(());
+        }
+        let largest = headers.iter().max_by_key(|&e| entry_size(e)).map(|(name, value)| (name, value.len()));
+        let (name, len) = largest.unwrap_or((&http::header::CONTENT_TYPE, 0));
+        Err(Status::resource_exhausted(format!(
+            "the call's metadata is {} bytes, more than the server's limit of {MAX_METADATA}; \
+             its largest entry is {name:?} ({len} bytes)",
+            self.size
+        )))
+    }
 }
 
 /// Starts a call of `req`, from the connection of `remote`: everything the
@@ -97,11 +128,13 @@ pub fn begin<B, F>(
         (None, None) => (None, Ok(())),
         (None, Some(auth)) => auth.check(&parts, peer, need),
     };
-    let call = Call::start(&mut parts, peer, active, end, need, caller);
-    let deadline = Deadline::of(&parts.headers);
+    let scan = Scan::of(&parts.headers);
+    let parent = if scan.traceparent { TraceParent::of(&parts.headers) } else { None };
+    let call = Call::start(&mut parts, peer, active, end, need, caller, parent);
+    let deadline = if scan.timeout { Deadline::of(&parts.headers) } else { None };
     let decoded = allowed
-        .and_then(|()| metadata_fits(&parts.headers))
-        .and_then(|()| compression.request(&mut parts, body));
+        .and_then(|()| scan.fits(&parts.headers))
+        .and_then(|()| compression.request(&mut parts, scan.encoding.as_ref(), body));
     let (inner, respond, refused) = match decoded {
         Ok((body, respond)) => (Some(route(http::Request::from_parts(parts, body))), respond, None),
         Err(status) => (None, Respond::default(), Some(Box::new(status))),

@@ -85,15 +85,17 @@ impl Compression {
         Compression { limits, respond, plain }
     }
 
-    /// Undoes a request's `grpc-encoding` (removing the header) and decides
-    /// whether its response is compressed. An encoding not accepted is
-    /// UNIMPLEMENTED, naming those that are.
+    /// Undoes a request's `grpc-encoding`, `encoding` (the caller found it
+    /// in `parts`' headers; this removes it), and decides whether its
+    /// response is compressed. An encoding not accepted is UNIMPLEMENTED,
+    /// naming those that are.
     pub fn request<B>(
         &self,
         parts: &mut http::request::Parts,
+        encoding: Option<&HeaderValue>,
         body: B,
     ) -> Result<(Decoded<B>, Respond), Status> {
-        let encoding = match parts.headers.get(&ENCODING) {
+        let encoding = match encoding {
             None => None,
             Some(name) => Encoding::from_name(name.as_bytes())?,
         };

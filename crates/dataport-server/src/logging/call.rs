@@ -147,15 +147,20 @@ struct LineBuf {
     buf: Vec<u8>,
     /// Whether lines stay in `buf` until the thread parks (see [`parked`]).
     holds: bool,
-    /// The wall clock at a monotonic instant, read again each second.
-    clock: Option<(Instant, SystemTime)>,
+    /// The wall clock (microseconds since the Unix epoch) at a monotonic
+    /// instant, read again each second.
+    clock: Option<(Instant, u64)>,
     second: u64,
     /// `YYYY-MM-DDTHH:MM:SS.` for `second`.
     stamp: [u8; 20],
-    peer: Option<SocketAddr>,
-    peer_text: Vec<u8>,
+    /// Peers as text, by port ([`PEER_SLOTS`] of them): a thread serves
+    /// the calls of many connections in turn.
+    peers: Vec<(Option<SocketAddr>, Vec<u8>)>,
     plain_method: Vec<u8>,
 }
+
+/// How many peers' texts a thread keeps.
+const PEER_SLOTS: usize = 64;
 
 impl Default for LineBuf {
     fn default() -> Self {
@@ -165,11 +170,15 @@ impl Default for LineBuf {
             clock: None,
             second: u64::MAX,
             stamp: [0; 20],
-            peer: None,
-            peer_text: Vec::new(),
+            peers: Vec::new(),
             plain_method: Vec::new(),
         }
     }
+}
+
+/// `t` in microseconds since the Unix epoch (0 before it).
+fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 impl LineBuf {
@@ -177,30 +186,30 @@ impl LineBuf {
         self.buf.extend_from_slice(s.as_bytes());
     }
 
-    /// The wall-clock time at `at`.
-    fn wall(&mut self, at: Instant) -> SystemTime {
-        match self.clock {
-            Some((base, wall)) if at >= base && at - base < std::time::Duration::from_secs(1) => {
-                wall + (at - base)
-            }
-            _ => {
-                let wall = SystemTime::now();
-                self.clock = Some((at, wall));
-                wall
-            }
+    /// The wall-clock time at `at`, in microseconds since the Unix epoch.
+    fn wall(&mut self, at: Instant) -> u64 {
+        if let Some((base, micros)) = self.clock
+            && let Some(since) = at.checked_duration_since(base)
+            && since.as_secs() == 0
+        {
+            return micros + u64::from(since.subsec_micros());
         }
+        let micros = unix_micros(SystemTime::now());
+        self.clock = Some((at, micros));
+        micros
     }
 
     fn int(&mut self, n: impl itoa::Integer) {
         self.push(itoa::Buffer::new().format(n));
     }
 
-    /// `t` as RFC 3339 UTC with microseconds, as tracing writes times.
-    fn time(&mut self, t: SystemTime) {
-        let since_epoch = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        let second = since_epoch.as_secs();
+    /// `micros` since the Unix epoch as RFC 3339 UTC with microseconds, as
+    /// tracing writes times.
+    fn time(&mut self, micros: u64) {
+        let second = micros / 1_000_000;
         if second != self.second {
-            let whole = humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + since_epoch).to_string();
+            let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(second);
+            let whole = humantime::format_rfc3339_seconds(at).to_string();
             if let Some(date_time) = whole.as_bytes().get(..19) {
                 self.stamp[..19].copy_from_slice(date_time);
                 self.stamp[19] = b'.';
@@ -208,7 +217,7 @@ impl LineBuf {
             }
         }
         self.buf.extend_from_slice(&self.stamp);
-        let mut micros = since_epoch.subsec_micros();
+        let mut micros = micros % 1_000_000;
         let mut digits = [b'0'; 6];
         for d in digits.iter_mut().rev() {
             *d = b'0' + (micros % 10) as u8;
@@ -219,8 +228,11 @@ impl LineBuf {
     }
 
     fn peer(&mut self, peer: SocketAddr) {
-        if self.peer != Some(peer) {
-            let text = &mut self.peer_text;
+        if self.peers.is_empty() {
+            self.peers.resize(PEER_SLOTS, (None, Vec::new()));
+        }
+        let (known, text) = &mut self.peers[usize::from(peer.port()) % PEER_SLOTS];
+        if *known != Some(peer) {
             text.clear();
             match peer {
                 SocketAddr::V4(v4) => {
@@ -236,9 +248,9 @@ impl LineBuf {
                 // Writing into a Vec cannot fail.
                 SocketAddr::V6(v6) => drop(write!(text, "{v6}")),
             }
-            self.peer = Some(peer);
+            *known = Some(peer);
         }
-        self.buf.extend_from_slice(&self.peer_text);
+        self.buf.extend_from_slice(text);
     }
 
     /// `s` as a JSON string.
@@ -379,6 +391,7 @@ impl Call {
         end: BodyEnd,
         need: Option<crate::auth::Need>,
         caller: Option<Caller>,
+        parent: Option<TraceParent>,
     ) -> Call {
         let audit = match need {
             Some(crate::auth::Need::Scope(_, crate::auth::Access::Write)) => {
@@ -406,7 +419,7 @@ impl Call {
             start: Instant::now(),
             done: false,
             traced: active.as_ref().and_then(ActiveCall::spans).is_some(),
-            parent: TraceParent::of(&request.headers).map(Box::new),
+            parent: parent.map(Box::new),
             active,
             counted,
             sent: Tally::default(),
@@ -437,6 +450,7 @@ impl Call {
             message = "the client reset its request stream (it cancelled, or its connection broke)";
         }
         let at = Instant::now();
+        let elapsed = at.saturating_duration_since(self.start);
         let method = self.method.as_ref().map_or("", |m| m.path());
         let caller = self.caller.as_deref();
         let mut trace = self.parent.as_ref().map(|p| p.trace);
@@ -448,7 +462,7 @@ impl Call {
                 path: method,
                 code,
                 message,
-                start: end - (at - self.start),
+                start: end - elapsed,
                 end,
                 peer: self.peer,
                 caller,
@@ -461,7 +475,7 @@ impl Call {
         {
             let handled = Handled {
                 code,
-                elapsed: at - self.start,
+                elapsed,
                 received: self.end.messages(),
                 sent: self.sent.count(),
                 caller: self.caller.as_ref(),
@@ -472,7 +486,7 @@ impl Call {
             at,
             method,
             code: code_name(code as i32),
-            duration_us: u64::try_from((at - self.start).as_micros()).unwrap_or(u64::MAX),
+            duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             peer: self.peer,
             caller: caller.unwrap_or("anonymous"),
             trace_id: trace.as_ref().map(TraceId::as_str),
@@ -589,13 +603,13 @@ mod tests {
         let first = out.wall(start);
         // Within the second, the wall clock is the first reading moved on.
         let later = start + std::time::Duration::from_millis(300);
-        assert_eq!(out.wall(later), first + std::time::Duration::from_millis(300));
+        assert_eq!(out.wall(later), first + 300_000);
         // A second on (or an instant before the reading), it is read again.
         let next = start + std::time::Duration::from_secs(1);
         let read = out.wall(next);
         assert_eq!(out.clock, Some((next, read)));
-        let now = SystemTime::now();
-        assert!(read <= now && now.duration_since(read).unwrap() < std::time::Duration::from_secs(1));
+        let now = unix_micros(SystemTime::now());
+        assert!(read <= now && now - read < 1_000_000);
     }
 
     #[derive(Clone, Default)]
@@ -656,11 +670,11 @@ mod tests {
         for offset_us in [0, 42, 999_999, 1_000_000, 1_000_001, 86_400_000_123] {
             let t = base + std::time::Duration::from_micros(offset_us);
             out.buf.clear();
-            out.time(t);
+            out.time(unix_micros(t));
             assert_eq!(String::from_utf8_lossy(&out.buf), humantime::format_rfc3339_micros(t).to_string());
         }
         out.buf.clear();
-        out.time(base);
+        out.time(unix_micros(base));
         assert_eq!(out.buf, b"2026-11-21T07:07:24.000000Z");
     }
 
