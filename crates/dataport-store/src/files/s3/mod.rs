@@ -64,8 +64,9 @@
 //! **Memory per transfer is bounded**: an upload holds at most
 //! [`S3Options::parts_in_flight`] parts on their way (3) and the one
 //! filling; a reader a few received chunks. (A 1 GiB `dataport upload` to
-//! versitygw on loopback: 306-326 MB/s and a server peak RSS of 96-100
-//! MiB, against 197-203 MB/s and 73-77 MiB sending one part at a time.)
+//! versitygw on loopback: a server peak RSS of 92-100 MiB, against 73-77
+//! MiB sending one part at a time; the rate there is bound by versitygw's
+//! CPU, see ARCHITECTURE.md's decisions.)
 //!
 //! **Limits.** A reader slower than `delete_grace` loses a replaced file's
 //! data. A deleted name keeps its tombstone (reused if the name comes
